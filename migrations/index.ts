@@ -1,0 +1,13 @@
+import type { Knex } from 'knex';
+import * as createUsers from './20261122150000_create_users';
+import * as createUserTokens from './20261122150100_create_user_tokens';
+import * as createPasswordTokens from './20261122150200_create_password_tokens';
+import * as createMailOutbox from './20261122150300_create_mail_outbox';
+
+/** Every migration, in order. A test checks that each file in this folder is listed here. */
+export const migrations: { name: string; migration: Knex.Migration }[] = [
+  { name: '20261122150000_create_users', migration: createUsers },
+  { name: '20261122150100_create_user_tokens', migration: createUserTokens },
+  { name: '20261122150200_create_password_tokens', migration: createPasswordTokens },
+  { name: '20261122150300_create_mail_outbox', migration: createMailOutbox },
+];

@@ -1,0 +1,74 @@
+import cookieParser from 'cookie-parser';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import type { Config } from './config';
+import type { Services } from './container';
+import { NotFoundError, ValidationError } from './domain/errors';
+import { securityHandlers } from './http/authenticate';
+import { errorHandler } from './http/error-handler';
+import { healthRoutes } from './http/health-routes';
+import { meRoutes } from './http/me-routes';
+import { passwordRoutes } from './http/password-routes';
+import { requestLogger } from './http/request-logger';
+import { sessionRoutes } from './http/session-routes';
+import { userRoutes } from './http/user-routes';
+
+export interface AppDeps {
+  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses'>;
+  services: Services;
+  db: Knex;
+  log: Logger;
+  apiSpec: Record<string, unknown>;
+}
+
+type ValidatedRequest = Request & { openapi?: { schema?: { requestBody?: unknown } } };
+
+/** A route without a request body in the spec takes none. */
+function rejectUnexpectedBody(req: ValidatedRequest, _res: Response, next: NextFunction): void {
+  const length = Number(req.headers['content-length'] ?? 0);
+  const hasBody = length > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && req.openapi?.schema && !req.openapi.schema.requestBody) {
+    return next(new ValidationError('this route takes no request body', [{ path: '/body', message: 'must be empty' }]));
+  }
+  next();
+}
+
+function noStoreWhenAuthenticated(req: Request, res: Response, next: NextFunction): void {
+  if (req.caller) res.set('Cache-Control', 'no-store');
+  next();
+}
+
+export function createApp({ config, services, db, log, apiSpec }: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', config.trustProxy);
+
+  app.use(requestLogger(log));
+  app.use(express.json({ limit: config.bodyLimit }));
+  app.use(cookieParser());
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: apiSpec as never,
+      validateRequests: { allowUnknownQueryParameters: false },
+      validateResponses: config.validateResponses,
+      validateSecurity: { handlers: securityHandlers(services.auth) },
+      validateFormats: true,
+      ajvFormats: { mode: 'fast' },
+    }),
+  );
+  app.use(rejectUnexpectedBody);
+  app.use(noStoreWhenAuthenticated);
+
+  app.use(healthRoutes(db));
+  app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }));
+  app.use(passwordRoutes(services.passwords));
+  app.use(meRoutes(services.users)); // before /user/:user
+  app.use(userRoutes(services.users));
+
+  app.use((_req, _res, next) => next(new NotFoundError('Route Not Found')));
+  app.use(errorHandler(log));
+  return app;
+}

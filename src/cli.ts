@@ -1,0 +1,117 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config';
+import { migrateLatest } from './db/migrate';
+import { parseUserRef } from './domain/identifiers';
+import { AppError } from './domain/errors';
+import type { User } from './domain/types';
+import { createLogger } from './logger';
+import { openRuntime } from './runtime';
+
+const USAGE = `Usage: npm run cli -- <command> [options]
+
+Commands:
+  create-user --email E --name N [--admin] [--password-stdin] [--send-mail]
+      Create a user (must change their password at first login). Without a password the user
+      sets one through a welcome link (--send-mail) or an admin reset.
+  passwd --user <id|email> [--password-stdin]
+      Set a user's password; ends their login tokens.
+  force-password-change --user <id|email>
+      Make the user change their password at next use of a login token.
+  migrate
+      Run the database migrations.
+
+Passwords are read from standard input (one line), never from the command line.
+Configuration is the server's (DATABASE_URL, DATA_DIR, ...).`;
+
+/** The operator acts as a system admin. */
+const OPERATOR: User = {
+  id: '00000000-0000-0000-0000-000000000000',
+  name: 'operator',
+  email: 'operator@localhost',
+  firstName: null,
+  lastName: null,
+  isAdmin: true,
+  forcePasswordChange: false,
+  created: new Date(0),
+  lastLogin: null,
+  lastSeen: null,
+  deactivated: null,
+};
+
+async function readPassword(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+  if (!line) throw new AppError(400, 'validation_failed', 'no password on standard input');
+  return line;
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      email: { type: 'string' },
+      name: { type: 'string' },
+      user: { type: 'string' },
+      admin: { type: 'boolean', default: false },
+      'password-stdin': { type: 'boolean', default: false },
+      'send-mail': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const [command] = positionals;
+  if (!command || values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return command || values.help ? 0 : 2;
+  }
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const { database, container } = await openRuntime(config, log);
+  try {
+    const { users, passwords } = container.services;
+    switch (command) {
+      case 'migrate': {
+        const applied = await migrateLatest(database.knex);
+        process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'already up to date\n');
+        return 0;
+      }
+      case 'create-user': {
+        if (!values.email || !values.name) throw new AppError(400, 'validation_failed', 'create-user needs --email and --name');
+        const password = values['password-stdin'] ? await readPassword() : undefined;
+        const user = await users.create(OPERATOR, { name: values.name, email: values.email, password, isAdmin: values.admin }, values['send-mail']);
+        if (values['send-mail']) await container.outbox.runOnce();
+        process.stdout.write(`${JSON.stringify({ id: user.id, email: user.email, name: user.name, is_admin: user.isAdmin })}\n`);
+        return 0;
+      }
+      case 'passwd': {
+        if (!values.user) throw new AppError(400, 'validation_failed', 'passwd needs --user');
+        await passwords.setPassword(parseUserRef(values.user), await readPassword());
+        process.stdout.write('password set\n');
+        return 0;
+      }
+      case 'force-password-change': {
+        if (!values.user) throw new AppError(400, 'validation_failed', 'force-password-change needs --user');
+        await passwords.forcePasswordChange(parseUserRef(values.user));
+        process.stdout.write('the user must change their password\n');
+        return 0;
+      }
+      default:
+        process.stderr.write(`unknown command ${command}\n${USAGE}\n`);
+        return 2;
+    }
+  } finally {
+    await database.close();
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      if (err instanceof ConfigError || err instanceof AppError) process.stderr.write(`${err.message}\n`);
+      else process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,165 @@
+import path from 'node:path';
+import ms from 'ms';
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Every setting is typed and validated here; a bad value stops
+ * start-up with a message naming the variable.
+ */
+export interface Config {
+  port: number;
+  host: string;
+  logLevel: string;
+  appName: string;
+  appUrl: string;
+  trustProxy: boolean | number | string;
+  bcryptCost: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  mailOutboxDir: string;
+  mailPollIntervalMs: number;
+  /** Secrets for HS256: the first signs, all verify. Empty: generated and kept in dataDir. */
+  jwtSecrets: string[];
+  loginTokenTtlMs: number;
+  adminLoginTokenTtlMs: number;
+  apiTokenTtlMs: number;
+  apiTokenMaxTtlMs: number;
+  welcomeLinkTtlMs: number;
+  resetLinkTtlMs: number;
+  cookieSecure: boolean;
+  bodyLimit: string;
+  shutdownTimeoutMs: number;
+  admin: { email: string; password: string; name: string } | undefined;
+  /** Validate responses against openapi.yaml (on in tests). */
+  validateResponses: boolean;
+}
+
+export class ConfigError extends Error {}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      const parsed = /^\d+$/.test(value) ? Number(value) * 1000 : ms(value as ms.StringValue);
+      if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {
+        ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (seconds, or like 30m, 12h, 7d)` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+const flag = (fallback: '0' | '1') =>
+  z
+    .enum(['0', '1', 'true', 'false', 'yes', 'no'], { message: 'expected 0 or 1' })
+    .default(fallback)
+    .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const url = (message: string) =>
+  z.string().refine((v) => {
+    try {
+      new URL(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, message);
+
+const schema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    APP_NAME: z.string().min(1).default('Accounts'),
+    APP_URL: url('expected an absolute URL such as https://accounts.example.com').optional(),
+    TRUST_PROXY: z.string().default('0'),
+    BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+    DATA_DIR: z.string().min(1).default('./data'),
+    DATABASE_URL: url('expected postgres://user:password@host:port/database').optional(),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    SMTP_URL: url('expected smtp://user:password@host:port or smtps://...').optional(),
+    MAIL_FROM: z.string().min(3).default('Accounts <noreply@localhost>'),
+    MAIL_OUTBOX_DIR: z.string().min(1).optional(),
+    MAIL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(600_000).default(2000),
+    JWT_SECRET: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || v.split(',').every((s) => s.trim().length >= 32), {
+        message: 'each comma-separated secret must be at least 32 characters',
+      }),
+    LOGIN_TOKEN_TTL: duration('1d'),
+    ADMIN_LOGIN_TOKEN_TTL: duration('30d'),
+    API_TOKEN_TTL: duration('365d'),
+    API_TOKEN_MAX_TTL: duration('365d'),
+    WELCOME_LINK_TTL: duration('7d'),
+    RESET_LINK_TTL: duration('1h'),
+    COOKIE_SECURE: flag('1'),
+    BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
+    SHUTDOWN_TIMEOUT: duration('10s'),
+    ADMIN_EMAIL: z.email().optional(),
+    ADMIN_PASSWORD: z.string().min(1).optional(),
+    ADMIN_NAME: z.string().min(1).default('admin'),
+    VALIDATE_RESPONSES: flag('0'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {
+      ctx.addIssue({ code: 'custom', path: ['API_TOKEN_TTL'], message: 'must not exceed API_TOKEN_MAX_TTL' });
+    }
+    if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.ADMIN_EMAIL === undefined ? 'ADMIN_EMAIL' : 'ADMIN_PASSWORD'],
+        message: 'ADMIN_EMAIL and ADMIN_PASSWORD go together',
+      });
+    }
+  });
+
+function parseTrustProxy(value: string): boolean | number | string {
+  if (['0', 'false', 'no', ''].includes(value)) return false;
+  if (['1', 'true', 'yes'].includes(value)) return true;
+  if (/^\d+$/.test(value)) return Number(value); // number of hops
+  return value; // 'loopback', addresses, subnets: as Express understands them
+}
+
+/** Reads the environment once; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const blankless = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = schema.safeParse(blankless);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = result.data;
+  const dataDir = path.resolve(e.DATA_DIR);
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    appName: e.APP_NAME,
+    appUrl: (e.APP_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    bcryptCost: e.BCRYPT_COST,
+    dataDir,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
+    mailOutboxDir: path.resolve(e.MAIL_OUTBOX_DIR ?? path.join(dataDir, 'outbox')),
+    mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS,
+    jwtSecrets: e.JWT_SECRET ? e.JWT_SECRET.split(',').map((s) => s.trim()) : [],
+    loginTokenTtlMs: e.LOGIN_TOKEN_TTL,
+    adminLoginTokenTtlMs: e.ADMIN_LOGIN_TOKEN_TTL,
+    apiTokenTtlMs: e.API_TOKEN_TTL,
+    apiTokenMaxTtlMs: e.API_TOKEN_MAX_TTL,
+    welcomeLinkTtlMs: e.WELCOME_LINK_TTL,
+    resetLinkTtlMs: e.RESET_LINK_TTL,
+    cookieSecure: e.COOKIE_SECURE,
+    bodyLimit: e.BODY_LIMIT,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+    admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL, password: e.ADMIN_PASSWORD, name: e.ADMIN_NAME } : undefined,
+    validateResponses: e.VALIDATE_RESPONSES,
+  });
+}

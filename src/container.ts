@@ -1,0 +1,77 @@
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import type { Config } from './config';
+import { systemClock, type Clock } from './domain/types';
+import { OutboxSender } from './mail/outbox-sender';
+import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
+import { AuthService } from './services/auth-service';
+import { PasswordHasher } from './services/password-hasher';
+import { PasswordLinks } from './services/password-links';
+import { PasswordService } from './services/password-service';
+import { TokenSigner } from './services/token-signer';
+import { UserService } from './services/user-service';
+import { createStores, createTransactor, type Stores, type Transactor } from './stores';
+
+export interface Services {
+  auth: AuthService;
+  users: UserService;
+  passwords: PasswordService;
+}
+
+export interface Container {
+  services: Services;
+  stores: Stores;
+  transact: Transactor;
+  hasher: PasswordHasher;
+  outbox: OutboxSender;
+}
+
+export interface ContainerOptions {
+  clock?: Clock;
+  transport?: MailTransport;
+  /** MAIL retry backoff; tests shorten it. */
+  mailRetryBaseMs?: number;
+}
+
+export type ContainerConfig = Pick<
+  Config,
+  | 'appName'
+  | 'appUrl'
+  | 'bcryptCost'
+  | 'jwtSecrets'
+  | 'loginTokenTtlMs'
+  | 'adminLoginTokenTtlMs'
+  | 'welcomeLinkTtlMs'
+  | 'resetLinkTtlMs'
+  | 'smtpUrl'
+  | 'mailOutboxDir'
+  | 'mailFrom'
+  | 'mailPollIntervalMs'
+>;
+
+/** The one place that builds stores and services from a database handle. */
+export function createContainer(db: Knex, config: ContainerConfig, log: Logger, options: ContainerOptions = {}): Container {
+  const clock = options.clock ?? systemClock;
+  const stores = createStores(db);
+  const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl) : new EmlFileTransport(config.mailOutboxDir));
+  const outbox = new OutboxSender(stores.outbox, transport, clock, log, {
+    from: config.mailFrom,
+    pollIntervalMs: config.mailPollIntervalMs,
+    retryBaseMs: options.mailRetryBaseMs ?? 1000,
+    retryMaxMs: 15 * 60_000,
+  });
+  const transact = createTransactor(db, () => outbox.kick());
+  const hasher = new PasswordHasher(config.bcryptCost);
+  const signer = new TokenSigner(config.jwtSecrets);
+  const mail = { appName: config.appName, appUrl: config.appUrl };
+  const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
+  const services: Services = {
+    auth: new AuthService(stores, transact, hasher, signer, clock, {
+      loginMs: config.loginTokenTtlMs,
+      adminLoginMs: config.adminLoginTokenTtlMs,
+    }),
+    users: new UserService(stores, transact, hasher, links, clock, mail),
+    passwords: new PasswordService(transact, hasher, clock, mail),
+  };
+  return { services, stores, transact, hasher, outbox };
+}

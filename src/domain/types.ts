@@ -1,0 +1,76 @@
+export interface User {
+  id: string;
+  name: string;
+  email: string;
+  firstName: string | null;
+  lastName: string | null;
+  isAdmin: boolean;
+  forcePasswordChange: boolean;
+  created: Date;
+  lastLogin: Date | null;
+  lastSeen: Date | null;
+  deactivated: Date | null;
+}
+
+/** A user with the secret part, for the few services that check passwords. */
+export interface UserWithPassword extends User {
+  passwordHash: string | null;
+}
+
+export type TokenKind = 'login' | 'api';
+export type Scope = 'api' | 'api:read' | 'api:write';
+export const SCOPES: readonly Scope[] = ['api', 'api:read', 'api:write'];
+
+export interface Token {
+  id: string;
+  userId: string;
+  kind: TokenKind;
+  name: string;
+  scopes: Scope[];
+  created: Date;
+  expires: Date;
+  lastUsed: Date | null;
+  lastIpaddr: string | null;
+  userAgent: string | null;
+}
+
+/** Who is calling: the token presented and its (active) user, as read on this request. */
+export interface Caller {
+  user: User;
+  token: Token;
+  /** Where the credential came from; refresh and logout renew or clear the cookie. */
+  via: 'bearer' | 'cookie';
+}
+
+/** The target of an admin route: a UUID or an email (bare, or Conch v2's `email=`). */
+export type UserRef = { id: string } | { email: string };
+
+/** Fields a user update may change. */
+export interface UserChanges {
+  name?: string;
+  email?: string;
+  firstName?: string | null;
+  lastName?: string | null;
+  isAdmin?: boolean;
+}
+
+export interface NewUserInput {
+  name: string;
+  email: string;
+  password?: string;
+  isAdmin?: boolean;
+  firstName?: string | null;
+  lastName?: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor for the next page, when more remain. */
+  next: string | null;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };

@@ -1,0 +1,22 @@
+import { Router } from 'express';
+import type { UserService } from '../services/user-service';
+import { callerOf } from './authenticate';
+import { flag } from './flags';
+import { presentUserDetailed } from './presenters';
+import { toUserChanges, type UpdateUserBody } from './user-bodies';
+
+export function meRoutes(users: UserService): Router {
+  const router = Router();
+
+  router.get('/user/me', (req, res) => {
+    res.json(presentUserDetailed(callerOf(req).user));
+  });
+
+  router.post('/user/me', async (req, res) => {
+    const { user } = callerOf(req);
+    const updated = await users.update(user, user, toUserChanges(req.body as UpdateUserBody), flag(req.query.send_mail, true));
+    res.json(presentUserDetailed(updated));
+  });
+
+  return router;
+}

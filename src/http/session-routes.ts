@@ -1,0 +1,57 @@
+import { Router, type Response } from 'express';
+import { parseLoginUser } from '../domain/identifiers';
+import type { UserRef } from '../domain/types';
+import type { AuthService, LoginResult } from '../services/auth-service';
+import { callerOf, lookupCaller, requestContext, SESSION_COOKIE } from './authenticate';
+
+interface LoginBody {
+  email?: string;
+  user_id?: string;
+  user?: string;
+  password: string;
+  set_session?: boolean;
+}
+
+export function sessionRoutes(auth: AuthService, cookie: { secure: boolean }): Router {
+  const router = Router();
+  const cookieOptions = { httpOnly: true, sameSite: 'strict' as const, secure: cookie.secure, path: '/' };
+
+  const sendToken = (res: Response, result: LoginResult, setCookie: boolean) => {
+    res.set('Cache-Control', 'no-store');
+    res.set('Expires', result.expires.toUTCString());
+    if (setCookie) res.cookie(SESSION_COOKIE, result.jwt, { ...cookieOptions, expires: result.expires });
+    if (result.passwordChangeRequired) {
+      res.set('Location', '/user/me/password');
+      res.status(200).json({ jwt_token: result.jwt, password_change_required: true });
+    } else {
+      res.status(200).json({ jwt_token: result.jwt });
+    }
+  };
+
+  router.post('/login', async (req, res) => {
+    const body = req.body as LoginBody;
+    let ref: UserRef | undefined;
+    if (body.email !== undefined) ref = { email: body.email };
+    else if (body.user_id !== undefined) ref = { id: body.user_id };
+    else if (body.user !== undefined) ref = parseLoginUser(body.user);
+    sendToken(res, await auth.login(ref, body.password, requestContext(req)), body.set_session === true);
+  });
+
+  router.post('/logout', async (req, res) => {
+    const caller = await lookupCaller(req, auth).catch(() => undefined);
+    await auth.logout(caller);
+    res.clearCookie(SESSION_COOKIE, cookieOptions);
+    res.status(204).end();
+  });
+
+  router.post('/refresh_token', async (req, res) => {
+    const caller = callerOf(req);
+    sendToken(res, await auth.refresh(caller, requestContext(req)), caller.via === 'cookie');
+  });
+
+  router.get('/me', (_req, res) => {
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,68 @@
+import type { OutgoingMail } from '../stores/outbox-store';
+
+export interface MailSettings {
+  appName: string;
+  appUrl: string;
+}
+
+export function setPasswordLink(settings: MailSettings, token: string): string {
+  return `${settings.appUrl}/reset-password?token=${encodeURIComponent(token)}`;
+}
+
+export function welcomeMail(s: MailSettings, to: { name: string; email: string }, link: string, validFor: string): OutgoingMail {
+  return {
+    to: [to.email],
+    subject: `Welcome to ${s.appName}`,
+    text: [
+      `Hello ${to.name},`,
+      '',
+      `An account has been created for you on ${s.appName}.`,
+      'Choose your password by following this link:',
+      '',
+      link,
+      '',
+      `The link works once and expires in ${validFor}.`,
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}
+
+export interface FieldChange {
+  field: string;
+  from: string;
+  to: string;
+}
+
+export function accountUpdatedMail(s: MailSettings, to: string[], name: string, changes: FieldChange[]): OutgoingMail {
+  return {
+    to,
+    subject: `Your ${s.appName} account has been updated`,
+    text: [
+      `Hello ${name},`,
+      '',
+      `Your ${s.appName} account has been updated:`,
+      '',
+      ...changes.map((c) => `${c.field}: ${c.from} -> ${c.to}`),
+      '',
+      'If you did not expect this change, contact your administrator.',
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}
+
+export function passwordChangedMail(s: MailSettings, to: { name: string; email: string }): OutgoingMail {
+  return {
+    to: [to.email],
+    subject: `Your ${s.appName} password has been changed`,
+    text: [
+      `Hello ${to.name},`,
+      '',
+      `The password of your ${s.appName} account has just been changed.`,
+      'If you did not do this, reset your password and contact your administrator.',
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}

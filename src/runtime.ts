@@ -1,0 +1,35 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config';
+import { createContainer, type Container } from './container';
+import { openDatabase, type Database } from './db/database';
+import { migrateLatest } from './db/migrate';
+import { loadOrCreateJwtSecret } from './secrets';
+
+export interface Runtime {
+  config: Config;
+  database: Database;
+  container: Container;
+}
+
+/** What both the server and the CLI need: the database, migrated, and the services over it. */
+export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: path.join(config.dataDir, 'pgdata'),
+    poolSize: config.databasePoolSize,
+  });
+  try {
+    const applied = await migrateLatest(database.knex);
+    if (applied.length) log.info({ migrations: applied }, 'applied migrations');
+    const jwtSecrets = config.jwtSecrets.length ? config.jwtSecrets : [loadOrCreateJwtSecret(config.dataDir)];
+    if (!config.jwtSecrets.length && config.databaseUrl) {
+      log.warn('JWT_SECRET is not set: using the secret kept in DATA_DIR; instances sharing this database must share it');
+    }
+    const container = createContainer(database.knex, { ...config, jwtSecrets }, log);
+    return { config, database, container };
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+}

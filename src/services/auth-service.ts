@@ -1,0 +1,101 @@
+import crypto from 'node:crypto';
+import { ForbiddenError, UnauthenticatedError } from '../domain/errors';
+import type { Caller, Clock, User, UserRef } from '../domain/types';
+import type { Stores, Transactor } from '../stores';
+import type { PasswordHasher } from './password-hasher';
+import type { TokenSigner } from './token-signer';
+
+export interface RequestContext {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface LoginResult {
+  jwt: string;
+  expires: Date;
+  passwordChangeRequired: boolean;
+}
+
+export interface TokenLifetimes {
+  loginMs: number;
+  adminLoginMs: number;
+}
+
+const LOGIN_TOKEN_PREFIX = 'login_jwt_';
+
+export class AuthService {
+  constructor(
+    private readonly stores: Stores,
+    private readonly transact: Transactor,
+    private readonly hasher: PasswordHasher,
+    private readonly signer: TokenSigner,
+    private readonly clock: Clock,
+    private readonly lifetimes: TokenLifetimes,
+  ) {}
+
+  /**
+   * Unknown user, wrong or unusable password and deactivated user all fail alike, after one
+   * bcrypt comparison each, so neither the answer nor its timing tells them apart.
+   */
+  async login(ref: UserRef | undefined, password: string, ctx: RequestContext): Promise<LoginResult> {
+    const user = ref ? await this.stores.users.findActiveWithPassword(ref) : undefined;
+    const ok = await this.hasher.verify(password, user?.passwordHash ?? null);
+    if (!user || !ok) throw new UnauthenticatedError('Unauthorized');
+    const now = this.clock.now();
+    const result = await this.transact(async (s) => {
+      await s.users.recordLogin(user.id, now);
+      return this.issueLoginToken(s, user, ctx);
+    });
+    return { ...result, passwordChangeRequired: user.forcePasswordChange };
+  }
+
+  /** Checks a presented JWT against its row: it exists, is the user's, is unexpired, the user active. */
+  async authenticate(jwt: string, ctx: RequestContext, via: Caller['via']): Promise<Caller> {
+    const claims = this.signer.verify(jwt);
+    if (!claims) throw new UnauthenticatedError();
+    const now = this.clock.now();
+    const found = await this.stores.tokens.findLive(claims.tokenId, claims.userId, now);
+    if (!found) throw new UnauthenticatedError();
+    const { token, user } = found;
+    // last_used / last_seen: written at most once a minute per token, not on every request.
+    if (!token.lastUsed || now.getTime() - token.lastUsed.getTime() >= 60_000) {
+      if (await this.stores.tokens.touch(token.id, now, ctx.ip)) {
+        await this.stores.users.touchSeen(user.id, now);
+        token.lastUsed = now;
+        token.lastIpaddr = ctx.ip;
+        user.lastSeen = now;
+      }
+    }
+    return { user, token, via };
+  }
+
+  /** Ends the presented login token; an API token (or no token) is left alone. */
+  async logout(caller: Caller | undefined): Promise<void> {
+    if (caller && caller.token.kind === 'login') await this.stores.tokens.delete(caller.token.id);
+  }
+
+  /** Swaps the presented login token for a new one. */
+  async refresh(caller: Caller, ctx: RequestContext): Promise<LoginResult> {
+    if (caller.token.kind !== 'login') throw new ForbiddenError('only a login token can be refreshed');
+    const result = await this.transact(async (s) => {
+      // Two refreshes of one token: the second finds it gone.
+      if (!(await s.tokens.delete(caller.token.id))) throw new UnauthenticatedError();
+      return this.issueLoginToken(s, caller.user, ctx);
+    });
+    return { ...result, passwordChangeRequired: caller.user.forcePasswordChange };
+  }
+
+  private async issueLoginToken(s: Stores, user: User, ctx: RequestContext): Promise<Omit<LoginResult, 'passwordChangeRequired'>> {
+    const ttl = user.isAdmin ? this.lifetimes.adminLoginMs : this.lifetimes.loginMs;
+    const expires = new Date(this.clock.now().getTime() + ttl);
+    const token = await s.tokens.insert({
+      userId: user.id,
+      kind: 'login',
+      name: LOGIN_TOKEN_PREFIX + crypto.randomBytes(12).toString('hex'),
+      scopes: ['api'],
+      expires,
+      userAgent: ctx.userAgent?.slice(0, 512) ?? null,
+    });
+    return { jwt: this.signer.sign({ userId: user.id, tokenId: token.id }, expires), expires };
+  }
+}

@@ -1,0 +1,189 @@
+import { ConflictError, ForbiddenError, NotFoundError, UserDeactivatedError, ValidationError } from '../domain/errors';
+import { parseUserRef } from '../domain/identifiers';
+import type { Clock, NewUserInput, Page, User, UserChanges } from '../domain/types';
+import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail/templates';
+import type { Stores, Transactor } from '../stores';
+import { decodeCursor, encodeCursor } from './cursor';
+import type { PasswordHasher } from './password-hasher';
+import type { PasswordLinks } from './password-links';
+
+export const RESERVED_NAMES = new Set(['me']);
+
+export interface UserListFilters {
+  limit: number;
+  cursor?: string;
+  q?: string;
+  isAdmin?: boolean;
+  includeDeactivated: boolean;
+}
+
+const FIELD_LABELS: Record<keyof UserChanges, string> = {
+  name: 'name',
+  email: 'email',
+  firstName: 'first_name',
+  lastName: 'last_name',
+  isAdmin: 'is_admin',
+};
+
+export class UserService {
+  constructor(
+    private readonly stores: Stores,
+    private readonly transact: Transactor,
+    private readonly hasher: PasswordHasher,
+    private readonly links: PasswordLinks,
+    private readonly clock: Clock,
+    private readonly mail: MailSettings,
+  ) {}
+
+  /** Admin routes: non-admins are refused before the target is looked up, so nothing leaks. */
+  requireAdmin(actor: User): void {
+    if (!actor.isAdmin) throw new ForbiddenError('admin access required');
+  }
+
+  /** The target of an admin route; 404 when unknown, 410 when deactivated (unless allowed). */
+  async resolveTarget(actor: User, rawRef: string, options: { allowDeactivated?: boolean } = {}): Promise<User> {
+    this.requireAdmin(actor);
+    const user = await this.stores.users.findByRef(parseUserRef(rawRef));
+    if (!user) throw new NotFoundError('user not found');
+    if (user.deactivated && !options.allowDeactivated) throw new UserDeactivatedError(user);
+    return user;
+  }
+
+  async getUser(actor: User, rawRef: string): Promise<User> {
+    return this.resolveTarget(actor, rawRef);
+  }
+
+  async list(actor: User, filters: UserListFilters): Promise<Page<User>> {
+    this.requireAdmin(actor);
+    const after = filters.cursor === undefined ? undefined : decodeCursor(filters.cursor);
+    const rows = await this.stores.users.list({
+      limit: filters.limit + 1,
+      after,
+      prefix: filters.q,
+      isAdmin: filters.isAdmin,
+      includeDeactivated: filters.includeDeactivated,
+    });
+    const items = rows.slice(0, filters.limit);
+    const last = items[items.length - 1];
+    return { items, next: rows.length > filters.limit && last ? encodeCursor({ name: last.name, id: last.id }) : null };
+  }
+
+  async create(actor: User, input: NewUserInput, sendMail: boolean): Promise<User> {
+    this.requireAdmin(actor);
+    checkName(input.name);
+    if (input.password !== undefined) this.hasher.checkPolicy(input.password);
+    const passwordHash = input.password === undefined ? null : await this.hasher.hash(input.password);
+    return this.withConflictHolder(actor, input.name, input.email, undefined, () =>
+      this.transact(async (s) => {
+        const user = await s.users.insert({
+          name: input.name,
+          email: input.email,
+          firstName: input.firstName ?? null,
+          lastName: input.lastName ?? null,
+          passwordHash,
+          isAdmin: input.isAdmin ?? false,
+          forcePasswordChange: true,
+        });
+        if (sendMail) await this.links.queueWelcome(s, user);
+        return user;
+      }),
+    );
+  }
+
+  /** `POST /user/me` and `POST /user/:user`: only fields that differ count. */
+  async update(actor: User, target: User, changes: UserChanges, sendMail: boolean): Promise<User> {
+    const diff = changedFields(target, changes);
+    if (diff.length === 0) return target;
+    if (changes.name !== undefined && diff.includes('name')) checkName(changes.name);
+    if (diff.includes('isAdmin') && !actor.isAdmin) throw new ForbiddenError('only admins may change is_admin');
+    const patch: UserChanges = Object.fromEntries(diff.map((k) => [k, changes[k]]));
+    return this.withConflictHolder(actor, patch.name, patch.email, target.id, () =>
+      this.transact(async (s) => {
+        if (patch.isAdmin === false) await assertNotLastAdmin(s, target, actor);
+        const updated = await s.users.update(target.id, patch);
+        if (sendMail) {
+          const lines: FieldChange[] = diff.map((k) => ({ field: FIELD_LABELS[k], from: show(target[k]), to: show(updated[k]) }));
+          const to = updated.email === target.email ? [updated.email] : [updated.email, target.email];
+          await s.outbox.enqueue(accountUpdatedMail(this.mail, to, updated.name, lines));
+        }
+        return updated;
+      }),
+    );
+  }
+
+  async updateByRef(actor: User, rawRef: string, changes: UserChanges, sendMail: boolean): Promise<User> {
+    return this.update(actor, await this.resolveTarget(actor, rawRef), changes, sendMail);
+  }
+
+  /** Deactivates: no login, no tokens, no links; the row stays. */
+  async deactivate(actor: User, rawRef: string): Promise<void> {
+    const target = await this.resolveTarget(actor, rawRef);
+    await this.transact(async (s) => {
+      if (target.isAdmin) await assertNotLastAdmin(s, target, actor);
+      await s.users.deactivate(target.id, this.clock.now());
+      await s.tokens.deleteForUser(target.id);
+      await s.passwordTokens.deleteForUser(target.id);
+    });
+  }
+
+  /**
+   * Makes a deactivated user active again with no tokens and no usable password; an already
+   * active user is answered as is, and nothing changes.
+   */
+  async reactivate(actor: User, rawRef: string, sendMail: boolean): Promise<User> {
+    const target = await this.resolveTarget(actor, rawRef, { allowDeactivated: true });
+    if (!target.deactivated) return target;
+    return this.withConflictHolder(actor, target.name, target.email, target.id, () =>
+      this.transact(async (s) => {
+        const user = await s.users.reactivate(target.id);
+        await s.tokens.deleteForUser(target.id);
+        if (sendMail) await this.links.queueWelcome(s, user);
+        return user;
+      }),
+    );
+  }
+
+  /**
+   * A unique violation aborts the transaction, so the conflicting user is looked up after it;
+   * only an admin is told who it is (no enumeration).
+   */
+  private async withConflictHolder<T>(
+    actor: User,
+    name: string | undefined,
+    email: string | undefined,
+    exceptId: string | undefined,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (!(err instanceof ConflictError) || err.extra.user || !actor.isAdmin) throw err;
+      const holder = await this.stores.users.findActiveHolder(name, email, exceptId);
+      throw new ConflictError(err.message, holder);
+    }
+  }
+}
+
+function checkName(name: string): void {
+  if (RESERVED_NAMES.has(name)) throw new ValidationError(`the name "${name}" is reserved`, [{ path: '/body/name', message: 'is reserved' }]);
+}
+
+function changedFields(user: User, changes: UserChanges): (keyof UserChanges)[] {
+  return (Object.keys(FIELD_LABELS) as (keyof UserChanges)[]).filter((k) => {
+    const value = changes[k];
+    if (value === undefined) return false;
+    return value !== user[k];
+  });
+}
+
+async function assertNotLastAdmin(s: Stores, target: User, actor: User): Promise<void> {
+  const admins = await s.users.lockActiveAdminIds();
+  if (admins.length <= 1 && admins.includes(target.id)) {
+    throw new ConflictError('cannot remove the last active admin', actor.isAdmin ? target : undefined);
+  }
+}
+
+function show(value: unknown): string {
+  if (value === null || value === undefined) return '(none)';
+  return String(value);
+}

@@ -1,0 +1,128 @@
+import type { Knex } from 'knex';
+import { ConflictError } from '../domain/errors';
+import type { Scope, Token, TokenKind, User } from '../domain/types';
+import { isUniqueViolation } from './pg-errors';
+import { USER_COLUMNS, toUser, type UserRow } from './user-store';
+
+const TOKEN_COLUMNS = [
+  'user_tokens.id',
+  'user_tokens.user_id',
+  'user_tokens.kind',
+  'user_tokens.name',
+  'user_tokens.scopes',
+  'user_tokens.created',
+  'user_tokens.expires',
+  'user_tokens.last_used',
+  'user_tokens.last_ipaddr',
+  'user_tokens.user_agent',
+] as const;
+
+interface TokenRow {
+  id: string;
+  user_id: string;
+  kind: TokenKind;
+  name: string;
+  scopes: Scope[];
+  created: Date;
+  expires: Date;
+  last_used: Date | null;
+  last_ipaddr: string | null;
+  user_agent: string | null;
+}
+
+function toToken(row: TokenRow): Token {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    kind: row.kind,
+    name: row.name,
+    scopes: row.scopes,
+    created: row.created,
+    expires: row.expires,
+    lastUsed: row.last_used,
+    lastIpaddr: row.last_ipaddr,
+    userAgent: row.user_agent,
+  };
+}
+
+export interface NewTokenRow {
+  userId: string;
+  kind: TokenKind;
+  name: string;
+  scopes: Scope[];
+  expires: Date;
+  userAgent: string | null;
+}
+
+export interface TokenStore {
+  insert(token: NewTokenRow): Promise<Token>;
+  /** The hot path: one indexed query for a live token of an active user. */
+  findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User } | undefined>;
+  /** Records use at most once a minute; returns whether it wrote. */
+  touch(tokenId: string, at: Date, ip: string | null): Promise<boolean>;
+  delete(tokenId: string): Promise<boolean>;
+  deleteForUser(userId: string, kind?: TokenKind): Promise<number>;
+}
+
+export class KnexTokenStore implements TokenStore {
+  constructor(private readonly db: Knex) {}
+
+  async insert(token: NewTokenRow): Promise<Token> {
+    try {
+      const [row] = await this.db('user_tokens')
+        .insert({
+          user_id: token.userId,
+          kind: token.kind,
+          name: token.name,
+          scopes: token.scopes,
+          expires: token.expires,
+          user_agent: token.userAgent,
+        })
+        .returning(TOKEN_COLUMNS.map((c) => c.replace('user_tokens.', '')));
+      return toToken(row);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('a token with that name already exists');
+      throw err;
+    }
+  }
+
+  async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User } | undefined> {
+    const row = await this.db('user_tokens')
+      .join('users', 'users.id', 'user_tokens.user_id')
+      .select([
+        ...TOKEN_COLUMNS.map((c) => `${c} as t_${c.slice('user_tokens.'.length)}`),
+        ...USER_COLUMNS,
+      ])
+      .where('user_tokens.id', tokenId)
+      .where('user_tokens.user_id', userId)
+      .where('user_tokens.expires', '>', now)
+      .whereNull('users.deactivated')
+      .first();
+    if (!row) return undefined;
+    const tokenRow = Object.fromEntries(
+      Object.entries(row as Record<string, unknown>)
+        .filter(([k]) => k.startsWith('t_'))
+        .map(([k, v]) => [k.slice(2), v]),
+    ) as unknown as TokenRow;
+    return { token: toToken(tokenRow), user: toUser(row as UserRow) };
+  }
+
+  async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {
+    const minuteAgo = new Date(at.getTime() - 60_000);
+    const updated = await this.db('user_tokens')
+      .where('id', tokenId)
+      .where((w) => w.whereNull('last_used').orWhere('last_used', '<=', minuteAgo))
+      .update({ last_used: at, last_ipaddr: ip });
+    return updated > 0;
+  }
+
+  async delete(tokenId: string): Promise<boolean> {
+    return (await this.db('user_tokens').where('id', tokenId).delete()) > 0;
+  }
+
+  async deleteForUser(userId: string, kind?: TokenKind): Promise<number> {
+    const q = this.db('user_tokens').where('user_id', userId);
+    if (kind) q.where('kind', kind);
+    return q.delete();
+  }
+}

@@ -1,0 +1,233 @@
+import type { Knex } from 'knex';
+import { ConflictError } from '../domain/errors';
+import type { User, UserChanges, UserRef, UserWithPassword } from '../domain/types';
+import { isUniqueViolation } from './pg-errors';
+
+export const USER_COLUMNS = [
+  'users.id',
+  'users.name',
+  'users.email',
+  'users.first_name',
+  'users.last_name',
+  'users.is_admin',
+  'users.force_password_change',
+  'users.created',
+  'users.last_login',
+  'users.last_seen',
+  'users.deactivated',
+] as const;
+
+export interface UserRow {
+  id: string;
+  name: string;
+  email: string;
+  first_name: string | null;
+  last_name: string | null;
+  is_admin: boolean;
+  force_password_change: boolean;
+  created: Date;
+  last_login: Date | null;
+  last_seen: Date | null;
+  deactivated: Date | null;
+  password_hash?: string | null;
+}
+
+export function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    firstName: row.first_name,
+    lastName: row.last_name,
+    isAdmin: row.is_admin,
+    forcePasswordChange: row.force_password_change,
+    created: row.created,
+    lastLogin: row.last_login,
+    lastSeen: row.last_seen,
+    deactivated: row.deactivated,
+  };
+}
+
+export interface UserListQuery {
+  limit: number;
+  after?: { name: string; id: string };
+  prefix?: string;
+  isAdmin?: boolean;
+  includeDeactivated: boolean;
+}
+
+export interface NewUserRow {
+  name: string;
+  email: string;
+  firstName: string | null;
+  lastName: string | null;
+  passwordHash: string | null;
+  isAdmin: boolean;
+  forcePasswordChange: boolean;
+}
+
+export interface UserStore {
+  findById(id: string): Promise<User | undefined>;
+  /** An active user by id or email; otherwise the latest deactivated one, so routes can say 410. */
+  findByRef(ref: UserRef): Promise<User | undefined>;
+  findActiveWithPassword(ref: UserRef): Promise<UserWithPassword | undefined>;
+  /** An active user holding this name or email (a conflict's `user` member). */
+  findActiveHolder(name: string | undefined, email: string | undefined, exceptId?: string): Promise<User | undefined>;
+  insert(user: NewUserRow): Promise<User>;
+  update(id: string, changes: UserChanges): Promise<User>;
+  setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void>;
+  setForcePasswordChange(id: string, force: boolean): Promise<void>;
+  recordLogin(id: string, at: Date): Promise<void>;
+  touchSeen(id: string, at: Date): Promise<void>;
+  deactivate(id: string, at: Date): Promise<void>;
+  reactivate(id: string): Promise<User>;
+  /** Locks the active admins' rows until the transaction ends, then counts them. */
+  lockActiveAdminIds(): Promise<string[]>;
+  countActiveAdmins(): Promise<number>;
+  list(query: UserListQuery): Promise<User[]>;
+}
+
+function escapeLike(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+export class KnexUserStore implements UserStore {
+  constructor(private readonly db: Knex) {}
+
+  async findById(id: string): Promise<User | undefined> {
+    const row = await this.db('users').select(USER_COLUMNS).where('id', id).first();
+    return row ? toUser(row) : undefined;
+  }
+
+  async findByRef(ref: UserRef): Promise<User | undefined> {
+    if ('id' in ref) return this.findById(ref.id);
+    const row = await this.db('users')
+      .select(USER_COLUMNS)
+      .whereRaw('lower(email) = lower(?)', [ref.email])
+      .orderByRaw('deactivated is not null, deactivated desc')
+      .first();
+    return row ? toUser(row) : undefined;
+  }
+
+  async findActiveWithPassword(ref: UserRef): Promise<UserWithPassword | undefined> {
+    const q = this.db('users').select([...USER_COLUMNS, 'users.password_hash']).whereNull('deactivated');
+    if ('id' in ref) q.where('id', ref.id);
+    else q.whereRaw('lower(email) = lower(?)', [ref.email]);
+    const row: UserRow | undefined = await q.first();
+    return row ? { ...toUser(row), passwordHash: row.password_hash ?? null } : undefined;
+  }
+
+  async findActiveHolder(name: string | undefined, email: string | undefined, exceptId?: string): Promise<User | undefined> {
+    const q = this.db('users')
+      .select(USER_COLUMNS)
+      .whereNull('deactivated')
+      .where((w) => {
+        if (name !== undefined) w.orWhere('name', name);
+        if (email !== undefined) w.orWhereRaw('lower(email) = lower(?)', [email]);
+      });
+    if (exceptId) q.whereNot('id', exceptId);
+    const row = await q.first();
+    return row ? toUser(row) : undefined;
+  }
+
+  async insert(user: NewUserRow): Promise<User> {
+    try {
+      const [row] = await this.db('users')
+        .insert({
+          name: user.name,
+          email: user.email,
+          first_name: user.firstName,
+          last_name: user.lastName,
+          password_hash: user.passwordHash,
+          is_admin: user.isAdmin,
+          force_password_change: user.forcePasswordChange,
+        })
+        .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
+      return toUser(row);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('a user with that name or email already exists');
+      throw err;
+    }
+  }
+
+  async update(id: string, changes: UserChanges): Promise<User> {
+    const patch: Record<string, unknown> = {};
+    if (changes.name !== undefined) patch.name = changes.name;
+    if (changes.email !== undefined) patch.email = changes.email;
+    if (changes.firstName !== undefined) patch.first_name = changes.firstName;
+    if (changes.lastName !== undefined) patch.last_name = changes.lastName;
+    if (changes.isAdmin !== undefined) patch.is_admin = changes.isAdmin;
+    try {
+      const [row] = await this.db('users')
+        .where('id', id)
+        .update(patch)
+        .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
+      return toUser(row);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('a user with that name or email already exists');
+      throw err;
+    }
+  }
+
+  async setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void> {
+    await this.db('users').where('id', id).update({ password_hash: passwordHash, force_password_change: forcePasswordChange });
+  }
+
+  async setForcePasswordChange(id: string, force: boolean): Promise<void> {
+    await this.db('users').where('id', id).update({ force_password_change: force });
+  }
+
+  async recordLogin(id: string, at: Date): Promise<void> {
+    await this.db('users').where('id', id).update({ last_login: at, last_seen: at });
+  }
+
+  async touchSeen(id: string, at: Date): Promise<void> {
+    await this.db('users').where('id', id).update({ last_seen: at });
+  }
+
+  async deactivate(id: string, at: Date): Promise<void> {
+    await this.db('users').where('id', id).update({ deactivated: at });
+  }
+
+  async reactivate(id: string): Promise<User> {
+    try {
+      const [row] = await this.db('users')
+        .where('id', id)
+        .update({ deactivated: null, password_hash: null, force_password_change: true })
+        .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
+      return toUser(row);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('an active user now has that name or email');
+      throw err;
+    }
+  }
+
+  async lockActiveAdminIds(): Promise<string[]> {
+    const rows: { id: string }[] = await this.db('users')
+      .select('id')
+      .where('is_admin', true)
+      .whereNull('deactivated')
+      .forUpdate();
+    return rows.map((r) => r.id);
+  }
+
+  async countActiveAdmins(): Promise<number> {
+    const row = await this.db('users').count<{ count: string }>('* as count').where('is_admin', true).whereNull('deactivated').first();
+    return Number(row?.count ?? 0);
+  }
+
+  async list(query: UserListQuery): Promise<User[]> {
+    const q = this.db('users').select(USER_COLUMNS);
+    if (!query.includeDeactivated) q.whereNull('deactivated');
+    if (query.isAdmin !== undefined) q.where('is_admin', query.isAdmin);
+    if (query.prefix) {
+      const pattern = `${escapeLike(query.prefix.toLowerCase())}%`;
+      q.where((w) => w.whereRaw('lower(name) like ?', [pattern]).orWhereRaw('lower(email) like ?', [pattern]));
+    }
+    if (query.after) {
+      q.whereRaw('(name collate "C", id) > (? collate "C", ?::uuid)', [query.after.name, query.after.id]);
+    }
+    const rows = await q.orderByRaw('name collate "C", id').limit(query.limit);
+    return rows.map(toUser);
+  }
+}
