@@ -23,6 +23,7 @@ export interface Container {
   stores: Stores;
   transact: Transactor;
   hasher: PasswordHasher;
+  signer: TokenSigner;
   outbox: OutboxSender;
 }
 
@@ -73,5 +74,5 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     users: new UserService(stores, transact, hasher, links, clock, mail),
     passwords: new PasswordService(transact, hasher, clock, mail),
   };
-  return { services, stores, transact, hasher, outbox };
+  return { services, stores, transact, hasher, signer, outbox };
 }

@@ -1,0 +1,163 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Express } from 'express';
+import type { Knex } from 'knex';
+import supertest from 'supertest';
+import { loadApiSpec } from '../../src/api-spec';
+import { createApp } from '../../src/app';
+import { loadConfig, type Config } from '../../src/config';
+import { createContainer, type Container } from '../../src/container';
+import type { Clock, Scope, User } from '../../src/domain/types';
+import { createLogger } from '../../src/logger';
+import { MailCatcher } from './mail-catcher';
+import { openTestDatabase } from './test-database';
+
+/** Real time, plus whatever a test skips ahead. */
+export class TestClock implements Clock {
+  private offsetMs = 0;
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+export const JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
+
+export interface TestUser {
+  user: User;
+  email: string;
+  password: string;
+}
+
+export interface TestApp {
+  app: Express;
+  knex: Knex;
+  config: Config;
+  container: Container;
+  clock: TestClock;
+  mail: MailCatcher;
+  dataDir: string;
+  http(): supertest.Agent;
+  factory: Factory;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  /** Extra environment for loadConfig. */
+  env?: Record<string, string>;
+  /** false: no SMTP_URL, mail goes to .eml files in dataDir/outbox. */
+  smtp?: boolean;
+}
+
+let sequence = 0;
+
+/** A unique suffix, so tests never share data. */
+export function unique(prefix = 'u'): string {
+  sequence += 1;
+  return `${prefix}${sequence}${crypto.randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The whole service over this test file's own database, with response validation on and a
+ * real SMTP server catching the mail the outbox sends.
+ */
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const db = await openTestDatabase();
+  const mail = new MailCatcher();
+  const smtp = options.smtp ?? true;
+  if (smtp) await mail.start();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-app-'));
+  const config = loadConfig({
+    BCRYPT_COST: '4',
+    JWT_SECRET,
+    VALIDATE_RESPONSES: '1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    MAIL_POLL_INTERVAL_MS: '50',
+    DATA_DIR: dataDir,
+    APP_URL: 'https://accounts.example.test',
+    COOKIE_SECURE: '0',
+    ...(smtp ? { SMTP_URL: mail.url } : {}),
+    ...options.env,
+  });
+  const log = createLogger(config.logLevel);
+  const clock = new TestClock();
+  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100 });
+  container.outbox.start();
+  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec() });
+  const testApp: TestApp = {
+    app,
+    knex: db.knex,
+    config,
+    container,
+    clock,
+    mail,
+    dataDir,
+    http: () => supertest.agent(app),
+    factory: undefined as unknown as Factory,
+    close: async () => {
+      await container.outbox.stop();
+      await mail.stop();
+      await db.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  testApp.factory = new Factory(testApp);
+  return testApp;
+}
+
+/** Builds each test's own data. */
+export class Factory {
+  constructor(private readonly t: TestApp) {}
+
+  async user(options: { admin?: boolean; password?: string | null; name?: string; email?: string; forcePasswordChange?: boolean } = {}): Promise<TestUser> {
+    const name = options.name ?? unique('user');
+    const email = options.email ?? `${name}@example.test`;
+    const password = options.password === undefined ? `pw-${crypto.randomBytes(6).toString('hex')}` : options.password;
+    const user = await this.t.container.stores.users.insert({
+      name,
+      email,
+      firstName: null,
+      lastName: null,
+      passwordHash: password === null ? null : await this.t.container.hasher.hash(password),
+      isAdmin: options.admin ?? false,
+      forcePasswordChange: options.forcePasswordChange ?? false,
+    });
+    return { user, email, password: password ?? '' };
+  }
+
+  /** Logs in through the API and returns the JWT. */
+  async login(u: { email: string; password: string }): Promise<string> {
+    const res = await supertest(this.t.app).post('/login').send({ email: u.email, password: u.password });
+    if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.jwt_token as string;
+  }
+
+  /** A user and a login token of theirs. */
+  async loggedIn(options: Parameters<Factory['user']>[0] = {}): Promise<TestUser & { jwt: string }> {
+    const u = await this.user(options);
+    return { ...u, jwt: await this.login(u) };
+  }
+
+  /** An API token row and its JWT (the routes that mint them come with API tokens). */
+  async apiToken(user: User, scopes: Scope[] = ['api'], expires = new Date(Date.now() + 86_400_000)): Promise<string> {
+    const token = await this.t.container.stores.tokens.insert({
+      userId: user.id,
+      kind: 'api',
+      name: unique('token'),
+      scopes,
+      expires,
+      userAgent: null,
+    });
+    return this.t.container.signer.sign({ userId: user.id, tokenId: token.id }, expires);
+  }
+}
+
+/** Rows in a table (to show that a refused request changed nothing). */
+export async function countRows(knex: Knex, table: string): Promise<number> {
+  const row = await knex(table).count<{ count: string }>('* as count').first();
+  return Number(row?.count ?? 0);
+}

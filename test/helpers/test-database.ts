@@ -1,0 +1,49 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { openDatabase, type Database } from '../../src/db/database';
+import { withDatabase } from './global-setup';
+import { TEMPLATE_DB } from './pg-admin';
+
+/** Whether this run is against a real Postgres server (DATABASE_URL) or the embedded PGlite. */
+export const onPostgres = Boolean(process.env.DATABASE_URL);
+
+/** A fresh, migrated database of this test file's own. */
+export async function openTestDatabase(): Promise<Database & { url?: string }> {
+  const url = process.env.DATABASE_URL;
+  if (url) {
+    const name = `acct_test_${crypto.randomBytes(6).toString('hex')}`;
+    const admin = await openDatabase({ databaseUrl: url, poolSize: 1 });
+    try {
+      await admin.knex.raw(`create database ${name} template ${TEMPLATE_DB}`);
+    } finally {
+      await admin.close();
+    }
+    const dbUrl = withDatabase(url, name);
+    const db = await openDatabase({ databaseUrl: dbUrl, poolSize: 4 });
+    return {
+      ...db,
+      url: dbUrl,
+      close: async () => {
+        await db.close();
+        const drop = await openDatabase({ databaseUrl: url, poolSize: 1 });
+        try {
+          await drop.knex.raw(`drop database if exists ${name} with (force)`);
+        } finally {
+          await drop.close();
+        }
+      },
+    };
+  }
+  const template = process.env.TEST_PGLITE_TEMPLATE;
+  if (!template) throw new Error('TEST_PGLITE_TEMPLATE is not set: run the tests through jest (globalSetup)');
+  const pglite = await PGlite.create({ loadDataDir: new Blob([fs.readFileSync(template)]) });
+  const db = await openDatabase({ pglite });
+  return {
+    ...db,
+    close: async () => {
+      await db.close();
+      await pglite.close();
+    },
+  };
+}

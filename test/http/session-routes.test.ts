@@ -1,0 +1,313 @@
+import crypto from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { createTestApp, JWT_SECRET, type TestApp } from '../helpers/test-app';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+describe('POST /login', () => {
+  it('accepts email (any case), user_id and the v2 user field, each making a new login token', async () => {
+    const u = await t.factory.user();
+    const forms = [
+      { email: u.email.toUpperCase() },
+      { user_id: u.user.id },
+      { user: u.email },
+      { user: u.user.id },
+    ];
+    const tokens: string[] = [];
+    for (const form of forms) {
+      const res = await t.http().post('/login').send({ ...form, password: u.password });
+      expect(res.status).toBe(200);
+      expect(Object.keys(res.body)).toEqual(['jwt_token']);
+      expect(res.headers['cache-control']).toBe('no-store');
+      const expires = Date.parse(res.headers.expires);
+      expect(expires).toBeGreaterThan(Date.now() + 23 * 3600_000);
+      expect(expires).toBeLessThan(Date.now() + 25 * 3600_000);
+      tokens.push(res.body.jwt_token);
+      expect((await t.http().get('/me').set(bearer(res.body.jwt_token))).status).toBe(204);
+    }
+    expect(new Set(tokens).size).toBe(4);
+    const rows = await t.knex('user_tokens').where({ user_id: u.user.id, kind: 'login' });
+    expect(rows).toHaveLength(4);
+    expect(rows.every((r) => r.name.startsWith('login_jwt_'))).toBe(true);
+  });
+
+  it('sets last_login and last_seen', async () => {
+    const u = await t.factory.user();
+    const before = Date.now();
+    await t.factory.login(u);
+    const row = await t.knex('users').where({ id: u.user.id }).first();
+    expect(row.last_login.getTime()).toBeGreaterThanOrEqual(before - 5);
+    expect(row.last_seen.getTime()).toBe(row.last_login.getTime());
+  });
+
+  it('gives admins a 30-day token', async () => {
+    const u = await t.factory.user({ admin: true });
+    const res = await t.http().post('/login').send({ email: u.email, password: u.password });
+    expect(res.status).toBe(200);
+    expect(Date.parse(res.headers.expires)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+  });
+
+  it('answers unknown user, wrong password, unusable password and deactivated user with the same 401', async () => {
+    const u = await t.factory.user();
+    const noPassword = await t.factory.user({ password: null });
+    const gone = await t.factory.user();
+    await t.knex('users').where({ id: gone.user.id }).update({ deactivated: new Date() });
+    const attempts = [
+      { email: 'nobody@example.test', password: 'whatever-password' },
+      { user_id: crypto.randomUUID(), password: 'whatever-password' },
+      { user: 'not-an-identifier', password: 'whatever-password' },
+      { email: u.email, password: `${u.password}x` },
+      { email: noPassword.email, password: 'whatever-password' },
+      { email: gone.email, password: gone.password },
+    ];
+    const bodies = [];
+    for (const body of attempts) {
+      const res = await t.http().post('/login').send(body);
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(res.body).toMatchObject({ error: 'Unauthorized', code: 'unauthenticated' });
+      bodies.push({ ...res.body, request_id: undefined });
+    }
+    expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
+    expect(await t.knex('user_tokens').whereIn('user_id', [u.user.id, noPassword.user.id, gone.user.id])).toHaveLength(0);
+  });
+
+  it('spends a bcrypt comparison on unknown users too (same work as a wrong password)', async () => {
+    const compare = jest.spyOn(require('bcrypt'), 'compare');
+    await t.http().post('/login').send({ email: 'nobody-at-all@example.test', password: 'whatever-password' }).expect(401);
+    expect(compare).toHaveBeenCalledTimes(1);
+    compare.mockRestore();
+  });
+
+  it('rejects bodies that name no identifier or several', async () => {
+    const u = await t.factory.user();
+    for (const body of [{ password: u.password }, { email: u.email, user_id: u.user.id, password: u.password }, { email: u.email }]) {
+      const res = await t.http().post('/login').send(body);
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('validation_failed');
+    }
+  });
+
+  it('sets an HttpOnly, SameSite=Strict session cookie with set_session, which then authenticates', async () => {
+    const u = await t.factory.user();
+    const agent = t.http();
+    const res = await agent.post('/login').send({ email: u.email, password: u.password, set_session: true });
+    expect(res.status).toBe(200);
+    const cookie = String(res.headers['set-cookie']);
+    expect(cookie).toMatch(/^account_session=/);
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).toMatch(/Expires=/);
+    expect(cookie).not.toMatch(/Secure/); // COOKIE_SECURE=0 in tests
+    const me = await agent.get('/user/me');
+    expect(me.status).toBe(200);
+    expect(me.body.id).toBe(u.user.id);
+    expect(me.headers['cache-control']).toBe('no-store');
+  });
+
+  it('marks the cookie Secure by default', async () => {
+    const secure = await createTestApp({ env: { COOKIE_SECURE: '1' } });
+    try {
+      const u = await secure.factory.user();
+      const res = await secure.http().post('/login').send({ email: u.email, password: u.password, set_session: true });
+      expect(String(res.headers['set-cookie'])).toMatch(/; Secure/);
+    } finally {
+      await secure.close();
+    }
+  });
+});
+
+describe('token checks on every request', () => {
+  it('refuses no token, garbage, alg none, a foreign key, and an expired JWT', async () => {
+    const u = await t.factory.loggedIn();
+    const claims = jwt.decode(u.jwt) as jwt.JwtPayload;
+    const none = jwt.sign({ sub: claims.sub, jti: claims.jti }, '', { algorithm: 'none' });
+    const foreign = jwt.sign({ sub: claims.sub, jti: claims.jti }, 'another-secret-another-secret-another-secret', { algorithm: 'HS256' });
+    const hs512 = jwt.sign({ sub: claims.sub, jti: claims.jti }, JWT_SECRET, { algorithm: 'HS512' });
+    const expired = jwt.sign({ sub: claims.sub, jti: claims.jti, exp: Math.floor(Date.now() / 1000) - 10 }, JWT_SECRET, { algorithm: 'HS256' });
+    const otherUser = jwt.sign({ sub: crypto.randomUUID(), jti: claims.jti }, JWT_SECRET, { algorithm: 'HS256', expiresIn: 60 });
+    const notUuid = jwt.sign({ sub: 'urn:uuid:x', jti: 'x' }, JWT_SECRET, { algorithm: 'HS256', expiresIn: 60 });
+    for (const headers of [{}, bearer('garbage'), bearer(none), bearer(foreign), bearer(hs512), bearer(expired), bearer(otherUser), bearer(notUuid), { Authorization: `Basic ${u.jwt}` }]) {
+      const res = await t.http().get('/user/me').set(headers);
+      expect(res.status).toBe(401);
+      expect(res.body.code).toBe('unauthenticated');
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+    expect((await t.http().get('/user/me').set(bearer(u.jwt))).status).toBe(200);
+  });
+
+  it('refuses a token whose row has expired even though the JWT has not', async () => {
+    const u = await t.factory.loggedIn();
+    const { jti } = jwt.decode(u.jwt) as jwt.JwtPayload;
+    await t.knex('user_tokens').where({ id: jti }).update({ expires: new Date(Date.now() - 1000) });
+    expect((await t.http().get('/me').set(bearer(u.jwt))).status).toBe(401);
+  });
+
+  it('verifies with every configured secret, signs with the first (rotation)', async () => {
+    const rotated = await createTestApp({ env: { JWT_SECRET: `new-secret-new-secret-new-secret-new-secret,${JWT_SECRET}` } });
+    try {
+      const u = await rotated.factory.user();
+      const old = jwt.sign({ sub: u.user.id }, JWT_SECRET, { algorithm: 'HS256', expiresIn: 3600 });
+      expect((await rotated.http().get('/me').set(bearer(old))).status).toBe(401); // no jti: refused
+      const row = await rotated.container.stores.tokens.insert({ userId: u.user.id, kind: 'login', name: 'login_jwt_old', scopes: ['api'], expires: new Date(Date.now() + 3600_000), userAgent: null });
+      const signedWithOld = jwt.sign({ sub: u.user.id, jti: row.id }, JWT_SECRET, { algorithm: 'HS256', expiresIn: 3600 });
+      expect((await rotated.http().get('/me').set(bearer(signedWithOld))).status).toBe(204);
+      const fresh = await rotated.factory.login(u);
+      expect(() => jwt.verify(fresh, 'new-secret-new-secret-new-secret-new-secret', { algorithms: ['HS256'] })).not.toThrow();
+    } finally {
+      await rotated.close();
+    }
+  });
+
+  it('writes last_used, last_ipaddr and last_seen at most once a minute', async () => {
+    const u = await t.factory.loggedIn();
+    const { jti } = jwt.decode(u.jwt) as jwt.JwtPayload;
+    await t.http().get('/me').set(bearer(u.jwt)).expect(204);
+    const first = await t.knex('user_tokens').where({ id: jti }).first();
+    expect(first.last_used).not.toBeNull();
+    expect(first.last_ipaddr).toMatch(/127\.0\.0\.1/);
+    await t.http().get('/me').set(bearer(u.jwt)).expect(204);
+    const second = await t.knex('user_tokens').where({ id: jti }).first();
+    expect(second.last_used.getTime()).toBe(first.last_used.getTime());
+    t.clock.advance(61_000);
+    await t.http().get('/me').set(bearer(u.jwt)).expect(204);
+    const third = await t.knex('user_tokens').where({ id: jti }).first();
+    expect(third.last_used.getTime()).toBeGreaterThan(first.last_used.getTime() + 60_000);
+    const user = await t.knex('users').where({ id: u.user.id }).first();
+    expect(user.last_seen.getTime()).toBe(third.last_used.getTime());
+  });
+
+  it('trusts X-Forwarded-For only when TRUST_PROXY says so', async () => {
+    const u = await t.factory.loggedIn();
+    const { jti } = jwt.decode(u.jwt) as jwt.JwtPayload;
+    await t.http().get('/me').set(bearer(u.jwt)).set('X-Forwarded-For', '203.0.113.9').expect(204);
+    expect((await t.knex('user_tokens').where({ id: jti }).first()).last_ipaddr).not.toBe('203.0.113.9');
+    const proxied = await createTestApp({ env: { TRUST_PROXY: '1' } });
+    try {
+      const p = await proxied.factory.loggedIn();
+      const { jti: pj } = jwt.decode(p.jwt) as jwt.JwtPayload;
+      await proxied.http().get('/me').set(bearer(p.jwt)).set('X-Forwarded-For', '203.0.113.9').expect(204);
+      expect((await proxied.knex('user_tokens').where({ id: pj }).first()).last_ipaddr).toBe('203.0.113.9');
+    } finally {
+      await proxied.close();
+    }
+  });
+});
+
+describe('POST /logout', () => {
+  it('ends the presented login token only; the next request with it is refused', async () => {
+    const u = await t.factory.user();
+    const a = await t.factory.login(u);
+    const b = await t.factory.login(u);
+    await t.http().post('/logout').set(bearer(a)).expect(204);
+    expect((await t.http().get('/me').set(bearer(a))).status).toBe(401);
+    expect((await t.http().get('/me').set(bearer(b))).status).toBe(204);
+  });
+
+  it('answers 204 without a token or with a bad one', async () => {
+    expect((await t.http().post('/logout')).status).toBe(204);
+    expect((await t.http().post('/logout').set(bearer('garbage'))).status).toBe(204);
+  });
+
+  it('ends the cookie session and clears the cookie', async () => {
+    const u = await t.factory.user();
+    const agent = t.http();
+    await agent.post('/login').send({ email: u.email, password: u.password, set_session: true }).expect(200);
+    const res = await agent.post('/logout').expect(204);
+    expect(String(res.headers['set-cookie'])).toMatch(/account_session=;.*Expires=Thu, 01 Jan 1970/);
+    expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(0);
+  });
+
+  it('leaves an API token alone', async () => {
+    const u = await t.factory.user();
+    const api = await t.factory.apiToken(u.user);
+    await t.http().post('/logout').set(bearer(api)).expect(204);
+    expect((await t.http().get('/me').set(bearer(api))).status).toBe(204);
+  });
+});
+
+describe('POST /refresh_token', () => {
+  it('expires the presented login token and returns a working new one', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/refresh_token').set(bearer(u.jwt));
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body)).toEqual(['jwt_token']);
+    expect(res.headers.expires).toBeDefined();
+    expect((await t.http().get('/me').set(bearer(u.jwt))).status).toBe(401);
+    expect((await t.http().get('/me').set(bearer(res.body.jwt_token))).status).toBe(204);
+    expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(1);
+  });
+
+  it('renews the cookie when the cookie was used', async () => {
+    const u = await t.factory.user();
+    const agent = t.http();
+    const login = await agent.post('/login').send({ email: u.email, password: u.password, set_session: true });
+    const res = await agent.post('/refresh_token').expect(200);
+    const cookie = String(res.headers['set-cookie']);
+    expect(cookie).toContain(`account_session=${res.body.jwt_token}`);
+    expect((await t.http().get('/me').set(bearer(login.body.jwt_token))).status).toBe(401);
+    expect((await agent.get('/me')).status).toBe(204);
+  });
+
+  it('refuses an API token with 403 and leaves it working', async () => {
+    const u = await t.factory.user();
+    const api = await t.factory.apiToken(u.user);
+    const res = await t.http().post('/refresh_token').set(bearer(api));
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('forbidden');
+    expect((await t.http().get('/me').set(bearer(api))).status).toBe(204);
+  });
+
+  it('needs a token', async () => {
+    const res = await t.http().post('/refresh_token');
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('unauthenticated');
+  });
+});
+
+describe('GET /me', () => {
+  it('answers 204 when logged in and 401 otherwise', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().get('/me').set(bearer(u.jwt));
+    expect(res.status).toBe(204);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect((await t.http().get('/me')).status).toBe(401);
+  });
+});
+
+describe('forced password change', () => {
+  it('logs in with password_change_required and confines the login token', async () => {
+    const u = await t.factory.user({ forcePasswordChange: true });
+    const res = await t.http().post('/login').send({ email: u.email, password: u.password });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ jwt_token: expect.any(String), password_change_required: true });
+    expect(res.headers.location).toBe('/user/me/password');
+    const token = res.body.jwt_token;
+    expect((await t.http().get('/user/me').set(bearer(token))).status).toBe(200);
+    for (const [method, path] of [['get', '/me'], ['post', '/refresh_token'], ['get', '/user']] as const) {
+      const r = await t.http()[method](path).set(bearer(token));
+      expect(r.status).toBe(401);
+      expect(r.body.code).toBe('password_change_required');
+      expect(r.headers.location).toBe('/user/me/password');
+    }
+    const name = await t.http().post('/user/me').set(bearer(token)).send({ first_name: 'X' });
+    expect(name.status).toBe(401);
+    expect((await t.knex('users').where({ id: u.user.id }).first()).first_name).toBeNull();
+    await t.http().post('/logout').set(bearer(token)).expect(204);
+    expect((await t.http().get('/user/me').set(bearer(token))).status).toBe(401);
+  });
+
+  it('exempts API tokens', async () => {
+    const u = await t.factory.user({ forcePasswordChange: true });
+    const api = await t.factory.apiToken(u.user);
+    expect((await t.http().get('/me').set(bearer(api))).status).toBe(204);
+  });
+});
