@@ -1,0 +1,159 @@
+import { createTestApp, unique, type TestApp } from '../helpers/test-app';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+const quietly = async () => new Promise((r) => setTimeout(r, 300));
+
+describe('GET /user/me', () => {
+  it('answers the caller as UserDetailed', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().get('/user/me').set(bearer(u.jwt));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      id: u.user.id,
+      name: u.user.name,
+      email: u.email,
+      first_name: null,
+      last_name: null,
+      created: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      last_login: expect.stringMatching(/Z$/),
+      last_seen: expect.stringMatching(/Z$/),
+      force_password_change: false,
+      is_admin: false,
+      groups: [],
+    });
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  it('needs a token', async () => {
+    const res = await t.http().get('/user/me');
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('unauthenticated');
+  });
+});
+
+describe('POST /user/me', () => {
+  it('changes the given fields and mails "field: old -> new" to the new and the old address', async () => {
+    const u = await t.factory.loggedIn();
+    const newName = unique('renamed');
+    const newEmail = `${newName}@example.test`;
+    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ name: newName, email: newEmail, first_name: 'Ada' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: u.user.id, name: newName, email: newEmail, first_name: 'Ada', last_name: null, groups: [] });
+    const row = await t.knex('users').where({ id: u.user.id }).first();
+    expect([row.name, row.email, row.first_name]).toEqual([newName, newEmail, 'Ada']);
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(newEmail));
+    expect(mail.to.sort()).toEqual([newEmail, u.email].sort());
+    expect(mail.subject).toBe('Your Accounts account has been updated');
+    expect(mail.text).toContain(`name: ${u.user.name} -> ${newName}`);
+    expect(mail.text).toContain(`email: ${u.email} -> ${newEmail}`);
+    expect(mail.text).toContain('first_name: (none) -> Ada');
+    expect(mail.text).not.toContain(u.password);
+  });
+
+  it('mails only the current address when the email did not change', async () => {
+    const u = await t.factory.loggedIn();
+    await t.http().post('/user/me').set(bearer(u.jwt)).send({ last_name: 'Lovelace' }).expect(200);
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.text.includes('last_name'));
+    expect(mail.to).toEqual([u.email]);
+  });
+
+  it('answers 200 with no mail when nothing changes', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ name: u.user.name, email: u.email, is_admin: false });
+    expect(res.status).toBe(200);
+    expect(res.body.name).toBe(u.user.name);
+    await quietly();
+    expect(t.mail.to(u.email)).toHaveLength(0);
+    expect(await t.knex('mail_outbox').whereRaw('? = any(recipients)', [u.email])).toHaveLength(0);
+  });
+
+  it('sends no mail with send_mail=0', async () => {
+    const u = await t.factory.loggedIn();
+    await t.http().post('/user/me?send_mail=0').set(bearer(u.jwt)).send({ first_name: 'Quiet' }).expect(200);
+    await quietly();
+    expect(t.mail.to(u.email)).toHaveLength(0);
+  });
+
+  it('refuses a non-admin changing is_admin with 403, changing nothing', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ is_admin: true, first_name: 'Sneaky' });
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('forbidden');
+    const row = await t.knex('users').where({ id: u.user.id }).first();
+    expect([row.is_admin, row.first_name]).toEqual([false, null]);
+  });
+
+  it('answers 409 without a user member to a non-admin taking a used name or email (any case)', async () => {
+    const taken = await t.factory.user();
+    const u = await t.factory.loggedIn();
+    for (const body of [{ name: taken.user.name }, { email: taken.email.toUpperCase() }]) {
+      const res = await t.http().post('/user/me').set(bearer(u.jwt)).send(body);
+      expect(res.status).toBe(409);
+      expect(res.body.code).toBe('conflict');
+      expect(res.body.user).toBeUndefined();
+    }
+    expect((await t.knex('users').where({ id: u.user.id }).first()).name).toBe(u.user.name);
+  });
+
+  it('treats names case-sensitively', async () => {
+    const taken = await t.factory.user({ name: unique('Case') });
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ name: taken.user.name.toLowerCase() });
+    expect(res.status).toBe(200);
+  });
+
+  it('answers 409 with the user member to an admin', async () => {
+    const taken = await t.factory.user();
+    const a = await t.factory.loggedIn({ admin: true });
+    const res = await t.http().post('/user/me').set(bearer(a.jwt)).send({ email: taken.email });
+    expect(res.status).toBe(409);
+    expect(res.body.user).toEqual({ id: taken.user.id, email: taken.email, name: taken.user.name, created: expect.any(String), deactivated: null });
+  });
+
+  it('lets a name or email of a deactivated user be reused', async () => {
+    const gone = await t.factory.user();
+    await t.knex('users').where({ id: gone.user.id }).update({ deactivated: new Date() });
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ name: gone.user.name, email: gone.email });
+    expect(res.status).toBe(200);
+  });
+
+  it('reserves the name me', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ name: 'me' });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+  });
+
+  it('refuses an empty body and null for required fields', async () => {
+    const u = await t.factory.loggedIn();
+    expect((await t.http().post('/user/me').set(bearer(u.jwt)).send({})).status).toBe(400);
+    expect((await t.http().post('/user/me').set(bearer(u.jwt)).send({ name: null })).status).toBe(400);
+    expect((await t.http().post('/user/me').set(bearer(u.jwt)).send({ first_name: null })).status).toBe(200);
+  });
+
+  it('lets an admin drop their own is_admin unless they are the last active admin', async () => {
+    const lonely = await createTestApp();
+    try {
+      const a = await lonely.factory.loggedIn({ admin: true });
+      const res = await lonely.http().post('/user/me').set(bearer(a.jwt)).send({ is_admin: false });
+      expect(res.status).toBe(409);
+      expect(res.body.user).toMatchObject({ id: a.user.id });
+      expect((await lonely.knex('users').where({ id: a.user.id }).first()).is_admin).toBe(true);
+      await lonely.factory.user({ admin: true });
+      const ok = await lonely.http().post('/user/me').set(bearer(a.jwt)).send({ is_admin: false });
+      expect(ok.status).toBe(200);
+      expect(ok.body.is_admin).toBe(false);
+    } finally {
+      await lonely.close();
+    }
+  });
+});
