@@ -38,15 +38,22 @@ const OPERATOR: User = {
   deactivated: null,
 };
 
-async function readPassword(): Promise<string> {
+export interface CliIo {
+  env: NodeJS.ProcessEnv;
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
   const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
   if (!line) throw new AppError(400, 'validation_failed', 'no password on standard input');
   return line;
 }
 
-export async function runCli(argv: string[]): Promise<number> {
+export async function runCli(argv: string[], io: CliIo = process): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -62,10 +69,24 @@ export async function runCli(argv: string[]): Promise<number> {
   });
   const [command] = positionals;
   if (!command || values.help) {
-    process.stdout.write(`${USAGE}\n`);
+    io.stdout.write(`${USAGE}\n`);
     return command || values.help ? 0 : 2;
   }
-  const config = loadConfig();
+  try {
+    return await runCommand(command, values, io);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof AppError) {
+      io.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+type CliValues = { email?: string; name?: string; user?: string; admin: boolean; 'password-stdin': boolean; 'send-mail': boolean };
+
+async function runCommand(command: string, values: CliValues, io: CliIo): Promise<number> {
+  const config = loadConfig(io.env);
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const { database, container } = await openRuntime(config, log);
   try {
@@ -73,31 +94,31 @@ export async function runCli(argv: string[]): Promise<number> {
     switch (command) {
       case 'migrate': {
         const applied = await migrateLatest(database.knex);
-        process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'already up to date\n');
+        io.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'already up to date\n');
         return 0;
       }
       case 'create-user': {
         if (!values.email || !values.name) throw new AppError(400, 'validation_failed', 'create-user needs --email and --name');
-        const password = values['password-stdin'] ? await readPassword() : undefined;
+        const password = values['password-stdin'] ? await readPassword(io.stdin) : undefined;
         const user = await users.create(OPERATOR, { name: values.name, email: values.email, password, isAdmin: values.admin }, values['send-mail']);
         if (values['send-mail']) await container.outbox.runOnce();
-        process.stdout.write(`${JSON.stringify({ id: user.id, email: user.email, name: user.name, is_admin: user.isAdmin })}\n`);
+        io.stdout.write(`${JSON.stringify({ id: user.id, email: user.email, name: user.name, is_admin: user.isAdmin })}\n`);
         return 0;
       }
       case 'passwd': {
         if (!values.user) throw new AppError(400, 'validation_failed', 'passwd needs --user');
-        await passwords.setPassword(parseUserRef(values.user), await readPassword());
-        process.stdout.write('password set\n');
+        await passwords.setPassword(parseUserRef(values.user), await readPassword(io.stdin));
+        io.stdout.write('password set\n');
         return 0;
       }
       case 'force-password-change': {
         if (!values.user) throw new AppError(400, 'validation_failed', 'force-password-change needs --user');
         await passwords.forcePasswordChange(parseUserRef(values.user));
-        process.stdout.write('the user must change their password\n');
+        io.stdout.write('the user must change their password\n');
         return 0;
       }
       default:
-        process.stderr.write(`unknown command ${command}\n${USAGE}\n`);
+        io.stderr.write(`unknown command ${command}\n${USAGE}\n`);
         return 2;
     }
   } finally {
@@ -109,8 +130,7 @@ if (require.main === module) {
   runCli(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err) => {
-      if (err instanceof ConfigError || err instanceof AppError) process.stderr.write(`${err.message}\n`);
-      else process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
       process.exit(1);
     },
   );

@@ -27,7 +27,9 @@ async function main(): Promise<void> {
     const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
   container.outbox.start();
-  log.info({ url: `http://${config.host}:${config.port}`, database: database.kind, mail: config.smtpUrl ? 'smtp' : config.mailOutboxDir }, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info({ url: `http://${config.host}:${port}`, port, database: database.kind, mail: config.smtpUrl ? 'smtp' : config.mailOutboxDir }, 'listening');
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { runCli } from '../src/cli';
+import { openDatabase } from '../src/db/database';
+import { openTestDatabase } from './helpers/test-database';
+
+/**
+ * The operator CLI against a database of its own: this run's Postgres (a fresh database), or an
+ * embedded PGlite in a temporary DATA_DIR, as `npm run cli` would use.
+ */
+let env: NodeJS.ProcessEnv;
+let cleanup: () => Promise<void>;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-cli-'));
+  env = { DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_LEVEL: 'silent', MAIL_OUTBOX_DIR: path.join(dataDir, 'outbox') };
+  if (process.env.DATABASE_URL) {
+    const db = await openTestDatabase();
+    await db.knex.destroy();
+    env.DATABASE_URL = db.url;
+    cleanup = db.close;
+  } else {
+    cleanup = async () => undefined;
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await cleanup();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function cli(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c) => (out += c));
+  stderr.on('data', (c) => (err += c));
+  const code = await runCli(args, { env, stdin: Readable.from([stdin]), stdout, stderr });
+  return { code, out, err };
+}
+
+async function withDb<T>(work: (knex: import('knex').Knex) => Promise<T>): Promise<T> {
+  const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: path.join(dataDir, 'pgdata') });
+  try {
+    return await work(db.knex);
+  } finally {
+    await db.close();
+  }
+}
+
+describe('cli', () => {
+  it('migrates', async () => {
+    const first = await cli(['migrate']);
+    expect(first.code).toBe(0);
+    expect((await cli(['migrate'])).out).toBe('already up to date\n');
+  }, 60_000);
+
+  it('creates an admin with a password from stdin, who must change it', async () => {
+    const res = await cli(['create-user', '--email', 'ops@example.test', '--name', 'ops', '--admin', '--password-stdin'], 'operator password\n');
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.out)).toMatchObject({ email: 'ops@example.test', name: 'ops', is_admin: true });
+    const row = await withDb((k) => k('users').where({ email: 'ops@example.test' }).first());
+    expect(row).toMatchObject({ is_admin: true, force_password_change: true });
+    expect(row.password_hash).toMatch(/^\$2b\$04\$/);
+  }, 60_000);
+
+  it('refuses a duplicate and a weak password with a message', async () => {
+    const dup = await cli(['create-user', '--email', 'OPS@example.test', '--name', 'other']);
+    expect(dup.code).not.toBe(0);
+    const weak = await cli(['passwd', '--user', 'ops@example.test'], 'short\n');
+    expect(weak.code).not.toBe(0);
+  }, 60_000);
+
+  it('sets a password (clearing the forced change) and forces a change again', async () => {
+    expect((await cli(['passwd', '--user', 'email=ops@example.test'], 'a new operator password\n')).code).toBe(0);
+    expect((await withDb((k) => k('users').where({ email: 'ops@example.test' }).first())).force_password_change).toBe(false);
+    expect((await cli(['force-password-change', '--user', 'ops@example.test'])).code).toBe(0);
+    expect((await withDb((k) => k('users').where({ email: 'ops@example.test' }).first())).force_password_change).toBe(true);
+    expect((await cli(['force-password-change', '--user', 'nobody@example.test'])).code).not.toBe(0);
+  }, 60_000);
+
+  it('prints usage for no command and an unknown one', async () => {
+    expect((await cli([])).code).toBe(2);
+    const unknown = await cli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain('unknown command frobnicate');
+  }, 60_000);
+});

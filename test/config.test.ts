@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../src/config';
+
+describe('loadConfig', () => {
+  it('runs with no configuration at all', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      appName: 'Accounts',
+      appUrl: 'http://localhost:3000',
+      bcryptCost: 12,
+      databaseUrl: undefined,
+      smtpUrl: undefined,
+      mailFrom: 'Accounts <noreply@localhost>',
+      jwtSecrets: [],
+      trustProxy: false,
+      cookieSecure: true,
+      admin: undefined,
+      validateResponses: false,
+    });
+    expect(c.dataDir).toBe(path.resolve('data'));
+    expect(c.mailOutboxDir).toBe(path.resolve('data/outbox'));
+    expect(c.loginTokenTtlMs).toBe(86_400_000);
+    expect(c.adminLoginTokenTtlMs).toBe(30 * 86_400_000);
+    expect(c.apiTokenTtlMs).toBe(365 * 86_400_000);
+    expect(c.welcomeLinkTtlMs).toBe(7 * 86_400_000);
+    expect(c.resetLinkTtlMs).toBe(3_600_000);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads typed values', () => {
+    const c = loadConfig({
+      PORT: '8080',
+      BCRYPT_COST: '10',
+      JWT_SECRET: `${'a'.repeat(32)}, ${'b'.repeat(40)}`,
+      LOGIN_TOKEN_TTL: '12h',
+      API_TOKEN_TTL: '3600',
+      TRUST_PROXY: 'loopback',
+      ADMIN_EMAIL: 'root@example.test',
+      ADMIN_PASSWORD: 'secret password',
+      APP_URL: 'https://accounts.example.com/',
+    });
+    expect(c.port).toBe(8080);
+    expect(c.bcryptCost).toBe(10);
+    expect(c.jwtSecrets).toEqual(['a'.repeat(32), 'b'.repeat(40)]);
+    expect(c.loginTokenTtlMs).toBe(12 * 3_600_000);
+    expect(c.apiTokenTtlMs).toBe(3_600_000);
+    expect(c.trustProxy).toBe('loopback');
+    expect(c.admin).toEqual({ email: 'root@example.test', password: 'secret password', name: 'admin' });
+    expect(c.appUrl).toBe('https://accounts.example.com');
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['BCRYPT_COST', '99'],
+    ['LOG_LEVEL', 'loud'],
+    ['DATABASE_URL', 'not a url'],
+    ['JWT_SECRET', 'short'],
+    ['LOGIN_TOKEN_TTL', 'forever'],
+    ['COOKIE_SECURE', 'maybe'],
+    ['ADMIN_EMAIL', 'not-an-email'],
+  ])('stops on a bad %s, naming it', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
+  });
+
+  it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
+    expect(() => loadConfig({ ADMIN_EMAIL: 'root@example.test' })).toThrow(/ADMIN_PASSWORD/);
+  });
+});
