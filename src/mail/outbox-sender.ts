@@ -22,6 +22,7 @@ export class OutboxSender {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = true;
+  private closed = false;
 
   constructor(
     private readonly outbox: OutboxStore,
@@ -45,6 +46,8 @@ export class OutboxSender {
 
   /** Stops polling after one last pass over what is due (a flush at shutdown). */
   async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;

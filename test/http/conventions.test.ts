@@ -161,6 +161,7 @@ describe('probes', () => {
 
   it('GET /readyz answers 503 when the database is gone', async () => {
     const doomed = await createTestApp();
+    await doomed.container.outbox.stop();
     await doomed.knex.destroy();
     try {
       const res = await doomed.http().get('/readyz');
