@@ -51,6 +51,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** false: no SMTP_URL, mail goes to .eml files in dataDir/outbox. */
   smtp?: boolean;
+  /** Where log lines go (with LOG_LEVEL from env); by default nowhere. */
+  logDestination?: { write(line: string): void };
 }
 
 let sequence = 0;
@@ -83,7 +85,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     ...(smtp ? { SMTP_URL: mail.url } : {}),
     ...options.env,
   });
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, options.logDestination);
   const clock = new TestClock();
   const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100 });
   container.outbox.start();

@@ -1,0 +1,43 @@
+import crypto from 'node:crypto';
+import { createLogger } from '../src/logger';
+import { createTestApp } from './helpers/test-app';
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, write: (line: string) => void lines.push(JSON.parse(line)) };
+}
+
+describe('logging', () => {
+  it('redacts authorization, cookies, passwords and tokens wherever they appear', () => {
+    const out = capture();
+    const log = createLogger('info', out);
+    log.info({ req: { headers: { authorization: 'Bearer abc', cookie: 'account_session=abc' } }, body: { password: 'hunter22', token: 'tkn' } }, 'x');
+    const text = JSON.stringify(out.lines);
+    for (const secret of ['Bearer abc', 'account_session=abc', 'hunter22', 'tkn']) expect(text).not.toContain(secret);
+    expect(text).toContain('[redacted]');
+  });
+
+  it('writes one access line a request, without secrets, and a 500 once with its request id', async () => {
+    const out = capture();
+    const t = await createTestApp({ env: { LOG_LEVEL: 'info' }, logDestination: out });
+    try {
+      const a = await t.factory.loggedIn({ admin: true });
+      out.lines.length = 0;
+      await t.http().get('/user/me').set('Authorization', `Bearer ${a.jwt}`).expect(200);
+      expect(out.lines).toHaveLength(1);
+      expect(out.lines[0]).toMatchObject({ req: { method: 'GET', url: '/user/me' }, res: { statusCode: 200 } });
+      expect(JSON.stringify(out.lines)).not.toContain(a.jwt);
+
+      await t.knex.raw('alter table users rename column last_name to family_name');
+      out.lines.length = 0;
+      const res = await t.http().get(`/user/${crypto.randomUUID()}`).set('Authorization', `Bearer ${a.jwt}`);
+      expect(res.status).toBe(500);
+      const errors = out.lines.filter((l) => l.level === 50);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ request_id: res.body.request_id, msg: 'unexpected error' });
+      expect(JSON.stringify(res.body)).not.toMatch(/family_name|last_name|column/);
+    } finally {
+      await t.close();
+    }
+  });
+});
