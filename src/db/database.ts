@@ -35,7 +35,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       pool: { min: size, max: size, idleTimeoutMillis: 2 ** 31 - 1 },
       acquireConnectionTimeout: 10_000,
     });
-    await db.raw('select 1');
+    // Concurrent acquires make the pool open every connection now, not during a burst.
+    await Promise.all(Array.from({ length: size }, () => db.raw('select 1')));
     return { knex: db, kind: 'postgres', close: () => db.destroy() };
   }
   let pglite = options.pglite;
