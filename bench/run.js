@@ -52,7 +52,7 @@ function cleanup() {
     currentRun?.stop();
     await Promise.all(children.map(stopChild));
     if (dbName) {
-      const admin = new Client({ connectionString: CFG.adminUrl });
+      const admin = adminClient();
       try {
         await admin.connect();
         await admin.query(`drop database if exists "${dbName}" with (force)`);
@@ -68,6 +68,8 @@ function cleanup() {
 }
 
 // ---- helpers ----
+const adminClient = () => new Client({ connectionString: CFG.adminUrl, connectionTimeoutMillis: 10_000, query_timeout: 30_000 });
+
 function assertLoopback(url) {
   const host = new URL(url).hostname;
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) throw new Error(`BENCH_DATABASE_URL must point at 127.0.0.1, not ${host}`);
@@ -222,8 +224,7 @@ async function main() {
   const server = path.join(ROOT, 'dist/src/server.js');
   if (!fs.existsSync(server)) throw new Error('dist/src/server.js is missing: run `npm run build` first');
 
-  dbName = `acct_bench_${process.pid}`;
-  const admin = new Client({ connectionString: CFG.adminUrl });
+  const admin = adminClient();
   try {
     await admin.connect();
   } catch (err) {
@@ -233,7 +234,8 @@ async function main() {
     );
   }
   try {
-    await admin.query(`create database "${dbName}"`);
+    await admin.query(`create database "acct_bench_${process.pid}"`);
+    dbName = `acct_bench_${process.pid}`; // ours to drop from here on
   } finally {
     await admin.end();
   }
@@ -244,6 +246,7 @@ async function main() {
 
   const [servicePort, baselinePort] = [await freePort(), await freePort()];
   const adminEmail = 'bench-admin@example.com';
+  const serviceNodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS || '').split(' ').filter(Boolean);
   const service = startChild('service', server, {
     DATABASE_URL: dbUrl.href,
     PORT: String(servicePort),
@@ -258,7 +261,7 @@ async function main() {
     DATABASE_POOL_SIZE: '', // blank: the default, whatever this shell has
     SMTP_URL: '',
     VALIDATE_RESPONSES: '0',
-  }, (process.env.BENCH_SERVICE_NODE_ARGS || '').split(' ').filter(Boolean));
+  }, serviceNodeArgs);
   const serviceBase = `http://${HOST}:${servicePort}`;
   await waitReady(service, serviceBase); // the service migrates the database before it listens
 
@@ -307,7 +310,8 @@ async function main() {
       await load(targets[name], tokens, CFG.warmupSeconds);
       const run = await load(targets[name], tokens, CFG.seconds);
       runs[name].push(run);
-      console.log(`  round ${round + 1} ${name.padEnd(8)} ${Math.round(run.requests / run.seconds)} req/s`);
+      const p99 = percentile(Float64Array.from(run.latencies).sort(), 99);
+      console.log(`  round ${round + 1} ${name.padEnd(8)} ${Math.round(run.requests / run.seconds)} req/s, p99 ${p99.toFixed(2)} ms`);
     }
   }
 
@@ -329,6 +333,7 @@ async function main() {
     date: new Date().toISOString(),
     node: process.version,
     cpus: os.cpus().length,
+    loadAverage1m: Math.round(os.loadavg()[0] * 100) / 100, // other work on the machine skews the figures
     config: { ...CFG, adminUrl: undefined, tokens: tokens.length },
     service: s,
     baseline: b,
@@ -345,14 +350,24 @@ async function main() {
 const budgetMs = (180 + CFG.rounds * 2 * (CFG.warmupSeconds + CFG.seconds + 15)) * 1000;
 const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);
 
+let interrupted = false;
+
 async function fail(err) {
+  if (interrupted) return; // the signal handler cleans up and exits
   console.error(`bench failed: ${err.stack ?? err}`);
   await cleanup();
   process.exit(1);
 }
 
-process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
-process.on('SIGTERM', () => cleanup().then(() => process.exit(143)));
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(signal, () => {
+    interrupted = true;
+    console.error(`${signal}: stopping`);
+    cleanup().then(() => process.exit(code));
+  });
+}
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
 
 main()
   .then(async () => {
