@@ -3,6 +3,7 @@ import * as createUsers from './20261122150000_create_users';
 import * as createUserTokens from './20261122150100_create_user_tokens';
 import * as createPasswordTokens from './20261122150200_create_password_tokens';
 import * as createMailOutbox from './20261122150300_create_mail_outbox';
+import * as createUserSettings from './20261122160000_create_user_settings';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -10,4 +11,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261122150100_create_user_tokens', migration: createUserTokens },
   { name: '20261122150200_create_password_tokens', migration: createPasswordTokens },
   { name: '20261122150300_create_mail_outbox', migration: createMailOutbox },
+  { name: '20261122160000_create_user_settings', migration: createUserSettings },
 ];

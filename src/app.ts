@@ -12,11 +12,15 @@ import { healthRoutes } from './http/health-routes';
 import { meRoutes } from './http/me-routes';
 import { passwordRoutes } from './http/password-routes';
 import { requestLogger } from './http/request-logger';
+import { revokeRoutes } from './http/revoke-routes';
 import { sessionRoutes } from './http/session-routes';
+import { settingsRoutes } from './http/settings-routes';
+import { ipThrottle } from './http/throttle';
+import { tokenRoutes } from './http/token-routes';
 import { userRoutes } from './http/user-routes';
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses'>;
+  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute'>;
   services: Services;
   db: Knex;
   log: Logger;
@@ -63,8 +67,11 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
   app.use(noStoreWhenAuthenticated);
 
   app.use(healthRoutes(db));
-  app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }));
-  app.use(passwordRoutes(services.passwords));
+  app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }, ipThrottle(config.throttleIpPerMinute)));
+  app.use(passwordRoutes(services.passwords, ipThrottle(config.throttleIpPerMinute)));
+  app.use(tokenRoutes(services.tokens, services.users));
+  app.use(settingsRoutes(services.settings, services.users));
+  app.use(revokeRoutes(services.tokens));
   app.use(meRoutes(services.users)); // before /user/:user
   app.use(userRoutes(services.users));
 

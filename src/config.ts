@@ -32,6 +32,8 @@ export interface Config {
   cookieSecure: boolean;
   bodyLimit: string;
   shutdownTimeoutMs: number;
+  /** Requests a minute per client IP on /login and /password/reset; 0 turns it off. */
+  throttleIpPerMinute: number;
   admin: { email: string; password: string; name: string } | undefined;
   /** Validate responses against openapi.yaml (on in tests). */
   validateResponses: boolean;
@@ -99,6 +101,7 @@ const schema = z
     COOKIE_SECURE: flag('1'),
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
     SHUTDOWN_TIMEOUT: duration('10s'),
+    THROTTLE_IP_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(300),
     ADMIN_EMAIL: z.email().optional(),
     ADMIN_PASSWORD: z.string().min(1).optional(),
     ADMIN_NAME: z.string().min(1).default('admin'),
@@ -159,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     cookieSecure: e.COOKIE_SECURE,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+    throttleIpPerMinute: e.THROTTLE_IP_PER_MINUTE,
     admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL, password: e.ADMIN_PASSWORD, name: e.ADMIN_NAME } : undefined,
     validateResponses: e.VALIDATE_RESPONSES,
   });

@@ -8,6 +8,8 @@ import { AuthService } from './services/auth-service';
 import { PasswordHasher } from './services/password-hasher';
 import { PasswordLinks } from './services/password-links';
 import { PasswordService } from './services/password-service';
+import { SettingsService } from './services/settings-service';
+import { TokenService } from './services/token-service';
 import { TokenSigner } from './services/token-signer';
 import { UserService } from './services/user-service';
 import { createStores, createTransactor, type Stores, type Transactor } from './stores';
@@ -16,6 +18,8 @@ export interface Services {
   auth: AuthService;
   users: UserService;
   passwords: PasswordService;
+  tokens: TokenService;
+  settings: SettingsService;
 }
 
 export interface Container {
@@ -42,6 +46,8 @@ export type ContainerConfig = Pick<
   | 'jwtSecrets'
   | 'loginTokenTtlMs'
   | 'adminLoginTokenTtlMs'
+  | 'apiTokenTtlMs'
+  | 'apiTokenMaxTtlMs'
   | 'welcomeLinkTtlMs'
   | 'resetLinkTtlMs'
   | 'smtpUrl'
@@ -66,13 +72,19 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
+  const users = new UserService(stores, transact, hasher, links, clock, mail);
   const services: Services = {
     auth: new AuthService(stores, transact, hasher, signer, clock, {
       loginMs: config.loginTokenTtlMs,
       adminLoginMs: config.adminLoginTokenTtlMs,
     }),
-    users: new UserService(stores, transact, hasher, links, clock, mail),
-    passwords: new PasswordService(transact, hasher, clock, mail),
+    users,
+    passwords: new PasswordService(stores, transact, hasher, links, users, clock, mail),
+    tokens: new TokenService(stores, transact, signer, clock, users, mail, {
+      apiDefaultMs: config.apiTokenTtlMs,
+      apiMaxMs: config.apiTokenMaxTtlMs,
+    }),
+    settings: new SettingsService(stores, transact, users),
   };
   return { services, stores, transact, hasher, signer, outbox };
 }

@@ -1,4 +1,5 @@
-import type { User } from '../domain/types';
+import type { Token, User } from '../domain/types';
+import type { Session } from '../services/token-service';
 
 /** Domain → response shapes of openapi.yaml. */
 export function iso(date: Date): string;
@@ -38,4 +39,25 @@ export function presentNewUser(u: User) {
 /** Conch's UserError member: shown to admins only. */
 export function presentConflictUser(u: User) {
   return { id: u.id, email: u.email, name: u.name, created: iso(u.created), deactivated: iso(u.deactivated) };
+}
+
+export function presentToken(t: Token) {
+  return { name: t.name, scopes: t.scopes, created: iso(t.created), last_used: iso(t.lastUsed), expires: iso(t.expires), last_ipaddr: t.lastIpaddr };
+}
+
+/** The only time a token's secret is shown. */
+export function presentNewToken(t: Token, jwt: string) {
+  return { name: t.name, scopes: t.scopes, created: iso(t.created), last_used: iso(t.lastUsed), expires: iso(t.expires), token: jwt };
+}
+
+export function presentSession(s: Session) {
+  return {
+    id: s.id,
+    created: iso(s.created),
+    last_used: iso(s.lastUsed),
+    last_ipaddr: s.lastIpaddr,
+    user_agent: s.userAgent,
+    expires: iso(s.expires),
+    current: s.current,
+  };
 }

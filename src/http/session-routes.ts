@@ -1,4 +1,4 @@
-import { Router, type Response } from 'express';
+import { Router, type RequestHandler, type Response } from 'express';
 import { parseLoginUser } from '../domain/identifiers';
 import type { UserRef } from '../domain/types';
 import type { AuthService, LoginResult } from '../services/auth-service';
@@ -12,7 +12,7 @@ interface LoginBody {
   set_session?: boolean;
 }
 
-export function sessionRoutes(auth: AuthService, cookie: { secure: boolean }): Router {
+export function sessionRoutes(auth: AuthService, cookie: { secure: boolean }, throttle: RequestHandler): Router {
   const router = Router();
   const cookieOptions = { httpOnly: true, sameSite: 'strict' as const, secure: cookie.secure, path: '/' };
 
@@ -28,7 +28,7 @@ export function sessionRoutes(auth: AuthService, cookie: { secure: boolean }): R
     }
   };
 
-  router.post('/login', async (req, res) => {
+  router.post('/login', throttle, async (req, res) => {
     const body = req.body as LoginBody;
     let ref: UserRef | undefined;
     if (body.email !== undefined) ref = { email: body.email };

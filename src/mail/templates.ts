@@ -66,3 +66,35 @@ export function passwordChangedMail(s: MailSettings, to: { name: string; email: 
     ].join('\n'),
   };
 }
+
+export function tokensRevokedMail(s: MailSettings, to: { name: string; email: string }, apiTokenNames: string[], loginTokens: number): OutgoingMail {
+  const lines = [
+    `Hello ${to.name},`,
+    '',
+    `An administrator has revoked tokens of your ${s.appName} account.`,
+    '',
+  ];
+  if (apiTokenNames.length) lines.push('API tokens revoked:', ...apiTokenNames.map((n) => `  - ${n}`), '');
+  if (loginTokens) lines.push(`Login sessions ended: ${loginTokens}`, '');
+  lines.push('Log in again, or create new API tokens, to carry on.', '', `-- ${s.appName}`);
+  return { to: [to.email], subject: `Your ${s.appName} tokens have been revoked`, text: lines.join('\n') };
+}
+
+export function resetPasswordMail(s: MailSettings, to: { name: string; email: string }, link: string, validFor: string): OutgoingMail {
+  return {
+    to: [to.email],
+    subject: `Reset your ${s.appName} password`,
+    text: [
+      `Hello ${to.name},`,
+      '',
+      `Someone (we hope you) asked to reset the password of your ${s.appName} account.`,
+      'Choose a new password by following this link:',
+      '',
+      link,
+      '',
+      `The link works once and expires in ${validFor}. If you did not ask for it, ignore this mail.`,
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}

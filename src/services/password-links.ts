@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import ms from 'ms';
 import type { Clock, User } from '../domain/types';
-import { setPasswordLink, welcomeMail, type MailSettings } from '../mail/templates';
+import { resetPasswordMail, setPasswordLink, welcomeMail, type MailSettings } from '../mail/templates';
 import type { Stores } from '../stores';
 import type { PasswordTokenPurpose } from '../stores/password-token-store';
 
@@ -21,7 +21,8 @@ export class PasswordLinks {
   async issue(s: Stores, user: User, purpose: PasswordTokenPurpose): Promise<{ link: string; validFor: string }> {
     const token = crypto.randomBytes(32).toString('base64url');
     const ttlMs = purpose === 'welcome' ? this.ttl.welcomeMs : this.ttl.resetMs;
-    await s.passwordTokens.insert(user.id, hashLinkToken(token), purpose, new Date(this.clock.now().getTime() + ttlMs));
+    const now = this.clock.now();
+    await s.passwordTokens.insert(user.id, hashLinkToken(token), purpose, now, new Date(now.getTime() + ttlMs));
     return { link: setPasswordLink(this.mail, token), validFor: ms(ttlMs, { long: true }) };
   }
 
@@ -29,5 +30,11 @@ export class PasswordLinks {
   async queueWelcome(s: Stores, user: User): Promise<void> {
     const { link, validFor } = await this.issue(s, user, 'welcome');
     await s.outbox.enqueue(welcomeMail(this.mail, user, link, validFor));
+  }
+
+  /** A reset mail with a fresh link (1 hour by default), queued in the same transaction. */
+  async queueReset(s: Stores, user: User): Promise<void> {
+    const { link, validFor } = await this.issue(s, user, 'reset');
+    await s.outbox.enqueue(resetPasswordMail(this.mail, user, link, validFor));
   }
 }

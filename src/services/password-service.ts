@@ -1,17 +1,89 @@
-import { InvalidTokenError, NotFoundError } from '../domain/errors';
-import type { Clock, TokenKind, UserRef } from '../domain/types';
+import { AppError, InvalidTokenError, NotFoundError, ValidationError } from '../domain/errors';
+import type { Caller, Clock, User, UserRef } from '../domain/types';
 import { passwordChangedMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
 import type { PasswordHasher } from './password-hasher';
-import { hashLinkToken } from './password-links';
+import { hashLinkToken, type PasswordLinks } from './password-links';
+import type { UserService } from './user-service';
+
+/** Which tokens a password change ends: none, the login tokens (the default), or all. */
+export type ClearTokens = 'none' | 'login_only' | 'all';
+
+/** At most one forgot-password mail a minute per account. */
+const RESET_REQUEST_INTERVAL_MS = 60_000;
+
+export class WrongPasswordError extends AppError {
+  constructor() {
+    super(403, 'wrong_password', 'current password is wrong');
+  }
+}
+
+async function endTokens(s: Stores, userId: string, clear: ClearTokens): Promise<void> {
+  if (clear !== 'none') await s.tokens.deleteForUser(userId, clear === 'all' ? undefined : 'login');
+}
 
 export class PasswordService {
   constructor(
+    private readonly stores: Stores,
     private readonly transact: Transactor,
     private readonly hasher: PasswordHasher,
+    private readonly links: PasswordLinks,
+    private readonly users: UserService,
     private readonly clock: Clock,
     private readonly mail: MailSettings,
   ) {}
+
+  /**
+   * `POST /user/me/password`: the current password is checked unless the caller holds a login
+   * token confined by a forced change. Clears the forced change, kills every reset link, ends
+   * the tokens `clear` names, and sends a notice with no secret in it.
+   */
+  async changeOwn(caller: Caller, password: string, currentPassword: string | undefined, clear: ClearTokens): Promise<void> {
+    const forced = caller.token.kind === 'login' && caller.user.forcePasswordChange;
+    if (!forced) {
+      if (currentPassword === undefined) {
+        throw new ValidationError('current_password is required', [{ path: '/body/current_password', message: 'is required' }]);
+      }
+      const user = await this.stores.users.findActiveWithPassword({ id: caller.user.id });
+      if (!(await this.hasher.verify(currentPassword, user?.passwordHash ?? null))) throw new WrongPasswordError();
+    }
+    this.hasher.checkPolicy(password);
+    const passwordHash = await this.hasher.hash(password);
+    await this.transact(async (s) => {
+      await s.users.setPassword(caller.user.id, passwordHash, false);
+      await s.passwordTokens.deleteForUser(caller.user.id);
+      await endTokens(s, caller.user.id, clear);
+      await s.outbox.enqueue(passwordChangedMail(this.mail, caller.user));
+    });
+  }
+
+  /**
+   * `DELETE /user/:user/password`: the password stops working at once, the user must change it,
+   * the named tokens end, and (with mail on) a single-use reset link is mailed.
+   */
+  async adminReset(actor: User, rawRef: string, clear: ClearTokens, sendMail: boolean): Promise<void> {
+    const target = await this.users.resolveTarget(actor, rawRef);
+    await this.transact(async (s) => {
+      await s.users.setPassword(target.id, null, true);
+      await s.passwordTokens.deleteForUser(target.id);
+      await endTokens(s, target.id, clear);
+      if (sendMail) await this.links.queueReset(s, target);
+    });
+  }
+
+  /**
+   * `POST /password/reset`: mails a reset link to an active user with that address, at most once
+   * a minute per account. The caller learns nothing either way.
+   */
+  async requestReset(email: string): Promise<void> {
+    const user = await this.stores.users.findActiveWithPassword({ email });
+    if (!user) return;
+    const since = new Date(this.clock.now().getTime() - RESET_REQUEST_INTERVAL_MS);
+    await this.transact(async (s) => {
+      if (await s.passwordTokens.issuedSince(user.id, 'reset', since)) return;
+      await this.links.queueReset(s, user);
+    });
+  }
 
   /**
    * `POST /password/reset/confirm`: a live, unused link sets the password, clears the forced
@@ -37,14 +109,14 @@ export class PasswordService {
    * Sets a password (the operator's `passwd`): clears the forced change, kills every
    * set-password link and ends the tokens `clearTokens` names.
    */
-  async setPassword(ref: UserRef, password: string, clearTokens: TokenKind | 'all' | 'none' = 'login'): Promise<void> {
+  async setPassword(ref: UserRef, password: string, clear: ClearTokens = 'login_only'): Promise<void> {
     this.hasher.checkPolicy(password);
     const passwordHash = await this.hasher.hash(password);
     await this.transact(async (s) => {
       const user = await activeUser(s, ref);
       await s.users.setPassword(user.id, passwordHash, false);
       await s.passwordTokens.deleteForUser(user.id);
-      if (clearTokens !== 'none') await s.tokens.deleteForUser(user.id, clearTokens === 'all' ? undefined : clearTokens);
+      await endTokens(s, user.id, clear);
     });
   }
 

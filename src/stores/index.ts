@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { KnexOutboxStore, type OutboxStore } from './outbox-store';
 import { KnexPasswordTokenStore, type PasswordTokenStore } from './password-token-store';
+import { KnexSettingsStore, type SettingsStore } from './settings-store';
 import { KnexTokenStore, type TokenStore } from './token-store';
 import { KnexUserStore, type UserStore } from './user-store';
 
@@ -9,6 +10,7 @@ export interface Stores {
   tokens: TokenStore;
   passwordTokens: PasswordTokenStore;
   outbox: OutboxStore;
+  settings: SettingsStore;
 }
 
 export function createStores(db: Knex): Stores {
@@ -17,6 +19,7 @@ export function createStores(db: Knex): Stores {
     tokens: new KnexTokenStore(db),
     passwordTokens: new KnexPasswordTokenStore(db),
     outbox: new KnexOutboxStore(db),
+    settings: new KnexSettingsStore(db),
   };
 }
 

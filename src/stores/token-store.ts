@@ -61,7 +61,14 @@ export interface TokenStore {
   /** Records use at most once a minute; returns whether it wrote. */
   touch(tokenId: string, at: Date, ip: string | null): Promise<boolean>;
   delete(tokenId: string): Promise<boolean>;
-  deleteForUser(userId: string, kind?: TokenKind): Promise<number>;
+  /** Deletes a user's tokens (of one kind, or all) in one statement; returns what it deleted. */
+  deleteForUser(userId: string, kind?: TokenKind): Promise<{ kind: TokenKind; name: string }[]>;
+  /** Unexpired tokens of a kind, by name. */
+  listLive(userId: string, kind: TokenKind, now: Date): Promise<Token[]>;
+  findLiveByName(userId: string, kind: TokenKind, name: string, now: Date): Promise<Token | undefined>;
+  findLiveById(userId: string, kind: TokenKind, id: string, now: Date): Promise<Token | undefined>;
+  /** Frees a name held by an expired token, so it can be used again. */
+  deleteExpiredByName(userId: string, name: string, now: Date): Promise<void>;
 }
 
 export class KnexTokenStore implements TokenStore {
@@ -120,9 +127,32 @@ export class KnexTokenStore implements TokenStore {
     return (await this.db('user_tokens').where('id', tokenId).delete()) > 0;
   }
 
-  async deleteForUser(userId: string, kind?: TokenKind): Promise<number> {
+  async deleteForUser(userId: string, kind?: TokenKind): Promise<{ kind: TokenKind; name: string }[]> {
     const q = this.db('user_tokens').where('user_id', userId);
     if (kind) q.where('kind', kind);
-    return q.delete();
+    return q.delete().returning(['kind', 'name']);
+  }
+
+  async listLive(userId: string, kind: TokenKind, now: Date): Promise<Token[]> {
+    const rows = await this.db('user_tokens')
+      .select(TOKEN_COLUMNS)
+      .where({ user_id: userId, kind })
+      .where('expires', '>', now)
+      .orderByRaw('name collate "C"');
+    return rows.map(toToken);
+  }
+
+  async findLiveByName(userId: string, kind: TokenKind, name: string, now: Date): Promise<Token | undefined> {
+    const row = await this.db('user_tokens').select(TOKEN_COLUMNS).where({ user_id: userId, kind, name }).where('expires', '>', now).first();
+    return row ? toToken(row) : undefined;
+  }
+
+  async findLiveById(userId: string, kind: TokenKind, id: string, now: Date): Promise<Token | undefined> {
+    const row = await this.db('user_tokens').select(TOKEN_COLUMNS).where({ user_id: userId, kind, id }).where('expires', '>', now).first();
+    return row ? toToken(row) : undefined;
+  }
+
+  async deleteExpiredByName(userId: string, name: string, now: Date): Promise<void> {
+    await this.db('user_tokens').where({ user_id: userId, name }).where('expires', '<=', now).delete();
   }
 }

@@ -82,6 +82,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     DATA_DIR: dataDir,
     APP_URL: 'https://accounts.example.test',
     COOKIE_SECURE: '0',
+    THROTTLE_IP_PER_MINUTE: '0',
     ...(smtp ? { SMTP_URL: mail.url } : {}),
     ...options.env,
   });

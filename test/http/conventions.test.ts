@@ -27,15 +27,15 @@ describe('openapi.yaml', () => {
   it('authenticates every operation unless it opts out (fail closed)', () => {
     expect(spec.security).toEqual([{ bearerAuth: [] }, { cookieAuth: [] }]);
     const publicOps = operations.filter(({ op }) => Array.isArray(op.security) && op.security.length === 0).map(({ method, path }) => `${method} ${path}`);
-    expect(publicOps.sort()).toEqual(['get /healthz', 'get /readyz', 'post /login', 'post /logout', 'post /password/reset/confirm'].sort());
+    expect(publicOps.sort()).toEqual(['get /healthz', 'get /readyz', 'post /login', 'post /logout', 'post /password/reset', 'post /password/reset/confirm'].sort());
     for (const { op } of operations) {
       if (op.security !== undefined && (op.security as unknown[]).length > 0) throw new Error('operations use the global security');
     }
   });
 
-  it('lets a forced-change token reach only GET /user/me (and the public routes)', () => {
+  it('lets a forced-change token reach only GET /user/me and POST /user/me/password (and the public routes)', () => {
     const allowed = operations.filter(({ op }) => op[PASSWORD_CHANGE_EXTENSION] === true).map(({ method, path }) => `${method} ${path}`);
-    expect(allowed).toEqual(['get /user/me']);
+    expect(allowed.sort()).toEqual(['get /user/me', 'post /user/me/password']);
   });
 });
 

@@ -277,7 +277,7 @@ describe('DELETE /user/:user', () => {
   it('deactivates: tokens refused at once, login fails, links die, the row stays', async () => {
     const u = await t.factory.loggedIn();
     const api = await t.factory.apiToken(u.user);
-    await t.container.stores.passwordTokens.insert(u.user.id, crypto.randomBytes(32).toString('hex'), 'reset', new Date(Date.now() + 3600_000));
+    await t.container.stores.passwordTokens.insert(u.user.id, crypto.randomBytes(32).toString('hex'), 'reset', new Date(), new Date(Date.now() + 3600_000));
     const res = await t.http().delete(`/user/${u.user.id}?clear_tokens=0`).set(asAdmin());
     expect(res.status).toBe(204);
     expect((await t.http().get('/me').set(bearer(u.jwt))).status).toBe(401);
