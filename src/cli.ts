@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from './config';
 import { migrateLatest } from './db/migrate';
 import { parseUserRef } from './domain/identifiers';
 import { AppError } from './domain/errors';
-import type { User } from './domain/types';
+import { SCOPES, type Scope, type User } from './domain/types';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
 
@@ -13,6 +13,8 @@ Commands:
   create-user --email E --name N [--admin] [--password-stdin] [--send-mail]
       Create a user (must change their password at first login). Without a password the user
       sets one through a welcome link (--send-mail) or an admin reset.
+  create-token --email E --name N [--scopes api,api:read,api:write] [--expires 2027-01-01T00:00:00Z]
+      Mint an API token for a user and print it (the only time it is shown).
   passwd --user <id|email> [--password-stdin]
       Set a user's password; ends their login tokens.
   force-password-change --user <id|email>
@@ -64,6 +66,8 @@ export async function runCli(argv: string[], io: CliIo = process): Promise<numbe
       admin: { type: 'boolean', default: false },
       'password-stdin': { type: 'boolean', default: false },
       'send-mail': { type: 'boolean', default: false },
+      scopes: { type: 'string' },
+      expires: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -83,7 +87,16 @@ export async function runCli(argv: string[], io: CliIo = process): Promise<numbe
   }
 }
 
-type CliValues = { email?: string; name?: string; user?: string; admin: boolean; 'password-stdin': boolean; 'send-mail': boolean };
+type CliValues = {
+  email?: string;
+  name?: string;
+  user?: string;
+  admin: boolean;
+  'password-stdin': boolean;
+  'send-mail': boolean;
+  scopes?: string;
+  expires?: string;
+};
 
 async function runCommand(command: string, values: CliValues, io: CliIo): Promise<number> {
   const config = loadConfig(io.env);
@@ -103,6 +116,20 @@ async function runCommand(command: string, values: CliValues, io: CliIo): Promis
         const user = await users.create(OPERATOR, { name: values.name, email: values.email, password, isAdmin: values.admin }, values['send-mail']);
         if (values['send-mail']) await container.outbox.runOnce();
         io.stdout.write(`${JSON.stringify({ id: user.id, email: user.email, name: user.name, is_admin: user.isAdmin })}\n`);
+        return 0;
+      }
+      case 'create-token': {
+        const who = values.email ?? values.user;
+        if (!who || !values.name) throw new AppError(400, 'validation_failed', 'create-token needs --email and --name');
+        const scopes = (values.scopes ?? 'api').split(',').map((x) => x.trim());
+        if (!scopes.every((x): x is Scope => (SCOPES as readonly string[]).includes(x))) {
+          throw new AppError(400, 'validation_failed', `--scopes takes a comma-separated list of ${SCOPES.join(', ')}`);
+        }
+        const expires = values.expires === undefined ? undefined : new Date(values.expires);
+        if (expires && Number.isNaN(expires.getTime())) throw new AppError(400, 'validation_failed', '--expires takes an RFC 3339 time');
+        const owner = await users.resolveTarget(OPERATOR, who);
+        const { token, jwt } = await container.services.tokens.create(owner, { name: values.name, scopes, expires });
+        io.stdout.write(`${JSON.stringify({ name: token.name, scopes: token.scopes, expires: token.expires.toISOString(), token: jwt })}\n`);
         return 0;
       }
       case 'passwd': {

@@ -83,6 +83,19 @@ describe('cli', () => {
     expect((await cli(['force-password-change', '--user', 'nobody@example.test'])).code).not.toBe(0);
   }, 60_000);
 
+  it('mints an API token, printed once and stored without its secret', async () => {
+    const res = await cli(['create-token', '--email', 'ops@example.test', '--name', 'deploy bot', '--scopes', 'api:read']);
+    expect(res.code).toBe(0);
+    const out = JSON.parse(res.out);
+    expect(out).toMatchObject({ name: 'deploy bot', scopes: ['api:read'], token: expect.stringMatching(/^ey/) });
+    const row = await withDb((k) => k('user_tokens').where({ name: 'deploy bot' }).first());
+    expect(row).toMatchObject({ kind: 'api', scopes: ['api:read'] });
+    expect(JSON.stringify(row)).not.toContain(out.token);
+    const again = await cli(['create-token', '--email', 'ops@example.test', '--name', 'deploy bot']);
+    expect(again.code).toBe(1);
+    expect((await cli(['create-token', '--email', 'ops@example.test', '--name', 'x', '--scopes', 'root'])).code).toBe(1);
+  }, 60_000);
+
   it('prints usage for no command and an unknown one', async () => {
     expect((await cli([])).code).toBe(2);
     const unknown = await cli(['frobnicate']);
