@@ -100,3 +100,211 @@ describe('POST /password/reset/confirm', () => {
     }
   });
 });
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+const works = async (token: string) => (await t.http().get('/me').set(bearer(token))).status === 204;
+
+describe('POST /user/me/password', () => {
+  it('with a wrong current password answers 403 wrong_password and changes nothing', async () => {
+    const u = await t.factory.loggedIn();
+    const before = (await t.knex('users').where({ id: u.user.id }).first()).password_hash;
+    const res = await t.http().post('/user/me/password').set(bearer(u.jwt)).send({ current_password: 'not it at all', password: 'a new password 1' });
+    expect([res.status, res.body.code]).toEqual([403, 'wrong_password']);
+    expect((await t.knex('users').where({ id: u.user.id }).first()).password_hash).toBe(before);
+    expect(await works(u.jwt)).toBe(true);
+    const missing = await t.http().post('/user/me/password').set(bearer(u.jwt)).send({ password: 'a new password 1' });
+    expect([missing.status, missing.body.code]).toEqual([400, 'validation_failed']);
+  });
+
+  it('refuses a weak new password with weak_password', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/user/me/password').set(bearer(u.jwt)).send({ current_password: u.password, password: 'short' });
+    expect([res.status, res.body.code]).toEqual([400, 'weak_password']);
+    expect((await t.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(200);
+  });
+
+  it.each([
+    [undefined, { used: false, other: false, api: true }],
+    ['login_only', { used: false, other: false, api: true }],
+    ['1', { used: false, other: false, api: true }],
+    ['none', { used: true, other: true, api: true }],
+    ['0', { used: true, other: true, api: true }],
+    ['no', { used: true, other: true, api: true }],
+    ['false', { used: true, other: true, api: true }],
+    ['all', { used: false, other: false, api: false }],
+  ])('clear_tokens=%s ends exactly the right tokens', async (clear, expected) => {
+    const u = await t.factory.loggedIn();
+    const other = await t.factory.login(u);
+    const api = await t.factory.apiToken(u.user);
+    const url = clear === undefined ? '/user/me/password' : `/user/me/password?clear_tokens=${clear}`;
+    const res = await t.http().post(url).set(bearer(u.jwt)).send({ current_password: u.password, password: 'changed password 1' });
+    expect(res.status).toBe(204);
+    expect({ used: await works(u.jwt), other: await works(other), api: await works(api) }).toEqual(expected);
+    expect((await t.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(401);
+    expect((await t.http().post('/login').send({ email: u.email, password: 'changed password 1' })).status).toBe(200);
+  });
+
+  it('mails a notice with no secret, clears the forced change and kills reset links', async () => {
+    const u = await t.factory.loggedIn();
+    await t.http().post('/password/reset').send({ email: u.email }).expect(202);
+    const [resetMail] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Reset your Accounts password');
+    const link = /token=([A-Za-z0-9_-]+)/.exec(resetMail.text)![1];
+    await t.http().post('/user/me/password').set(bearer(u.jwt)).send({ current_password: u.password, password: 'changed password 2' }).expect(204);
+    const [notice] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Your Accounts password has been changed');
+    expect(notice.raw).not.toContain('changed password 2');
+    expect(notice.raw).not.toContain(u.password);
+    const dead = await t.http().post('/password/reset/confirm').send({ token: link, password: 'hijacked password' });
+    expect([dead.status, dead.body.code]).toEqual([400, 'invalid_token']);
+  });
+
+  it('needs no current password with a forced-change login token, and frees the user', async () => {
+    const u = await t.factory.user({ forcePasswordChange: true });
+    const login = await t.http().post('/login').send({ email: u.email, password: u.password });
+    const token = login.body.jwt_token;
+    expect((await t.http().get('/me').set(bearer(token))).body.code).toBe('password_change_required');
+    await t.http().post('/user/me/password?clear_tokens=none').set(bearer(token)).send({ password: 'my own password' }).expect(204);
+    expect((await t.knex('users').where({ id: u.user.id }).first()).force_password_change).toBe(false);
+    expect(await works(token)).toBe(true);
+    const again = await t.http().post('/login').send({ email: u.email, password: 'my own password' });
+    expect(again.body.password_change_required).toBeUndefined();
+  });
+
+  it('still wants the current password from an API token of a user who must change it', async () => {
+    const u = await t.factory.user({ forcePasswordChange: true });
+    const api = await t.factory.apiToken(u.user);
+    const res = await t.http().post('/user/me/password').set(bearer(api)).send({ password: 'my own password' });
+    expect([res.status, res.body.code]).toEqual([400, 'validation_failed']);
+  });
+});
+
+describe('DELETE /user/:user/password (admin reset)', () => {
+  it('makes the password unusable, forces a change, ends login tokens, and mails a single-use link', async () => {
+    const u = await t.factory.loggedIn();
+    const api = await t.factory.apiToken(u.user);
+    const res = await t.http().delete(`/user/${u.email}/password`).set(bearer(adminJwt));
+    expect(res.status).toBe(204);
+    expect((await t.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(401);
+    expect(await works(u.jwt)).toBe(false);
+    expect(await works(api)).toBe(true);
+    expect((await t.knex('users').where({ id: u.user.id }).first()).force_password_change).toBe(true);
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Reset your Accounts password');
+    expect(mail.text).toContain('1 hour');
+    const link = /https:\/\/accounts\.example\.test\/reset-password\?token=([A-Za-z0-9_-]+)/.exec(mail.text)![1];
+    await t.http().post('/password/reset/confirm').send({ token: link, password: 'fresh password 1' }).expect(204);
+    const login = await t.http().post('/login').send({ email: u.email, password: 'fresh password 1' });
+    expect(login.status).toBe(200);
+    expect(login.body.password_change_required).toBeUndefined();
+    expect((await t.http().post('/password/reset/confirm').send({ token: link, password: 'fresh password 2' })).status).toBe(400);
+  });
+
+  it('confines kept login tokens to the password change with clear_tokens=none', async () => {
+    const u = await t.factory.loggedIn();
+    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=none&send_mail=0`).set(bearer(adminJwt)).expect(204);
+    const res = await t.http().get('/me').set(bearer(u.jwt));
+    expect([res.status, res.body.code, res.headers.location]).toEqual([401, 'password_change_required', '/user/me/password']);
+    expect((await t.http().get('/user/me').set(bearer(u.jwt))).status).toBe(200);
+    await t.http().post('/user/me/password?clear_tokens=none').set(bearer(u.jwt)).send({ password: 'out of jail 1' }).expect(204);
+    expect(await works(u.jwt)).toBe(true);
+  });
+
+  it('ends all tokens with clear_tokens=all', async () => {
+    const u = await t.factory.loggedIn();
+    const api = await t.factory.apiToken(u.user);
+    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=all&send_mail=0`).set(bearer(adminJwt)).expect(204);
+    expect([await works(u.jwt), await works(api)]).toEqual([false, false]);
+  });
+
+  it.each([['send_mail=0'], ['send_password_reset_mail=0']])('sends no mail with %s', async (q) => {
+    const u = await t.factory.user();
+    await t.http().delete(`/user/${u.user.id}/password?${q}`).set(bearer(adminJwt)).expect(204);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.mail.to(u.email)).toHaveLength(0);
+    expect(await t.knex('password_tokens').where({ user_id: u.user.id })).toHaveLength(0);
+  });
+
+  it('refuses non-admins with 403 and deactivated targets with 410', async () => {
+    const u = await t.factory.loggedIn();
+    const victim = await t.factory.user();
+    expect((await t.http().delete(`/user/${victim.user.id}/password`).set(bearer(u.jwt))).status).toBe(403);
+    expect((await t.http().post('/login').send({ email: victim.email, password: victim.password })).status).toBe(200);
+    await t.http().delete(`/user/${victim.user.id}`).set(bearer(adminJwt)).expect(204);
+    expect((await t.http().delete(`/user/${victim.user.id}/password`).set(bearer(adminJwt))).status).toBe(410);
+  });
+});
+
+describe('POST /password/reset', () => {
+  it('always answers 202, and mails a link only to an active user with that address', async () => {
+    const u = await t.factory.user();
+    const gone = await t.factory.user();
+    await t.http().delete(`/user/${gone.user.id}`).set(bearer(adminJwt)).expect(204);
+    for (const email of [u.email.toUpperCase(), 'nobody@example.test', gone.email]) {
+      const res = await t.http().post('/password/reset').send({ email });
+      expect(res.status).toBe(202);
+      expect(res.text).toBe('');
+    }
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email));
+    expect(mail.subject).toBe('Reset your Accounts password');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.mail.to('nobody@example.test')).toHaveLength(0);
+    expect(t.mail.to(gone.email)).toHaveLength(0);
+    const token = /token=([A-Za-z0-9_-]+)/.exec(mail.text)![1];
+    const session = await t.factory.login(u);
+    await t.http().post('/password/reset/confirm').send({ token, password: 'reset password 1' }).expect(204);
+    expect(await works(session)).toBe(false);
+    const [notice] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Your Accounts password has been changed');
+    expect(notice.raw).not.toContain('reset password 1');
+  });
+
+  it('expires links after an hour', async () => {
+    const u = await t.factory.user();
+    await t.http().post('/password/reset').send({ email: u.email }).expect(202);
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email));
+    const token = /token=([A-Za-z0-9_-]+)/.exec(mail.text)![1];
+    t.clock.advance(3600_000 + 1000);
+    try {
+      expect((await t.http().post('/password/reset/confirm').send({ token, password: 'too late password' })).body.code).toBe('invalid_token');
+    } finally {
+      t.clock.advance(-(3600_000 + 1000));
+    }
+  });
+
+  it('mails one account at most once a minute', async () => {
+    const u = await t.factory.user();
+    for (let i = 0; i < 3; i++) await t.http().post('/password/reset').send({ email: u.email }).expect(202);
+    await t.mail.waitFor((m) => m.to.includes(u.email));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.mail.to(u.email)).toHaveLength(1);
+    t.clock.advance(61_000);
+    try {
+      await t.http().post('/password/reset').send({ email: u.email }).expect(202);
+      await t.mail.waitFor((m) => m.to.includes(u.email), 2);
+    } finally {
+      t.clock.advance(-61_000);
+    }
+  });
+
+  it('is throttled per client IP with 429, Retry-After and RateLimit headers', async () => {
+    const limited = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '3' } });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await limited.http().post('/password/reset').send({ email: 'x@example.test' })).status);
+      expect(statuses).toEqual([202, 202, 202, 429]);
+      const res = await limited.http().post('/password/reset').send({ email: 'x@example.test' });
+      expect([res.status, res.body.code]).toEqual([429, 'rate_limited']);
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+      expect(res.headers['ratelimit-limit']).toBe('3');
+      expect(res.headers['ratelimit-remaining']).toBe('0');
+      const u = await limited.factory.user();
+      const logins = [];
+      for (let i = 0; i < 4; i++) logins.push((await limited.http().post('/login').send({ email: u.email, password: u.password })).status);
+      expect(logins).toEqual([200, 200, 200, 429]);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('validates the body', async () => {
+    expect((await t.http().post('/password/reset').send({})).status).toBe(400);
+    expect((await t.http().post('/password/reset').send({ email: 'a@b.c', extra: 1 })).status).toBe(400);
+  });
+});
