@@ -5,16 +5,27 @@ import { pinoHttp } from 'pino-http';
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A sane incoming X-Request-Id is kept; otherwise a fresh one. Echoed in the response. */
+function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const incoming = req.headers['x-request-id'];
+  const id = typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+  res.setHeader('X-Request-Id', id);
+  return id;
+}
+
 /** Request ids (a sane incoming X-Request-Id is kept) and one log line per request. */
 export function requestLogger(log: Logger) {
+  // pino-http makes a child logger and hooks the response on every request even when the access
+  // line would be dropped; with info off, only the request id is needed (the error handler uses it).
+  if (!log.isLevelEnabled('info')) {
+    return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+      req.id = assignRequestId(req, res);
+      next();
+    };
+  }
   return pinoHttp({
     logger: log,
-    genReqId: (req: IncomingMessage, res: ServerResponse) => {
-      const incoming = req.headers['x-request-id'];
-      const id = typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
-      res.setHeader('X-Request-Id', id);
-      return id;
-    },
+    genReqId: assignRequestId,
     // A 500 is logged once, with its error, by the error handler; this is the access log.
     customLogLevel: () => 'info',
     serializers: {
