@@ -71,7 +71,32 @@ export interface TokenStore {
   deleteExpiredByName(userId: string, name: string, now: Date): Promise<void>;
 }
 
+/** findLive's row: the token's columns prefixed `t_`, then the user's as they are. */
+type FindLiveRow = UserRow & { [K in keyof TokenRow as `t_${K}`]: TokenRow[K] };
+
+/**
+ * findLive runs on every authenticated request, so Knex renders its SQL once per store rather
+ * than per call (the builder cost more than the query's own driver work); the four `?` are
+ * tokenId, userId, now and the limit, in that order.
+ */
+function findLiveSql(db: Knex): string {
+  const { sql, bindings } = db('user_tokens')
+    .join('users', 'users.id', 'user_tokens.user_id')
+    .select([...TOKEN_COLUMNS.map((c) => `${c} as t_${c.slice('user_tokens.'.length)}`), ...USER_COLUMNS])
+    .where('user_tokens.id', 'tokenId')
+    .where('user_tokens.user_id', 'userId')
+    .where('user_tokens.expires', '>', 'now')
+    .whereNull('users.deactivated')
+    .first()
+    .toSQL();
+  if (bindings.join() !== 'tokenId,userId,now,1') throw new Error(`findLive: unexpected bindings ${bindings.join()}`);
+  return sql;
+}
+
 export class KnexTokenStore implements TokenStore {
+  /** Rendered on first use: a store is made per transaction, and most never call findLive. */
+  private findLiveSql?: string;
+
   constructor(private readonly db: Knex) {}
 
   async insert(token: NewTokenRow): Promise<Token> {
@@ -94,24 +119,23 @@ export class KnexTokenStore implements TokenStore {
   }
 
   async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User } | undefined> {
-    const row = await this.db('user_tokens')
-      .join('users', 'users.id', 'user_tokens.user_id')
-      .select([
-        ...TOKEN_COLUMNS.map((c) => `${c} as t_${c.slice('user_tokens.'.length)}`),
-        ...USER_COLUMNS,
-      ])
-      .where('user_tokens.id', tokenId)
-      .where('user_tokens.user_id', userId)
-      .where('user_tokens.expires', '>', now)
-      .whereNull('users.deactivated')
-      .first();
+    this.findLiveSql ??= findLiveSql(this.db);
+    const { rows } = (await this.db.raw(this.findLiveSql, [tokenId, userId, now, 1])) as { rows: FindLiveRow[] };
+    const row = rows[0];
     if (!row) return undefined;
-    const tokenRow = Object.fromEntries(
-      Object.entries(row as Record<string, unknown>)
-        .filter(([k]) => k.startsWith('t_'))
-        .map(([k, v]) => [k.slice(2), v]),
-    ) as unknown as TokenRow;
-    return { token: toToken(tokenRow), user: toUser(row as UserRow) };
+    const token: Token = {
+      id: row.t_id,
+      userId: row.t_user_id,
+      kind: row.t_kind,
+      name: row.t_name,
+      scopes: row.t_scopes,
+      created: row.t_created,
+      expires: row.t_expires,
+      lastUsed: row.t_last_used,
+      lastIpaddr: row.t_last_ipaddr,
+      userAgent: row.t_user_agent,
+    };
+    return { token, user: toUser(row) };
   }
 
   async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {
