@@ -1,12 +1,12 @@
 import cookieParser from 'cookie-parser';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from './config';
 import type { Services } from './container';
 import { NotFoundError, ValidationError } from './domain/errors';
-import { securityHandlers } from './http/authenticate';
+import { authenticate } from './http/authenticate';
 import { errorHandler } from './http/error-handler';
 import { healthRoutes } from './http/health-routes';
 import { meRoutes } from './http/me-routes';
@@ -39,6 +39,19 @@ function rejectUnexpectedBody(req: ValidatedRequest, _res: Response, next: NextF
   next();
 }
 
+/**
+ * The validator's middlewares with its (disabled) security step replaced by ours, so security
+ * still runs after the route is matched and before the request is validated. Fails at start if
+ * the validator's layout ever changes, rather than running unauthenticated.
+ */
+function withSecurity(validator: RequestHandler[], security: RequestHandler): RequestHandler[] {
+  const slot = validator.findIndex((mw) => mw.name === 'securityMiddleware');
+  if (slot < 1 || validator[slot - 1].name !== 'metadataMiddleware') {
+    throw new Error('express-openapi-validator: no security step after route matching to replace');
+  }
+  return [...validator.slice(0, slot), security, ...validator.slice(slot + 1)];
+}
+
 function noStoreWhenAuthenticated(req: Request, res: Response, next: NextFunction): void {
   if (req.caller) res.set('Cache-Control', 'no-store');
   next();
@@ -54,14 +67,17 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
   app.use(express.json({ limit: config.bodyLimit }));
   app.use(cookieParser());
   app.use(
-    OpenApiValidator.middleware({
-      apiSpec: apiSpec as never,
-      validateRequests: { allowUnknownQueryParameters: false },
-      validateResponses: config.validateResponses,
-      validateSecurity: { handlers: securityHandlers(services.auth) },
-      validateFormats: true,
-      ajvFormats: { mode: 'fast' },
-    }),
+    withSecurity(
+      OpenApiValidator.middleware({
+        apiSpec: apiSpec as never,
+        validateRequests: { allowUnknownQueryParameters: false },
+        validateResponses: config.validateResponses,
+        validateSecurity: false, // enforced by authenticate, in the same place
+        validateFormats: true,
+        ajvFormats: { mode: 'fast' },
+      }),
+      authenticate(services.auth, apiSpec),
+    ),
   );
   app.use(rejectUnexpectedBody);
   app.use(noStoreWhenAuthenticated);

@@ -1,5 +1,5 @@
-import type { Request } from 'express';
-import { AppError, ForbiddenError, PasswordChangeRequiredError, UnauthenticatedError } from '../domain/errors';
+import type { NextFunction, Request, Response } from 'express';
+import { ForbiddenError, PasswordChangeRequiredError, UnauthenticatedError } from '../domain/errors';
 import { scopesAllow } from '../domain/scopes';
 import type { Caller } from '../domain/types';
 import type { AuthService, RequestContext } from '../services/auth-service';
@@ -11,10 +11,8 @@ export const PASSWORD_CHANGE_EXTENSION = 'x-allowed-during-password-change';
 
 declare module 'express-serve-static-core' {
   interface Request {
-    /** Set for authenticated operations by the security handler. */
+    /** Set for authenticated operations by `authenticate`. */
     caller?: Caller;
-    /** Why the security handler refused; the error handler answers with it. */
-    authError?: unknown;
     callerLookup?: Promise<Caller>;
   }
 }
@@ -23,51 +21,98 @@ export function requestContext(req: Request): RequestContext {
   return { ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null };
 }
 
-function credential(req: Request): { jwt: string; via: Caller['via'] } | undefined {
+/** Which of the spec's security schemes an operation accepts. */
+interface Accepts {
+  bearer: boolean;
+  cookie: boolean;
+}
+
+const ANY_CREDENTIAL: Accepts = { bearer: true, cookie: true };
+
+/** A present Authorization header decides (a malformed one is not a fall-back to the cookie). */
+function credential(req: Request, accepts: Accepts): { jwt: string; via: Caller['via'] } | undefined {
   const header = req.headers.authorization;
-  if (header !== undefined) {
+  if (header !== undefined && accepts.bearer) {
     const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)[ ]*$/i.exec(header);
     return { jwt: match ? match[1] : '', via: 'bearer' };
   }
-  const cookie: unknown = req.cookies?.[SESSION_COOKIE];
+  const cookie: unknown = accepts.cookie ? req.cookies?.[SESSION_COOKIE] : undefined;
   return typeof cookie === 'string' && cookie !== '' ? { jwt: cookie, via: 'cookie' } : undefined;
 }
 
 /** The caller behind the request's credential, looked up once per request. */
-export function lookupCaller(req: Request, auth: AuthService): Promise<Caller> {
+export function lookupCaller(req: Request, auth: AuthService, accepts: Accepts = ANY_CREDENTIAL): Promise<Caller> {
   req.callerLookup ??= (async () => {
-    const cred = credential(req);
+    const cred = credential(req, accepts);
     if (!cred) throw new UnauthenticatedError();
     return auth.authenticate(cred.jwt, requestContext(req), cred.via);
   })();
   return req.callerLookup;
 }
 
+/** The spec's security schemes, by the credential each stands for. */
+const SCHEMES = { bearerAuth: 'bearer', cookieAuth: 'cookie' } as const;
+
+type SecurityRequirement = Record<string, unknown>;
+type Operation = Record<string, unknown> & { security?: SecurityRequirement[] };
+
 /**
- * express-openapi-validator's security handlers: every operation is authenticated unless the
- * spec says `security: []` (fail closed). Besides the token they check what the operation
- * allows: the token's scopes, and the confinement of a user who must change their password.
+ * What an operation's security (its own, else the document's) accepts; undefined when it is
+ * public (`security: []`). Anything this middleware cannot enforce faithfully (an unknown scheme,
+ * two schemes required together, an optional `{}`) is refused, so a spec change fails closed.
  */
-export function securityHandlers(auth: AuthService) {
-  const handler = async (req: Request): Promise<boolean> => {
+function acceptsOf(security: SecurityRequirement[] | undefined, where: string): Accepts | undefined {
+  if (!security || security.length === 0) return undefined;
+  const accepts: Accepts = { bearer: false, cookie: false };
+  for (const requirement of security) {
+    const schemes = Object.keys(requirement);
+    if (schemes.length !== 1 || !(schemes[0] in SCHEMES)) {
+      throw new Error(`${where}: unsupported security requirement ${JSON.stringify(requirement)}`);
+    }
+    accepts[SCHEMES[schemes[0] as keyof typeof SCHEMES]] = true;
+  }
+  return accepts;
+}
+
+/**
+ * Enforces the spec's security, in the validator's security slot: after the operation is
+ * matched (unknown routes are 404 first), before the request is validated (so an anonymous
+ * caller gets 401, not 400). Every operation is authenticated unless the spec says
+ * `security: []` (fail closed). Besides the token it checks what the operation allows: the
+ * token's scopes, and the confinement of a user who must change their password.
+ *
+ * It replaces express-openapi-validator's security handlers, which with two schemes (bearer OR
+ * cookie) ran both on every request and built an Error with a stack for the absent one.
+ */
+export function authenticate(auth: AuthService, apiDoc: { security?: SecurityRequirement[] }) {
+  const documentAccepts = acceptsOf(apiDoc.security, 'security');
+  const byOperation = new WeakMap<Operation, Accepts | null>();
+  const acceptsFor = (operation: Operation): Accepts | undefined => {
+    let accepts = byOperation.get(operation);
+    if (accepts === undefined) {
+      accepts = (operation.security ? acceptsOf(operation.security, 'operation security') : documentAccepts) ?? null;
+      byOperation.set(operation, accepts);
+    }
+    return accepts ?? undefined;
+  };
+
+  return async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
+    const operation = (req as Request & { openapi?: { schema?: Operation } }).openapi?.schema;
+    // Not an operation of the spec: the validator or the final 404 answers it.
+    const accepts = operation && acceptsFor(operation);
+    if (!accepts) return next();
     try {
-      const caller = await lookupCaller(req, auth);
-      const operation = (req as Request & { openapi?: { schema?: Record<string, unknown> } }).openapi?.schema;
-      if (caller.token.kind === 'login' && caller.user.forcePasswordChange && operation?.[PASSWORD_CHANGE_EXTENSION] !== true) {
+      const caller = await lookupCaller(req, auth, accepts);
+      if (caller.token.kind === 'login' && caller.user.forcePasswordChange && operation[PASSWORD_CHANGE_EXTENSION] !== true) {
         throw new PasswordChangeRequiredError();
       }
       if (!scopesAllow(caller.token.scopes, req.method)) throw new ForbiddenError("the token's scopes do not allow this call");
       req.caller = caller;
-      return true;
     } catch (err) {
-      // The validator keeps only a status and a message; the error handler answers with this.
-      req.authError = err;
-      throw Object.assign(new Error(err instanceof Error ? err.message : 'unauthorized'), {
-        status: err instanceof AppError ? err.status : 500,
-      });
+      return next(err);
     }
+    next();
   };
-  return { bearerAuth: handler, cookieAuth: handler };
 }
 
 export function callerOf(req: Request): Caller {

@@ -49,11 +49,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
     const requestId = String(req.id ?? '');
-    // A refusal by the security handler arrives rewrapped by the validator.
-    const cause: unknown = req.authError !== undefined && (err as HttpishError)?.status !== undefined ? req.authError : err;
-    let appError = cause instanceof AppError ? cause : translate((cause ?? {}) as HttpishError);
+    let appError = err instanceof AppError ? err : translate((err ?? {}) as HttpishError);
     if (!appError || appError.status >= 500) {
-      if (!appError) log.error({ err: cause, request_id: requestId }, 'unexpected error');
+      if (!appError) log.error({ err, request_id: requestId }, 'unexpected error');
       appError ??= new AppError(500, 'internal_error', 'Internal Server Error');
     }
     const body: Record<string, unknown> = { error: appError.message, code: appError.code };
