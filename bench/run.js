@@ -10,7 +10,8 @@
  * Env: BENCH_DATABASE_URL (admin connection, default postgres://postgres@127.0.0.1:5432/postgres),
  * BENCH_SECONDS (measured seconds per run, 10), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50),
  * BENCH_USERS (distinct users and tokens, 200), BENCH_ROUNDS (runs per server, alternating, 2),
- * BENCH_SERVICE_NODE_ARGS (extra node flags for the service, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_SERVICE_NODE_ARGS (extra node flags for the service, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
+ * BENCH_BASELINE_NODE_ARGS (the same for the baseline, to compare profiles).
  */
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -265,13 +266,14 @@ async function main() {
   const serviceBase = `http://${HOST}:${servicePort}`;
   await waitReady(service, serviceBase); // the service migrates the database before it listens
 
+  const baselineNodeArgs = (process.env.BENCH_BASELINE_NODE_ARGS || '').split(' ').filter(Boolean);
   const baseline = startChild('baseline', path.join(__dirname, 'baseline.js'), {
     DATABASE_URL: dbUrl.href,
     PORT: String(baselinePort),
     HOST,
     JWT_SECRET: secret,
     POOL_SIZE: String(CFG.poolSize),
-  });
+  }, baselineNodeArgs);
   const baselineBase = `http://${HOST}:${baselinePort}`;
   await waitReady(baseline, baselineBase);
 
