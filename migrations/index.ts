@@ -4,6 +4,7 @@ import * as createUserTokens from './20261122150100_create_user_tokens';
 import * as createPasswordTokens from './20261122150200_create_password_tokens';
 import * as createMailOutbox from './20261122150300_create_mail_outbox';
 import * as createUserSettings from './20261122160000_create_user_settings';
+import * as createUserGroups from './20261122163000_create_user_groups';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -12,4 +13,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261122150200_create_password_tokens', migration: createPasswordTokens },
   { name: '20261122150300_create_mail_outbox', migration: createMailOutbox },
   { name: '20261122160000_create_user_settings', migration: createUserSettings },
+  { name: '20261122163000_create_user_groups', migration: createUserGroups },
 ];

@@ -8,6 +8,7 @@ import type { Services } from './container';
 import { NotFoundError, ValidationError } from './domain/errors';
 import { authenticate } from './http/authenticate';
 import { errorHandler } from './http/error-handler';
+import { groupRoutes } from './http/group-routes';
 import { healthRoutes } from './http/health-routes';
 import { meRoutes } from './http/me-routes';
 import { passwordRoutes } from './http/password-routes';
@@ -85,14 +86,15 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
 
   // GET /user/me is the hottest route: first, so it skips walking the other routers. It only
   // has exact /user/me routes, so it shadows nothing; it must stay before /user/:user.
-  app.use(meRoutes(services.users));
+  app.use(meRoutes(services.users, services.groups));
   app.use(healthRoutes(db));
   app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }, ipThrottle(config.throttleIpPerMinute)));
   app.use(passwordRoutes(services.passwords, ipThrottle(config.throttleIpPerMinute)));
   app.use(tokenRoutes(services.tokens, services.users));
   app.use(settingsRoutes(services.settings, services.users));
   app.use(revokeRoutes(services.tokens));
-  app.use(userRoutes(services.users));
+  app.use(groupRoutes(services.groups));
+  app.use(userRoutes(services.users, services.groups));
 
   app.use((_req, _res, next) => next(new NotFoundError('Route Not Found')));
   app.use(errorHandler(log));

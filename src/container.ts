@@ -5,6 +5,7 @@ import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
 import { AuthService } from './services/auth-service';
+import { GroupService } from './services/group-service';
 import { PasswordHasher } from './services/password-hasher';
 import { PasswordLinks } from './services/password-links';
 import { PasswordService } from './services/password-service';
@@ -20,6 +21,7 @@ export interface Services {
   passwords: PasswordService;
   tokens: TokenService;
   settings: SettingsService;
+  groups: GroupService;
 }
 
 export interface Container {
@@ -85,6 +87,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       apiMaxMs: config.apiTokenMaxTtlMs,
     }),
     settings: new SettingsService(stores, transact, users),
+    groups: new GroupService(stores),
   };
   return { services, stores, transact, hasher, signer, outbox };
 }

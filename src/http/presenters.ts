@@ -1,4 +1,6 @@
+import type { Effective, Membership, UserGroup } from '../domain/groups';
 import type { Token, User } from '../domain/types';
+import type { GroupDetails } from '../services/group-service';
 import type { Session } from '../services/token-service';
 
 /** Domain → response shapes of openapi.yaml. */
@@ -27,9 +29,26 @@ export function presentUserListItem(u: User, includeDeactivated: boolean) {
   return includeDeactivated ? { ...presentUser(u), deactivated: iso(u.deactivated) } : presentUser(u);
 }
 
-/** `groups` stays empty until user groups exist. */
-export function presentUserDetailed(u: User) {
-  return { ...presentUser(u), groups: [] as { id: string; name: string; permission: string }[] };
+/** `groups`: the user's memberships with their effective permission on each. */
+export function presentUserDetailed(u: User, groups: Membership[]) {
+  return { ...presentUser(u), groups: groups.map((g) => ({ id: g.id, name: g.name, permission: g.permission })) };
+}
+
+export function presentGroup(g: UserGroup) {
+  return { id: g.id, name: g.name, description: g.description, active: g.active, owner: g.owner, created: iso(g.created) };
+}
+
+export function presentGroupDetailed(d: GroupDetails) {
+  return {
+    ...presentGroup(d.group),
+    members_count: d.membersCount,
+    members: d.members.map(presentUser),
+    grants: d.grants.map((g) => ({ type: g.type, id: g.id, name: g.name, permission: g.permission, origin: g.origin })),
+  };
+}
+
+export function presentEffective(e: Effective) {
+  return e.via.type === 'group_grant' ? { permission: e.permission, via: { type: e.via.type, group: e.via.group } } : { permission: e.permission, via: { type: e.via.type } };
 }
 
 export function presentNewUser(u: User) {

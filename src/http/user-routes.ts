@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { GroupService } from '../services/group-service';
 import type { UserService } from '../services/user-service';
 import { callerOf } from './authenticate';
 import { flag } from './flags';
@@ -6,7 +7,7 @@ import { presentNewUser, presentUserDetailed, presentUserListItem } from './pres
 import { toNewUser, toUserChanges, type NewUserBody, type UpdateUserBody } from './user-bodies';
 
 /** User administration; the service refuses non-admins before looking at the target. */
-export function userRoutes(users: UserService): Router {
+export function userRoutes(users: UserService, groups: GroupService): Router {
   const router = Router();
 
   router.get('/user', async (req, res) => {
@@ -35,7 +36,8 @@ export function userRoutes(users: UserService): Router {
   });
 
   router.get('/user/:user', async (req, res) => {
-    res.json(presentUserDetailed(await users.getUser(callerOf(req).user, req.params.user)));
+    const user = await users.getUser(callerOf(req).user, req.params.user);
+    res.json(presentUserDetailed(user, await groups.membershipsOf(user)));
   });
 
   router.post('/user/:user', async (req, res) => {
@@ -45,7 +47,7 @@ export function userRoutes(users: UserService): Router {
       toUserChanges(req.body as UpdateUserBody),
       flag(req.query.send_mail, true),
     );
-    res.json(presentUserDetailed(updated));
+    res.json(presentUserDetailed(updated, await groups.membershipsOf(updated)));
   });
 
   router.delete('/user/:user', async (req, res) => {
@@ -55,7 +57,7 @@ export function userRoutes(users: UserService): Router {
 
   router.post('/user/:user/reactivate', async (req, res) => {
     const user = await users.reactivate(callerOf(req).user, req.params.user, flag(req.query.send_mail, true));
-    res.json(presentUserDetailed(user));
+    res.json(presentUserDetailed(user, await groups.membershipsOf(user)));
   });
 
   return router;

@@ -115,7 +115,7 @@ export class UserService {
     return this.update(actor, await this.resolveTarget(actor, rawRef), changes, sendMail);
   }
 
-  /** Deactivates: no login, no tokens, no links; the row stays. */
+  /** Deactivates: no login, no tokens, no links, no group memberships or grants; the row stays. */
   async deactivate(actor: User, rawRef: string): Promise<void> {
     const target = await this.resolveTarget(actor, rawRef);
     await this.transact(async (s) => {
@@ -123,6 +123,7 @@ export class UserService {
       await s.users.deactivate(target.id, this.clock.now());
       await s.tokens.deleteForUser(target.id);
       await s.passwordTokens.deleteForUser(target.id);
+      await s.groups.removeUserEverywhere(target.id);
     });
   }
 

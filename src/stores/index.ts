@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { KnexGroupStore, type GroupStore } from './group-store';
 import { KnexOutboxStore, type OutboxStore } from './outbox-store';
 import { KnexPasswordTokenStore, type PasswordTokenStore } from './password-token-store';
 import { KnexSettingsStore, type SettingsStore } from './settings-store';
@@ -11,6 +12,7 @@ export interface Stores {
   passwordTokens: PasswordTokenStore;
   outbox: OutboxStore;
   settings: SettingsStore;
+  groups: GroupStore;
 }
 
 export function createStores(db: Knex): Stores {
@@ -20,6 +22,7 @@ export function createStores(db: Knex): Stores {
     passwordTokens: new KnexPasswordTokenStore(db),
     outbox: new KnexOutboxStore(db),
     settings: new KnexSettingsStore(db),
+    groups: new KnexGroupStore(db),
   };
 }
 

@@ -71,6 +71,7 @@ export interface UserStore {
   /** An active user by id or email; otherwise the latest deactivated one, so routes can say 410. */
   findByRef(ref: UserRef): Promise<User | undefined>;
   findActiveWithPassword(ref: UserRef): Promise<UserWithPassword | undefined>;
+  findActiveByName(name: string): Promise<User | undefined>;
   /** An active user holding this name or email (a conflict's `user` member). */
   findActiveHolder(name: string | undefined, email: string | undefined, exceptId?: string): Promise<User | undefined>;
   insert(user: NewUserRow): Promise<User>;
@@ -115,6 +116,11 @@ export class KnexUserStore implements UserStore {
     else q.whereRaw('lower(email) = lower(?)', [ref.email]);
     const row: UserRow | undefined = await q.first();
     return row ? { ...toUser(row), passwordHash: row.password_hash ?? null } : undefined;
+  }
+
+  async findActiveByName(name: string): Promise<User | undefined> {
+    const row = await this.db('users').select(USER_COLUMNS).where('name', name).whereNull('deactivated').first();
+    return row ? toUser(row) : undefined;
   }
 
   async findActiveHolder(name: string | undefined, email: string | undefined, exceptId?: string): Promise<User | undefined> {

@@ -1,0 +1,199 @@
+import { ForbiddenError, NotFoundError, UserDeactivatedError, ValidationError } from '../domain/errors';
+import { rank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
+import { isUuid, parseUserRef } from '../domain/identifiers';
+import type { Page, User, UserRef } from '../domain/types';
+import type { Stores } from '../stores';
+import { decodeCursor, encodeCursor } from './cursor';
+
+export interface NewGroupInput {
+  name: string;
+  description?: string;
+  /** A user id, email or name; the caller by default. */
+  owner?: string;
+  active?: boolean;
+}
+
+export interface GroupPatch {
+  name?: string;
+  description?: string;
+  owner?: string;
+  active?: boolean;
+}
+
+export interface GroupDetails {
+  group: UserGroup;
+  membersCount: number;
+  members: User[];
+  grants: GroupGrant[];
+}
+
+type Needed = 'usergroup.read' | 'usergroup.write' | 'usergroup.admin';
+
+/** How a user is named: REST's `:user` rules, or (RhodeCode) also a plain user name. */
+export type UserNaming = 'strict' | 'loose';
+
+export const GROUP_DETAIL_MEMBERS = 100;
+
+/**
+ * User groups (RhodeCode): the owner and system admins hold usergroup.admin; grants to users
+ * and to groups (held by the granted group's members); membership gives read; the highest wins.
+ * A group the caller cannot read is answered 404, never 403.
+ */
+export class GroupService {
+  constructor(private readonly stores: Stores) {}
+
+  async permission(actor: User, group: UserGroup): Promise<Effective> {
+    if (actor.isAdmin) return { permission: 'usergroup.admin', via: { type: 'system_admin' } };
+    return this.stores.groups.effective(group.id, actor.id);
+  }
+
+  /** The group named by `raw` (a UUID or a name), if the actor holds `needed` on it. */
+  async access(actor: User, raw: string, needed: Needed): Promise<UserGroup> {
+    const group = await this.find(raw);
+    if (!group) throw new NotFoundError('user group not found');
+    const held = rank((await this.permission(actor, group)).permission);
+    if (held < rank('usergroup.read')) throw new NotFoundError('user group not found');
+    if (held < rank(needed)) throw new ForbiddenError(`${needed} is required on this user group`);
+    return group;
+  }
+
+  async find(raw: string): Promise<UserGroup | undefined> {
+    if (isUuid(raw)) {
+      const byId = await this.stores.groups.findById(raw.toLowerCase());
+      if (byId) return byId;
+    }
+    return this.stores.groups.findByName(raw);
+  }
+
+  /** An active user for a member or grant route: 404 when unknown, 410 when deactivated. */
+  async user(actor: User, raw: string, naming: UserNaming = 'strict'): Promise<User> {
+    let ref: UserRef | { name: string };
+    try {
+      ref = parseUserRef(raw);
+    } catch (err) {
+      if (naming === 'strict') throw err;
+      ref = { name: raw };
+    }
+    const user = 'name' in ref ? await this.stores.users.findActiveByName(ref.name) : await this.stores.users.findByRef(ref);
+    if (!user) throw new NotFoundError('user not found');
+    if (user.deactivated) {
+      if (actor.isAdmin) throw new UserDeactivatedError(user);
+      throw new NotFoundError('user not found');
+    }
+    return user;
+  }
+
+  async list(actor: User, page: { limit: number; cursor?: string }): Promise<Page<UserGroup>> {
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    const rows = await this.stores.groups.list({ limit: page.limit + 1, after, readableBy: actor.isAdmin ? undefined : actor.id });
+    return paged(rows, page.limit);
+  }
+
+  /** Everything, for RhodeCode's get_user_groups. */
+  async all(actor: User): Promise<UserGroup[]> {
+    return this.stores.groups.list({ limit: 1_000_000, readableBy: actor.isAdmin ? undefined : actor.id });
+  }
+
+  async create(actor: User, input: NewGroupInput, naming: UserNaming = 'strict'): Promise<UserGroup> {
+    if (!actor.isAdmin) throw new ForbiddenError('only system admins create user groups');
+    checkName(input.name);
+    const owner = input.owner === undefined ? actor : await this.user(actor, input.owner, naming);
+    return this.stores.groups.insert({ name: input.name, description: input.description ?? '', active: input.active ?? true, ownerId: owner.id });
+  }
+
+  async details(actor: User, raw: string): Promise<GroupDetails> {
+    return this.detailsOf(await this.access(actor, raw, 'usergroup.read'));
+  }
+
+  async detailsOf(group: UserGroup): Promise<GroupDetails> {
+    const [membersCount, members, grants] = await Promise.all([
+      this.stores.groups.countMembers(group.id),
+      this.stores.groups.members(group.id, GROUP_DETAIL_MEMBERS),
+      this.stores.groups.grants(group.id),
+    ]);
+    return { group, membersCount, members, grants };
+  }
+
+  async update(actor: User, raw: string, patch: GroupPatch, naming: UserNaming = 'strict'): Promise<UserGroup> {
+    const group = await this.access(actor, raw, 'usergroup.admin');
+    if (patch.name !== undefined) checkName(patch.name);
+    const owner = patch.owner === undefined ? undefined : await this.user(actor, patch.owner, naming);
+    return this.stores.groups.update(group.id, { name: patch.name, description: patch.description, active: patch.active, ownerId: owner?.id });
+  }
+
+  /** Members and grants go with it, and so do the grants it held on other groups. */
+  async delete(actor: User, raw: string): Promise<UserGroup> {
+    const group = await this.access(actor, raw, 'usergroup.admin');
+    await this.stores.groups.delete(group.id);
+    return group;
+  }
+
+  async members(actor: User, raw: string, page: { limit: number; cursor?: string }): Promise<Page<User>> {
+    const group = await this.access(actor, raw, 'usergroup.read');
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    return paged(await this.stores.groups.members(group.id, page.limit + 1, after), page.limit);
+  }
+
+  /** Whether the user was added (false: already a member). */
+  async addMember(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ added: boolean; group: UserGroup; user: User }> {
+    const group = await this.access(actor, raw, 'usergroup.write');
+    const user = await this.user(actor, userRaw, naming);
+    return { added: await this.stores.groups.addMember(group.id, user.id), group, user };
+  }
+
+  async removeMember(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ removed: boolean; group: UserGroup; user: User }> {
+    const group = await this.access(actor, raw, 'usergroup.write');
+    const user = await this.user(actor, userRaw, naming);
+    return { removed: await this.stores.groups.removeMember(group.id, user.id), group, user };
+  }
+
+  async grantUser(actor: User, raw: string, userRaw: string, permission: GroupPermission, naming: UserNaming = 'strict'): Promise<{ group: UserGroup; user: User }> {
+    const group = await this.access(actor, raw, 'usergroup.admin');
+    const user = await this.user(actor, userRaw, naming);
+    await this.stores.groups.setUserGrant(group.id, user.id, permission);
+    return { group, user };
+  }
+
+  async revokeUser(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ revoked: boolean; group: UserGroup; user: User }> {
+    const group = await this.access(actor, raw, 'usergroup.admin');
+    const user = await this.user(actor, userRaw, naming);
+    return { revoked: await this.stores.groups.deleteUserGrant(group.id, user.id), group, user };
+  }
+
+  async grantGroup(actor: User, raw: string, sourceRaw: string, permission: GroupPermission): Promise<{ group: UserGroup; source: UserGroup }> {
+    const group = await this.access(actor, raw, 'usergroup.admin');
+    const source = await this.access(actor, sourceRaw, 'usergroup.read');
+    if (source.id === group.id) throw new ValidationError('a user group cannot be granted a permission on itself');
+    await this.stores.groups.setGroupGrant(group.id, source.id, permission);
+    return { group, source };
+  }
+
+  async revokeGroup(actor: User, raw: string, sourceRaw: string): Promise<{ revoked: boolean; group: UserGroup; source: UserGroup }> {
+    const group = await this.access(actor, raw, 'usergroup.admin');
+    const source = await this.access(actor, sourceRaw, 'usergroup.read');
+    return { revoked: await this.stores.groups.deleteGroupGrant(group.id, source.id), group, source };
+  }
+
+  /** The target user's winning permission on the group, and where it comes from. */
+  async effective(actor: User, raw: string, userRaw: string): Promise<Effective> {
+    const group = await this.access(actor, raw, 'usergroup.read');
+    const user = await this.user(actor, userRaw);
+    return this.permission(user, group);
+  }
+
+  /** UserDetailed.groups: memberships with the user's effective permission on each. */
+  async membershipsOf(user: User): Promise<Membership[]> {
+    const memberships = await this.stores.groups.membershipsOf(user.id);
+    return user.isAdmin ? memberships.map((m) => ({ ...m, permission: 'usergroup.admin' })) : memberships;
+  }
+}
+
+function checkName(name: string): void {
+  if (name.trim() !== name || name.length === 0) throw new ValidationError('user group names have no leading or trailing white space');
+}
+
+function paged<T extends { name: string; id: string }>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, next: rows.length > limit && last ? encodeCursor({ name: last.name, id: last.id }) : null };
+}

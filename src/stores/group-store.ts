@@ -1,0 +1,258 @@
+import type { Knex } from 'knex';
+import { ConflictError } from '../domain/errors';
+import { permissionOfRank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
+import type { User } from '../domain/types';
+import { isUniqueViolation } from './pg-errors';
+import { USER_COLUMNS, toUser } from './user-store';
+
+/** `usergroup.read` ↔ `read` in the grants table. */
+const short = (p: GroupPermission) => p.slice('usergroup.'.length);
+const RANK_SQL = `case permission when 'admin' then 3 when 'write' then 2 when 'read' then 1 else 0 end`;
+
+/**
+ * Every way user :u holds a permission on group :g, one row each (rank, how, through which
+ * group). The owner holds admin; a direct grant; a grant to an active group the user is a member
+ * of (one level deep); membership itself gives read. The caller takes the highest.
+ */
+const SOURCES_SQL = `
+  select 3 as rank, 'owner' as via, cast(null as uuid) as via_id, cast(null as text) as via_name, 1 as pri
+    from user_groups where id = :g and owner_id = :u
+  union all
+  select ${RANK_SQL}, 'user_grant', null, null, 2
+    from user_group_grants where group_id = :g and grantee_user_id = :u
+  union all
+  select ${RANK_SQL.replace('permission', 'gr.permission')}, 'group_grant', s.id, s.name, 3
+    from user_group_grants gr
+    join user_group_members m on m.group_id = gr.grantee_group_id and m.user_id = :u
+    join user_groups s on s.id = gr.grantee_group_id and s.active
+    where gr.group_id = :g
+  union all
+  select 1, 'member', null, null, 4
+    from user_group_members where group_id = :g and user_id = :u`;
+
+interface GroupRow {
+  id: string;
+  name: string;
+  description: string;
+  active: boolean;
+  owner_id: string;
+  owner_name: string;
+  created: Date;
+}
+
+const GROUP_COLUMNS = [
+  'user_groups.id',
+  'user_groups.name',
+  'user_groups.description',
+  'user_groups.active',
+  'user_groups.owner_id',
+  'owner.name as owner_name',
+  'user_groups.created',
+];
+
+function toGroup(r: GroupRow): UserGroup {
+  return { id: r.id, name: r.name, description: r.description, active: r.active, owner: { id: r.owner_id, name: r.owner_name }, created: r.created };
+}
+
+export interface GroupListQuery {
+  limit: number;
+  after?: { name: string; id: string };
+  /** Only groups this user can read; undefined: all (system admins). */
+  readableBy?: string;
+}
+
+export interface GroupStore {
+  findById(id: string): Promise<UserGroup | undefined>;
+  findByName(name: string): Promise<UserGroup | undefined>;
+  insert(group: { name: string; description: string; active: boolean; ownerId: string }): Promise<UserGroup>;
+  update(id: string, patch: { name?: string; description?: string; active?: boolean; ownerId?: string }): Promise<UserGroup>;
+  delete(id: string): Promise<boolean>;
+  list(query: GroupListQuery): Promise<UserGroup[]>;
+  members(groupId: string, limit: number, after?: { name: string; id: string }): Promise<User[]>;
+  countMembers(groupId: string): Promise<number>;
+  /** true when added, false when already a member. */
+  addMember(groupId: string, userId: string): Promise<boolean>;
+  removeMember(groupId: string, userId: string): Promise<boolean>;
+  grants(groupId: string): Promise<GroupGrant[]>;
+  setUserGrant(groupId: string, userId: string, permission: GroupPermission): Promise<void>;
+  deleteUserGrant(groupId: string, userId: string): Promise<boolean>;
+  setGroupGrant(groupId: string, sourceId: string, permission: GroupPermission): Promise<void>;
+  deleteGroupGrant(groupId: string, sourceId: string): Promise<boolean>;
+  /** The user's winning permission on the group and where it comes from: one query. */
+  effective(groupId: string, userId: string): Promise<Effective>;
+  /** The groups the user is a member of, with the user's effective permission on each: one query. */
+  membershipsOf(userId: string): Promise<Membership[]>;
+  /** A deactivated user leaves every group and loses every grant. */
+  removeUserEverywhere(userId: string): Promise<void>;
+}
+
+export class KnexGroupStore implements GroupStore {
+  constructor(private readonly db: Knex) {}
+
+  private base() {
+    return this.db('user_groups').join('users as owner', 'owner.id', 'user_groups.owner_id').select(GROUP_COLUMNS);
+  }
+
+  async findById(id: string): Promise<UserGroup | undefined> {
+    const row = await this.base().where('user_groups.id', id).first();
+    return row ? toGroup(row) : undefined;
+  }
+
+  async findByName(name: string): Promise<UserGroup | undefined> {
+    const row = await this.base().where('user_groups.name', name).first();
+    return row ? toGroup(row) : undefined;
+  }
+
+  async insert(group: { name: string; description: string; active: boolean; ownerId: string }): Promise<UserGroup> {
+    try {
+      const [{ id }] = await this.db('user_groups')
+        .insert({ name: group.name, description: group.description, active: group.active, owner_id: group.ownerId })
+        .returning(['id']);
+      return (await this.findById(id))!;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`a user group named ${group.name} already exists`);
+      throw err;
+    }
+  }
+
+  async update(id: string, patch: { name?: string; description?: string; active?: boolean; ownerId?: string }): Promise<UserGroup> {
+    const row: Record<string, unknown> = {};
+    if (patch.name !== undefined) row.name = patch.name;
+    if (patch.description !== undefined) row.description = patch.description;
+    if (patch.active !== undefined) row.active = patch.active;
+    if (patch.ownerId !== undefined) row.owner_id = patch.ownerId;
+    try {
+      if (Object.keys(row).length) await this.db('user_groups').where('id', id).update(row);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`a user group named ${patch.name} already exists`);
+      throw err;
+    }
+    return (await this.findById(id))!;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.db('user_groups').where('id', id).delete()) > 0;
+  }
+
+  async list(query: GroupListQuery): Promise<UserGroup[]> {
+    const q = this.base();
+    if (query.readableBy) {
+      const u = query.readableBy;
+      q.where((w) =>
+        w
+          .where('user_groups.owner_id', u)
+          .orWhereExists((e) => e.select(this.db.raw('1')).from('user_group_members as m').whereRaw('m.group_id = user_groups.id').where('m.user_id', u))
+          .orWhereExists((e) =>
+            e.select(this.db.raw('1')).from('user_group_grants as gr').whereRaw('gr.group_id = user_groups.id').where('gr.grantee_user_id', u).whereNot('gr.permission', 'none'),
+          )
+          .orWhereExists((e) =>
+            e
+              .select(this.db.raw('1'))
+              .from('user_group_grants as gr')
+              .join('user_group_members as m', 'm.group_id', 'gr.grantee_group_id')
+              .join('user_groups as s', 's.id', 'gr.grantee_group_id')
+              .whereRaw('gr.group_id = user_groups.id')
+              .where('m.user_id', u)
+              .where('s.active', true)
+              .whereNot('gr.permission', 'none'),
+          ),
+      );
+    }
+    if (query.after) q.whereRaw('(user_groups.name collate "C", user_groups.id) > (? collate "C", ?::uuid)', [query.after.name, query.after.id]);
+    const rows = await q.orderByRaw('user_groups.name collate "C", user_groups.id').limit(query.limit);
+    return rows.map(toGroup);
+  }
+
+  async members(groupId: string, limit: number, after?: { name: string; id: string }): Promise<User[]> {
+    const q = this.db('user_group_members').join('users', 'users.id', 'user_group_members.user_id').select(USER_COLUMNS).where('user_group_members.group_id', groupId);
+    if (after) q.whereRaw('(users.name collate "C", users.id) > (? collate "C", ?::uuid)', [after.name, after.id]);
+    const rows = await q.orderByRaw('users.name collate "C", users.id').limit(limit);
+    return rows.map(toUser);
+  }
+
+  async countMembers(groupId: string): Promise<number> {
+    const row = await this.db('user_group_members').count<{ count: string }>('* as count').where('group_id', groupId).first();
+    return Number(row?.count ?? 0);
+  }
+
+  async addMember(groupId: string, userId: string): Promise<boolean> {
+    const rows = await this.db('user_group_members').insert({ group_id: groupId, user_id: userId }).onConflict(['group_id', 'user_id']).ignore().returning(['user_id']);
+    return rows.length > 0;
+  }
+
+  async removeMember(groupId: string, userId: string): Promise<boolean> {
+    return (await this.db('user_group_members').where({ group_id: groupId, user_id: userId }).delete()) > 0;
+  }
+
+  async grants(groupId: string): Promise<GroupGrant[]> {
+    const { rows } = await this.db.raw<{ rows: { type: 'user' | 'user_group'; id: string; name: string; permission: string; origin: 'owner' | 'grant' }[] }>(
+      `select 'user' as type, u.id, u.name, 'admin' as permission, 'owner' as origin, 0 as pri
+         from user_groups g join users u on u.id = g.owner_id where g.id = :g
+       union all
+       select 'user', u.id, u.name, gr.permission, 'grant', 1
+         from user_group_grants gr join users u on u.id = gr.grantee_user_id where gr.group_id = :g
+       union all
+       select 'user_group', s.id, s.name, gr.permission, 'grant', 2
+         from user_group_grants gr join user_groups s on s.id = gr.grantee_group_id where gr.group_id = :g
+       order by pri, name collate "C", id`,
+      { g: groupId },
+    );
+    return rows.map((r) => ({ type: r.type, id: r.id, name: r.name, permission: `usergroup.${r.permission}` as GroupPermission, origin: r.origin }));
+  }
+
+  async setUserGrant(groupId: string, userId: string, permission: GroupPermission): Promise<void> {
+    await this.db.raw(
+      `insert into user_group_grants (group_id, grantee_user_id, permission) values (?, ?, ?)
+       on conflict (group_id, grantee_user_id) where grantee_user_id is not null do update set permission = excluded.permission`,
+      [groupId, userId, short(permission)],
+    );
+  }
+
+  async deleteUserGrant(groupId: string, userId: string): Promise<boolean> {
+    return (await this.db('user_group_grants').where({ group_id: groupId, grantee_user_id: userId }).delete()) > 0;
+  }
+
+  async setGroupGrant(groupId: string, sourceId: string, permission: GroupPermission): Promise<void> {
+    await this.db.raw(
+      `insert into user_group_grants (group_id, grantee_group_id, permission) values (?, ?, ?)
+       on conflict (group_id, grantee_group_id) where grantee_group_id is not null do update set permission = excluded.permission`,
+      [groupId, sourceId, short(permission)],
+    );
+  }
+
+  async deleteGroupGrant(groupId: string, sourceId: string): Promise<boolean> {
+    return (await this.db('user_group_grants').where({ group_id: groupId, grantee_group_id: sourceId }).delete()) > 0;
+  }
+
+  async effective(groupId: string, userId: string): Promise<Effective> {
+    const { rows } = await this.db.raw<{ rows: { rank: number; via: string; via_id: string | null; via_name: string | null }[] }>(
+      `select rank, via, via_id, via_name from (${SOURCES_SQL}) sources order by rank desc, pri asc limit 1`,
+      { g: groupId, u: userId },
+    );
+    const best = rows[0];
+    if (!best || best.rank === 0) return { permission: 'usergroup.none', via: { type: 'none' } };
+    const permission = permissionOfRank(best.rank);
+    if (best.via === 'group_grant') return { permission, via: { type: 'group_grant', group: { id: best.via_id!, name: best.via_name! } } };
+    return { permission, via: { type: best.via as 'owner' | 'user_grant' | 'member' } };
+  }
+
+  async membershipsOf(userId: string): Promise<Membership[]> {
+    const { rows } = await this.db.raw<{ rows: { id: string; name: string; rank: number }[] }>(
+      `select g.id, g.name, best.rank
+         from user_group_members mine
+         join user_groups g on g.id = mine.group_id
+         cross join lateral (
+           select max(rank) as rank from (${SOURCES_SQL.replace(/:g/g, 'g.id')}) sources
+         ) best
+        where mine.user_id = :u
+        order by g.name collate "C", g.id`,
+      { u: userId },
+    );
+    return rows.map((r) => ({ id: r.id, name: r.name, permission: permissionOfRank(Number(r.rank)) }));
+  }
+
+  async removeUserEverywhere(userId: string): Promise<void> {
+    await this.db('user_group_members').where('user_id', userId).delete();
+    await this.db('user_group_grants').where('grantee_user_id', userId).delete();
+  }
+}
