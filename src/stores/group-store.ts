@@ -186,15 +186,16 @@ export class KnexGroupStore implements GroupStore {
 
   async grants(groupId: string): Promise<GroupGrant[]> {
     const { rows } = await this.db.raw<{ rows: { type: 'user' | 'user_group'; id: string; name: string; permission: string; origin: 'owner' | 'grant' }[] }>(
-      `select 'user' as type, u.id, u.name, 'admin' as permission, 'owner' as origin, 0 as pri
-         from user_groups g join users u on u.id = g.owner_id where g.id = :g
-       union all
-       select 'user', u.id, u.name, gr.permission, 'grant', 1
-         from user_group_grants gr join users u on u.id = gr.grantee_user_id where gr.group_id = :g
-       union all
-       select 'user_group', s.id, s.name, gr.permission, 'grant', 2
-         from user_group_grants gr join user_groups s on s.id = gr.grantee_group_id where gr.group_id = :g
-       order by pri, name collate "C", id`,
+      `select type, id, name, permission, origin from (
+         select 'user' as type, u.id, u.name, 'admin' as permission, 'owner' as origin, 0 as pri
+           from user_groups g join users u on u.id = g.owner_id where g.id = :g
+         union all
+         select 'user', u.id, u.name, gr.permission, 'grant', 1
+           from user_group_grants gr join users u on u.id = gr.grantee_user_id where gr.group_id = :g
+         union all
+         select 'user_group', s.id, s.name, gr.permission, 'grant', 2
+           from user_group_grants gr join user_groups s on s.id = gr.grantee_group_id where gr.group_id = :g
+       ) grants order by pri, name collate "C", id`,
       { g: groupId },
     );
     return rows.map((r) => ({ type: r.type, id: r.id, name: r.name, permission: `usergroup.${r.permission}` as GroupPermission, origin: r.origin }));

@@ -1,0 +1,301 @@
+import crypto from 'node:crypto';
+import { createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+
+let t: TestApp;
+let admin: TestUser & { jwt: string };
+beforeAll(async () => {
+  t = await createTestApp();
+  admin = await t.factory.loggedIn({ admin: true });
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+type Actor = { jwt: string };
+
+async function createGroup(body: Record<string, unknown> = {}): Promise<{ id: string; name: string }> {
+  const res = await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name: unique('grp'), ...body });
+  if (res.status !== 201) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+async function member(group: string, email: string) {
+  await t.http().put(`/user_group/${group}/member/${email}`).set(bearer(admin.jwt)).expect(201);
+}
+
+async function grantUser(group: string, email: string, permission: string) {
+  await t.http().put(`/user_group/${group}/grant/user/${email}`).set(bearer(admin.jwt)).send({ permission }).expect(200);
+}
+
+async function grantGroup(group: string, source: string, permission: string) {
+  await t.http().put(`/user_group/${group}/grant/user_group/${source}`).set(bearer(admin.jwt)).send({ permission }).expect(200);
+}
+
+describe('creating and reading groups', () => {
+  it('lets only system admins create; 201 with Location and the detailed group', async () => {
+    const owner = await t.factory.user();
+    const name = unique('ops');
+    const res = await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name, description: 'On call', owner: owner.email });
+    expect(res.status).toBe(201);
+    expect(res.headers.location).toBe(`/user_group/${res.body.id}`);
+    expect(res.body).toEqual({
+      id: expect.any(String),
+      name,
+      description: 'On call',
+      active: true,
+      owner: { id: owner.user.id, name: owner.user.name },
+      created: expect.any(String),
+      members_count: 0,
+      members: [],
+      grants: [{ type: 'user', id: owner.user.id, name: owner.user.name, permission: 'usergroup.admin', origin: 'owner' }],
+    });
+    const other = await t.factory.loggedIn();
+    const refused = await t.http().post('/user_group').set(bearer(other.jwt)).send({ name: unique('nope') });
+    expect(refused.status).toBe(403);
+    const byName = await t.http().get(`/user_group/${name}`).set(bearer(admin.jwt));
+    expect([byName.status, byName.body.id]).toEqual([200, res.body.id]);
+  });
+
+  it('defaults the owner to the caller and answers a duplicate name with 409', async () => {
+    const g = await createGroup();
+    const detail = await t.http().get(`/user_group/${g.id}`).set(bearer(admin.jwt));
+    expect(detail.body.owner.id).toBe(admin.user.id);
+    const dup = await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name: g.name });
+    expect([dup.status, dup.body.code]).toEqual([409, 'conflict']);
+  });
+
+  it('gives exactly one 201 among concurrent creations of one name', async () => {
+    const name = unique('race');
+    const results = await Promise.all(Array.from({ length: 10 }, () => t.http().post('/user_group').set(bearer(admin.jwt)).send({ name })));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 409)).toHaveLength(9);
+  });
+});
+
+describe('the permission matrix', () => {
+  // Roles on group G, each with the exact status of every operation.
+  const operations = ['read', 'members', 'add', 'remove', 'rename', 'grant', 'revoke', 'delete'] as const;
+  const expected: Record<string, Record<(typeof operations)[number], number>> = {
+    system_admin: { read: 200, members: 200, add: 201, remove: 204, rename: 200, grant: 200, revoke: 204, delete: 204 },
+    owner: { read: 200, members: 200, add: 201, remove: 204, rename: 200, grant: 200, revoke: 204, delete: 204 },
+    admin: { read: 200, members: 200, add: 201, remove: 204, rename: 200, grant: 200, revoke: 204, delete: 204 },
+    write: { read: 200, members: 200, add: 201, remove: 204, rename: 403, grant: 403, revoke: 403, delete: 403 },
+    read: { read: 200, members: 200, add: 403, remove: 403, rename: 403, grant: 403, revoke: 403, delete: 403 },
+    none: { read: 404, members: 404, add: 404, remove: 404, rename: 404, grant: 404, revoke: 404, delete: 404 },
+    member: { read: 200, members: 200, add: 403, remove: 403, rename: 403, grant: 403, revoke: 403, delete: 403 },
+    stranger: { read: 404, members: 404, add: 404, remove: 404, rename: 404, grant: 404, revoke: 404, delete: 404 },
+  };
+  const roles: { role: string; via: 'direct' | 'group' }[] = [
+    { role: 'system_admin', via: 'direct' },
+    { role: 'owner', via: 'direct' },
+    ...['admin', 'write', 'read', 'none'].flatMap((role) => [
+      { role, via: 'direct' as const },
+      { role, via: 'group' as const },
+    ]),
+    { role: 'member', via: 'direct' },
+    { role: 'stranger', via: 'direct' },
+  ];
+
+  it.each(roles)('$role ($via) gets exactly the expected statuses', async ({ role, via }) => {
+    const caller = await t.factory.loggedIn({ admin: role === 'system_admin' });
+    const g = await createGroup(role === 'owner' ? { owner: caller.email } : {});
+    if (['admin', 'write', 'read', 'none'].includes(role)) {
+      if (via === 'direct') await grantUser(g.id, caller.email, `usergroup.${role}`);
+      else {
+        const s = await createGroup();
+        await member(s.id, caller.email);
+        await grantGroup(g.id, s.id, `usergroup.${role}`);
+      }
+    }
+    if (role === 'member') await member(g.id, caller.email);
+    const subject = await t.factory.user();
+    const grantee = await t.factory.user();
+    await member(g.id, subject.email);
+    await grantUser(g.id, grantee.email, 'usergroup.read');
+    const newcomer = await t.factory.user();
+    const as = (c: Actor) => bearer(c.jwt);
+    const calls: Record<(typeof operations)[number], () => Promise<{ status: number; body: { code?: string } }>> = {
+      read: () => t.http().get(`/user_group/${g.id}`).set(as(caller)),
+      members: () => t.http().get(`/user_group/${g.id}/member`).set(as(caller)),
+      add: () => t.http().put(`/user_group/${g.id}/member/${newcomer.email}`).set(as(caller)),
+      remove: () => t.http().delete(`/user_group/${g.id}/member/${subject.email}`).set(as(caller)),
+      rename: () => t.http().post(`/user_group/${g.id}`).set(as(caller)).send({ description: 'renamed' }),
+      grant: () => t.http().put(`/user_group/${g.id}/grant/user/${newcomer.email}`).set(as(caller)).send({ permission: 'usergroup.write' }),
+      revoke: () => t.http().delete(`/user_group/${g.id}/grant/user/${grantee.email}`).set(as(caller)),
+      delete: () => t.http().delete(`/user_group/${g.id}`).set(as(caller)),
+    };
+    const got: Record<string, number> = {};
+    for (const op of operations) {
+      const res = await calls[op]();
+      got[op] = res.status;
+      if (res.status === 404) expect(res.body.code).toBe('not_found');
+      if (res.status === 403) expect(res.body.code).toBe('forbidden');
+    }
+    expect(got).toEqual(expected[role]);
+  });
+});
+
+describe('inheritance and the effective permission', () => {
+  it('lets members of a granted group act, until they leave it (on the very next request)', async () => {
+    const g = await createGroup();
+    const s = await createGroup();
+    const u = await t.factory.loggedIn();
+    await member(s.id, u.email);
+    await grantGroup(g.id, s.name, 'usergroup.write');
+    const newcomer = await t.factory.user();
+    expect((await t.http().put(`/user_group/${g.id}/member/${newcomer.email}`).set(bearer(u.jwt))).status).toBe(201);
+    const eff = await t.http().get(`/user_group/${g.id}/effective/${u.email}`).set(bearer(u.jwt));
+    expect(eff.body).toEqual({ permission: 'usergroup.write', via: { type: 'group_grant', group: { id: s.id, name: s.name } } });
+    await t.http().delete(`/user_group/${s.id}/member/${u.email}`).set(bearer(admin.jwt)).expect(204);
+    expect((await t.http().get(`/user_group/${g.id}`).set(bearer(u.jwt))).status).toBe(404);
+  });
+
+  it('takes the highest grant and names where it comes from', async () => {
+    const g = await createGroup();
+    const s = await createGroup();
+    const u = await t.factory.loggedIn();
+    await member(g.id, u.email);
+    const eff = async () => (await t.http().get(`/user_group/${g.id}/effective/${u.user.id}`).set(bearer(admin.jwt))).body;
+    expect(await eff()).toEqual({ permission: 'usergroup.read', via: { type: 'member' } });
+    await grantUser(g.id, u.email, 'usergroup.none');
+    expect(await eff()).toEqual({ permission: 'usergroup.read', via: { type: 'member' } });
+    await grantUser(g.id, u.email, 'usergroup.write');
+    expect(await eff()).toEqual({ permission: 'usergroup.write', via: { type: 'user_grant' } });
+    await member(s.id, u.email);
+    await grantGroup(g.id, s.id, 'usergroup.admin');
+    expect(await eff()).toEqual({ permission: 'usergroup.admin', via: { type: 'group_grant', group: { id: s.id, name: s.name } } });
+    const a = await t.http().get(`/user_group/${g.id}/effective/${admin.email}`).set(bearer(admin.jwt));
+    expect(a.body).toEqual({ permission: 'usergroup.admin', via: { type: 'system_admin' } });
+    const stranger = await t.factory.user();
+    expect((await t.http().get(`/user_group/${g.id}/effective/${stranger.email}`).set(bearer(admin.jwt))).body).toEqual({ permission: 'usergroup.none', via: { type: 'none' } });
+  });
+
+  it('checks a permission in one query however many groups grant it', async () => {
+    const g = await createGroup();
+    const u = await t.factory.loggedIn();
+    for (let i = 0; i < 5; i++) {
+      const s = await createGroup();
+      await member(s.id, u.email);
+      await grantGroup(g.id, s.id, i === 4 ? 'usergroup.write' : 'usergroup.read');
+    }
+    const statements: string[] = [];
+    const listener = (q: { sql: string }) => statements.push(q.sql);
+    t.knex.on('query', listener);
+    try {
+      await t.http().get(`/user_group/${g.id}/effective/${u.email}`).set(bearer(u.jwt)).expect(200);
+    } finally {
+      t.knex.removeListener('query', listener);
+    }
+    expect(statements.filter((s) => s.includes('user_group_grants'))).toHaveLength(2); // the caller's check, then the target's
+  });
+});
+
+describe('members', () => {
+  it('answers 201 when added and 200 when already a member, even concurrently', async () => {
+    const g = await createGroup();
+    const u = await t.factory.user();
+    const results = await Promise.all(Array.from({ length: 8 }, () => t.http().put(`/user_group/${g.id}/member/${u.email}`).set(bearer(admin.jwt))));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(7);
+    expect(results.find((r) => r.status === 200)!.body).toEqual({ added: false });
+    expect(await t.knex('user_group_members').where({ group_id: g.id })).toHaveLength(1);
+  });
+
+  it('pages members by name with a Link header, and answers 404 for removing a non-member', async () => {
+    const g = await createGroup();
+    const prefix = unique('m');
+    for (let i = 0; i < 5; i++) await member(g.id, (await t.factory.user({ name: `${prefix}-${i}` })).email);
+    const names: string[] = [];
+    let url: string | undefined = `/user_group/${g.id}/member?limit=2`;
+    while (url) {
+      const res = await t.http().get(url).set(bearer(admin.jwt));
+      names.push(...res.body.map((x: { name: string }) => x.name));
+      url = res.headers.link ? /^<([^>]+)>/.exec(res.headers.link)![1] : undefined;
+    }
+    expect(names).toEqual([0, 1, 2, 3, 4].map((i) => `${prefix}-${i}`));
+    const detail = await t.http().get(`/user_group/${g.id}`).set(bearer(admin.jwt));
+    expect(detail.body.members_count).toBe(5);
+    const stranger = await t.factory.user();
+    const res = await t.http().delete(`/user_group/${g.id}/member/${stranger.email}`).set(bearer(admin.jwt));
+    expect([res.status, res.body.code]).toEqual([404, 'not_found']);
+  });
+
+  it('refuses unknown users with 404, deactivated ones with 410, and bad identifiers with 400', async () => {
+    const g = await createGroup();
+    expect((await t.http().put(`/user_group/${g.id}/member/${crypto.randomUUID()}`).set(bearer(admin.jwt))).status).toBe(404);
+    const gone = await t.factory.user();
+    await t.http().delete(`/user/${gone.user.id}`).set(bearer(admin.jwt)).expect(204);
+    expect((await t.http().put(`/user_group/${g.id}/member/${gone.user.id}`).set(bearer(admin.jwt))).status).toBe(410);
+    expect((await t.http().put(`/user_group/${g.id}/member/not-an-id`).set(bearer(admin.jwt))).status).toBe(400);
+  });
+});
+
+describe('what users see', () => {
+  it('lists only the groups the caller can read; admins see all', async () => {
+    const visible = await createGroup();
+    const hidden = await createGroup();
+    const u = await t.factory.loggedIn();
+    await member(visible.id, u.email);
+    const mine = await t.http().get('/user_group?limit=1000').set(bearer(u.jwt));
+    expect(mine.body.map((g: { id: string }) => g.id)).toEqual([visible.id]);
+    const all = await t.http().get('/user_group?limit=1000').set(bearer(admin.jwt));
+    expect(all.body.map((g: { id: string }) => g.id)).toEqual(expect.arrayContaining([visible.id, hidden.id]));
+  });
+
+  it('shows a user their groups with their effective permission, in UserDetailed', async () => {
+    const g1 = await createGroup({ name: unique('a-') });
+    const g2 = await createGroup({ name: unique('b-') });
+    const u = await t.factory.loggedIn();
+    expect((await t.http().get('/user/me').set(bearer(u.jwt))).body.groups).toEqual([]);
+    await member(g1.id, u.email);
+    await member(g2.id, u.email);
+    await grantUser(g2.id, u.email, 'usergroup.write');
+    const me = await t.http().get('/user/me').set(bearer(u.jwt));
+    expect(me.body.groups).toEqual([
+      { id: g1.id, name: g1.name, permission: 'usergroup.read' },
+      { id: g2.id, name: g2.name, permission: 'usergroup.write' },
+    ]);
+    expect((await t.http().get(`/user/${u.user.id}`).set(bearer(admin.jwt))).body.groups).toHaveLength(2);
+  });
+
+  it('removes a deactivated user\'s memberships and grants', async () => {
+    const g = await createGroup();
+    const u = await t.factory.user();
+    await member(g.id, u.email);
+    await grantUser(g.id, u.email, 'usergroup.admin');
+    await t.http().delete(`/user/${u.user.id}`).set(bearer(admin.jwt)).expect(204);
+    expect(await t.knex('user_group_members').where({ user_id: u.user.id })).toHaveLength(0);
+    expect(await t.knex('user_group_grants').where({ grantee_user_id: u.user.id })).toHaveLength(0);
+  });
+
+  it('deletes a group with its members and grants, including those it held on other groups', async () => {
+    const g = await createGroup();
+    const s = await createGroup();
+    const u = await t.factory.loggedIn();
+    await member(s.id, u.email);
+    await grantGroup(g.id, s.id, 'usergroup.read');
+    expect((await t.http().get(`/user_group/${g.id}`).set(bearer(u.jwt))).status).toBe(200);
+    await t.http().delete(`/user_group/${s.name}`).set(bearer(admin.jwt)).expect(204);
+    expect((await t.http().get(`/user_group/${g.id}`).set(bearer(u.jwt))).status).toBe(404);
+    expect(await t.knex('user_group_grants').where({ grantee_group_id: s.id })).toHaveLength(0);
+    expect(await t.knex('user_group_members').where({ group_id: s.id })).toHaveLength(0);
+  });
+
+  it('updates name, owner and active; an inactive granting group grants nothing', async () => {
+    const g = await createGroup();
+    const s = await createGroup();
+    const u = await t.factory.loggedIn();
+    await member(s.id, u.email);
+    await grantGroup(g.id, s.id, 'usergroup.read');
+    const newOwner = await t.factory.user();
+    const name = unique('renamed');
+    const res = await t.http().post(`/user_group/${g.id}`).set(bearer(admin.jwt)).send({ name, owner: newOwner.email });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ name, owner: { id: newOwner.user.id } });
+    await t.http().post(`/user_group/${s.id}`).set(bearer(admin.jwt)).send({ active: false }).expect(200);
+    expect((await t.http().get(`/user_group/${g.id}`).set(bearer(u.jwt))).status).toBe(404);
+    const dup = await t.http().post(`/user_group/${g.id}`).set(bearer(admin.jwt)).send({ name: s.name });
+    expect(dup.status).toBe(409);
+  });
+});
