@@ -40,6 +40,8 @@ export interface Caller {
   token: Token;
   /** Where the credential came from; refresh and logout renew or clear the cookie. */
   via: 'bearer' | 'cookie';
+  /** Whether the user was a member of any user group when the token was checked. */
+  inGroups: boolean;
 }
 
 /** The target of an admin route: a UUID or an email (bare, or Conch v2's `email=`). */

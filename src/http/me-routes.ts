@@ -10,8 +10,9 @@ export function meRoutes(users: UserService, groups: GroupService): Router {
   const router = Router();
 
   router.get('/user/me', async (req, res) => {
-    const { user } = callerOf(req);
-    res.json(presentUserDetailed(user, await groups.membershipsOf(user)));
+    const { user, inGroups } = callerOf(req);
+    // The authentication query said whether there are memberships to look up.
+    res.json(presentUserDetailed(user, inGroups ? await groups.membershipsOf(user) : []));
   });
 
   router.post('/user/me', async (req, res) => {

@@ -56,7 +56,7 @@ export class AuthService {
     const now = this.clock.now();
     const found = await this.stores.tokens.findLive(claims.tokenId, claims.userId, now);
     if (!found) throw new UnauthenticatedError();
-    const { token, user } = found;
+    const { token, user, inGroups } = found;
     // last_used / last_seen: written at most once a minute per token, not on every request.
     if (!token.lastUsed || now.getTime() - token.lastUsed.getTime() >= 60_000) {
       if (await this.stores.tokens.touch(token.id, now, ctx.ip)) {
@@ -66,7 +66,7 @@ export class AuthService {
         user.lastSeen = now;
       }
     }
-    return { user, token, via };
+    return { user, token, via, inGroups };
   }
 
   /** Ends the presented login token; an API token (or no token) is left alone. */

@@ -57,7 +57,7 @@ export interface NewTokenRow {
 export interface TokenStore {
   insert(token: NewTokenRow): Promise<Token>;
   /** The hot path: one indexed query for a live token of an active user. */
-  findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User } | undefined>;
+  findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User; inGroups: boolean } | undefined>;
   /** Records use at most once a minute; returns whether it wrote. */
   touch(tokenId: string, at: Date, ip: string | null): Promise<boolean>;
   delete(tokenId: string): Promise<boolean>;
@@ -72,7 +72,7 @@ export interface TokenStore {
 }
 
 /** findLive's row: the token's columns prefixed `t_`, then the user's as they are. */
-type FindLiveRow = UserRow & { [K in keyof TokenRow as `t_${K}`]: TokenRow[K] };
+type FindLiveRow = UserRow & { [K in keyof TokenRow as `t_${K}`]: TokenRow[K] } & { in_groups: boolean };
 
 /**
  * findLive runs on every authenticated request, so Knex renders its SQL once per store rather
@@ -83,6 +83,8 @@ function findLiveSql(db: Knex): string {
   const { sql, bindings } = db('user_tokens')
     .join('users', 'users.id', 'user_tokens.user_id')
     .select([...TOKEN_COLUMNS.map((c) => `${c} as t_${c.slice('user_tokens.'.length)}`), ...USER_COLUMNS])
+    // An index probe, so that GET /user/me asks for memberships only of users who have some.
+    .select(db.raw('exists (select 1 from user_group_members where user_group_members.user_id = users.id) as in_groups'))
     .where('user_tokens.id', 'tokenId')
     .where('user_tokens.user_id', 'userId')
     .where('user_tokens.expires', '>', 'now')
@@ -118,7 +120,7 @@ export class KnexTokenStore implements TokenStore {
     }
   }
 
-  async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User } | undefined> {
+  async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User; inGroups: boolean } | undefined> {
     this.findLiveSql ??= findLiveSql(this.db);
     const { rows } = (await this.db.raw(this.findLiveSql, [tokenId, userId, now, 1])) as { rows: FindLiveRow[] };
     const row = rows[0];
@@ -135,7 +137,7 @@ export class KnexTokenStore implements TokenStore {
       lastIpaddr: row.t_last_ipaddr,
       userAgent: row.t_user_agent,
     };
-    return { token, user: toUser(row) };
+    return { token, user: toUser(row), inGroups: row.in_groups };
   }
 
   async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {

@@ -209,7 +209,7 @@ describe('members', () => {
     const names: string[] = [];
     let url: string | undefined = `/user_group/${g.id}/member?limit=2`;
     while (url) {
-      const res = await t.http().get(url).set(bearer(admin.jwt));
+      const res: { body: { name: string }[]; headers: Record<string, string> } = await t.http().get(url).set(bearer(admin.jwt));
       names.push(...res.body.map((x: { name: string }) => x.name));
       url = res.headers.link ? /^<([^>]+)>/.exec(res.headers.link)![1] : undefined;
     }

@@ -32,6 +32,21 @@ describe('GET /user/me', () => {
     expect(res.headers['cache-control']).toBe('no-store');
   });
 
+  it('costs one query for a user in no group (the token check), and writes nothing within the minute', async () => {
+    const u = await t.factory.loggedIn();
+    await t.http().get('/user/me').set(bearer(u.jwt)).expect(200); // the once-a-minute last_used write
+    const statements: string[] = [];
+    const listener = (q: { sql: string }) => statements.push(q.sql);
+    t.knex.on('query', listener);
+    try {
+      await t.http().get('/user/me').set(bearer(u.jwt)).expect(200);
+    } finally {
+      t.knex.removeListener('query', listener);
+    }
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatch(/^select .* from "user_tokens" inner join "users"/);
+  });
+
   it('needs a token', async () => {
     const res = await t.http().get('/user/me');
     expect(res.status).toBe(401);
