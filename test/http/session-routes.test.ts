@@ -311,3 +311,26 @@ describe('forced password change', () => {
     expect((await t.http().get('/me').set(bearer(api))).status).toBe(204);
   });
 });
+
+describe('authentication edge cases', () => {
+  it('answers an anonymous request with a bad body 401, not 400', async () => {
+    const res = await t.http().post('/user').send({ nonsense: true });
+    expect([res.status, res.body.code]).toEqual([401, 'unauthenticated']);
+  });
+
+  it('answers unknown routes and unknown methods 404 before asking for a token', async () => {
+    expect((await t.http().get('/no/such/route')).status).toBe(404);
+    expect((await t.http().patch('/user/me')).status).toBe(404);
+  });
+
+  it('lets a present Authorization header decide over the cookie', async () => {
+    const u = await t.factory.user();
+    const agent = t.http();
+    const login = await agent.post('/login').send({ email: u.email, password: u.password, set_session: true });
+    expect((await agent.get('/me').set('Authorization', 'Bearer garbage')).status).toBe(401);
+    expect((await agent.get('/me').set('Authorization', `Basic ${login.body.jwt_token}`)).status).toBe(401);
+    expect((await agent.get('/me').set(bearer(login.body.jwt_token)).set('Cookie', 'account_session=garbage')).status).toBe(204);
+    expect((await t.http().get('/me').set('Cookie', 'account_session=garbage')).status).toBe(401);
+    expect((await t.http().get('/me').set('Cookie', 'account_session=')).status).toBe(401);
+  });
+});
