@@ -9,6 +9,7 @@ import { GroupService } from './services/group-service';
 import { PasswordHasher } from './services/password-hasher';
 import { PasswordLinks } from './services/password-links';
 import { PasswordService } from './services/password-service';
+import { RpcService } from './services/rpc-service';
 import { SettingsService } from './services/settings-service';
 import { TokenService } from './services/token-service';
 import { TokenSigner } from './services/token-signer';
@@ -22,6 +23,7 @@ export interface Services {
   tokens: TokenService;
   settings: SettingsService;
   groups: GroupService;
+  rpc: RpcService;
 }
 
 export interface Container {
@@ -75,6 +77,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const mail = { appName: config.appName, appUrl: config.appUrl };
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
   const users = new UserService(stores, transact, hasher, links, clock, mail);
+  const groups = new GroupService(stores);
   const services: Services = {
     auth: new AuthService(stores, transact, hasher, signer, clock, {
       loginMs: config.loginTokenTtlMs,
@@ -87,7 +90,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       apiMaxMs: config.apiTokenMaxTtlMs,
     }),
     settings: new SettingsService(stores, transact, users),
-    groups: new GroupService(stores),
+    groups,
+    rpc: new RpcService(users, groups, stores.users),
   };
   return { services, stores, transact, hasher, signer, outbox };
 }
