@@ -14,6 +14,7 @@ import { meRoutes } from './http/me-routes';
 import { passwordRoutes } from './http/password-routes';
 import { requestLogger } from './http/request-logger';
 import { revokeRoutes } from './http/revoke-routes';
+import { rpcRoutes } from './http/rpc-routes';
 import { sessionRoutes } from './http/session-routes';
 import { settingsRoutes } from './http/settings-routes';
 import { ipThrottle } from './http/throttle';
@@ -95,6 +96,7 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
   app.use(revokeRoutes(services.tokens));
   app.use(groupRoutes(services.groups));
   app.use(userRoutes(services.users, services.groups));
+  app.use(rpcRoutes(services.rpc, services.auth, log, config.bodyLimit));
 
   app.use((_req, _res, next) => next(new NotFoundError('Route Not Found')));
   app.use(errorHandler(log));
