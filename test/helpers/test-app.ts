@@ -164,3 +164,16 @@ export async function countRows(knex: Knex, table: string): Promise<number> {
   const row = await knex(table).count<{ count: string }>('* as count').first();
   return Number(row?.count ?? 0);
 }
+
+/** The SQL statements `work` sends through `knex` (to show how many queries a request costs). */
+export async function captureQueries(knex: Knex, work: () => Promise<unknown>): Promise<string[]> {
+  const statements: string[] = [];
+  const listener = (q: { sql: string }) => statements.push(q.sql);
+  knex.on('query', listener);
+  try {
+    await work();
+  } finally {
+    knex.removeListener('query', listener);
+  }
+  return statements;
+}

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { captureQueries, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 let t: TestApp;
 let admin: TestUser & { jwt: string };
@@ -179,14 +179,7 @@ describe('inheritance and the effective permission', () => {
       await member(s.id, u.email);
       await grantGroup(g.id, s.id, i === 4 ? 'usergroup.write' : 'usergroup.read');
     }
-    const statements: string[] = [];
-    const listener = (q: { sql: string }) => statements.push(q.sql);
-    t.knex.on('query', listener);
-    try {
-      await t.http().get(`/user_group/${g.id}/effective/${u.email}`).set(bearer(u.jwt)).expect(200);
-    } finally {
-      t.knex.removeListener('query', listener);
-    }
+    const statements = await captureQueries(t.knex, () => t.http().get(`/user_group/${g.id}/effective/${u.email}`).set(bearer(u.jwt)).expect(200));
     expect(statements.filter((s) => s.includes('user_group_grants'))).toHaveLength(2); // the caller's check, then the target's
   });
 });

@@ -1,4 +1,4 @@
-import { createTestApp, unique, type TestApp } from '../helpers/test-app';
+import { captureQueries, createTestApp, unique, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -35,14 +35,7 @@ describe('GET /user/me', () => {
   it('costs one query for a user in no group (the token check), and writes nothing within the minute', async () => {
     const u = await t.factory.loggedIn();
     await t.http().get('/user/me').set(bearer(u.jwt)).expect(200); // the once-a-minute last_used write
-    const statements: string[] = [];
-    const listener = (q: { sql: string }) => statements.push(q.sql);
-    t.knex.on('query', listener);
-    try {
-      await t.http().get('/user/me').set(bearer(u.jwt)).expect(200);
-    } finally {
-      t.knex.removeListener('query', listener);
-    }
+    const statements = await captureQueries(t.knex, () => t.http().get('/user/me').set(bearer(u.jwt)).expect(200));
     expect(statements).toHaveLength(1);
     expect(statements[0]).toMatch(/^select .* from "user_tokens" inner join "users"/);
   });

@@ -1,4 +1,4 @@
-import { createTestApp, type TestApp, type TestUser } from '../helpers/test-app';
+import { captureQueries, createTestApp, type TestApp, type TestUser } from '../helpers/test-app';
 
 let t: TestApp;
 let admin: TestUser & { jwt: string };
@@ -80,14 +80,7 @@ describe('POST /user/:user/revoke', () => {
   it('revokes any number of tokens in one statement', async () => {
     const u = await t.factory.user();
     for (let i = 0; i < 50; i++) await t.factory.apiToken(u.user);
-    const statements: string[] = [];
-    const listener = (q: { sql: string }) => statements.push(q.sql);
-    t.knex.on('query', listener);
-    try {
-      await t.http().post(`/user/${u.user.id}/revoke?send_mail=0`).set(bearer(admin.jwt)).expect(204);
-    } finally {
-      t.knex.removeListener('query', listener);
-    }
+    const statements = await captureQueries(t.knex, () => t.http().post(`/user/${u.user.id}/revoke?send_mail=0`).set(bearer(admin.jwt)).expect(204));
     expect(statements.filter((sql) => /^delete from "user_tokens"/.test(sql))).toHaveLength(1);
     expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(0);
   });
