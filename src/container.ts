@@ -91,7 +91,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     }),
     settings: new SettingsService(stores, transact, users),
     groups,
-    rpc: new RpcService(users, groups, stores.users),
+    rpc: new RpcService(users, groups),
   };
   return { services, stores, transact, hasher, signer, outbox };
 }

@@ -61,6 +61,8 @@ export interface NewUserInput {
   email: string;
   password?: string;
   isAdmin?: boolean;
+  /** Set by default (admins and operators create users); RhodeCode's create_user says. */
+  forcePasswordChange?: boolean;
   firstName?: string | null;
   lastName?: string | null;
 }

@@ -2,7 +2,6 @@ import { AppError, ConflictError, ForbiddenError, NotFoundError, UserDeactivated
 import { GROUP_PERMISSIONS, type GroupPermission, type UserGroup } from '../domain/groups';
 import { isUuid, parseUserRef } from '../domain/identifiers';
 import type { User } from '../domain/types';
-import type { UserStore } from '../stores/user-store';
 import type { GroupService } from './group-service';
 import type { UserService } from './user-service';
 
@@ -170,8 +169,6 @@ export class RpcService {
   constructor(
     private readonly users: UserService,
     private readonly groups: GroupService,
-    /** Only for RhodeCode's `force_password_change`, which UserService.create always sets. */
-    private readonly userStore: Pick<UserStore, 'setForcePasswordChange'>,
   ) {
     this.handlers = {
       create_user: (actor, args) => this.createUser(actor, args),
@@ -214,12 +211,12 @@ export class RpcService {
     const force = args.boolean('force_password_change') ?? false;
     const conflict = (err: ConflictError) => conflictMessage(err, username, email);
     let user = await this.guard({ conflict }, () =>
-      this.users.create(actor, { name: username, email, password: password || undefined, firstName, lastName, isAdmin: admin }, false),
+      this.users.create(
+        actor,
+        { name: username, email, password: password || undefined, firstName, lastName, isAdmin: admin, forcePasswordChange: force },
+        false,
+      ),
     );
-    if (!force) {
-      await this.userStore.setForcePasswordChange(user.id, false);
-      user = { ...user, forcePasswordChange: false };
-    }
     if (!active) {
       await this.guard({}, () => this.users.deactivate(actor, user.id));
       user = await this.adminView(actor, user.id, username);

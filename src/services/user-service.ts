@@ -82,7 +82,7 @@ export class UserService {
           lastName: input.lastName ?? null,
           passwordHash,
           isAdmin: input.isAdmin ?? false,
-          forcePasswordChange: true,
+          forcePasswordChange: input.forcePasswordChange ?? true,
         });
         if (sendMail) await this.links.queueWelcome(s, user);
         return user;
