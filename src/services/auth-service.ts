@@ -60,7 +60,6 @@ export class AuthService {
     // last_used / last_seen: written at most once a minute per token, not on every request.
     if (!token.lastUsed || now.getTime() - token.lastUsed.getTime() >= 60_000) {
       if (await this.stores.tokens.touch(token.id, now, ctx.ip)) {
-        await this.stores.users.touchSeen(user.id, now);
         token.lastUsed = now;
         token.lastIpaddr = ctx.ip;
         user.lastSeen = now;
@@ -77,25 +76,29 @@ export class AuthService {
   /** Swaps the presented login token for a new one. */
   async refresh(caller: Caller, ctx: RequestContext): Promise<LoginResult> {
     if (caller.token.kind !== 'login') throw new ForbiddenError('only a login token can be refreshed');
-    const result = await this.transact(async (s) => {
-      // Two refreshes of one token: the second finds it gone.
-      if (!(await s.tokens.delete(caller.token.id))) throw new UnauthenticatedError();
-      return this.issueLoginToken(s, caller.user, ctx);
-    });
-    return { ...result, passwordChangeRequired: caller.user.forcePasswordChange };
+    const fresh = this.newLoginToken(caller.user, ctx);
+    // One statement swaps the tokens; of two refreshes of one token, the second finds it gone.
+    const token = await this.stores.tokens.replace(caller.token.id, fresh);
+    if (!token) throw new UnauthenticatedError();
+    return { jwt: this.signer.sign({ userId: caller.user.id, tokenId: token.id }, token.expires), expires: token.expires, passwordChangeRequired: false };
   }
 
   private async issueLoginToken(s: Stores, user: User, ctx: RequestContext): Promise<Omit<LoginResult, 'passwordChangeRequired'>> {
+    const token = await s.tokens.insert({ userId: user.id, ...this.newLoginToken(user, ctx) });
+    return { jwt: this.signer.sign({ userId: user.id, tokenId: token.id }, token.expires), expires: token.expires };
+  }
+
+  /** A login token's row: 1 day (30 for admins); issuing it is its first use. */
+  private newLoginToken(user: User, ctx: RequestContext) {
+    const now = this.clock.now();
     const ttl = user.isAdmin ? this.lifetimes.adminLoginMs : this.lifetimes.loginMs;
-    const expires = new Date(this.clock.now().getTime() + ttl);
-    const token = await s.tokens.insert({
-      userId: user.id,
-      kind: 'login',
+    return {
+      kind: 'login' as const,
       name: LOGIN_TOKEN_PREFIX + crypto.randomBytes(12).toString('hex'),
-      scopes: ['api'],
-      expires,
+      scopes: ['api' as const],
+      expires: new Date(now.getTime() + ttl),
       userAgent: ctx.userAgent?.slice(0, 512) ?? null,
-    });
-    return { jwt: this.signer.sign({ userId: user.id, tokenId: token.id }, expires), expires };
+      used: { at: now, ip: ctx.ip },
+    };
   }
 }

@@ -52,14 +52,21 @@ export interface NewTokenRow {
   scopes: Scope[];
   expires: Date;
   userAgent: string | null;
+  /** Login tokens: issuing one is its first use (so its first request writes nothing). */
+  used?: { at: Date; ip: string | null };
 }
 
 export interface TokenStore {
   insert(token: NewTokenRow): Promise<Token>;
   /** The hot path: one indexed query for a live token of an active user. */
   findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User; inGroups: boolean } | undefined>;
-  /** Records use at most once a minute; returns whether it wrote. */
+  /** Records use (token and user) at most once a minute, in one statement; returns whether it wrote. */
   touch(tokenId: string, at: Date, ip: string | null): Promise<boolean>;
+  /**
+   * Swaps a token for a new one of the same user in one atomic statement; undefined when the
+   * old one is already gone (a concurrent refresh or logout won).
+   */
+  replace(oldTokenId: string, token: Omit<NewTokenRow, 'userId'>): Promise<Token | undefined>;
   delete(tokenId: string): Promise<boolean>;
   /** Deletes a user's tokens (of one kind, or all) in one statement; returns what it deleted. */
   deleteForUser(userId: string, kind?: TokenKind): Promise<{ kind: TokenKind; name: string }[]>;
@@ -111,6 +118,8 @@ export class KnexTokenStore implements TokenStore {
           scopes: token.scopes,
           expires: token.expires,
           user_agent: token.userAgent,
+          last_used: token.used?.at ?? null,
+          last_ipaddr: token.used?.ip ?? null,
         })
         .returning(TOKEN_COLUMNS.map((c) => c.replace('user_tokens.', '')));
       return toToken(row);
@@ -142,11 +151,27 @@ export class KnexTokenStore implements TokenStore {
 
   async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {
     const minuteAgo = new Date(at.getTime() - 60_000);
-    const updated = await this.db('user_tokens')
-      .where('id', tokenId)
-      .where((w) => w.whereNull('last_used').orWhere('last_used', '<=', minuteAgo))
-      .update({ last_used: at, last_ipaddr: ip });
-    return updated > 0;
+    const { rows } = await this.db.raw<{ rows: unknown[] }>(
+      `with used as (
+         update user_tokens set last_used = ?, last_ipaddr = ?
+          where id = ? and (last_used is null or last_used <= ?)
+          returning user_id)
+       update users set last_seen = ? from used where users.id = used.user_id returning users.id`,
+      [at, ip, tokenId, minuteAgo, at],
+    );
+    return rows.length > 0;
+  }
+
+  async replace(oldTokenId: string, token: Omit<NewTokenRow, 'userId'>): Promise<Token | undefined> {
+    const columns = TOKEN_COLUMNS.map((c) => c.replace('user_tokens.', '')).join(', ');
+    const { rows } = await this.db.raw<{ rows: TokenRow[] }>(
+      `with gone as (delete from user_tokens where id = ? returning user_id)
+       insert into user_tokens (user_id, kind, name, scopes, expires, user_agent, last_used, last_ipaddr)
+       select user_id, ?, ?, ?, ?, ?, ?, ? from gone
+       returning ${columns}`,
+      [oldTokenId, token.kind, token.name, token.scopes, token.expires, token.userAgent, token.used?.at ?? null, token.used?.ip ?? null],
+    );
+    return rows[0] ? toToken(rows[0]) : undefined;
   }
 
   async delete(tokenId: string): Promise<boolean> {

@@ -79,7 +79,6 @@ export interface UserStore {
   setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void>;
   setForcePasswordChange(id: string, force: boolean): Promise<void>;
   recordLogin(id: string, at: Date): Promise<void>;
-  touchSeen(id: string, at: Date): Promise<void>;
   deactivate(id: string, at: Date): Promise<void>;
   reactivate(id: string): Promise<User>;
   /** Locks the active admins' rows until the transaction ends, then counts them. */
@@ -185,10 +184,6 @@ export class KnexUserStore implements UserStore {
 
   async recordLogin(id: string, at: Date): Promise<void> {
     await this.db('users').where('id', id).update({ last_login: at, last_seen: at });
-  }
-
-  async touchSeen(id: string, at: Date): Promise<void> {
-    await this.db('users').where('id', id).update({ last_seen: at });
   }
 
   async deactivate(id: string, at: Date): Promise<void> {

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { createTestApp, JWT_SECRET, type TestApp } from '../helpers/test-app';
+import { captureQueries, createTestApp, JWT_SECRET, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -170,9 +170,11 @@ describe('token checks on every request', () => {
   it('writes last_used, last_ipaddr and last_seen at most once a minute', async () => {
     const u = await t.factory.loggedIn();
     const { jti } = jwt.decode(u.jwt) as jwt.JwtPayload;
+    const issued = await t.knex('user_tokens').where({ id: jti }).first();
+    expect(issued.last_used).not.toBeNull(); // issuing a login token is its first use
     await t.http().get('/me').set(bearer(u.jwt)).expect(204);
     const first = await t.knex('user_tokens').where({ id: jti }).first();
-    expect(first.last_used).not.toBeNull();
+    expect(first.last_used.getTime()).toBe(issued.last_used.getTime());
     expect(first.last_ipaddr).toMatch(/127\.0\.0\.1/);
     await t.http().get('/me').set(bearer(u.jwt)).expect(204);
     const second = await t.knex('user_tokens').where({ id: jti }).first();
@@ -188,12 +190,16 @@ describe('token checks on every request', () => {
   it('trusts X-Forwarded-For only when TRUST_PROXY says so', async () => {
     const u = await t.factory.loggedIn();
     const { jti } = jwt.decode(u.jwt) as jwt.JwtPayload;
+    t.clock.advance(61_000); // past the minute in which the login counts as the last use
     await t.http().get('/me').set(bearer(u.jwt)).set('X-Forwarded-For', '203.0.113.9').expect(204);
-    expect((await t.knex('user_tokens').where({ id: jti }).first()).last_ipaddr).not.toBe('203.0.113.9');
+    const row = await t.knex('user_tokens').where({ id: jti }).first();
+    expect(row.last_ipaddr).toMatch(/127\.0\.0\.1/);
+    expect(row.last_used.getTime()).toBeGreaterThan(Date.now() + 30_000); // it did write
     const proxied = await createTestApp({ env: { TRUST_PROXY: '1' } });
     try {
       const p = await proxied.factory.loggedIn();
       const { jti: pj } = jwt.decode(p.jwt) as jwt.JwtPayload;
+      proxied.clock.advance(61_000);
       await proxied.http().get('/me').set(bearer(p.jwt)).set('X-Forwarded-For', '203.0.113.9').expect(204);
       expect((await proxied.knex('user_tokens').where({ id: pj }).first()).last_ipaddr).toBe('203.0.113.9');
     } finally {
@@ -244,6 +250,16 @@ describe('POST /refresh_token', () => {
     expect((await t.http().get('/me').set(bearer(u.jwt))).status).toBe(401);
     expect((await t.http().get('/me').set(bearer(res.body.jwt_token))).status).toBe(204);
     expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(1);
+  });
+
+  it('swaps the token once when refreshed concurrently, in one statement', async () => {
+    const u = await t.factory.loggedIn();
+    const results = await Promise.all(Array.from({ length: 5 }, () => t.http().post('/refresh_token').set(bearer(u.jwt))));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401, 401, 401]);
+    expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(1);
+    const next = results.find((r) => r.status === 200)!.body.jwt_token;
+    const statements = await captureQueries(t.knex, () => t.http().post('/refresh_token').set(bearer(next)).expect(200));
+    expect(statements).toHaveLength(2); // the token check, then the swap
   });
 
   it('renews the cookie when the cookie was used', async () => {
