@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
+import os from 'node:os';
 import bcrypt from 'bcrypt';
+import pLimit from 'p-limit';
 import { WeakPasswordError } from '../domain/errors';
 
 export const PASSWORD_MIN_CHARS = 8;
@@ -9,11 +11,21 @@ const BCRYPT_MAX_BYTES = 72;
 /**
  * bcrypt through its async API (libuv's thread pool, never the event loop). Passwords longer
  * than bcrypt's 72 bytes are pre-hashed (SHA-256, base64) so that no byte is ignored.
+ *
+ * At most one hash per core runs at once: hashing is bound by cores anyway, and more hashing
+ * threads than cores (libuv has 4) only take CPU from the main thread, which then answers every
+ * other request late while logins pour in.
  */
 export class PasswordHasher {
   private dummyHash: Promise<string> | undefined;
+  private readonly limit: pLimit.Limit;
 
-  constructor(private readonly cost: number) {}
+  constructor(
+    private readonly cost: number,
+    concurrency = os.availableParallelism(),
+  ) {
+    this.limit = pLimit(concurrency);
+  }
 
   /** Throws WeakPasswordError unless the password fits the policy. */
   checkPolicy(password: string): void {
@@ -26,7 +38,7 @@ export class PasswordHasher {
   }
 
   async hash(password: string): Promise<string> {
-    return bcrypt.hash(prepare(password), this.cost);
+    return this.limit(() => bcrypt.hash(prepare(password), this.cost));
   }
 
   /**
@@ -34,16 +46,14 @@ export class PasswordHasher {
    * compares against a dummy hash of the same cost, so the answer takes as long either way.
    */
   async verify(password: string, hash: string | null): Promise<boolean> {
-    if (!hash) {
-      await bcrypt.compare(prepare(password), await this.dummy());
-      return false;
-    }
-    return bcrypt.compare(prepare(password), hash);
+    const against = hash ?? (await this.dummy());
+    const matches = await this.limit(() => bcrypt.compare(prepare(password), against));
+    return hash !== null && matches;
   }
 
   /** Made once, at the configured cost; start-up calls this so no login pays for it. */
   dummy(): Promise<string> {
-    this.dummyHash ??= bcrypt.hash(crypto.randomBytes(16).toString('hex'), this.cost);
+    this.dummyHash ??= this.limit(() => bcrypt.hash(crypto.randomBytes(16).toString('hex'), this.cost));
     return this.dummyHash;
   }
 }
