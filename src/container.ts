@@ -89,7 +89,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       apiDefaultMs: config.apiTokenTtlMs,
       apiMaxMs: config.apiTokenMaxTtlMs,
     }),
-    settings: new SettingsService(stores, transact, users),
+    settings: new SettingsService(stores, transact),
     groups,
     rpc: new RpcService(users, groups),
   };

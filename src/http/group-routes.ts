@@ -1,24 +1,10 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request } from 'express';
 import { NotFoundError } from '../domain/errors';
 import type { GroupPermission } from '../domain/groups';
-import type { Page } from '../domain/types';
 import type { GroupService } from '../services/group-service';
 import { callerOf } from './authenticate';
+import { linkNext, pageQuery } from './paging';
 import { presentEffective, presentGroup, presentGroupDetailed, presentUser } from './presenters';
-
-/** Sets the `Link` header of a keyset page: the same query with the next cursor. */
-function linkNext(req: Request, res: Response, page: Page<unknown>, limit: number): void {
-  if (!page.next) return;
-  const params = new URLSearchParams(Object.entries(req.query as Record<string, string>).filter(([k]) => k !== 'cursor'));
-  params.set('limit', String(limit));
-  params.set('cursor', page.next);
-  res.set('Link', `<${req.path}?${params.toString()}>; rel="next"`);
-}
-
-function pageQuery(req: Request): { limit: number; cursor?: string } {
-  const q = req.query as Record<string, string | undefined>;
-  return { limit: q.limit === undefined ? 100 : Number(q.limit), cursor: q.cursor };
-}
 
 export function groupRoutes(groups: GroupService): Router {
   const router = Router();

@@ -3,6 +3,7 @@ import type { GroupService } from '../services/group-service';
 import type { UserService } from '../services/user-service';
 import { callerOf } from './authenticate';
 import { flag } from './flags';
+import { linkNext, pageQuery } from './paging';
 import { presentNewUser, presentUserDetailed, presentUserListItem } from './presenters';
 import { toNewUser, toUserChanges, type NewUserBody, type UpdateUserBody } from './user-bodies';
 
@@ -13,20 +14,15 @@ export function userRoutes(users: UserService, groups: GroupService): Router {
   router.get('/user', async (req, res) => {
     const q = req.query as Record<string, string | undefined>;
     const includeDeactivated = flag(q.include_deactivated, false);
-    const limit = q.limit === undefined ? 100 : Number(q.limit);
+    const { limit, cursor } = pageQuery(req);
     const page = await users.list(callerOf(req).user, {
       limit,
-      cursor: q.cursor,
+      cursor,
       q: q.q,
       isAdmin: q.is_admin === undefined ? undefined : flag(q.is_admin, false),
       includeDeactivated,
     });
-    if (page.next) {
-      const params = new URLSearchParams(Object.entries(q).filter((e): e is [string, string] => e[1] !== undefined && e[0] !== 'cursor'));
-      params.set('limit', String(limit));
-      params.set('cursor', page.next);
-      res.set('Link', `</user?${params.toString()}>; rel="next"`);
-    }
+    linkNext(req, res, page, limit);
     res.json(page.items.map((u) => presentUserListItem(u, includeDeactivated)));
   });
 

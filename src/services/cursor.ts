@@ -1,5 +1,6 @@
 import { ValidationError } from '../domain/errors';
 import { isUuid } from '../domain/identifiers';
+import type { Page } from '../domain/types';
 
 export interface NameCursor {
   name: string;
@@ -9,6 +10,16 @@ export interface NameCursor {
 /** Keyset cursors for lists ordered by (name, id): opaque to clients, checked when read back. */
 export function encodeCursor(c: NameCursor): string {
   return Buffer.from(JSON.stringify([c.name, c.id]), 'utf8').toString('base64url');
+}
+
+/**
+ * A page from `limit + 1` rows read in (name, id) order: the extra row only says that more remain,
+ * and the cursor points after the last row kept.
+ */
+export function pageOf<T extends NameCursor>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, next: rows.length > limit && last ? encodeCursor({ name: last.name, id: last.id }) : null };
 }
 
 export function decodeCursor(raw: string): NameCursor {

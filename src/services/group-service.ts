@@ -3,7 +3,7 @@ import { rank, type Effective, type GroupGrant, type GroupPermission, type Membe
 import { isUuid, parseUserRef } from '../domain/identifiers';
 import type { Page, User, UserRef } from '../domain/types';
 import type { Stores } from '../stores';
-import { decodeCursor, encodeCursor } from './cursor';
+import { decodeCursor, pageOf } from './cursor';
 
 export interface NewGroupInput {
   name: string;
@@ -86,7 +86,7 @@ export class GroupService {
   async list(actor: User, page: { limit: number; cursor?: string }): Promise<Page<UserGroup>> {
     const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
     const rows = await this.stores.groups.list({ limit: page.limit + 1, after, readableBy: actor.isAdmin ? undefined : actor.id });
-    return paged(rows, page.limit);
+    return pageOf(rows, page.limit);
   }
 
   /** Everything, for RhodeCode's get_user_groups. */
@@ -131,7 +131,7 @@ export class GroupService {
   async members(actor: User, raw: string, page: { limit: number; cursor?: string }): Promise<Page<User>> {
     const group = await this.access(actor, raw, 'usergroup.read');
     const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
-    return paged(await this.stores.groups.members(group.id, page.limit + 1, after), page.limit);
+    return pageOf(await this.stores.groups.members(group.id, page.limit + 1, after), page.limit);
   }
 
   /** Whether the user was added (false: already a member). */
@@ -192,8 +192,3 @@ function checkName(name: string): void {
   if (name.trim() !== name || name.length === 0) throw new ValidationError('user group names have no leading or trailing white space');
 }
 
-function paged<T extends { name: string; id: string }>(rows: T[], limit: number): Page<T> {
-  const items = rows.slice(0, limit);
-  const last = items[items.length - 1];
-  return { items, next: rows.length > limit && last ? encodeCursor({ name: last.name, id: last.id }) : null };
-}

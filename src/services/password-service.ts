@@ -99,8 +99,8 @@ export class PasswordService {
       const user = await s.users.findById(consumed.userId);
       if (!user || user.deactivated) throw new InvalidTokenError();
       await s.users.setPassword(user.id, passwordHash, false);
-      await s.tokens.deleteForUser(user.id, 'login');
       await s.passwordTokens.deleteForUser(user.id);
+      await endTokens(s, user.id, 'login_only');
       if (consumed.purpose === 'reset') await s.outbox.enqueue(passwordChangedMail(this.mail, user));
     });
   }

@@ -2,7 +2,6 @@ import { NotFoundError, ValidationError } from '../domain/errors';
 import type { User } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
 import type { Settings } from '../stores/settings-store';
-import type { UserService } from './user-service';
 
 export const MAX_SETTINGS = 256;
 export const MAX_SETTING_BYTES = 16 * 1024;
@@ -24,12 +23,11 @@ function checkValue(key: string, value: unknown): void {
   }
 }
 
-/** Per-user settings; the admin forms act on the target of an admin route. */
+/** Per-user settings (the routes pick the owner: the caller, or an admin's target). */
 export class SettingsService {
   constructor(
     private readonly stores: Stores,
     private readonly transact: Transactor,
-    private readonly users: UserService,
   ) {}
 
   all(user: User): Promise<Settings> {
@@ -76,9 +74,5 @@ export class SettingsService {
 
   async delete(user: User, key: string): Promise<void> {
     if (!(await this.stores.settings.delete(user.id, key))) throw new NotFoundError(`no setting ${key}`);
-  }
-
-  async target(actor: User, rawRef: string): Promise<User> {
-    return this.users.resolveTarget(actor, rawRef);
   }
 }

@@ -3,7 +3,7 @@ import { parseUserRef } from '../domain/identifiers';
 import type { Clock, NewUserInput, Page, User, UserChanges } from '../domain/types';
 import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
-import { decodeCursor, encodeCursor } from './cursor';
+import { decodeCursor, pageOf } from './cursor';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordLinks } from './password-links';
 
@@ -63,9 +63,7 @@ export class UserService {
       isAdmin: filters.isAdmin,
       includeDeactivated: filters.includeDeactivated,
     });
-    const items = rows.slice(0, filters.limit);
-    const last = items[items.length - 1];
-    return { items, next: rows.length > filters.limit && last ? encodeCursor({ name: last.name, id: last.id }) : null };
+    return pageOf(rows, filters.limit);
   }
 
   async create(actor: User, input: NewUserInput, sendMail: boolean): Promise<User> {
