@@ -197,6 +197,16 @@ describe('DELETE /user/:user/password (admin reset)', () => {
     expect((await t.http().post('/password/reset/confirm').send({ token: link, password: 'fresh password 2' })).status).toBe(400);
   });
 
+  it('kills the links the user had before', async () => {
+    const u = await t.factory.user();
+    await t.http().post('/password/reset').send({ email: u.email }).expect(202);
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email));
+    const old = /token=([A-Za-z0-9_-]+)/.exec(mail.text)![1];
+    await t.http().delete(`/user/${u.user.id}/password?send_mail=0`).set(bearer(adminJwt)).expect(204);
+    const res = await t.http().post('/password/reset/confirm').send({ token: old, password: 'hijacked password' });
+    expect([res.status, res.body.code]).toEqual([400, 'invalid_token']);
+  });
+
   it('confines kept login tokens to the password change with clear_tokens=none', async () => {
     const u = await t.factory.loggedIn();
     await t.http().delete(`/user/${u.user.id}/password?clear_tokens=none&send_mail=0`).set(bearer(adminJwt)).expect(204);
