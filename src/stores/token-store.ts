@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { ConflictError } from '../domain/errors';
 import type { Scope, Token, TokenKind, User } from '../domain/types';
+import { prepare, runPrepared, type PreparedStatement } from '../db/prepared';
 import { isUniqueViolation } from './pg-errors';
 import { USER_COLUMNS, toUser, type UserRow } from './user-store';
 
@@ -82,30 +83,31 @@ export interface TokenStore {
 type FindLiveRow = UserRow & { [K in keyof TokenRow as `t_${K}`]: TokenRow[K] } & { in_groups: boolean };
 
 /**
- * findLive runs on every authenticated request, so Knex renders its SQL once per store rather
- * than per call (the builder cost more than the query's own driver work); the four `?` are
- * tokenId, userId, now and the limit, in that order.
+ * findLive runs on every authenticated request: its SQL is rendered by Knex once per process
+ * and run as a prepared statement (see db/prepared.ts). Its values are tokenId, userId, now and
+ * the limit, in that order.
  */
-function findLiveSql(db: Knex): string {
-  const { sql, bindings } = db('user_tokens')
-    .join('users', 'users.id', 'user_tokens.user_id')
-    .select([...TOKEN_COLUMNS.map((c) => `${c} as t_${c.slice('user_tokens.'.length)}`), ...USER_COLUMNS])
-    // An index probe, so that GET /user/me asks for memberships only of users who have some.
-    .select(db.raw('exists (select 1 from user_group_members where user_group_members.user_id = users.id) as in_groups'))
-    .where('user_tokens.id', 'tokenId')
-    .where('user_tokens.user_id', 'userId')
-    .where('user_tokens.expires', '>', 'now')
-    .whereNull('users.deactivated')
-    .first()
-    .toSQL();
-  if (bindings.join() !== 'tokenId,userId,now,1') throw new Error(`findLive: unexpected bindings ${bindings.join()}`);
-  return sql;
+let findLiveStatement: PreparedStatement | undefined;
+function findLiveSql(db: Knex): PreparedStatement {
+  findLiveStatement ??= prepare(
+    'token_find_live',
+    db('user_tokens')
+      .join('users', 'users.id', 'user_tokens.user_id')
+      .select([...TOKEN_COLUMNS.map((c) => `${c} as t_${c.slice('user_tokens.'.length)}`), ...USER_COLUMNS])
+      // An index probe, so that GET /user/me asks for memberships only of users who have some.
+      .select(db.raw('exists (select 1 from user_group_members where user_group_members.user_id = users.id) as in_groups'))
+      .where('user_tokens.id', 'tokenId')
+      .where('user_tokens.user_id', 'userId')
+      .where('user_tokens.expires', '>', 'now')
+      .whereNull('users.deactivated')
+      .first()
+      .toSQL(),
+    ['tokenId', 'userId', 'now', 1],
+  );
+  return findLiveStatement;
 }
 
 export class KnexTokenStore implements TokenStore {
-  /** Rendered on first use: a store is made per transaction, and most never call findLive. */
-  private findLiveSql?: string;
-
   constructor(private readonly db: Knex) {}
 
   async insert(token: NewTokenRow): Promise<Token> {
@@ -130,9 +132,7 @@ export class KnexTokenStore implements TokenStore {
   }
 
   async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User; inGroups: boolean } | undefined> {
-    this.findLiveSql ??= findLiveSql(this.db);
-    const { rows } = (await this.db.raw(this.findLiveSql, [tokenId, userId, now, 1])) as { rows: FindLiveRow[] };
-    const row = rows[0];
+    const [row] = await runPrepared<FindLiveRow>(this.db, findLiveSql(this.db), [tokenId, userId, now, 1]);
     if (!row) return undefined;
     const token: Token = {
       id: row.t_id,
