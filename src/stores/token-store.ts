@@ -107,6 +107,15 @@ function findLiveSql(db: Knex): PreparedStatement {
   return findLiveStatement;
 }
 
+/** Refresh swaps tokens with this on every call, so it is prepared too. */
+const REPLACE: PreparedStatement = {
+  name: 'token_replace',
+  text: `with gone as (delete from user_tokens where id = $1 returning user_id)
+    insert into user_tokens (user_id, kind, name, scopes, expires, user_agent, last_used, last_ipaddr)
+    select user_id, $2, $3, $4, $5, $6, $7, $8 from gone
+    returning ${TOKEN_COLUMNS.map((c) => c.replace('user_tokens.', '')).join(', ')}`,
+};
+
 export class KnexTokenStore implements TokenStore {
   constructor(private readonly db: Knex) {}
 
@@ -163,15 +172,17 @@ export class KnexTokenStore implements TokenStore {
   }
 
   async replace(oldTokenId: string, token: Omit<NewTokenRow, 'userId'>): Promise<Token | undefined> {
-    const columns = TOKEN_COLUMNS.map((c) => c.replace('user_tokens.', '')).join(', ');
-    const { rows } = await this.db.raw<{ rows: TokenRow[] }>(
-      `with gone as (delete from user_tokens where id = ? returning user_id)
-       insert into user_tokens (user_id, kind, name, scopes, expires, user_agent, last_used, last_ipaddr)
-       select user_id, ?, ?, ?, ?, ?, ?, ? from gone
-       returning ${columns}`,
-      [oldTokenId, token.kind, token.name, token.scopes, token.expires, token.userAgent, token.used?.at ?? null, token.used?.ip ?? null],
-    );
-    return rows[0] ? toToken(rows[0]) : undefined;
+    const [row] = await runPrepared<TokenRow>(this.db, REPLACE, [
+      oldTokenId,
+      token.kind,
+      token.name,
+      token.scopes,
+      token.expires,
+      token.userAgent,
+      token.used?.at ?? null,
+      token.used?.ip ?? null,
+    ]);
+    return row ? toToken(row) : undefined;
   }
 
   async delete(tokenId: string): Promise<boolean> {
