@@ -1,4 +1,3 @@
-import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Knex } from 'knex';
@@ -31,13 +30,17 @@ export interface AppDeps {
 
 type ValidatedRequest = Request & { openapi?: { schema?: { requestBody?: unknown } } };
 
-/** A route without a request body in the spec takes none. */
-function rejectUnexpectedBody(req: ValidatedRequest, _res: Response, next: NextFunction): void {
+/**
+ * After validation, one step (each middleware costs every request): a route without a request
+ * body in the spec takes none, and an authenticated answer is never cached.
+ */
+function afterValidation(req: ValidatedRequest, res: Response, next: NextFunction): void {
   const length = Number(req.headers['content-length'] ?? 0);
   const hasBody = length > 0 || req.headers['transfer-encoding'] !== undefined;
   if (hasBody && req.openapi?.schema && !req.openapi.schema.requestBody) {
     return next(new ValidationError('this route takes no request body', [{ path: '/body', message: 'must be empty' }]));
   }
+  if (req.caller) res.set('Cache-Control', 'no-store');
   next();
 }
 
@@ -54,11 +57,6 @@ function withSecurity(validator: RequestHandler[], security: RequestHandler): Re
   return [...validator.slice(0, slot), security, ...validator.slice(slot + 1)];
 }
 
-function noStoreWhenAuthenticated(req: Request, res: Response, next: NextFunction): void {
-  if (req.caller) res.set('Cache-Control', 'no-store');
-  next();
-}
-
 export function createApp({ config, services, db, log, apiSpec }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -67,7 +65,6 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
 
   app.use(requestLogger(log));
   app.use(express.json({ limit: config.bodyLimit }));
-  app.use(cookieParser());
   app.use(
     withSecurity(
       OpenApiValidator.middleware({
@@ -82,8 +79,7 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
       authenticate(services.auth, apiSpec),
     ),
   );
-  app.use(rejectUnexpectedBody);
-  app.use(noStoreWhenAuthenticated);
+  app.use(afterValidation);
 
   // GET /user/me is the hottest route: first, so it skips walking the other routers. It only
   // has exact /user/me routes, so it shadows nothing; it must stay before /user/:user.

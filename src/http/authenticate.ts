@@ -1,3 +1,4 @@
+import { parse as parseCookies } from 'cookie';
 import type { NextFunction, Request, Response } from 'express';
 import { ForbiddenError, PasswordChangeRequiredError, UnauthenticatedError } from '../domain/errors';
 import { scopesAllow } from '../domain/scopes';
@@ -29,14 +30,18 @@ interface Accepts {
 
 const ANY_CREDENTIAL: Accepts = { bearer: true, cookie: true };
 
-/** A present Authorization header decides (a malformed one is not a fall-back to the cookie). */
+/**
+ * A present Authorization header decides (a malformed one is not a fall-back to the cookie).
+ * The Cookie header is parsed only here, when there is no bearer token: nothing else reads it.
+ */
 function credential(req: Request, accepts: Accepts): { jwt: string; via: Caller['via'] } | undefined {
   const header = req.headers.authorization;
   if (header !== undefined && accepts.bearer) {
     const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)[ ]*$/i.exec(header);
     return { jwt: match ? match[1] : '', via: 'bearer' };
   }
-  const cookie: unknown = accepts.cookie ? req.cookies?.[SESSION_COOKIE] : undefined;
+  const cookieHeader = accepts.cookie ? req.headers.cookie : undefined;
+  const cookie = cookieHeader ? parseCookies(cookieHeader)[SESSION_COOKIE] : undefined;
   return typeof cookie === 'string' && cookie !== '' ? { jwt: cookie, via: 'cookie' } : undefined;
 }
 

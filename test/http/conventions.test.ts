@@ -128,6 +128,17 @@ describe('errors and bad input', () => {
     }
   });
 
+  it('answers a path segment that is not valid percent-encoding with 400, and matches path parameters by route', async () => {
+    const bad = await t.http().get('/user/%E0%A4%A').set(auth());
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ code: 'validation_failed', request_id: expect.any(String) });
+    // The same route table serves every request: a later lookup of another route still matches.
+    const token = await t.http().get(`/user/me/token/${encodeURIComponent('a/b 🚀')}`).set(auth());
+    expect(token.status).toBe(404);
+    expect(token.body.code).toBe('not_found');
+    expect(token.body.error).not.toBe('Route Not Found');
+  });
+
   it('never answers 500 to a bad cursor or odd pagination', async () => {
     for (const q of ['cursor=xyz', `cursor=${Buffer.from('["a","b"]').toString('base64url')}`, 'limit=0', 'limit=1001', 'limit=abc', 'is_admin=2']) {
       const res = await t.http().get(`/user?${q}`).set(auth());
