@@ -20,7 +20,7 @@
  * Env: BENCH_DATABASE_URL (admin connection, default postgres://postgres@127.0.0.1:5432/postgres),
  * BENCH_SCENARIOS (comma-separated, all by default), BENCH_SECONDS (measured seconds per run, 10),
  * BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50), BENCH_USERS (distinct users and tokens, 200),
- * BENCH_ROUNDS (user_me runs per server, alternating, 2), BENCH_BCRYPT_COST (12),
+ * BENCH_ROUNDS (user_me runs per server, alternating, 4), BENCH_BCRYPT_COST (12),
  * BENCH_REFRESH_CONNECTIONS (= BENCH_CONNECTIONS), BENCH_LOGIN_CONNECTIONS (8),
  * BENCH_LOGIN_USERS (20), BENCH_LIGHT_CONNECTIONS (4), BENCH_LIGHT_RATE (requests/s, 100),
  * BENCH_HASH_SAMPLES (8), BENCH_GROUP_MEMBERS (1000), BENCH_GRANTING_GROUPS (50),
@@ -65,7 +65,7 @@ const CFG = {
   warmupSeconds: num('BENCH_WARMUP_SECONDS', 3),
   connections: int('BENCH_CONNECTIONS', 50),
   users: int('BENCH_USERS', 200),
-  rounds: int('BENCH_ROUNDS', 2),
+  rounds: int('BENCH_ROUNDS', 4),
   poolSize: 10, // the service's DATABASE_POOL_SIZE default
   setupBcryptCost: 4, // the service's first run: set-up and the scenarios that hash nothing
   bcryptCost: int('BENCH_BCRYPT_COST', 12, 4, 15), // the service's second run: login scenarios

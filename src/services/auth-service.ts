@@ -6,8 +6,8 @@ import type { PasswordHasher } from './password-hasher';
 import type { TokenSigner } from './token-signer';
 
 export interface RequestContext {
-  ip: string | null;
-  userAgent: string | null;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
 }
 
 export interface LoginResult {
