@@ -3,8 +3,8 @@
  * The benchmark's baseline: the least a server can do to answer GET /user/me. Express 5,
  * jsonwebtoken with a KeyObject (HS256 only) and a pg Pool of the service's default size, all
  * connections opened at start, running the one query the service's hot path runs
- * (KnexTokenStore.findLive, as Knex renders it). Nothing else: no logging, no validation, no
- * last_used write.
+ * (KnexTokenStore.findLive, rendered by the service's code in dist/, which `npm run bench` builds
+ * first). Nothing else: no logging, no validation, no last_used write.
  *
  * Env: DATABASE_URL, JWT_SECRET, PORT, HOST (default 127.0.0.1), POOL_SIZE (default 10).
  */
@@ -13,16 +13,10 @@ const express = require('express');
 const jwt = require('jsonwebtoken');
 const { Pool } = require('pg');
 
-const FIND_LIVE = `select "user_tokens"."id" as "t_id", "user_tokens"."user_id" as "t_user_id",
-  "user_tokens"."kind" as "t_kind", "user_tokens"."name" as "t_name", "user_tokens"."scopes" as "t_scopes",
-  "user_tokens"."created" as "t_created", "user_tokens"."expires" as "t_expires",
-  "user_tokens"."last_used" as "t_last_used", "user_tokens"."last_ipaddr" as "t_last_ipaddr",
-  "user_tokens"."user_agent" as "t_user_agent",
-  "users"."id", "users"."name", "users"."email", "users"."first_name", "users"."last_name", "users"."is_admin",
-  "users"."force_password_change", "users"."created", "users"."last_login", "users"."last_seen", "users"."deactivated"
-from "user_tokens" inner join "users" on "users"."id" = "user_tokens"."user_id"
-where "user_tokens"."id" = $1 and "user_tokens"."user_id" = $2 and "user_tokens"."expires" > $3
-  and "users"."deactivated" is null limit $4`;
+// The service's own hot-path query, rendered by its own code (so the two cannot drift apart).
+// Run here as a plain unnamed statement, as a minimal server would.
+const { findLiveStatement } = require('../dist/src/stores/token-store');
+const FIND_LIVE = findLiveStatement(require('knex')({ client: 'pg' })).text;
 
 const iso = (d) => (d ? d.toISOString() : null);
 
@@ -53,6 +47,8 @@ async function main() {
     const { rows } = await pool.query(FIND_LIVE, [claims.jti, claims.sub, new Date(), 1]);
     const u = rows[0];
     if (!u) return res.status(401).json({ error: 'Unauthorized' });
+    // The bench's users are in no group; a member would need the service's second query.
+    if (u.in_groups) return res.status(501).json({ error: 'group members are not part of the baseline' });
     res.set('Cache-Control', 'no-store');
     res.json({
       id: u.id,
