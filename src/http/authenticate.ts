@@ -19,15 +19,18 @@ declare module 'express-serve-static-core' {
 }
 
 /** Read when used: authenticating needs the address only for its once-a-minute `last_ipaddr`. */
+class LazyRequestContext implements RequestContext {
+  constructor(private readonly req: Request) {}
+  get ip(): string | null {
+    return this.req.ip ?? null;
+  }
+  get userAgent(): string | null {
+    return this.req.get('user-agent') ?? null;
+  }
+}
+
 export function requestContext(req: Request): RequestContext {
-  return {
-    get ip() {
-      return req.ip ?? null;
-    },
-    get userAgent() {
-      return req.get('user-agent') ?? null;
-    },
-  };
+  return new LazyRequestContext(req);
 }
 
 /** Which of the spec's security schemes an operation accepts. */
@@ -55,11 +58,10 @@ function credential(req: Request, accepts: Accepts): { jwt: string; via: Caller[
 
 /** The caller behind the request's credential, looked up once per request. */
 export function lookupCaller(req: Request, auth: AuthService, accepts: Accepts = ANY_CREDENTIAL): Promise<Caller> {
-  req.callerLookup ??= (async () => {
+  if (!req.callerLookup) {
     const cred = credential(req, accepts);
-    if (!cred) throw new UnauthenticatedError();
-    return auth.authenticate(cred.jwt, requestContext(req), cred.via);
-  })();
+    req.callerLookup = cred ? auth.authenticate(cred.jwt, requestContext(req), cred.via) : Promise.reject(new UnauthenticatedError());
+  }
   return req.callerLookup;
 }
 
