@@ -35,6 +35,8 @@ export async function runPrepared<R extends QueryResultRow>(db: Knex, statement:
     const result: QueryResult<R> = await connection.query<R>({ name: statement.name, text: statement.text, values });
     return result.rows;
   } finally {
-    await client.releaseConnection(connection);
+    // Knex releases synchronously (a transaction's client keeps its connection) and returns a
+    // settled promise: waiting on it would only cost a turn of the microtask queue.
+    void client.releaseConnection(connection);
   }
 }
