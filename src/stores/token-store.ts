@@ -161,21 +161,23 @@ export class KnexTokenStore implements TokenStore {
 
   async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {
     const minuteAgo = new Date(at.getTime() - 60_000);
-    // Bookkeeping that nothing depends on, so its commit does not wait for the WAL flush: the
-    // first requests of a minute (all of a client's tokens at once, say) do not queue behind
-    // fsyncs. A crash can lose at most the last moment of last_used updates, nothing else.
-    return this.db.transaction(async (trx) => {
-      await trx.raw('set local synchronous_commit = off');
-      const { rows } = await trx.raw<{ rows: unknown[] }>(
-        `with used as (
-           update user_tokens set last_used = ?, last_ipaddr = ?
-            where id = ? and (last_used is null or last_used <= ?)
-            returning user_id)
-         update users set last_seen = ? from used where users.id = used.user_id returning users.id`,
-        [at, ip, tokenId, minuteAgo, at],
-      );
-      return rows.length > 0;
-    });
+    // SKIP LOCKED: when a token's minute is up, every request that presents it before the first
+    // write commits wants to write too; those find the row locked and write nothing, rather than
+    // each holding a pool connection while it waits for the lock (which, under load, starved the
+    // pool and slowed every request for as long as tokens kept crossing their minute).
+    const { rows } = await this.db.raw<{ rows: unknown[] }>(
+      `with due as (
+         select id from user_tokens
+          where id = ? and (last_used is null or last_used <= ?)
+          for update skip locked),
+       used as (
+         update user_tokens set last_used = ?, last_ipaddr = ?
+           from due where user_tokens.id = due.id
+         returning user_tokens.user_id)
+       update users set last_seen = ? from used where users.id = used.user_id returning users.id`,
+      [tokenId, minuteAgo, at, ip, at],
+    );
+    return rows.length > 0;
   }
 
   async replace(oldTokenId: string, token: Omit<NewTokenRow, 'userId'>): Promise<Token | undefined> {

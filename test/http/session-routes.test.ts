@@ -187,6 +187,20 @@ describe('token checks on every request', () => {
     expect(user.last_seen.getTime()).toBe(third.last_used.getTime());
   });
 
+  it('writes last_used once when many requests present a token whose minute is up, all answered', async () => {
+    const u = await t.factory.loggedIn();
+    const { jti } = jwt.decode(u.jwt) as jwt.JwtPayload;
+    t.clock.advance(61_000);
+    const before = t.clock.now().getTime();
+    const statuses = await Promise.all(Array.from({ length: 20 }, () => t.http().get('/me').set(bearer(u.jwt)).then((r) => r.status)));
+    expect(statuses).toEqual(Array(20).fill(204));
+    const row = await t.knex('user_tokens').where({ id: jti }).first();
+    expect(row.last_used.getTime()).toBeGreaterThanOrEqual(before);
+    expect(row.last_used.getTime()).toBeLessThanOrEqual(t.clock.now().getTime());
+    const user = await t.knex('users').where({ id: u.user.id }).first();
+    expect(user.last_seen.getTime()).toBe(row.last_used.getTime()); // token and user written together
+  });
+
   it('trusts X-Forwarded-For only when TRUST_PROXY says so', async () => {
     const u = await t.factory.loggedIn();
     const { jti } = jwt.decode(u.jwt) as jwt.JwtPayload;
