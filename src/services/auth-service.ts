@@ -24,6 +24,9 @@ export interface TokenLifetimes {
 const LOGIN_TOKEN_PREFIX = 'login_jwt_';
 
 export class AuthService {
+  /** Tokens whose once-a-minute use record is being written by this process. */
+  private readonly touching = new Set<string>();
+
   constructor(
     private readonly stores: Stores,
     private readonly transact: Transactor,
@@ -57,12 +60,20 @@ export class AuthService {
     const found = await this.stores.tokens.findLive(claims.tokenId, claims.userId, now);
     if (!found) throw new UnauthenticatedError();
     const { token, user, inGroups } = found;
-    // last_used / last_seen: written at most once a minute per token, not on every request.
-    if (!token.lastUsed || now.getTime() - token.lastUsed.getTime() >= 60_000) {
-      if (await this.stores.tokens.touch(token.id, now, ctx.ip)) {
-        token.lastUsed = now;
-        token.lastIpaddr = ctx.ip;
-        user.lastSeen = now;
+    // last_used / last_seen: written at most once a minute per token, not on every request. The
+    // requests that present a token while its write is under way leave it to that one: else, under
+    // load, each of them queued a write of its own and the pile-up delayed every request.
+    const due = !token.lastUsed || now.getTime() - token.lastUsed.getTime() >= 60_000;
+    if (due && !this.touching.has(token.id)) {
+      this.touching.add(token.id);
+      try {
+        if (await this.stores.tokens.touch(token.id, now, ctx.ip)) {
+          token.lastUsed = now;
+          token.lastIpaddr = ctx.ip;
+          user.lastSeen = now;
+        }
+      } finally {
+        this.touching.delete(token.id);
       }
     }
     return { user, token, via, inGroups };
