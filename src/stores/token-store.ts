@@ -161,10 +161,9 @@ export class KnexTokenStore implements TokenStore {
 
   async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {
     const minuteAgo = new Date(at.getTime() - 60_000);
-    // SKIP LOCKED: when a token's minute is up, every request that presents it before the first
-    // write commits wants to write too; those find the row locked and write nothing, rather than
-    // each holding a pool connection while it waits for the lock (which, under load, starved the
-    // pool and slowed every request for as long as tokens kept crossing their minute).
+    // SKIP LOCKED: when a token's minute is up, a request that presents it while another one's
+    // write is under way (in another process: AuthService keeps this process to one) finds the
+    // row locked and writes nothing, rather than holding a pool connection while it waits.
     const { rows } = await this.db.raw<{ rows: unknown[] }>(
       `with due as (
          select id from user_tokens
