@@ -13,8 +13,8 @@ export interface PreparedStatement {
 }
 
 /** Renders a Knex query once into a prepared statement, checking its bindings are the expected placeholders. */
-export function prepare(name: string, query: Knex.Sql | Knex.SqlNative, placeholders: readonly unknown[]): PreparedStatement {
-  const native = 'toNative' in query ? query.toNative() : query;
+export function prepare(name: string, query: Knex.Sql, placeholders: readonly unknown[]): PreparedStatement {
+  const native = query.toNative();
   if (native.bindings.map(String).join() !== placeholders.map(String).join()) {
     throw new Error(`${name}: bindings ${native.bindings.join()} are not ${placeholders.join()}`);
   }
