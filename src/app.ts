@@ -3,6 +3,7 @@ import * as OpenApiValidator from 'express-openapi-validator';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from './config';
+import type { DatabaseAvailability } from './db/availability';
 import type { Services } from './container';
 import { NotFoundError, ValidationError } from './domain/errors';
 import { authenticate } from './http/authenticate';
@@ -13,12 +14,14 @@ import { meRoutes } from './http/me-routes';
 import { passwordRoutes } from './http/password-routes';
 import { requestLogger } from './http/request-logger';
 import { revokeRoutes } from './http/revoke-routes';
-import { rpcRoutes } from './http/rpc-routes';
+import { rpcBodyReader, rpcRoutes } from './http/rpc-routes';
 import { sessionRoutes } from './http/session-routes';
 import { settingsRoutes } from './http/settings-routes';
+import { textRule, verifyUtf8 } from './http/text-rule';
 import { ipThrottle } from './http/throttle';
 import { tokenRoutes } from './http/token-routes';
 import { userRoutes } from './http/user-routes';
+import { isRfc3339DateTime } from './domain/timestamps';
 
 export interface AppDeps {
   config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute'>;
@@ -26,6 +29,8 @@ export interface AppDeps {
   db: Knex;
   log: Logger;
   apiSpec: Record<string, unknown>;
+  /** Logs database outages once each; without it an outage is still a 503, just not tracked. */
+  availability?: DatabaseAvailability;
 }
 
 type Operation = { requestBody?: unknown; parameters?: unknown[] };
@@ -35,16 +40,31 @@ function hasBody(req: Request): boolean {
   return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
 }
 
-/**
- * After validation, one step (each middleware costs every request): a route without a request
- * body in the spec takes none, and an authenticated answer is never cached.
- */
-function afterValidation(req: ValidatedRequest, res: Response, next: NextFunction): void {
+/** After validation, one step (each middleware costs every request): a route without a request body in the spec takes none. */
+function afterValidation(req: ValidatedRequest, _res: Response, next: NextFunction): void {
   if (hasBody(req) && req.openapi?.schema && !req.openapi.schema.requestBody) {
     return next(new ValidationError('this route takes no request body', [{ path: '/body', message: 'must be empty' }]));
   }
-  if (req.caller) res.set('Cache-Control', 'no-store');
   next();
+}
+
+/**
+ * `HEAD` is answered wherever `GET` is: routed, authorised and validated as the `GET` it mirrors.
+ * Node decided when the request arrived that its response has no body, so only the headers go out.
+ */
+function headAsGet(req: Request, _res: Response, next: NextFunction): void {
+  if (req.method === 'HEAD') {
+    req.method = 'GET';
+    req.isHead = true;
+  }
+  next();
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** A HEAD request, routed as GET by headAsGet. */
+    isHead?: boolean;
+  }
 }
 
 /**
@@ -52,12 +72,12 @@ function afterValidation(req: ValidatedRequest, res: Response, next: NextFunctio
  * still runs after the route is matched and before the request is validated. Fails at start if
  * the validator's layout ever changes, rather than running unauthenticated.
  */
-function withSecurity(validator: RequestHandler[], security: RequestHandler): RequestHandler[] {
+function withSecurity(validator: RequestHandler[], security: RequestHandler[]): RequestHandler[] {
   const slot = validator.findIndex((mw) => mw.name === 'securityMiddleware');
   if (slot < 1 || validator[slot - 1].name !== 'metadataMiddleware') {
     throw new Error('express-openapi-validator: no security step after route matching to replace');
   }
-  return [...validator.slice(0, slot), security, ...validator.slice(slot + 1)];
+  return [...validator.slice(0, slot), ...security, ...validator.slice(slot + 1)];
 }
 
 /**
@@ -89,14 +109,16 @@ function skipWhenNothingToValidate(validator: RequestHandler[], apiSpec: { paths
   return [...validator.slice(0, slot), requestMiddleware, ...validator.slice(slot + 1)];
 }
 
-export function createApp({ config, services, db, log, apiSpec }: AppDeps): express.Express {
+export function createApp({ config, services, db, log, apiSpec, availability }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
 
   app.use(requestLogger(log));
-  app.use(express.json({ limit: config.bodyLimit }));
+  app.use(headAsGet);
+  app.use(rpcBodyReader(config.bodyLimit));
+  app.use(express.json({ limit: config.bodyLimit, verify: verifyUtf8 }));
   const validator = OpenApiValidator.middleware({
     apiSpec: apiSpec as never,
     validateRequests: { allowUnknownQueryParameters: false },
@@ -105,14 +127,15 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
     validateFormats: true,
     ajvFormats: { mode: 'fast' },
     fileUploader: false, // the spec has no multipart bodies; saves a step on every request
+    formats: { 'date-time': isRfc3339DateTime },
   });
-  app.use(skipWhenNothingToValidate(withSecurity(validator, authenticate(services.auth, apiSpec)), apiSpec));
+  app.use(skipWhenNothingToValidate(withSecurity(validator, [authenticate(services.auth, apiSpec), textRule]), apiSpec));
   app.use(afterValidation);
 
   // GET /user/me is the hottest route: first, so it skips walking the other routers. It only
   // has exact /user/me routes, so it shadows nothing; it must stay before /user/:user.
   app.use(meRoutes(services.users, services.groups));
-  app.use(healthRoutes(db));
+  app.use(healthRoutes(db, availability));
   app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }, ipThrottle(config.throttleIpPerMinute)));
   app.use(passwordRoutes(services.passwords, ipThrottle(config.throttleIpPerMinute)));
   app.use(tokenRoutes(services.tokens, services.users));
@@ -120,9 +143,9 @@ export function createApp({ config, services, db, log, apiSpec }: AppDeps): expr
   app.use(revokeRoutes(services.tokens));
   app.use(groupRoutes(services.groups));
   app.use(userRoutes(services.users, services.groups));
-  app.use(rpcRoutes(services.rpc, services.auth, log, config.bodyLimit));
+  app.use(rpcRoutes(services.rpc, services.auth, log));
 
   app.use((_req, _res, next) => next(new NotFoundError('Route Not Found')));
-  app.use(errorHandler(log));
+  app.use(errorHandler(log, availability));
   return app;
 }

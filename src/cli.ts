@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config';
 import { migrateLatest } from './db/migrate';
 import { parseUserRef } from './domain/identifiers';
+import { parseRfc3339 } from './domain/timestamps';
 import { AppError } from './domain/errors';
 import { SCOPES, type Scope, type User } from './domain/types';
 import { createLogger } from './logger';
@@ -125,8 +126,8 @@ async function runCommand(command: string, values: CliValues, io: CliIo): Promis
         if (!scopes.every((x): x is Scope => (SCOPES as readonly string[]).includes(x))) {
           throw new AppError(400, 'validation_failed', `--scopes takes a comma-separated list of ${SCOPES.join(', ')}`);
         }
-        const expires = values.expires === undefined ? undefined : new Date(values.expires);
-        if (expires && Number.isNaN(expires.getTime())) throw new AppError(400, 'validation_failed', '--expires takes an RFC 3339 time');
+        const expires = values.expires === undefined ? undefined : parseRfc3339(values.expires);
+        if (values.expires !== undefined && !expires) throw new AppError(400, 'validation_failed', '--expires takes an RFC 3339 time');
         const owner = await users.resolveTarget(OPERATOR, who);
         const { token, jwt } = await container.services.tokens.create(owner, { name: values.name, scopes, expires });
         io.stdout.write(`${JSON.stringify({ name: token.name, scopes: token.scopes, expires: token.expires.toISOString(), token: jwt })}\n`);

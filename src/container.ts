@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from './config';
+import { DatabaseAvailability } from './db/availability';
 import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
@@ -33,6 +34,8 @@ export interface Container {
   hasher: PasswordHasher;
   signer: TokenSigner;
   outbox: OutboxSender;
+  /** Database outages, logged once each. */
+  availability: DatabaseAvailability;
 }
 
 export interface ContainerOptions {
@@ -64,12 +67,14 @@ export type ContainerConfig = Pick<
 export function createContainer(db: Knex, config: ContainerConfig, log: Logger, options: ContainerOptions = {}): Container {
   const clock = options.clock ?? systemClock;
   const stores = createStores(db);
+  const availability = new DatabaseAvailability(() => db.raw('select 1'), log);
   const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl) : new EmlFileTransport(config.mailOutboxDir));
   const outbox = new OutboxSender(stores.outbox, transport, clock, log, {
     from: config.mailFrom,
     pollIntervalMs: config.mailPollIntervalMs,
     retryBaseMs: options.mailRetryBaseMs ?? 1000,
     retryMaxMs: 15 * 60_000,
+    availability,
   });
   const transact = createTransactor(db, () => outbox.kick());
   const hasher = new PasswordHasher(config.bcryptCost);
@@ -93,5 +98,5 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     groups,
     rpc: new RpcService(users, groups),
   };
-  return { services, stores, transact, hasher, signer, outbox };
+  return { services, stores, transact, hasher, signer, outbox, availability };
 }

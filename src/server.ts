@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   await container.hasher.dummy(); // so the first unknown-user login costs what the others do
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);
 
-  const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec() });
+  const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });

@@ -79,8 +79,11 @@ export class UserDeactivatedError extends AppError {
   }
 }
 
+/** Seconds a client is asked to wait before trying again after a 503. */
+export const RETRY_AFTER_SECONDS = 2;
+
 export class UnavailableError extends AppError {
   constructor(message = 'Service unavailable') {
-    super(503, 'unavailable', message);
+    super(503, 'unavailable', message, { headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } });
   }
 }

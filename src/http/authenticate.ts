@@ -111,13 +111,15 @@ export function authenticate(auth: AuthService, apiDoc: { security?: SecurityReq
     return accepts ?? undefined;
   };
 
-  return async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const operation = (req as Request & { openapi?: { schema?: Operation } }).openapi?.schema;
     // Not an operation of the spec: the validator or the final 404 answers it.
     const accepts = operation && acceptsFor(operation);
     if (!accepts) return next();
     try {
       const caller = await lookupCaller(req, auth, accepts);
+      // Every answer to an authenticated caller, errors too, is theirs alone.
+      res.set('Cache-Control', 'no-store');
       if (caller.token.kind === 'login' && caller.user.forcePasswordChange && operation[PASSWORD_CHANGE_EXTENSION] !== true) {
         throw new PasswordChangeRequiredError();
       }

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { AppError, ForbiddenError, NotFoundError, UnauthenticatedError, ValidationError, type ErrorDetail } from '../domain/errors';
+import type { DatabaseAvailability } from '../db/availability';
+import { AppError, ForbiddenError, NotFoundError, UnauthenticatedError, UnavailableError, ValidationError, type ErrorDetail } from '../domain/errors';
 import { presentConflictUser } from './presenters';
 
 interface HttpishError {
@@ -44,12 +45,29 @@ function translate(err: HttpishError): AppError | undefined {
   return undefined;
 }
 
+/**
+ * Database errors that are not bugs: the database out of reach (503, the outage logged once by
+ * `availability`), a transaction that kept losing to others (503: try again), and a value
+ * Postgres refused (class 22, data exception: 400; validation should have caught it first, so it
+ * is logged as a warning for someone to tighten the spec).
+ */
+function fromDatabase(err: unknown, availability: DatabaseAvailability | undefined, log: Logger, requestId: string): AppError | undefined {
+  if (availability?.failed(err)) return new UnavailableError('the database is unreachable; try again shortly');
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === '40P01' || code === '40001') return new UnavailableError('too much contention; try again');
+  if (typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)) {
+    log.warn({ request_id: requestId, sqlstate: code }, 'the database refused a value that validation let through');
+    return new ValidationError('invalid input', [{ path: '/body', message: 'holds a value the database cannot store' }]);
+  }
+  return undefined;
+}
+
 /** One place that turns every failure into the contract's error body. */
-export function errorHandler(log: Logger): ErrorRequestHandler {
+export function errorHandler(log: Logger, availability?: DatabaseAvailability): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
     const requestId = String(req.id ?? '');
-    let appError = err instanceof AppError ? err : translate((err ?? {}) as HttpishError);
+    let appError = err instanceof AppError ? err : (translate((err ?? {}) as HttpishError) ?? fromDatabase(err, availability, log, requestId));
     if (!appError || appError.status >= 500) {
       if (!appError) log.error({ err, request_id: requestId }, 'unexpected error');
       appError ??= new AppError(500, 'internal_error', 'Internal Server Error');

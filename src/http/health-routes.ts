@@ -1,8 +1,9 @@
 import { Router } from 'express';
 import type { Knex } from 'knex';
+import type { DatabaseAvailability } from '../db/availability';
 import { UnavailableError } from '../domain/errors';
 
-export function healthRoutes(db: Knex): Router {
+export function healthRoutes(db: Knex, availability?: DatabaseAvailability): Router {
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
@@ -12,7 +13,8 @@ export function healthRoutes(db: Knex): Router {
   router.get('/readyz', async (_req, res) => {
     try {
       await db.raw('select 1');
-    } catch {
+    } catch (err) {
+      availability?.failed(err);
       throw new UnavailableError('database unreachable');
     }
     res.json({ status: 'ok' });

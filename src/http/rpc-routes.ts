@@ -1,11 +1,14 @@
-import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import { isUtf8 } from 'node:buffer';
+import express, { Router, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from '../db/availability';
 import { UnauthenticatedError } from '../domain/errors';
 import { scopesAllow } from '../domain/scopes';
 import type { Caller } from '../domain/types';
 import type { AuthService } from '../services/auth-service';
 import { isRpcMethod, rpcHttpMethod, RpcError, type RpcService } from '../services/rpc-service';
 import { requestContext } from './authenticate';
+import { findInvalidJson } from './text-rule';
 
 export const RPC_PATH = '/_admin/api';
 
@@ -37,18 +40,40 @@ function readEnvelope(body: unknown): Envelope | { id: unknown; error: string } 
   return { id, token: token ?? undefined, method: body.method, args };
 }
 
-function isTextOrUntyped(contentType: string | undefined): boolean {
-  return contentType === undefined || /^text\/plain\s*(;|$)/i.test(contentType);
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Set by rpcBodyReader when the body is not JSON. */
+    rpcParseError?: boolean;
+  }
 }
 
-/** A text body holds the same JSON. */
-function parsedBody(req: Request): { body: unknown } | { error: string } {
-  if (typeof req.body !== 'string') return { body: req.body };
-  try {
-    return { body: JSON.parse(req.body) };
-  } catch {
-    return { error: 'JSON parse error' };
-  }
+/**
+ * The JSON-RPC body, whatever its Content-Type (RhodeCode's docs send `text/plain`, `curl
+ * --data-binary` a form type, Python's `requests.post(data=...)` none): read as UTF-8 JSON, before
+ * `express.json` (which then leaves it alone). Bytes that are not UTF-8 are marked for the text
+ * rule; a body that is not JSON is marked for the handler to answer with an error envelope.
+ */
+export function rpcBodyReader(limit: string): RequestHandler {
+  const raw = express.raw({ type: () => true, limit });
+  return (req, res, next) => {
+    if (req.method !== 'POST' || req.path !== RPC_PATH) return next();
+    raw(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      const body: unknown = req.body;
+      req.body = undefined;
+      if (!Buffer.isBuffer(body) || body.length === 0) return next();
+      if (!isUtf8(body)) {
+        req.bodyNotUtf8 = true;
+        return next();
+      }
+      try {
+        req.body = JSON.parse(body.toString('utf8'));
+      } catch {
+        req.rpcParseError = true;
+      }
+      next();
+    });
+  };
 }
 
 function answer(res: Response, id: unknown, result: unknown, error: string | null): void {
@@ -56,22 +81,24 @@ function answer(res: Response, id: unknown, result: unknown, error: string | nul
 }
 
 /**
- * `POST /_admin/api`: RhodeCode's JSON-RPC envelope, HTTP 200 for every answer. The spec marks it
- * `security: []`: the token travels in the envelope, and is checked here as the authenticate
- * middleware checks a bearer token (its row on every call, the token's scopes, and the
- * confinement of a login token whose user must change their password).
+ * `POST /_admin/api`: RhodeCode's JSON-RPC envelope, HTTP 200 for every answer but one: while the
+ * database is out of reach, the route answers `503` like every other (a transport failure, for
+ * clients to retry). The spec marks it `security: []`: the token travels in the envelope, and
+ * is checked here as the authenticate middleware checks a bearer token (its row on every call,
+ * the token's scopes). Only API tokens are accepted, as RhodeCode accepts only API keys.
  */
-export function rpcRoutes(rpc: RpcService, auth: AuthService, log: Logger, bodyLimit: string): (RequestHandler | ErrorRequestHandler)[] {
+export function rpcRoutes(rpc: RpcService, auth: AuthService, log: Logger): Router {
   const router = Router();
 
-  // express.json has read an application/json body; RhodeCode's clients also send text/plain
-  // (its curl example) or no Content-Type at all (Python's `requests.post(url, data=...)`).
-  const textBody = express.text({ type: (req) => isTextOrUntyped(req.headers['content-type']), limit: bodyLimit });
-
-  router.post(RPC_PATH, textBody, async (req, res) => {
-    const parsed = parsedBody(req);
-    if ('error' in parsed) return answer(res, null, null, parsed.error);
-    const envelope = readEnvelope(parsed.body);
+  router.post(RPC_PATH, async (req, res) => {
+    if (req.rpcParseError) return answer(res, null, null, 'JSON parse error');
+    const body: unknown = req.body;
+    if (req.invalidInput) {
+      const { path, message } = req.invalidInput;
+      const id = isObject(body) && !findInvalidJson(body.id) ? (body.id ?? null) : null;
+      return answer(res, id, null, `Incorrect JSON data. ${path.replace(/^\/body\/?/, '') || 'the body'} ${message}`);
+    }
+    const envelope = readEnvelope(body ?? {}); // an empty body is an envelope with nothing in it
     if ('error' in envelope) return answer(res, envelope.id, null, envelope.error);
     const { id, method, args } = envelope;
     if (!isRpcMethod(method)) return answer(res, id, null, `method \`${method}\` does not exist`);
@@ -82,10 +109,11 @@ export function rpcRoutes(rpc: RpcService, auth: AuthService, log: Logger, bodyL
       caller = await auth.authenticate(envelope.token, requestContext(req), 'bearer');
     } catch (err) {
       if (err instanceof UnauthenticatedError) return answer(res, id, null, INVALID_API_KEY);
+      if (isDatabaseUnavailable(err)) throw err;
       log.error({ err, request_id: String(req.id ?? ''), rpc_method: method }, 'unexpected error');
       return answer(res, id, null, INTERNAL_ERROR);
     }
-    if (caller.token.kind === 'login' && caller.user.forcePasswordChange) return answer(res, id, null, 'Password change required');
+    if (caller.token.kind !== 'api') return answer(res, id, null, INVALID_API_KEY);
     if (!scopesAllow(caller.token.scopes, rpcHttpMethod(method))) return answer(res, id, null, 'API KEY has bad role for an API call');
     res.set('Cache-Control', 'no-store');
 
@@ -93,17 +121,11 @@ export function rpcRoutes(rpc: RpcService, auth: AuthService, log: Logger, bodyL
       answer(res, id, await rpc.call(caller.user, method, args), null);
     } catch (err) {
       if (err instanceof RpcError) return answer(res, id, null, err.message);
+      if (isDatabaseUnavailable(err)) throw err;
       log.error({ err, request_id: String(req.id ?? ''), rpc_method: method }, 'unexpected error');
       answer(res, id, null, INTERNAL_ERROR);
     }
   });
 
-  /** A body express.json could not parse, on this route only: an envelope, not a 400. */
-  const parseErrors: ErrorRequestHandler = (err, req, res, next) => {
-    const type = (err as { type?: string } | null)?.type;
-    if (req.method === 'POST' && req.path === RPC_PATH && type === 'entity.parse.failed') return answer(res, null, null, 'JSON parse error');
-    next(err);
-  };
-
-  return [router, parseErrors];
+  return router;
 }

@@ -3,6 +3,8 @@ import type { Scope } from '../domain/types';
 import type { TokenService } from '../services/token-service';
 import type { UserService } from '../services/user-service';
 import { callerOf } from './authenticate';
+import { ValidationError } from '../domain/errors';
+import { parseRfc3339 } from '../domain/timestamps';
 import { ownerForms } from './owners';
 import { presentNewToken, presentSession, presentToken } from './presenters';
 
@@ -12,10 +14,12 @@ export function tokenRoutes(tokens: TokenService, users: UserService): Router {
 
   router.post('/user/me/token', async (req, res) => {
     const body = req.body as { name: string; scopes?: Scope[]; expires?: string };
+    const expires = body.expires === undefined ? undefined : parseRfc3339(body.expires);
+    if (body.expires !== undefined && !expires) throw new ValidationError('expires is not an RFC 3339 time', [{ path: '/body/expires', message: 'is not a real moment' }]);
     const { token, jwt } = await tokens.create(callerOf(req).user, {
       name: body.name,
       scopes: body.scopes ? [...new Set(body.scopes)] : undefined,
-      expires: body.expires === undefined ? undefined : new Date(body.expires),
+      expires,
     });
     res.set('Cache-Control', 'no-store');
     res.status(201).location(`/user/me/token/${encodeURIComponent(token.name)}`).json(presentNewToken(token, jwt));

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { DatabaseAvailability } from '../db/availability';
 import type { Clock } from '../domain/types';
 import type { OutboxStore } from '../stores/outbox-store';
 import type { MailTransport } from './transports';
@@ -10,6 +11,8 @@ export interface OutboxSenderOptions {
   retryMaxMs: number;
   batchSize?: number;
   leaseMs?: number;
+  /** Told of database errors, so an outage is logged once rather than at every poll. */
+  availability?: DatabaseAvailability;
 }
 
 /**
@@ -86,7 +89,9 @@ export class OutboxSender {
     if (this.stopped || this.running) return;
     this.running = this.runOnce()
       .then(() => undefined)
-      .catch((err) => this.log.warn({ err }, 'outbox pass failed; will retry'))
+      .catch((err) => {
+        if (!this.options.availability?.failed(err)) this.log.warn({ err }, 'outbox pass failed; will retry');
+      })
       .finally(() => {
         this.running = undefined;
         if (this.stopped) return;

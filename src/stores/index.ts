@@ -29,12 +29,30 @@ export function createStores(db: Knex): Stores {
 /** Runs a use case in one transaction, with stores bound to it. */
 export type Transactor = <T>(work: (stores: Stores) => Promise<T>) => Promise<T>;
 
-/** `onMailQueued` runs after a commit that queued mail, so the sender delivers it at once. */
+/** A transaction Postgres gave up on to let another through (deadlock, serialization): try it again. */
+function isRetryable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+const ATTEMPTS = 3;
+
+/**
+ * `onMailQueued` runs after a commit that queued mail, so the sender delivers it at once. A
+ * transaction that lost a deadlock or a serialization conflict runs again (with fresh stores, so
+ * nothing of the failed attempt, its mail included, survives), at most three times in all.
+ */
 export function createTransactor(db: Knex, onMailQueued: () => void = () => {}): Transactor {
   return async (work) => {
-    let stores: Stores | undefined;
-    const result = await db.transaction((trx) => work((stores = createStores(trx))));
-    if (stores && stores.outbox.enqueued > 0) onMailQueued();
-    return result;
+    for (let attempt = 1; ; attempt++) {
+      let stores: Stores | undefined;
+      try {
+        const result = await db.transaction((trx) => work((stores = createStores(trx))));
+        if (stores && stores.outbox.enqueued > 0) onMailQueued();
+        return result;
+      } catch (err) {
+        if (attempt >= ATTEMPTS || !isRetryable(err)) throw err;
+      }
+    }
   };
 }

@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Express } from 'express';
@@ -90,7 +92,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const clock = new TestClock();
   const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100 });
   container.outbox.start();
-  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec() });
+  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability });
   const testApp: TestApp = {
     app,
     knex: db.knex,
@@ -181,4 +183,41 @@ export async function captureQueries(knex: Knex, work: () => Promise<unknown>): 
     knex.removeListener('query', listener);
   }
   return statements;
+}
+
+/**
+ * One request with a body sent byte for byte (supertest JSON-encodes a Buffer when the type is
+ * JSON), for bodies that are not valid UTF-8 and the like.
+ */
+export async function rawRequest(
+  app: Express,
+  options: { method: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> {
+  const server = http.createServer(app).listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    return await new Promise((resolve, reject) => {
+      const body = options.body === undefined ? undefined : Buffer.from(options.body);
+      const headers = { ...(body ? { 'Content-Length': String(body.length) } : {}), ...options.headers };
+      const req = http.request({ host: '127.0.0.1', port, method: options.method, path: options.path, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            // not JSON: the text as it is
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  } finally {
+    server.close();
+  }
 }

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ACCESS_DENIED } from '../../src/services/rpc-service';
-import { countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { countRows, createTestApp, rawRequest, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 // RhodeCode's JSON-RPC at POST /_admin/api, checked against the REST view of the same data.
 
@@ -98,7 +98,7 @@ describe('the envelope', () => {
     expect([res.status, res.body]).toEqual([200, { id, result: null, error }]);
   });
 
-  it('reads a body sent with no Content-Type (Python requests’ data=), and answers other types with 415', async () => {
+  it('reads the body as JSON whatever its Content-Type: none (Python requests’ data=), a form type (curl --data-binary), anything', async () => {
     const server = http.createServer(t.app).listen(0);
     try {
       const { port } = server.address() as AddressInfo;
@@ -117,8 +117,34 @@ describe('the envelope', () => {
     } finally {
       server.close();
     }
-    const form = await t.http().post('/_admin/api').type('form').send({ id: 1, method: 'get_user' });
-    expect([form.status, form.body.code]).toEqual([415, 'unsupported_media_type']);
+    for (const type of ['application/x-www-form-urlencoded', 'application/xml', 'application/json; charset=utf-8', 'image/png']) {
+      const res = await t.http().post('/_admin/api').set('Content-Type', type).send(JSON.stringify({ id: type, auth_token: adminToken, method: 'get_user' }));
+      expect([res.status, res.body]).toEqual([200, { id: type, result: expect.objectContaining({ user_id: admin.user.id }), error: null }]);
+    }
+  });
+
+  it('answers text that breaks the text rule, bytes that are not UTF-8 and deep nesting with an error envelope, changing nothing', async () => {
+    const before = await countRows(t.knex, 'users');
+    const nul = await rpc(adminToken, 'create_user', { username: 'nul\u0000name', email: `${unique('nul')}@example.test` }, 7);
+    expect(nul).toEqual({ id: 7, result: null, error: expect.stringMatching(/^Incorrect JSON data\. args\/username must be UTF-8 text/) });
+    const lone = await t.http().post('/_admin/api').set('Content-Type', 'text/plain')
+      .send(`{"id": 8, "auth_token": "${adminToken}", "method": "create_user", "args": {"username": "x\\ud800", "email": "lone@example.test"}}`);
+    expect(lone.body).toEqual({ id: 8, result: null, error: expect.stringContaining('args/username must be UTF-8 text') });
+    const bytes = await rawRequest(t.app, {
+      method: 'POST',
+      path: '/_admin/api',
+      headers: { 'Content-Type': 'application/json' },
+      body: Buffer.concat([Buffer.from(`{"id": 9, "auth_token": "${adminToken}", "method": "get_user", "args": {"userid": "`), Buffer.from([0xc3, 0x28]), Buffer.from('"}}')]),
+    });
+    expect([bytes.status, bytes.body]).toEqual([200, { id: null, result: null, error: 'Incorrect JSON data. the body is not valid UTF-8' }]);
+    // 10 000 levels deep: as the id (not echoed) and as an argument (the id is echoed).
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    const deepId = await t.http().post('/_admin/api').set('Content-Type', 'application/json').send(`{"id": ${deep}, "auth_token": "${adminToken}", "method": "get_user"}`);
+    expect([deepId.status, deepId.body]).toEqual([200, { id: null, result: null, error: expect.stringMatching(/^Incorrect JSON data\. id(\/0)+ is nested deeper than 32 levels$/) }]);
+    const deepArg = await t.http().post('/_admin/api').set('Content-Type', 'application/json')
+      .send(`{"id": 10, "auth_token": "${adminToken}", "method": "get_user", "args": {"userid": ${deep}}, "extra": ${deep}}`);
+    expect([deepArg.status, deepArg.body]).toEqual([200, { id: 10, result: null, error: expect.stringMatching(/^Incorrect JSON data\. args\/userid(\/0)+ is nested deeper than 32 levels$/) }]);
+    expect(await countRows(t.knex, 'users')).toBe(before);
   });
 
   it('answers unknown methods, get_user_locks included, before looking at the token', async () => {
@@ -156,11 +182,11 @@ describe('the envelope', () => {
     await ok(writer, 'create_user', { username: unique('rw'), email: `${unique('rw')}@example.test` });
   });
 
-  it('confines a login token whose user must change their password, as REST does', async () => {
+  it('takes only API tokens, as RhodeCode takes only API keys: a login token is "Invalid API KEY"', async () => {
+    expect(await fails(admin.jwt, 'get_user')).toBe('Invalid API KEY');
     const forced = await t.factory.loggedIn({ forcePasswordChange: true });
-    expect(await fails(forced.jwt, 'get_user')).toBe('Password change required');
-    // A login token of a free user works like an API token.
-    expect(await ok(admin.jwt, 'get_user')).toMatchObject({ user_id: admin.user.id });
+    expect(await fails(forced.jwt, 'get_user')).toBe('Invalid API KEY');
+    expect(await ok(adminToken, 'get_user')).toMatchObject({ user_id: admin.user.id });
   });
 
   it('checks argument presence and types, and ignores unknown arguments', async () => {
