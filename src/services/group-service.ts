@@ -65,14 +65,26 @@ export class GroupService {
     return this.stores.groups.findByName(raw);
   }
 
-  /** An active user for a member or grant route: 404 when unknown, 410 when deactivated. */
-  async user(actor: User, raw: string, naming: UserNaming = 'strict'): Promise<User> {
+  /**
+   * An active user for a member, grant or owner: 404 when unknown, 410 when deactivated (404 for
+   * non-admins). No enumeration: a caller who is not a system admin may name by email (or by
+   * name) only themself and the people `within` shows them (its owner, members and grantees); anyone else
+   * named so is "not found", whether or not the address has an account. A UUID, which nobody
+   * can guess, finds any active user.
+   */
+  async user(actor: User, raw: string, naming: UserNaming, within: UserGroup | undefined): Promise<User> {
     let ref: UserRef | { name: string };
     try {
       ref = parseUserRef(raw);
     } catch (err) {
       if (naming === 'strict') throw err;
       ref = { name: raw };
+    }
+    if (!actor.isAdmin && !('id' in ref)) {
+      if ('email' in ref ? ref.email.toLowerCase() === actor.email.toLowerCase() : ref.name === actor.name) return actor;
+      const shown = within ? await this.stores.groups.findShownUser(within.id, ref) : undefined;
+      if (!shown) throw new NotFoundError('user not found');
+      return shown;
     }
     const user = 'name' in ref ? await this.stores.users.findActiveByName(ref.name) : await this.stores.users.findByRef(ref);
     if (!user) throw new NotFoundError('user not found');
@@ -97,7 +109,7 @@ export class GroupService {
   async create(actor: User, input: NewGroupInput, naming: UserNaming = 'strict'): Promise<UserGroup> {
     if (!actor.isAdmin) throw new ForbiddenError('only system admins create user groups');
     checkName(input.name);
-    const owner = input.owner === undefined ? actor : await this.user(actor, input.owner, naming);
+    const owner = input.owner === undefined ? actor : await this.user(actor, input.owner, naming, undefined);
     return this.stores.groups.insert({ name: input.name, description: input.description ?? '', active: input.active ?? true, ownerId: owner.id });
   }
 
@@ -117,14 +129,15 @@ export class GroupService {
   async update(actor: User, raw: string, patch: GroupPatch, naming: UserNaming = 'strict'): Promise<UserGroup> {
     const group = await this.access(actor, raw, 'usergroup.admin');
     if (patch.name !== undefined) checkName(patch.name);
-    const owner = patch.owner === undefined ? undefined : await this.user(actor, patch.owner, naming);
+    const owner = patch.owner === undefined ? undefined : await this.user(actor, patch.owner, naming, group);
     return this.stores.groups.update(group.id, { name: patch.name, description: patch.description, active: patch.active, ownerId: owner?.id });
   }
 
   /** Members and grants go with it, and so do the grants it held on other groups. */
   async delete(actor: User, raw: string): Promise<UserGroup> {
     const group = await this.access(actor, raw, 'usergroup.admin');
-    await this.stores.groups.delete(group.id);
+    // Of concurrent deletes, one deletes; the others find it gone.
+    if (!(await this.stores.groups.delete(group.id))) throw new NotFoundError('user group not found');
     return group;
   }
 
@@ -137,26 +150,26 @@ export class GroupService {
   /** Whether the user was added (false: already a member). */
   async addMember(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ added: boolean; group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.write');
-    const user = await this.user(actor, userRaw, naming);
+    const user = await this.user(actor, userRaw, naming, group);
     return { added: await this.stores.groups.addMember(group.id, user.id), group, user };
   }
 
   async removeMember(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ removed: boolean; group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.write');
-    const user = await this.user(actor, userRaw, naming);
+    const user = await this.user(actor, userRaw, naming, group);
     return { removed: await this.stores.groups.removeMember(group.id, user.id), group, user };
   }
 
   async grantUser(actor: User, raw: string, userRaw: string, permission: GroupPermission, naming: UserNaming = 'strict'): Promise<{ group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.admin');
-    const user = await this.user(actor, userRaw, naming);
+    const user = await this.user(actor, userRaw, naming, group);
     await this.stores.groups.setUserGrant(group.id, user.id, permission);
     return { group, user };
   }
 
   async revokeUser(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ revoked: boolean; group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.admin');
-    const user = await this.user(actor, userRaw, naming);
+    const user = await this.user(actor, userRaw, naming, group);
     return { revoked: await this.stores.groups.deleteUserGrant(group.id, user.id), group, user };
   }
 
@@ -177,8 +190,10 @@ export class GroupService {
   /** The target user's winning permission on the group, and where it comes from. */
   async effective(actor: User, raw: string, userRaw: string): Promise<Effective> {
     const group = await this.access(actor, raw, 'usergroup.read');
-    const user = await this.user(actor, userRaw);
-    return this.permission(user, group);
+    const user = await this.user(actor, userRaw, 'strict', group);
+    // To a caller who is not a system admin, what the group itself grants: whether the user is a
+    // system admin is not theirs to learn.
+    return actor.isAdmin ? this.permission(user, group) : this.stores.groups.effective(group.id, user.id);
   }
 
   /** UserDetailed.groups: memberships with the user's effective permission on each. */

@@ -289,7 +289,7 @@ export class RpcService {
     } catch {
       return this.guard({ user: raw }, async () => {
         this.users.requireAdmin(actor);
-        return (await this.groups.user(actor, raw, 'loose')).id;
+        return (await this.groups.user(actor, raw, 'loose', undefined)).id;
       });
     }
   }

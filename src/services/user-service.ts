@@ -118,7 +118,8 @@ export class UserService {
     const target = await this.resolveTarget(actor, rawRef);
     await this.transact(async (s) => {
       if (target.isAdmin) await assertNotLastAdmin(s, target, actor);
-      await s.users.deactivate(target.id, this.clock.now());
+      // Of concurrent deactivations, one deactivates; the others find the user gone (410).
+      if (!(await s.users.deactivate(target.id, this.clock.now()))) throw new UserDeactivatedError((await s.users.findById(target.id)) ?? target);
       await s.tokens.deleteForUser(target.id);
       await s.passwordTokens.deleteForUser(target.id);
       await s.groups.removeUserEverywhere(target.id);
@@ -135,6 +136,8 @@ export class UserService {
     return this.withConflictHolder(actor, target.name, target.email, target.id, () =>
       this.transact(async (s) => {
         const user = await s.users.reactivate(target.id);
+        // Of concurrent reactivations, one reactivates (and mails); the others answer the user as is.
+        if (!user) return (await s.users.findById(target.id)) ?? target;
         await s.tokens.deleteForUser(target.id);
         if (sendMail) await this.links.queueWelcome(s, user);
         return user;

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
-import { ConflictError } from '../domain/errors';
+import { ConflictError, NotFoundError } from '../domain/errors';
 import { permissionOfRank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
 import type { User } from '../domain/types';
-import { isUniqueViolation } from './pg-errors';
+import { isForeignKeyViolation, isUniqueViolation } from './pg-errors';
 import { USER_COLUMNS, toUser } from './user-store';
 
 /** `usergroup.read` ↔ `read` in the grants table. */
@@ -84,6 +84,18 @@ export interface GroupStore {
   membershipsOf(userId: string): Promise<Membership[]>;
   /** A deactivated user leaves every group and loses every grant. */
   removeUserEverywhere(userId: string): Promise<void>;
+  /** An active user the group shows its readers (owner, member or grantee), by email or name: one query either way. */
+  findShownUser(groupId: string, ref: { email: string } | { name: string }): Promise<User | undefined>;
+}
+
+/** A group deleted under a concurrent write: its rows' foreign keys fail. */
+async function orGone<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (isForeignKeyViolation(err)) throw new NotFoundError('user group not found');
+    throw err;
+  }
 }
 
 export class KnexGroupStore implements GroupStore {
@@ -127,7 +139,9 @@ export class KnexGroupStore implements GroupStore {
       if (isUniqueViolation(err)) throw new ConflictError(`a user group named ${patch.name} already exists`);
       throw err;
     }
-    return (await this.findById(id))!;
+    const updated = await this.findById(id);
+    if (!updated) throw new NotFoundError('user group not found'); // deleted meanwhile
+    return updated;
   }
 
   async delete(id: string): Promise<boolean> {
@@ -176,7 +190,7 @@ export class KnexGroupStore implements GroupStore {
   }
 
   async addMember(groupId: string, userId: string): Promise<boolean> {
-    const rows = await this.db('user_group_members').insert({ group_id: groupId, user_id: userId }).onConflict(['group_id', 'user_id']).ignore().returning(['user_id']);
+    const rows = await orGone(this.db('user_group_members').insert({ group_id: groupId, user_id: userId }).onConflict(['group_id', 'user_id']).ignore().returning(['user_id']));
     return rows.length > 0;
   }
 
@@ -202,11 +216,11 @@ export class KnexGroupStore implements GroupStore {
   }
 
   async setUserGrant(groupId: string, userId: string, permission: GroupPermission): Promise<void> {
-    await this.db.raw(
+    await orGone(this.db.raw(
       `insert into user_group_grants (group_id, grantee_user_id, permission) values (?, ?, ?)
        on conflict (group_id, grantee_user_id) where grantee_user_id is not null do update set permission = excluded.permission`,
       [groupId, userId, short(permission)],
-    );
+    ));
   }
 
   async deleteUserGrant(groupId: string, userId: string): Promise<boolean> {
@@ -214,11 +228,11 @@ export class KnexGroupStore implements GroupStore {
   }
 
   async setGroupGrant(groupId: string, sourceId: string, permission: GroupPermission): Promise<void> {
-    await this.db.raw(
+    await orGone(this.db.raw(
       `insert into user_group_grants (group_id, grantee_group_id, permission) values (?, ?, ?)
        on conflict (group_id, grantee_group_id) where grantee_group_id is not null do update set permission = excluded.permission`,
       [groupId, sourceId, short(permission)],
-    );
+    ));
   }
 
   async deleteGroupGrant(groupId: string, sourceId: string): Promise<boolean> {
@@ -250,6 +264,22 @@ export class KnexGroupStore implements GroupStore {
       { u: userId },
     );
     return rows.map((r) => ({ id: r.id, name: r.name, permission: permissionOfRank(Number(r.rank)) }));
+  }
+
+  async findShownUser(groupId: string, ref: { email: string } | { name: string }): Promise<User | undefined> {
+    const q = this.db('users')
+      .select(USER_COLUMNS)
+      .whereNull('users.deactivated')
+      .where((shown) =>
+        shown
+          .whereIn('users.id', this.db('user_groups').select('owner_id').where('id', groupId))
+          .orWhereIn('users.id', this.db('user_group_members').select('user_id').where('group_id', groupId))
+          .orWhereIn('users.id', this.db('user_group_grants').select('grantee_user_id').where('group_id', groupId).whereNotNull('grantee_user_id')),
+      );
+    if ('email' in ref) q.whereRaw('lower(users.email) = lower(?)', [ref.email]);
+    else q.where('users.name', ref.name);
+    const row = await q.first();
+    return row ? toUser(row) : undefined;
   }
 
   async removeUserEverywhere(userId: string): Promise<void> {

@@ -79,8 +79,10 @@ export interface UserStore {
   setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void>;
   setForcePasswordChange(id: string, force: boolean): Promise<void>;
   recordLogin(id: string, at: Date): Promise<void>;
-  deactivate(id: string, at: Date): Promise<void>;
-  reactivate(id: string): Promise<User>;
+  /** false when the user was already deactivated (a concurrent deactivation won). */
+  deactivate(id: string, at: Date): Promise<boolean>;
+  /** undefined when the user was already active (a concurrent reactivation won). */
+  reactivate(id: string): Promise<User | undefined>;
   /** Locks the active admins' rows until the transaction ends, then counts them. */
   lockActiveAdminIds(): Promise<string[]>;
   countActiveAdmins(): Promise<number>;
@@ -186,17 +188,18 @@ export class KnexUserStore implements UserStore {
     await this.db('users').where('id', id).update({ last_login: at, last_seen: at });
   }
 
-  async deactivate(id: string, at: Date): Promise<void> {
-    await this.db('users').where('id', id).update({ deactivated: at });
+  async deactivate(id: string, at: Date): Promise<boolean> {
+    return (await this.db('users').where('id', id).whereNull('deactivated').update({ deactivated: at })) > 0;
   }
 
-  async reactivate(id: string): Promise<User> {
+  async reactivate(id: string): Promise<User | undefined> {
     try {
       const [row] = await this.db('users')
         .where('id', id)
+        .whereNotNull('deactivated')
         .update({ deactivated: null, password_hash: null, force_password_change: true })
         .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
-      return toUser(row);
+      return row ? toUser(row) : undefined;
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError('an active user now has that name or email');
       throw err;

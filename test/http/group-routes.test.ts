@@ -118,10 +118,11 @@ describe('the permission matrix', () => {
     const calls: Record<(typeof operations)[number], () => Promise<{ status: number; body: { code?: string } }>> = {
       read: () => t.http().get(`/user_group/${g.id}`).set(as(caller)),
       members: () => t.http().get(`/user_group/${g.id}/member`).set(as(caller)),
-      add: () => t.http().put(`/user_group/${g.id}/member/${newcomer.email}`).set(as(caller)),
+      // A newcomer is named by id: only system admins may name people outside the group by email.
+      add: () => t.http().put(`/user_group/${g.id}/member/${newcomer.user.id}`).set(as(caller)),
       remove: () => t.http().delete(`/user_group/${g.id}/member/${subject.email}`).set(as(caller)),
       rename: () => t.http().post(`/user_group/${g.id}`).set(as(caller)).send({ description: 'renamed' }),
-      grant: () => t.http().put(`/user_group/${g.id}/grant/user/${newcomer.email}`).set(as(caller)).send({ permission: 'usergroup.write' }),
+      grant: () => t.http().put(`/user_group/${g.id}/grant/user/${newcomer.user.id}`).set(as(caller)).send({ permission: 'usergroup.write' }),
       revoke: () => t.http().delete(`/user_group/${g.id}/grant/user/${grantee.email}`).set(as(caller)),
       delete: () => t.http().delete(`/user_group/${g.id}`).set(as(caller)),
     };
@@ -144,7 +145,7 @@ describe('inheritance and the effective permission', () => {
     await member(s.id, u.email);
     await grantGroup(g.id, s.name, 'usergroup.write');
     const newcomer = await t.factory.user();
-    expect((await t.http().put(`/user_group/${g.id}/member/${newcomer.email}`).set(bearer(u.jwt))).status).toBe(201);
+    expect((await t.http().put(`/user_group/${g.id}/member/${newcomer.user.id}`).set(bearer(u.jwt))).status).toBe(201);
     const eff = await t.http().get(`/user_group/${g.id}/effective/${u.email}`).set(bearer(u.jwt));
     expect(eff.body).toEqual({ permission: 'usergroup.write', via: { type: 'group_grant', group: { id: s.id, name: s.name } } });
     await t.http().delete(`/user_group/${s.id}/member/${u.email}`).set(bearer(admin.jwt)).expect(204);
@@ -290,5 +291,92 @@ describe('what users see', () => {
     expect((await t.http().get(`/user_group/${g.id}`).set(bearer(u.jwt))).status).toBe(404);
     const dup = await t.http().post(`/user_group/${g.id}`).set(bearer(admin.jwt)).send({ name: s.name });
     expect(dup.status).toBe(409);
+  });
+});
+
+describe('no enumeration through groups', () => {
+  it('answers a non-admin the same for an unknown address as for a user outside the group, and never says system_admin', async () => {
+    const owner = await t.factory.loggedIn();
+    const g = await createGroup({ owner: owner.email });
+    const reader = await t.factory.loggedIn();
+    const writer = await t.factory.loggedIn();
+    await grantUser(g.id, reader.email, 'usergroup.read');
+    await grantUser(g.id, writer.email, 'usergroup.write');
+    const insider = await t.factory.user();
+    await member(g.id, insider.email);
+    const outsider = await t.factory.user();
+    const nobody = `${unique('nobody')}@example.test`;
+
+    const effective = async (caller: Actor, who: string) => {
+      const res = await t.http().get(`/user_group/${g.id}/effective/${who}`).set(bearer(caller.jwt));
+      return [res.status, res.body.code ?? res.body];
+    };
+    // Unknown address and known outsider: the same answer.
+    expect(await effective(reader, nobody)).toEqual([404, 'not_found']);
+    expect(await effective(reader, outsider.email)).toEqual([404, 'not_found']);
+    expect(await effective(reader, `email=${outsider.email.toUpperCase()}`)).toEqual([404, 'not_found']);
+    // People the group shows its readers (and the caller themself) can be named by address.
+    expect(await effective(reader, insider.email)).toEqual([200, { permission: 'usergroup.read', via: { type: 'member' } }]);
+    expect(await effective(reader, owner.email)).toEqual([200, { permission: 'usergroup.admin', via: { type: 'owner' } }]);
+    expect(await effective(reader, reader.email)).toEqual([200, { permission: 'usergroup.read', via: { type: 'user_grant' } }]);
+    // A UUID nobody can guess finds anyone; a system admin's implicit admin is not shown to non-admins.
+    expect(await effective(reader, outsider.user.id)).toEqual([200, { permission: 'usergroup.none', via: { type: 'none' } }]);
+    expect(await effective(reader, admin.user.id)).toEqual([200, { permission: 'usergroup.none', via: { type: 'none' } }]);
+    await member(g.id, admin.email);
+    expect(await effective(reader, admin.email)).toEqual([200, { permission: 'usergroup.read', via: { type: 'member' } }]);
+    // System admins see everything as it is.
+    expect(await effective(admin, admin.email)).toEqual([200, { permission: 'usergroup.admin', via: { type: 'system_admin' } }]);
+    expect(await effective(admin, outsider.email)).toEqual([200, { permission: 'usergroup.none', via: { type: 'none' } }]);
+    expect(await effective(admin, nobody)).toEqual([404, 'not_found']);
+
+    // Adding by address: the same 404 for an unknown address and for a known outsider, nothing added.
+    const put = async (who: string) => {
+      const res = await t.http().put(`/user_group/${g.id}/member/${who}`).set(bearer(writer.jwt));
+      return [res.status, res.body.code ?? res.body];
+    };
+    expect(await put(nobody)).toEqual([404, 'not_found']);
+    expect(await put(outsider.email)).toEqual([404, 'not_found']);
+    expect(await t.knex('user_group_members').where({ group_id: g.id, user_id: outsider.user.id })).toHaveLength(0);
+    expect(await put(outsider.user.id)).toEqual([201, { added: true }]);
+    expect(await put(outsider.email)).toEqual([200, { added: false }]); // now a member: shown
+    // Granting and handing the group on follow the same rule for its admins.
+    const heir = await t.factory.user();
+    const grant = await t.http().put(`/user_group/${g.id}/grant/user/${heir.email}`).set(bearer(owner.jwt)).send({ permission: 'usergroup.read' });
+    expect([grant.status, grant.body.code]).toEqual([404, 'not_found']);
+    const handOn = await t.http().post(`/user_group/${g.id}`).set(bearer(owner.jwt)).send({ owner: heir.email });
+    expect([handOn.status, handOn.body.code]).toEqual([404, 'not_found']);
+  });
+
+  it('looks an address up in one query whether or not it has an account', async () => {
+    const g = await createGroup();
+    const reader = await t.factory.loggedIn();
+    await grantUser(g.id, reader.email, 'usergroup.read');
+    const outsider = await t.factory.user();
+    const queries = async (who: string) =>
+      (await captureQueries(t.knex, () => t.http().get(`/user_group/${g.id}/effective/${who}`).set(bearer(reader.jwt)).expect(404))).map((q) => q.replace(/\$\d+/g, '?'));
+    expect(await queries(outsider.email)).toEqual(await queries(`${unique('nobody')}@example.test`));
+  });
+});
+
+describe('concurrent deletes', () => {
+  it('lets exactly one of 20 concurrent deletes of a group win; the others get 404', async () => {
+    const g = await createGroup();
+    const results = await Promise.all(Array.from({ length: 20 }, () => t.http().delete(`/user_group/${g.id}`).set(bearer(admin.jwt))));
+    expect(results.map((r) => r.status).sort()).toEqual([204, ...Array(19).fill(404)]);
+    expect(await t.knex('user_groups').where({ id: g.id })).toHaveLength(0);
+  });
+
+  it('answers writes racing a group delete with 404, never 500', async () => {
+    const g = await createGroup();
+    const users = await Promise.all(Array.from({ length: 10 }, () => t.factory.user()));
+    const results = await Promise.all([
+      t.http().delete(`/user_group/${g.id}`).set(bearer(admin.jwt)),
+      ...users.map((u) => t.http().put(`/user_group/${g.id}/member/${u.user.id}`).set(bearer(admin.jwt))),
+      ...users.map((u) => t.http().put(`/user_group/${g.id}/grant/user/${u.user.id}`).set(bearer(admin.jwt)).send({ permission: 'usergroup.read' })),
+      t.http().post(`/user_group/${g.id}`).set(bearer(admin.jwt)).send({ description: 'late' }),
+    ]);
+    expect(results[0].status).toBe(204);
+    for (const r of results.slice(1)) expect([200, 201, 404]).toContain(r.status);
+    expect(await t.knex('user_group_members').where({ group_id: g.id })).toHaveLength(0);
   });
 });

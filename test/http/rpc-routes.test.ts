@@ -457,10 +457,12 @@ describe('user group methods', () => {
     expect(result.user_group).toMatchObject({ group_name: newName, group_description: 'new words', owner: newOwner.user.name, active: false });
     expect((await restGroup(g.users_group_id)).body).toMatchObject({ name: newName, description: 'new words', active: false, owner: { id: newOwner.user.id } });
 
-    // The owner hands the group on: the update succeeds although they can no longer read it.
+    // The owner hands the group on: the update succeeds although they can no longer read it. Not
+    // a system admin, they name someone outside the group by id (an address would be "not found").
     const heir = await t.factory.user();
     const ownerToken = await t.factory.apiToken(newOwner.user);
-    expect(await ok(ownerToken, 'update_user_group', { usergroupid: newName, owner: heir.email })).toMatchObject({ user_group: { owner: heir.user.name } });
+    expect(await fails(ownerToken, 'update_user_group', { usergroupid: newName, owner: heir.email })).toBe(`user \`${heir.email}\` does not exist`);
+    expect(await ok(ownerToken, 'update_user_group', { usergroupid: newName, owner: heir.user.id })).toMatchObject({ user_group: { owner: heir.user.name } });
     expect(await fails(ownerToken, 'get_user_group', { usergroupid: newName })).toBe(`user group \`${newName}\` does not exist`);
 
     const taken = await createGroup();

@@ -357,3 +357,24 @@ describe('POST /user/:user/reactivate', () => {
     expect((await t.http().post(`/user/${crypto.randomUUID()}/reactivate`).set(asAdmin())).status).toBe(404);
   });
 });
+
+describe('concurrent deactivations and reactivations', () => {
+  it('lets exactly one of 20 concurrent deactivations win; the others get 410', async () => {
+    for (const isAdmin of [false, true]) {
+      const u = await t.factory.user({ admin: isAdmin });
+      const results = await Promise.all(Array.from({ length: 20 }, () => t.http().delete(`/user/${u.user.id}`).set(asAdmin())));
+      expect(results.map((r) => r.status).sort()).toEqual([204, ...Array(19).fill(410)]);
+      for (const r of results.filter((x) => x.status === 410)) expect(r.body).toMatchObject({ code: 'user_deactivated', user: { id: u.user.id } });
+    }
+  });
+
+  it('reactivates once among 20 concurrent reactivations: every answer 200, one welcome mail', async () => {
+    const u = await t.factory.user();
+    await t.http().delete(`/user/${u.user.id}`).set(asAdmin()).expect(204);
+    const results = await Promise.all(Array.from({ length: 20 }, () => t.http().post(`/user/${u.user.id}/reactivate`).set(asAdmin())));
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
+    const queued = await t.knex('mail_outbox').whereRaw('? = any(recipients)', [u.email]);
+    expect(queued).toHaveLength(1);
+    expect(await t.knex('password_tokens').where({ user_id: u.user.id })).toHaveLength(1);
+  });
+});
