@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config';
+import { DataDirLockedError } from './db/data-dir-lock';
 import { migrateLatest } from './db/migrate';
 import { parseUserRef } from './domain/identifiers';
 import { parseRfc3339 } from './domain/timestamps';
@@ -80,7 +81,7 @@ export async function runCli(argv: string[], io: CliIo = process): Promise<numbe
   try {
     return await runCommand(command, values, io);
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof AppError) {
+    if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirLockedError) {
       io.stderr.write(`${err.message}\n`);
       return 1;
     }

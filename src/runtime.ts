@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config';
 import { createContainer, type Container } from './container';
+import { lockDataDir } from './db/data-dir-lock';
 import { openDatabase, type Database } from './db/database';
 import { migrateLatest } from './db/migrate';
 import { loadOrCreateJwtSecret } from './secrets';
@@ -12,13 +13,25 @@ export interface Runtime {
   container: Container;
 }
 
-/** What both the server and the CLI need: the database, migrated, and the services over it. */
+/**
+ * What both the server and the CLI need: the database, migrated, and the services over it. The
+ * embedded database's directory is locked first (one process at a time), until the database closes.
+ */
 export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
-  const database = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    dataDir: path.join(config.dataDir, 'pgdata'),
-    poolSize: config.databasePoolSize,
-  });
+  const release = config.databaseUrl ? () => undefined : lockDataDir(config.dataDir);
+  let database: Database;
+  try {
+    const opened = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: path.join(config.dataDir, 'pgdata'),
+      poolSize: config.databasePoolSize,
+      log,
+    });
+    database = { ...opened, close: () => opened.close().finally(release) };
+  } catch (err) {
+    release();
+    throw err;
+  }
   try {
     const applied = await migrateLatest(database.knex);
     if (applied.length) log.info({ migrations: applied }, 'applied migrations');

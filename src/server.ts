@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { loadApiSpec } from './api-spec';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
+import { DataDirLockedError } from './db/data-dir-lock';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
 import { bootstrapAdmin } from './services/bootstrap';
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`start-up failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  // A known refusal is said in one line; anything else with its stack.
+  const told = err instanceof DataDirLockedError ? err.message : err instanceof Error ? err.stack : String(err);
+  process.stderr.write(`start-up failed: ${told}\n`);
   process.exit(1);
 });

@@ -68,6 +68,33 @@ describe('server', () => {
     expect(stderr).toContain('BCRYPT_COST');
   }, 60_000);
 
+  it('lets one process at a time use an embedded data directory: a second server and the CLI refuse, naming it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-locked-'));
+    const embedded = { DATA_DIR: dir, PORT: '0', BCRYPT_COST: '4' };
+    const first = await start(embedded);
+    try {
+      const second = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env: { PATH: process.env.PATH, ...embedded } });
+      let stderr = '';
+      second.stderr.on('data', (c) => (stderr += c));
+      expect(await new Promise((resolve) => second.on('exit', resolve))).toBe(1);
+      expect(stderr).toContain(`the data directory ${dir} is in use by process ${first.child.pid}`);
+      expect(stderr).not.toContain('    at '); // one clear line, no stack
+
+      const cli = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'migrate'], { cwd: root, env: { PATH: process.env.PATH, ...embedded } });
+      let cliErr = '';
+      cli.stderr.on('data', (c) => (cliErr += c));
+      expect(await new Promise((resolve) => cli.on('exit', resolve))).toBe(1);
+      expect(cliErr).toContain(`the data directory ${dir} is in use by process ${first.child.pid}`);
+      // The first one is unharmed.
+      expect((await fetch(`http://127.0.0.1:${first.port}/readyz`)).status).toBe(200);
+    } finally {
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+    }
+    expect(fs.existsSync(path.join(dir, 'accounts.lock'))).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+
   it('serves with no other configuration, keeps its secret, and drains on SIGTERM', async () => {
     const first = await start(env);
     const base = `http://127.0.0.1:${first.port}`;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import knex, { Knex } from 'knex';
+import type { Logger } from 'pino';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 
@@ -18,6 +19,13 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** An already open PGlite (tests clone a migrated template). */
   pglite?: PGlite;
+  /** Knex's own warnings (a dead pool connection replaced, say) go here at debug level, not to the console. */
+  log?: Logger;
+}
+
+function knexLog(log: Logger | undefined): Knex.Config['log'] {
+  const debug = (message: unknown) => log?.debug({ knex: String(message) }, 'knex');
+  return { warn: debug, error: debug, deprecate: debug, debug };
 }
 
 /**
@@ -34,6 +42,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       connection: options.databaseUrl,
       pool: { min: size, max: size, idleTimeoutMillis: 2 ** 31 - 1 },
       acquireConnectionTimeout: 10_000,
+      log: knexLog(options.log),
     });
     // Concurrent acquires make the pool open every connection now, not during a burst.
     await Promise.all(Array.from({ length: size }, () => db.raw('select 1')));
@@ -52,6 +61,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     connection: () => createPgConfig(instance) as unknown as Knex.PgConnectionConfig,
     pool: { min: 1, max: 1 },
     acquireConnectionTimeout: 60_000,
+    log: knexLog(options.log),
   });
   return {
     knex: db,
