@@ -1,8 +1,8 @@
-import type { Server } from 'node:http';
 import { loadApiSpec } from './api-spec';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
+import { createDrainingServer } from './http/draining-server';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
 import { bootstrapAdmin } from './services/bootstrap';
@@ -24,8 +24,14 @@ async function main(): Promise<void> {
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);
 
   const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  const http = createDrainingServer(app);
+  const { server } = http;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   container.outbox.start();
   const address = server.address();
@@ -36,14 +42,15 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
-    force.unref();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
+    log.info({ signal, in_flight: http.inFlight }, 'shutting down: taking no more requests, finishing those in flight');
+    if (!(await http.drain(config.shutdownTimeoutMs))) {
+      // Never cut a request and then let its transaction commit: the process ends here, with its
+      // database connections, so any transaction still open is rolled back by the database.
+      log.error({ in_flight: http.inFlight, timeout_ms: config.shutdownTimeoutMs }, 'requests still in flight at the shutdown timeout; exiting, their open transactions roll back');
+      process.exit(1);
+    }
     await container.outbox.stop(); // a last pass over the outbox
+    container.availability.stop();
     await database.close();
     log.info('stopped');
     process.exit(0);

@@ -1,0 +1,139 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createDrainingServer } from '../../src/http/draining-server';
+
+/** An app whose answers wait until the test lets them go; it counts the requests it saw. */
+function slowApp() {
+  const seen: string[] = [];
+  const waiting: (() => void)[] = [];
+  const app: http.RequestListener = (req, res) => {
+    seen.push(req.url ?? '');
+    waiting.push(() => res.end('done'));
+  };
+  return { app, seen, releaseAll: () => waiting.splice(0).forEach((go) => go()), waiting };
+}
+
+function request(port: number, agent: http.Agent, path: string): Promise<{ status?: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!check()) throw new Error('timed out');
+}
+
+describe('the draining server', () => {
+  it('stops listening, finishes requests in flight with Connection: close, and closes every connection, idle keep-alive ones too', async () => {
+    const { app, seen, releaseAll, waiting } = slowApp();
+    const drained = createDrainingServer(app);
+    drained.server.listen(0, '127.0.0.1');
+    await new Promise((r) => drained.server.once('listening', r));
+    const { port } = drained.server.address() as AddressInfo;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    try {
+      // Two keep-alive connections: one busy, one idle after a first answer.
+      const warm = request(port, agent, '/warm');
+      await until(() => waiting.length === 1);
+      releaseAll();
+      expect((await warm).status).toBe(200);
+      const busy = request(port, agent, '/busy');
+      await until(() => waiting.length === 1);
+      const done = drained.drain(5_000);
+      expect(drained.inFlight).toBe(1);
+
+      // A request that comes after the drain began never reaches the app.
+      const idleSocketGone = new Promise<void>((resolve) => setTimeout(resolve, 50));
+      await idleSocketGone;
+      const late = await new Promise<{ status?: number; headers: http.IncomingHttpHeaders; body: string } | Error>((resolve) => {
+        // A fresh connection: the listener is closed, so it is refused outright.
+        const req = http.request({ host: '127.0.0.1', port, path: '/late', agent: false }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+        });
+        req.on('error', (err) => resolve(err));
+        req.end();
+      });
+      expect(late).toMatchObject({ code: 'ECONNREFUSED' });
+      expect(seen).toEqual(['/warm', '/busy']);
+
+      releaseAll();
+      const answered = await busy;
+      expect(answered.status).toBe(200);
+      expect(answered.headers.connection).toBe('close');
+      expect(await done).toBe(true); // the server's close callback: every connection, the idle one too, is closed
+    } finally {
+      agent.destroy();
+      drained.server.close();
+    }
+  });
+
+  it('answers a request completed on an open connection after the drain began with 503 unavailable and Connection: close', async () => {
+    const { app, seen } = slowApp();
+    const drained = createDrainingServer(app);
+    drained.server.listen(0, '127.0.0.1');
+    await new Promise((r) => drained.server.once('listening', r));
+    const { port } = drained.server.address() as AddressInfo;
+    const net = await import('node:net');
+    const socket = net.connect(port, '127.0.0.1');
+    let raw = '';
+    socket.on('data', (c) => (raw += c));
+    // Half a request before the drain (the connection is not idle), the rest after it.
+    socket.write('POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    const done = drained.drain(5_000);
+    socket.write('X-Request-Id: late-1\r\n\r\n{}');
+    await new Promise((r) => socket.once('close', r));
+    expect(await done).toBe(true);
+    expect(seen).toEqual([]);
+    expect(raw).toMatch(/^HTTP\/1\.1 503 /);
+    expect(raw).toMatch(/\r\nConnection: close\r\n/i);
+    expect(raw).toMatch(/\r\nRetry-After: 2\r\n/i);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toEqual({ error: expect.any(String), code: 'unavailable', request_id: 'late-1' });
+  });
+
+  it('never hands a pipelined request queued behind the last answer to the app', async () => {
+    const { app, seen, releaseAll, waiting } = slowApp();
+    const drained = createDrainingServer(app);
+    drained.server.listen(0, '127.0.0.1');
+    await new Promise((r) => drained.server.once('listening', r));
+    const { port } = drained.server.address() as AddressInfo;
+    const net = await import('node:net');
+    const socket = net.connect(port, '127.0.0.1');
+    let raw = '';
+    socket.on('data', (c) => (raw += c));
+    socket.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => waiting.length === 1);
+    const done = drained.drain(5_000);
+    socket.write('GET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    releaseAll();
+    await new Promise((r) => socket.once('close', r));
+    expect(await done).toBe(true);
+    expect(seen).toEqual(['/first']);
+    expect(raw).toMatch(/^HTTP\/1\.1 200 OK\r\nConnection: close\r\n/);
+    expect(raw.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+  });
+
+  it('reports a timeout while requests are still in flight', async () => {
+    const { app, waiting, releaseAll } = slowApp();
+    const drained = createDrainingServer(app);
+    drained.server.listen(0, '127.0.0.1');
+    await new Promise((r) => drained.server.once('listening', r));
+    const { port } = drained.server.address() as AddressInfo;
+    const pending = request(port, new http.Agent({ keepAlive: false }), '/stuck');
+    await until(() => waiting.length === 1);
+    expect(await drained.drain(100)).toBe(false);
+    expect(drained.inFlight).toBe(1);
+    releaseAll();
+    expect((await pending).status).toBe(200);
+  });
+});
