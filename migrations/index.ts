@@ -5,6 +5,9 @@ import * as createPasswordTokens from './20261122150200_create_password_tokens';
 import * as createMailOutbox from './20261122150300_create_mail_outbox';
 import * as createUserSettings from './20261122160000_create_user_settings';
 import * as createUserGroups from './20261122163000_create_user_groups';
+import * as createLoginThrottle from './20261130120000_create_login_throttle';
+import * as createRateLimits from './20261130120100_create_rate_limits';
+import * as createBackgroundJobs from './20261130120200_create_background_jobs';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -14,4 +17,7 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261122150300_create_mail_outbox', migration: createMailOutbox },
   { name: '20261122160000_create_user_settings', migration: createUserSettings },
   { name: '20261122163000_create_user_groups', migration: createUserGroups },
+  { name: '20261130120000_create_login_throttle', migration: createLoginThrottle },
+  { name: '20261130120100_create_rate_limits', migration: createRateLimits },
+  { name: '20261130120200_create_background_jobs', migration: createBackgroundJobs },
 ];

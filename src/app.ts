@@ -4,6 +4,8 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from './config';
 import type { DatabaseAvailability } from './db/availability';
+import type { Clock } from './domain/types';
+import type { RateLimitStore } from './stores/rate-limit-store';
 import type { Services } from './container';
 import { NotFoundError, ValidationError } from './domain/errors';
 import { authenticate } from './http/authenticate';
@@ -31,6 +33,9 @@ export interface AppDeps {
   apiSpec: Record<string, unknown>;
   /** Logs database outages once each; without it an outage is still a 503, just not tracked. */
   availability?: DatabaseAvailability;
+  /** Where the per-IP throttles count (shared by every instance). */
+  rateLimits: RateLimitStore;
+  clock: Clock;
 }
 
 type Operation = { requestBody?: unknown; parameters?: unknown[] };
@@ -109,7 +114,7 @@ function skipWhenNothingToValidate(validator: RequestHandler[], apiSpec: { paths
   return [...validator.slice(0, slot), requestMiddleware, ...validator.slice(slot + 1)];
 }
 
-export function createApp({ config, services, db, log, apiSpec, availability }: AppDeps): express.Express {
+export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -136,8 +141,8 @@ export function createApp({ config, services, db, log, apiSpec, availability }: 
   // has exact /user/me routes, so it shadows nothing; it must stay before /user/:user.
   app.use(meRoutes(services.users, services.groups));
   app.use(healthRoutes(db, availability));
-  app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }, ipThrottle(config.throttleIpPerMinute)));
-  app.use(passwordRoutes(services.passwords, ipThrottle(config.throttleIpPerMinute)));
+  app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }, ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock)));
+  app.use(passwordRoutes(services.passwords, ipThrottle('password_reset', config.throttleIpPerMinute, rateLimits, clock)));
   app.use(tokenRoutes(services.tokens, services.users));
   app.use(settingsRoutes(services.settings, services.users));
   app.use(revokeRoutes(services.tokens));

@@ -34,6 +34,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Requests a minute per client IP on /login and /password/reset; 0 turns it off. */
   throttleIpPerMinute: number;
+  /** Failed logins in a row before an account's attempts are refused for a while; 0 turns it off. */
+  throttleAccountFailures: number;
   admin: { email: string; password: string; name: string } | undefined;
   /** Validate responses against openapi.yaml (on in tests). */
   validateResponses: boolean;
@@ -102,6 +104,7 @@ const schema = z
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
     SHUTDOWN_TIMEOUT: duration('10s'),
     THROTTLE_IP_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(300),
+    THROTTLE_ACCOUNT_FAILURES: z.coerce.number().int().min(0).max(1000).default(10),
     ADMIN_EMAIL: z.email().optional(),
     ADMIN_PASSWORD: z.string().min(1).optional(),
     ADMIN_NAME: z.string().min(1).default('admin'),
@@ -163,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     throttleIpPerMinute: e.THROTTLE_IP_PER_MINUTE,
+    throttleAccountFailures: e.THROTTLE_ACCOUNT_FAILURES,
     admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL, password: e.ADMIN_PASSWORD, name: e.ADMIN_NAME } : undefined,
     validateResponses: e.VALIDATE_RESPONSES,
   });

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from './config';
+import { Housekeeping, LOGIN_FAILURES_REMEMBERED_MS } from './background/housekeeping';
+import { JobRunner } from './background/job-runner';
 import { DatabaseAvailability } from './db/availability';
 import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
@@ -9,7 +11,7 @@ import { AuthService } from './services/auth-service';
 import { GroupService } from './services/group-service';
 import { PasswordHasher } from './services/password-hasher';
 import { PasswordLinks } from './services/password-links';
-import { PasswordService } from './services/password-service';
+import { PasswordService, RESET_JOB } from './services/password-service';
 import { RpcService } from './services/rpc-service';
 import { SettingsService } from './services/settings-service';
 import { TokenService } from './services/token-service';
@@ -34,8 +36,15 @@ export interface Container {
   hasher: PasswordHasher;
   signer: TokenSigner;
   outbox: OutboxSender;
+  jobs: JobRunner;
+  housekeeping: Housekeeping;
   /** Database outages, logged once each. */
   availability: DatabaseAvailability;
+  clock: Clock;
+  /** Starts the background workers (mail, jobs, housekeeping). */
+  start(): void;
+  /** Stops them, after a last pass of mail and jobs. */
+  stop(): Promise<void>;
 }
 
 export interface ContainerOptions {
@@ -61,6 +70,7 @@ export type ContainerConfig = Pick<
   | 'mailOutboxDir'
   | 'mailFrom'
   | 'mailPollIntervalMs'
+  | 'throttleAccountFailures'
 >;
 
 /** The one place that builds stores and services from a database handle. */
@@ -76,7 +86,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     retryMaxMs: 15 * 60_000,
     availability,
   });
-  const transact = createTransactor(db, () => outbox.kick());
+  let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
+  const transact = createTransactor(db, { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick() });
   const hasher = new PasswordHasher(config.bcryptCost);
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };
@@ -84,10 +95,15 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const users = new UserService(stores, transact, hasher, links, clock, mail);
   const groups = new GroupService(stores);
   const services: Services = {
-    auth: new AuthService(stores, transact, hasher, signer, clock, {
-      loginMs: config.loginTokenTtlMs,
-      adminLoginMs: config.adminLoginTokenTtlMs,
-    }),
+    auth: new AuthService(
+      stores,
+      transact,
+      hasher,
+      signer,
+      clock,
+      { loginMs: config.loginTokenTtlMs, adminLoginMs: config.adminLoginTokenTtlMs },
+      { failures: config.throttleAccountFailures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS },
+    ),
     users,
     passwords: new PasswordService(stores, transact, hasher, links, users, clock, mail),
     tokens: new TokenService(stores, transact, signer, clock, users, mail, {
@@ -98,5 +114,35 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     groups,
     rpc: new RpcService(users, groups),
   };
-  return { services, stores, transact, hasher, signer, outbox, availability };
+  const jobs = new JobRunner(stores.jobs, { [RESET_JOB]: (p) => services.passwords.sendResetLink(String(p.email)) }, clock, log, {
+    pollIntervalMs: config.mailPollIntervalMs,
+    retryBaseMs: options.mailRetryBaseMs ?? 1000,
+    retryMaxMs: 15 * 60_000,
+    availability,
+  });
+  jobRunner = jobs;
+  const housekeeping = new Housekeeping(stores, clock, log, { intervalMs: 60_000, availability });
+  return {
+    services,
+    stores,
+    transact,
+    hasher,
+    signer,
+    outbox,
+    jobs,
+    housekeeping,
+    availability,
+    clock,
+    start: () => {
+      outbox.start();
+      jobs.start();
+      housekeeping.start();
+    },
+    stop: async () => {
+      await housekeeping.stop();
+      await jobs.stop(); // its last jobs may queue mail: the outbox goes last
+      await outbox.stop();
+      availability.stop();
+    },
+  };
 }

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   await container.hasher.dummy(); // so the first unknown-user login costs what the others do
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);
 
-  const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability });
+  const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock });
   const http = createDrainingServer(app);
   const { server } = http;
   await new Promise<void>((resolve, reject) => {
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
       resolve();
     });
   });
-  container.outbox.start();
+  container.start();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info({ url: `http://${config.host}:${port}`, port, database: database.kind, mail: config.smtpUrl ? 'smtp' : config.mailOutboxDir }, 'listening');
@@ -49,8 +49,7 @@ async function main(): Promise<void> {
       log.error({ in_flight: http.inFlight, timeout_ms: config.shutdownTimeoutMs }, 'requests still in flight at the shutdown timeout; exiting, their open transactions roll back');
       process.exit(1);
     }
-    await container.outbox.stop(); // a last pass over the outbox
-    container.availability.stop();
+    await container.stop(); // the background workers, after a last pass over jobs and mail
     await database.close();
     log.info('stopped');
     process.exit(0);

@@ -40,7 +40,8 @@ function procStart(pid: number): string | null {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (it may belong to another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -87,3 +87,13 @@ export class UnavailableError extends AppError {
     super(503, 'unavailable', message, { headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } });
   }
 }
+
+/** `429`: too many attempts; `Retry-After` says when to try again. */
+export class RateLimitedError extends AppError {
+  constructor(retryAfterSeconds: number, limit?: number) {
+    const wait = String(Math.max(1, retryAfterSeconds));
+    const headers: Record<string, string> = { 'Retry-After': wait };
+    if (limit !== undefined) Object.assign(headers, { 'RateLimit-Limit': String(limit), 'RateLimit-Remaining': '0', 'RateLimit-Reset': wait });
+    super(429, 'rate_limited', 'too many attempts; try again later', { headers });
+  }
+}

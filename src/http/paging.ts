@@ -1,10 +1,21 @@
 import type { Request, Response } from 'express';
+import { ValidationError } from '../domain/errors';
 import type { Page } from '../domain/types';
 
-/** `limit` and `cursor` of a keyset-paginated list (the spec has checked them). */
+export const MAX_PAGE = 1000;
+
+/**
+ * `limit` and `cursor` of a keyset-paginated list. The spec has checked them, but its integer
+ * check lets `Infinity` through (ajv coerces it and then skips the bounds), so the bounds are
+ * checked again here.
+ */
 export function pageQuery(req: Request): { limit: number; cursor?: string } {
-  const q = req.query as Record<string, string | undefined>;
-  return { limit: q.limit === undefined ? 100 : Number(q.limit), cursor: q.cursor };
+  const q = req.query as Record<string, string | number | undefined>;
+  const limit = q.limit === undefined ? 100 : Number(q.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+    throw new ValidationError(`limit must be a whole number from 1 to ${MAX_PAGE}`, [{ path: '/query/limit', message: `must be from 1 to ${MAX_PAGE}` }]);
+  }
+  return { limit, cursor: q.cursor === undefined ? undefined : String(q.cursor) };
 }
 
 /** `Link: <...>; rel="next"` while more remain: the same path and filters, the next cursor. */

@@ -1,4 +1,5 @@
 import { Router, type RequestHandler, type Response } from 'express';
+import { ValidationError } from '../domain/errors';
 import { parseLoginUser } from '../domain/identifiers';
 import type { UserRef } from '../domain/types';
 import type { AuthService, LoginResult } from '../services/auth-service';
@@ -30,10 +31,12 @@ export function sessionRoutes(auth: AuthService, cookie: { secure: boolean }, th
 
   router.post('/login', throttle, async (req, res) => {
     const body = req.body as LoginBody;
+    // The spec has checked that exactly one is given, and `email`'s format.
     let ref: UserRef | undefined;
     if (body.email !== undefined) ref = { email: body.email };
     else if (body.user_id !== undefined) ref = { id: body.user_id };
-    else if (body.user !== undefined) ref = parseLoginUser(body.user);
+    else ref = parseLoginUser(body.user ?? '');
+    if (!ref) throw new ValidationError('user must be a UUID or an email address', [{ path: '/body/user', message: 'is neither a UUID nor an email address' }]);
     sendToken(res, await auth.login(ref, body.password, requestContext(req)), body.set_session === true);
   });
 

@@ -1,13 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, UnauthenticatedError, ValidationError, type ErrorDetail } from '../domain/errors';
-
-declare global {
-  interface String {
-    /** ES2024; Node 20 has it. False when the string holds a lone surrogate. */
-    isWellFormed(): boolean;
-  }
-}
+import { isText } from '../domain/text';
 
 /** JSON nested deeper than this is refused (API.md §0): `{"a": 1}` is one level. */
 export const MAX_JSON_DEPTH = 32;
@@ -27,11 +21,6 @@ declare module 'express-serve-static-core' {
     /** Set by verifyUtf8 when the body's bytes are not UTF-8 (answered once the operation is known). */
     bodyNotUtf8?: boolean;
   }
-}
-
-/** A string of the text rule: no NUL, no lone surrogate. */
-export function isText(value: string): boolean {
-  return value.isWellFormed() && !value.includes('\u0000');
 }
 
 function pointer(path: string, key: string): string {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { DatabaseAvailability } from '../db/availability';
 import type { Clock } from '../domain/types';
 import type { OutboxStore } from '../stores/outbox-store';
+import { PollingWorker } from '../background/poller';
 import type { MailTransport } from './transports';
 
 export interface OutboxSenderOptions {
@@ -20,41 +21,24 @@ export interface OutboxSenderOptions {
  * the background: a slow or dead SMTP server never touches an API request. A failed message is
  * tried again with exponential backoff; nothing is dropped, so nothing is lost across restarts.
  */
-export class OutboxSender {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private stopped = true;
+export class OutboxSender extends PollingWorker {
   private closed = false;
 
   constructor(
     private readonly outbox: OutboxStore,
     private readonly transport: MailTransport,
     private readonly clock: Clock,
-    private readonly log: Logger,
+    log: Logger,
     private readonly options: OutboxSenderOptions,
-  ) {}
-
-  start(): void {
-    this.stopped = false;
-    this.schedule(0);
+  ) {
+    super(log, 'outbox', options.pollIntervalMs, options.availability);
   }
 
-  /** Something was queued: deliver soon rather than at the next poll. */
-  kick(): void {
-    if (this.stopped) return;
-    if (this.running) this.again = true;
-    else this.schedule(0);
-  }
-
-  /** Stops polling after one last pass over what is due (a flush at shutdown). */
-  async stop(): Promise<void> {
+  /** Stops polling after one last pass over what is due (a flush at shutdown), then closes the transport. */
+  override async stop(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
-    await this.runOnce().catch((err) => this.log.warn({ err }, 'final outbox pass failed'));
+    await super.stop();
     this.transport.close();
   }
 
@@ -77,27 +61,5 @@ export class OutboxSender {
       }
       if (due.length < batch) return delivered;
     }
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.tick(), delayMs);
-    this.timer.unref();
-  }
-
-  private tick(): void {
-    if (this.stopped || this.running) return;
-    this.running = this.runOnce()
-      .then(() => undefined)
-      .catch((err) => {
-        if (!this.options.availability?.failed(err)) this.log.warn({ err }, 'outbox pass failed; will retry');
-      })
-      .finally(() => {
-        this.running = undefined;
-        if (this.stopped) return;
-        const again = this.again;
-        this.again = false;
-        this.schedule(again ? 0 : this.options.pollIntervalMs);
-      });
   }
 }

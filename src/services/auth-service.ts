@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
-import { ForbiddenError, UnauthenticatedError } from '../domain/errors';
+import { ForbiddenError, RateLimitedError, UnauthenticatedError } from '../domain/errors';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
+import type { LoginThrottlePolicy } from '../stores/login-throttle-store';
 import type { PasswordHasher } from './password-hasher';
 import type { TokenSigner } from './token-signer';
 
@@ -34,19 +35,36 @@ export class AuthService {
     private readonly signer: TokenSigner,
     private readonly clock: Clock,
     private readonly lifetimes: TokenLifetimes,
+    private readonly throttle: LoginThrottlePolicy,
   ) {}
 
   /**
-   * Unknown user, wrong or unusable password and deactivated user all fail alike, after one
-   * bcrypt comparison each, so neither the answer nor its timing tells them apart.
+   * Unknown user, wrong or unusable password and deactivated user all fail alike, after the same
+   * work (a lookup, a throttle check, one bcrypt comparison at the configured cost, one throttle
+   * write), so neither the answer nor its timing tells them apart. After `throttle.failures`
+   * failures in a row an account (or an identifier nobody holds: the same answer) is refused with
+   * 429 for a delay that doubles with each further failure; a success starts the count again. A
+   * hash of another cost than the configured one is replaced at the first successful login.
    */
-  async login(ref: UserRef | undefined, password: string, ctx: RequestContext): Promise<LoginResult> {
-    const user = ref ? await this.stores.users.findActiveWithPassword(ref) : undefined;
+  async login(ref: UserRef, password: string, ctx: RequestContext): Promise<LoginResult> {
+    const user = await this.stores.users.findActiveWithPassword(ref);
+    const key = user ? `user:${user.id}` : 'id' in ref ? `id:${ref.id}` : `email:${ref.email.toLowerCase()}`;
+    const throttled = this.throttle.failures > 0;
+    if (throttled) {
+      const until = await this.stores.loginThrottle.blockedUntil(key, this.clock.now());
+      if (until) throw new RateLimitedError(Math.ceil((until.getTime() - this.clock.now().getTime()) / 1000), this.throttle.failures);
+    }
     const ok = await this.hasher.verify(password, user?.passwordHash ?? null);
-    if (!user || !ok) throw new UnauthenticatedError('Unauthorized');
+    if (!user || !ok) {
+      if (throttled) await this.stores.loginThrottle.recordFailure(key, this.clock.now(), this.throttle);
+      throw new UnauthenticatedError('Unauthorized');
+    }
+    const rehashed = user.passwordHash && this.hasher.needsRehash(user.passwordHash) ? await this.hasher.hash(password) : undefined;
     const now = this.clock.now();
     const result = await this.transact(async (s) => {
       await s.users.recordLogin(user.id, now);
+      if (throttled) await s.loginThrottle.clear(key);
+      if (rehashed) await s.users.replacePasswordHash(user.id, user.passwordHash!, rehashed);
       return this.issueLoginToken(s, user, ctx);
     });
     return { ...result, passwordChangeRequired: user.forcePasswordChange };

@@ -3,6 +3,7 @@ import os from 'node:os';
 import bcrypt from 'bcrypt';
 import pLimit from 'p-limit';
 import { WeakPasswordError } from '../domain/errors';
+import { isText } from '../domain/text';
 
 export const PASSWORD_MIN_CHARS = 8;
 export const PASSWORD_MAX_BYTES = 256;
@@ -29,6 +30,9 @@ export class PasswordHasher {
 
   /** Throws WeakPasswordError unless the password fits the policy. */
   checkPolicy(password: string): void {
+    if (!isText(password)) {
+      throw new WeakPasswordError('a password is text: no NUL characters, no lone surrogates');
+    }
     if ([...password].length < PASSWORD_MIN_CHARS) {
       throw new WeakPasswordError(`password must be at least ${PASSWORD_MIN_CHARS} characters`);
     }
@@ -42,13 +46,25 @@ export class PasswordHasher {
   }
 
   /**
-   * Compares in constant time per call: with no hash (unknown user, unusable password) it
-   * compares against a dummy hash of the same cost, so the answer takes as long either way.
+   * A failure takes as long as a comparison at the configured cost, whatever was stored: with no
+   * hash (unknown user, unusable password) it compares against a dummy hash of that cost, and a
+   * failed comparison against a cheaper hash (made before BCRYPT_COST went up) is followed by one
+   * against the dummy. (A dearer hash, made before the cost went down, still costs its own time
+   * until its user next logs in and it is replaced.)
    */
   async verify(password: string, hash: string | null): Promise<boolean> {
     const against = hash ?? (await this.dummy());
     const matches = await this.limit(() => bcrypt.compare(prepare(password), against));
+    if (hash !== null && !matches && costOf(hash) < this.cost) {
+      const dummy = await this.dummy();
+      await this.limit(() => bcrypt.compare(prepare(password), dummy));
+    }
     return hash !== null && matches;
+  }
+
+  /** Whether a hash was made at another cost than the configured one (then replaced at the next login). */
+  needsRehash(hash: string): boolean {
+    return costOf(hash) !== this.cost;
   }
 
   /** Made once, at the configured cost; start-up calls this so no login pays for it. */
@@ -56,6 +72,12 @@ export class PasswordHasher {
     this.dummyHash ??= this.limit(() => bcrypt.hash(crypto.randomBytes(16).toString('hex'), this.cost));
     return this.dummyHash;
   }
+}
+
+/** A bcrypt hash's cost; NaN for anything else. */
+function costOf(hash: string): number {
+  const m = /^\$2[abxy]?\$(\d{2})\$/.exec(hash);
+  return m ? Number(m[1]) : Number.NaN;
 }
 
 function prepare(password: string): string {

@@ -12,6 +12,9 @@ export type ClearTokens = 'none' | 'login_only' | 'all';
 /** At most one forgot-password mail a minute per account. */
 const RESET_REQUEST_INTERVAL_MS = 60_000;
 
+/** The background job that answers a forgot-password request. */
+export const RESET_JOB = 'password_reset';
+
 export class WrongPasswordError extends AppError {
   constructor() {
     super(403, 'wrong_password', 'current password is wrong');
@@ -72,10 +75,19 @@ export class PasswordService {
   }
 
   /**
-   * `POST /password/reset`: mails a reset link to an active user with that address, at most once
-   * a minute per account. The caller learns nothing either way.
+   * `POST /password/reset`: queues the request and returns. Whether the address has an account is
+   * found out later, by the background job (`sendResetLink`), so the request does the very same
+   * work (one insert) either way and its answer's timing tells nothing.
    */
   async requestReset(email: string): Promise<void> {
+    await this.transact((s) => s.jobs.enqueue(RESET_JOB, { email }));
+  }
+
+  /**
+   * The reset job: mails a reset link to an active user with that address, at most once a minute
+   * per account; nothing for an address without an account.
+   */
+  async sendResetLink(email: string): Promise<void> {
     const user = await this.stores.users.findActiveWithPassword({ email });
     if (!user) return;
     const since = new Date(this.clock.now().getTime() - RESET_REQUEST_INTERVAL_MS);

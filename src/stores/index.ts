@@ -1,7 +1,10 @@
 import type { Knex } from 'knex';
 import { KnexGroupStore, type GroupStore } from './group-store';
+import { KnexJobStore, type JobStore } from './job-store';
+import { KnexLoginThrottleStore, type LoginThrottleStore } from './login-throttle-store';
 import { KnexOutboxStore, type OutboxStore } from './outbox-store';
 import { KnexPasswordTokenStore, type PasswordTokenStore } from './password-token-store';
+import { KnexRateLimitStore, type RateLimitStore } from './rate-limit-store';
 import { KnexSettingsStore, type SettingsStore } from './settings-store';
 import { KnexTokenStore, type TokenStore } from './token-store';
 import { KnexUserStore, type UserStore } from './user-store';
@@ -13,6 +16,9 @@ export interface Stores {
   outbox: OutboxStore;
   settings: SettingsStore;
   groups: GroupStore;
+  loginThrottle: LoginThrottleStore;
+  rateLimits: RateLimitStore;
+  jobs: JobStore;
 }
 
 export function createStores(db: Knex): Stores {
@@ -23,6 +29,9 @@ export function createStores(db: Knex): Stores {
     outbox: new KnexOutboxStore(db),
     settings: new KnexSettingsStore(db),
     groups: new KnexGroupStore(db),
+    loginThrottle: new KnexLoginThrottleStore(db),
+    rateLimits: new KnexRateLimitStore(db),
+    jobs: new KnexJobStore(db),
   };
 }
 
@@ -37,18 +46,25 @@ function isRetryable(err: unknown): boolean {
 
 const ATTEMPTS = 3;
 
+/** Told after a commit what it queued, so the background workers start at once. */
+export interface CommitListener {
+  mailQueued(): void;
+  jobQueued(): void;
+}
+
 /**
- * `onMailQueued` runs after a commit that queued mail, so the sender delivers it at once. A
+ * `onCommit` hears after a commit whether it queued mail or jobs, so they are handled at once. A
  * transaction that lost a deadlock or a serialization conflict runs again (with fresh stores, so
  * nothing of the failed attempt, its mail included, survives), at most three times in all.
  */
-export function createTransactor(db: Knex, onMailQueued: () => void = () => {}): Transactor {
+export function createTransactor(db: Knex, onCommit?: CommitListener): Transactor {
   return async (work) => {
     for (let attempt = 1; ; attempt++) {
       let stores: Stores | undefined;
       try {
         const result = await db.transaction((trx) => work((stores = createStores(trx))));
-        if (stores && stores.outbox.enqueued > 0) onMailQueued();
+        if (stores && stores.outbox.enqueued > 0) onCommit?.mailQueued();
+        if (stores && stores.jobs.enqueued > 0) onCommit?.jobQueued();
         return result;
       } catch (err) {
         if (attempt >= ATTEMPTS || !isRetryable(err)) throw err;

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { leaseDue } from './lease';
 
 export interface OutgoingMail {
   to: string[];
@@ -32,22 +33,14 @@ export class KnexOutboxStore implements OutboxStore {
   }
 
   async claimDue(now: Date, limit: number, leaseMs: number): Promise<OutboxMessage[]> {
-    const due = this.db('mail_outbox')
-      .select('id')
-      .whereNull('sent')
-      .where('next_attempt', '<=', now)
-      .where((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now))
-      .orderBy('id')
-      .limit(limit)
-      .forUpdate()
-      .skipLocked();
-    const rows = await this.db('mail_outbox')
-      .whereIn('id', due)
-      .update({ locked_until: new Date(now.getTime() + leaseMs), attempts: this.db.raw('attempts + 1') })
-      .returning(['id', 'recipients', 'subject', 'body_text', 'attempts']);
-    return rows
-      .map((r) => ({ id: String(r.id), to: r.recipients, subject: r.subject, text: r.body_text ?? '', attempts: r.attempts }))
-      .sort((a, b) => Number(a.id) - Number(b.id));
+    const rows = await leaseDue<{ id: string; recipients: string[]; subject: string; body_text: string | null; attempts: number }>(this.db, 'mail_outbox', {
+      now,
+      limit,
+      leaseMs,
+      returning: ['id', 'recipients', 'subject', 'body_text', 'attempts'],
+      where: (q) => q.whereNull('sent'),
+    });
+    return rows.map((r) => ({ id: String(r.id), to: r.recipients, subject: r.subject, text: r.body_text ?? '', attempts: r.attempts }));
   }
 
   async markSent(id: string, at: Date): Promise<void> {

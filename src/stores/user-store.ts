@@ -78,6 +78,8 @@ export interface UserStore {
   update(id: string, changes: UserChanges): Promise<User>;
   setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void>;
   setForcePasswordChange(id: string, force: boolean): Promise<void>;
+  /** Replaces a hash with one of the same password at another cost, unless the password changed meanwhile. */
+  replacePasswordHash(id: string, old: string, fresh: string): Promise<void>;
   recordLogin(id: string, at: Date): Promise<void>;
   /** false when the user was already deactivated (a concurrent deactivation won). */
   deactivate(id: string, at: Date): Promise<boolean>;
@@ -178,6 +180,10 @@ export class KnexUserStore implements UserStore {
 
   async setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void> {
     await this.db('users').where('id', id).update({ password_hash: passwordHash, force_password_change: forcePasswordChange });
+  }
+
+  async replacePasswordHash(id: string, old: string, fresh: string): Promise<void> {
+    await this.db('users').where({ id, password_hash: old }).update({ password_hash: fresh });
   }
 
   async setForcePasswordChange(id: string, force: boolean): Promise<void> {

@@ -12,6 +12,7 @@ import { createApp } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createContainer, type Container } from '../../src/container';
 import type { Clock, Scope, User } from '../../src/domain/types';
+import { openDatabase } from '../../src/db/database';
 import { createLogger } from '../../src/logger';
 import { MailCatcher } from './mail-catcher';
 import { openTestDatabase } from './test-database';
@@ -38,6 +39,8 @@ export interface TestUser {
 export interface TestApp {
   app: Express;
   knex: Knex;
+  /** The database's URL on Postgres; undefined on PGlite. */
+  databaseUrl?: string;
   config: Config;
   container: Container;
   clock: TestClock;
@@ -55,6 +58,11 @@ export interface TestAppOptions {
   smtp?: boolean;
   /** Where log lines go (with LOG_LEVEL from env); by default nowhere. */
   logDestination?: { write(line: string): void };
+  /**
+   * Another instance of the service over this app's database (on Postgres through a pool of its
+   * own, as a second process would be), to show what the instances share.
+   */
+  sameDatabaseAs?: TestApp;
 }
 
 let sequence = 0;
@@ -70,7 +78,7 @@ export function unique(prefix = 'u'): string {
  * real SMTP server catching the mail the outbox sends.
  */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const db = await openTestDatabase();
+  const db = options.sameDatabaseAs ? await reopen(options.sameDatabaseAs) : await openTestDatabase();
   const mail = new MailCatcher();
   const smtp = options.smtp ?? true;
   if (smtp) await mail.start();
@@ -85,17 +93,19 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     APP_URL: 'https://accounts.example.test',
     COOKIE_SECURE: '0',
     THROTTLE_IP_PER_MINUTE: '0',
+    THROTTLE_ACCOUNT_FAILURES: '0',
     ...(smtp ? { SMTP_URL: mail.url } : {}),
     ...options.env,
   });
   const log = createLogger(config.logLevel, options.logDestination);
   const clock = new TestClock();
   const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100 });
-  container.outbox.start();
-  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability });
+  container.start();
+  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock });
   const testApp: TestApp = {
     app,
     knex: db.knex,
+    databaseUrl: db.url,
     config,
     container,
     clock,
@@ -104,7 +114,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     http: () => supertest.agent(app),
     factory: undefined as unknown as Factory,
     close: async () => {
-      await container.outbox.stop();
+      await container.stop();
       await mail.stop();
       await db.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
@@ -112,6 +122,13 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   };
   testApp.factory = new Factory(testApp);
   return testApp;
+}
+
+/** A second handle on a test app's database: its own pool on Postgres; PGlite has one connection to share. */
+async function reopen(other: TestApp): Promise<{ knex: Knex; url?: string; close(): Promise<void> }> {
+  if (!other.databaseUrl) return { knex: other.knex, close: async () => undefined };
+  const db = await openDatabase({ databaseUrl: other.databaseUrl, poolSize: 4 });
+  return { ...db, url: other.databaseUrl };
 }
 
 /** Builds each test's own data. */
@@ -167,14 +184,17 @@ export async function countRows(knex: Knex, table: string): Promise<number> {
   return Number(row?.count ?? 0);
 }
 
+/** The background workers' polls (mail, jobs, housekeeping), which may fall in the same moment as a request. */
+const BACKGROUND = /^update "mail_outbox"|^select .* from "mail_outbox"|^update "background_jobs"|^delete from "(rate_limits|login_throttle)" where "key" in/;
+
 /**
  * The SQL statements `work` sends through `knex` (to show how many queries a request costs),
- * less the background outbox sender's polls, which may fall in the same moment.
+ * less the background workers' polls.
  */
 export async function captureQueries(knex: Knex, work: () => Promise<unknown>): Promise<string[]> {
   const statements: string[] = [];
   const listener = (q: { sql: string }) => {
-    if (!/^update "mail_outbox"|^select .* from "mail_outbox"/.test(q.sql)) statements.push(q.sql);
+    if (!BACKGROUND.test(q.sql)) statements.push(q.sql);
   };
   knex.on('query', listener);
   try {

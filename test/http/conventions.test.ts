@@ -172,7 +172,7 @@ describe('probes', () => {
 
   it('GET /readyz answers 503 when the database is gone', async () => {
     const doomed = await createTestApp();
-    await doomed.container.outbox.stop();
+    await doomed.container.stop();
     await doomed.knex.destroy();
     try {
       const res = await doomed.http().get('/readyz');

@@ -25,6 +25,14 @@ function request(port: number, agent: http.Agent, path: string): Promise<{ statu
   });
 }
 
+/** The draining server over `app`, listening on a free port. */
+async function serve(app: http.RequestListener) {
+  const drained = createDrainingServer(app);
+  drained.server.listen(0, '127.0.0.1');
+  await new Promise((r) => drained.server.once('listening', r));
+  return { drained, port: (drained.server.address() as AddressInfo).port };
+}
+
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!check()) throw new Error('timed out');
@@ -33,10 +41,7 @@ async function until(check: () => boolean): Promise<void> {
 describe('the draining server', () => {
   it('stops listening, finishes requests in flight with Connection: close, and closes every connection, idle keep-alive ones too', async () => {
     const { app, seen, releaseAll, waiting } = slowApp();
-    const drained = createDrainingServer(app);
-    drained.server.listen(0, '127.0.0.1');
-    await new Promise((r) => drained.server.once('listening', r));
-    const { port } = drained.server.address() as AddressInfo;
+    const { drained, port } = await serve(app);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
     try {
       // Two keep-alive connections: one busy, one idle after a first answer.
@@ -78,10 +83,7 @@ describe('the draining server', () => {
 
   it('answers a request completed on an open connection after the drain began with 503 unavailable and Connection: close', async () => {
     const { app, seen } = slowApp();
-    const drained = createDrainingServer(app);
-    drained.server.listen(0, '127.0.0.1');
-    await new Promise((r) => drained.server.once('listening', r));
-    const { port } = drained.server.address() as AddressInfo;
+    const { drained, port } = await serve(app);
     const net = await import('node:net');
     const socket = net.connect(port, '127.0.0.1');
     let raw = '';
@@ -102,10 +104,7 @@ describe('the draining server', () => {
 
   it('never hands a pipelined request queued behind the last answer to the app', async () => {
     const { app, seen, releaseAll, waiting } = slowApp();
-    const drained = createDrainingServer(app);
-    drained.server.listen(0, '127.0.0.1');
-    await new Promise((r) => drained.server.once('listening', r));
-    const { port } = drained.server.address() as AddressInfo;
+    const { drained, port } = await serve(app);
     const net = await import('node:net');
     const socket = net.connect(port, '127.0.0.1');
     let raw = '';
@@ -125,10 +124,7 @@ describe('the draining server', () => {
 
   it('reports a timeout while requests are still in flight', async () => {
     const { app, waiting, releaseAll } = slowApp();
-    const drained = createDrainingServer(app);
-    drained.server.listen(0, '127.0.0.1');
-    await new Promise((r) => drained.server.once('listening', r));
-    const { port } = drained.server.address() as AddressInfo;
+    const { drained, port } = await serve(app);
     const pending = request(port, new http.Agent({ keepAlive: false }), '/stuck');
     await until(() => waiting.length === 1);
     expect(await drained.drain(100)).toBe(false);

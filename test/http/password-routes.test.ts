@@ -1,4 +1,4 @@
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { captureQueries, countRows, createTestApp, rawRequest, unique, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 let adminJwt: string;
@@ -311,6 +311,32 @@ describe('POST /password/reset', () => {
     } finally {
       await limited.close();
     }
+  });
+
+  it('does the same work before answering whether or not the address has an account: one queued job', async () => {
+    const u = await t.factory.user();
+    await t.container.jobs.stop(); // paused, so that only the requests' own statements are seen
+    try {
+      const shape = async (email: string) => captureQueries(t.knex, () => t.http().post('/password/reset').send({ email }).expect(202));
+      const known = await shape(u.email);
+      expect(known).toEqual(await shape(`nobody-${unique('x')}@example.test`));
+      expect(known.filter((q) => /^insert into "background_jobs"/.test(q))).toHaveLength(1);
+      expect(known.filter((q) => /users|password_tokens|mail_outbox/.test(q))).toEqual([]);
+    } finally {
+      t.container.jobs.start();
+    }
+    await t.mail.waitFor((m) => m.to.includes(u.email));
+  });
+
+  it('answers text that breaks the text rule with the ordinary 202, queueing nothing', async () => {
+    const u = await t.factory.user();
+    const jobs = await countRows(t.knex, 'background_jobs');
+    for (const email of [`${u.email}\u0000`, `\u0000${u.email}`]) expect((await t.http().post('/password/reset').send({ email })).status).toBe(202);
+    const lone = await rawRequest(t.app, { method: 'POST', path: '/password/reset', headers: { 'Content-Type': 'application/json' }, body: `{"email": "${u.email}\\udc00"}` });
+    expect(lone.status).toBe(202);
+    expect(await countRows(t.knex, 'background_jobs')).toBe(jobs);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(t.mail.to(u.email)).toHaveLength(0);
   });
 
   it('validates the body', async () => {

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { captureQueries, createTestApp, JWT_SECRET, type TestApp } from '../helpers/test-app';
+import { captureQueries, createTestApp, JWT_SECRET, rawRequest, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -63,7 +63,7 @@ describe('POST /login', () => {
     const attempts = [
       { email: 'nobody@example.test', password: 'whatever-password' },
       { user_id: crypto.randomUUID(), password: 'whatever-password' },
-      { user: 'not-an-identifier', password: 'whatever-password' },
+      { user: crypto.randomUUID(), password: 'whatever-password' },
       { email: u.email, password: `${u.password}x` },
       { email: noPassword.email, password: 'whatever-password' },
       { email: gone.email, password: gone.password },
@@ -85,6 +85,48 @@ describe('POST /login', () => {
     await t.http().post('/login').send({ email: 'nobody-at-all@example.test', password: 'whatever-password' }).expect(401);
     expect(compare).toHaveBeenCalledTimes(1);
     compare.mockRestore();
+  });
+
+  it('answers an email that is not an email, and a v2 user that is neither a UUID nor an email, with 400 (as Conch validated them)', async () => {
+    for (const body of [{ email: 'not-an-email' }, { email: 'a b@example.test' }, { user: 'not-an-identifier' }]) {
+      const res = await t.http().post('/login').send({ ...body, password: 'whatever-password' });
+      expect([res.status, res.body.code]).toEqual([400, 'validation_failed']);
+    }
+  });
+
+  it('answers text that breaks the text rule with the ordinary 401, and a JSON body nested too deeply with 400', async () => {
+    const u = await t.factory.user();
+    const raw = async (body: string | Buffer) => rawRequest(t.app, { method: 'POST', path: '/login', headers: { 'Content-Type': 'application/json' }, body });
+    for (const body of [
+      JSON.stringify({ email: u.email, password: `${u.password}\u0000` }),
+      JSON.stringify({ email: `${u.email}\u0000`, password: u.password }),
+      `{"email": "${u.email}", "password": "${u.password}\\ud800"}`,
+      Buffer.concat([Buffer.from(`{"email": "${u.email}", "password": "`), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+    ]) {
+      const res = await raw(body);
+      expect([res.status, res.body.code, res.headers['www-authenticate']]).toEqual([401, 'unauthenticated', 'Bearer']);
+    }
+    const deep = await raw(`{"email": "${u.email}", "password": "x", "set_session": ${'['.repeat(100)}${']'.repeat(100)}}`);
+    expect([deep.status, deep.body.code]).toEqual([400, 'validation_failed']);
+    expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(0);
+  });
+
+  it('re-hashes a password made at another cost at the first successful login, and only then', async () => {
+    const dearer = await createTestApp({ env: { BCRYPT_COST: '5' } });
+    try {
+      const u = await dearer.factory.user();
+      const old = await require('bcrypt').hash(u.password, 4);
+      await dearer.knex('users').where({ id: u.user.id }).update({ password_hash: old });
+      await dearer.http().post('/login').send({ email: u.email, password: 'a wrong password' }).expect(401);
+      expect((await dearer.knex('users').where({ id: u.user.id }).first()).password_hash).toBe(old);
+      await dearer.http().post('/login').send({ email: u.email, password: u.password }).expect(200);
+      const fresh = (await dearer.knex('users').where({ id: u.user.id }).first()).password_hash;
+      expect(require('bcrypt').getRounds(fresh)).toBe(5);
+      await dearer.http().post('/login').send({ email: u.email, password: u.password }).expect(200);
+      expect((await dearer.knex('users').where({ id: u.user.id }).first()).password_hash).toBe(fresh);
+    } finally {
+      await dearer.close();
+    }
   });
 
   it('rejects bodies that name no identifier or several', async () => {
@@ -371,5 +413,106 @@ describe('authentication edge cases', () => {
     expect((await agent.get('/me').set(bearer(login.body.jwt_token)).set('Cookie', 'account_session=garbage')).status).toBe(204);
     expect((await t.http().get('/me').set('Cookie', 'account_session=garbage')).status).toBe(401);
     expect((await t.http().get('/me').set('Cookie', 'account_session=')).status).toBe(401);
+  });
+});
+
+describe('per-account login throttling', () => {
+  let th: TestApp;
+  beforeAll(async () => {
+    th = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '3' } });
+  });
+  afterAll(async () => {
+    await th.close();
+  });
+
+  const attempt = (app: TestApp, email: string, password: string) => app.http().post('/login').send({ email, password });
+
+  it('refuses an account with 429 and Retry-After after N failures in a row, for a doubling delay; others are unaffected', async () => {
+    const u = await th.factory.user();
+    const other = await th.factory.user();
+    for (let i = 0; i < 3; i++) expect((await attempt(th, u.email, 'wrong-password')).status).toBe(401);
+    // Blocked: even the right password, even by id, is refused without being checked.
+    const blocked = await attempt(th, u.email.toUpperCase(), u.password);
+    expect([blocked.status, blocked.body.code, blocked.headers['retry-after']]).toEqual([429, 'rate_limited', '1']);
+    expect(blocked.headers['ratelimit-limit']).toBe('3');
+    expect((await th.http().post('/login').send({ user_id: u.user.id, password: u.password })).status).toBe(429);
+    expect((await attempt(th, other.email, other.password)).status).toBe(200);
+    // Each failure after a delay doubles the next: 2 s, 4 s, ...
+    th.clock.advance(1_000);
+    expect((await attempt(th, u.email, 'wrong-password')).status).toBe(401);
+    expect((await attempt(th, u.email, u.password)).headers['retry-after']).toBe('2');
+    th.clock.advance(2_000);
+    expect((await attempt(th, u.email, 'wrong-password')).status).toBe(401);
+    expect((await attempt(th, u.email, u.password)).headers['retry-after']).toBe('4');
+    // The right password after the delay works, and starts the count again.
+    th.clock.advance(4_000);
+    expect((await attempt(th, u.email, u.password)).status).toBe(200);
+    expect(await th.knex('login_throttle').where({ key: `user:${u.user.id}` })).toHaveLength(0);
+    for (let i = 0; i < 2; i++) expect((await attempt(th, u.email, 'wrong-password')).status).toBe(401);
+    expect((await attempt(th, u.email, u.password)).status).toBe(200);
+  });
+
+  it('caps the delay at 15 minutes and forgets a run of failures a day after the last one', async () => {
+    const u = await th.factory.user();
+    await th.knex('login_throttle').insert({ key: `user:${u.user.id}`, failures: 40, last_failure: th.clock.now(), blocked_until: null });
+    expect((await attempt(th, u.email, 'wrong-password')).status).toBe(401);
+    expect((await attempt(th, u.email, u.password)).headers['retry-after']).toBe(String(15 * 60));
+    th.clock.advance(25 * 3_600_000);
+    expect((await attempt(th, u.email, 'wrong-password')).status).toBe(401);
+    expect(await th.knex('login_throttle').where({ key: `user:${u.user.id}` }).first()).toMatchObject({ failures: 1, blocked_until: null });
+    expect((await attempt(th, u.email, u.password)).status).toBe(200);
+  });
+
+  it('throttles an address without an account just the same (no enumeration)', async () => {
+    const nobody = `nobody-${crypto.randomUUID()}@example.test`;
+    for (let i = 0; i < 3; i++) expect((await attempt(th, nobody, 'wrong-password')).status).toBe(401);
+    const res = await attempt(th, nobody, 'wrong-password');
+    expect([res.status, res.headers['retry-after']]).toEqual([429, '1']);
+  });
+
+  it('does the same work for an unknown address as for a wrong password: the same statements', async () => {
+    const u = await th.factory.user();
+    const shape = async (email: string) =>
+      (await captureQueries(th.knex, () => attempt(th, email, 'wrong-password').expect(401))).map((q) => q.replace(/\$\d+/g, '?'));
+    expect(await shape(`nobody-${crypto.randomUUID()}@example.test`)).toEqual(await shape(u.email));
+  });
+
+  it('holds across instances: the count lives in the database', async () => {
+    const one = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '3' } });
+    const two = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '3' }, sameDatabaseAs: one });
+    try {
+      const u = await one.factory.user();
+      expect((await attempt(one, u.email, 'wrong-password')).status).toBe(401);
+      expect((await attempt(two, u.email, 'wrong-password')).status).toBe(401);
+      expect((await attempt(one, u.email, 'wrong-password')).status).toBe(401);
+      expect((await attempt(two, u.email, u.password)).status).toBe(429);
+    } finally {
+      await two.close();
+      await one.close();
+    }
+  });
+
+  it('is off with THROTTLE_ACCOUNT_FAILURES=0', async () => {
+    const u = await t.factory.user();
+    for (let i = 0; i < 12; i++) expect((await attempt(t, u.email, 'wrong-password')).status).toBe(401);
+    expect((await attempt(t, u.email, u.password)).status).toBe(200);
+  });
+});
+
+describe('per-IP throttling shared by instances', () => {
+  it('counts one limit across two instances on one database, on /login and /password/reset alike', async () => {
+    const a = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '4' } });
+    const b = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '4' }, sameDatabaseAs: a });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await (i % 2 ? b : a).http().post('/login').send({ email: 'x@example.test', password: 'whatever-password' })).status);
+      expect(statuses).toEqual([401, 401, 401, 401, 429]);
+      const resets = [];
+      for (let i = 0; i < 5; i++) resets.push((await (i % 2 ? a : b).http().post('/password/reset').send({ email: 'x@example.test' })).status);
+      expect(resets).toEqual([202, 202, 202, 202, 429]);
+    } finally {
+      await b.close();
+      await a.close();
+    }
   });
 });

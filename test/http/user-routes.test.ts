@@ -114,6 +114,13 @@ describe('GET /user', () => {
     expect(res.status).toBe(200);
     expect(res.body.length).toBeLessThanOrEqual(100);
   });
+
+  it('answers a limit outside 1 to 1000 with 400, Infinity included', async () => {
+    for (const limit of ['0', '1001', 'Infinity', '-Infinity', '1.5', 'ten']) {
+      const res = await t.http().get(`/user?limit=${limit}`).set(asAdmin());
+      expect([limit, res.status, res.body.code]).toEqual([limit, 400, 'validation_failed']);
+    }
+  });
 });
 
 describe('POST /user', () => {
