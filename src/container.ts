@@ -94,6 +94,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
   const users = new UserService(stores, transact, hasher, links, clock, mail);
   const groups = new GroupService(stores);
+  const passwords = new PasswordService(stores, transact, hasher, links, users, clock, mail);
   const services: Services = {
     auth: new AuthService(
       stores,
@@ -105,14 +106,14 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       { failures: config.throttleAccountFailures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS },
     ),
     users,
-    passwords: new PasswordService(stores, transact, hasher, links, users, clock, mail),
+    passwords,
     tokens: new TokenService(stores, transact, signer, clock, users, mail, {
       apiDefaultMs: config.apiTokenTtlMs,
       apiMaxMs: config.apiTokenMaxTtlMs,
     }),
     settings: new SettingsService(stores, transact),
     groups,
-    rpc: new RpcService(users, groups),
+    rpc: new RpcService(users, groups, passwords),
   };
   const jobs = new JobRunner(stores.jobs, { [RESET_JOB]: (p) => services.passwords.sendResetLink(String(p.email)) }, clock, log, {
     pollIntervalMs: config.mailPollIntervalMs,

@@ -117,6 +117,28 @@ export class PasswordService {
     });
   }
 
+  /** Throws WeakPasswordError unless the password fits the policy (to check before a use case that sets one changes anything). */
+  checkPolicy(password: string): void {
+    this.hasher.checkPolicy(password);
+  }
+
+  /**
+   * A system admin sets another user's password (RhodeCode's `update_user` with `password`): the
+   * policy applies, every reset link dies, the user's login tokens end, the forced-change flag
+   * stays as it was, and the user gets the "password changed" notice (no secret in it).
+   */
+  async setByAdmin(actor: User, target: User, password: string): Promise<void> {
+    this.users.requireAdmin(actor);
+    this.hasher.checkPolicy(password);
+    const passwordHash = await this.hasher.hash(password);
+    await this.transact(async (s) => {
+      await s.users.setPassword(target.id, passwordHash, target.forcePasswordChange);
+      await s.passwordTokens.deleteForUser(target.id);
+      await endTokens(s, target.id, 'login_only');
+      await s.outbox.enqueue(passwordChangedMail(this.mail, target));
+    });
+  }
+
   /**
    * Sets a password (the operator's `passwd`): clears the forced change, kills every
    * set-password link and ends the tokens `clearTokens` names.

@@ -3,6 +3,7 @@ import { GROUP_PERMISSIONS, type GroupPermission, type UserGroup } from '../doma
 import { isUuid, parseUserRef } from '../domain/identifiers';
 import type { User } from '../domain/types';
 import type { GroupService } from './group-service';
+import type { PasswordService } from './password-service';
 import type { UserService } from './user-service';
 
 /**
@@ -169,6 +170,7 @@ export class RpcService {
   constructor(
     private readonly users: UserService,
     private readonly groups: GroupService,
+    private readonly passwords: PasswordService,
   ) {
     this.handlers = {
       create_user: (actor, args) => this.createUser(actor, args),
@@ -250,15 +252,16 @@ export class RpcService {
       isAdmin: args.boolean('admin'),
     };
     const active = args.boolean('active');
-    if (args.string('password') !== undefined) {
-      throw new RpcError('`password` cannot be set by update_user: reset it instead (DELETE /user/{user}/password)');
-    }
+    const password = args.string('password', { max: 4096 });
     const ref = await this.userRef(actor, userid);
     const conflict = (err: ConflictError) => conflictMessage(err, changes.name, changes.email);
     return this.guard({ user: userid, conflict }, async () => {
+      this.users.requireAdmin(actor);
+      if (password !== undefined) this.passwords.checkPolicy(password); // before anything changes
       // Reactivate first (so the changes apply to an active user); deactivate last.
       const target = active === true ? await this.users.reactivate(actor, ref, false) : await this.users.getUser(actor, ref);
       let user = await this.users.update(actor, target, changes, false);
+      if (password !== undefined) await this.passwords.setByAdmin(actor, user, password);
       if (active === false) {
         await this.users.deactivate(actor, user.id);
         user = await this.adminView(actor, user.id, userid);

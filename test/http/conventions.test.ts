@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { loadApiSpec } from '../../src/api-spec';
 import { PASSWORD_CHANGE_EXTENSION } from '../../src/http/authenticate';
-import { countRows, createTestApp, type TestApp } from '../helpers/test-app';
+import { countRows, createTestApp, rawRequest, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 let admin: { jwt: string };
@@ -195,6 +195,82 @@ describe('500s', () => {
       expect(res.body).toEqual({ error: 'Internal Server Error', code: 'internal_error', request_id: res.headers['x-request-id'] });
     } finally {
       await broken.close();
+    }
+  });
+});
+
+describe('the text rule (API.md §0)', () => {
+  const json = (path: string, body: string | Buffer, method = 'POST') =>
+    rawRequest(t.app, { method, path, headers: { 'Content-Type': 'application/json', ...auth() }, body });
+
+  it('answers NUL, lone surrogates and bytes that are not UTF-8, anywhere, with 400 validation_failed and changes nothing', async () => {
+    const tables = ['users', 'user_settings', 'user_groups', 'user_tokens'];
+    const before = await Promise.all(tables.map((x) => countRows(t.knex, x)));
+    const cases: [string, Promise<{ status: number; body: { code?: string; details?: { path: string }[] } }>][] = [
+      ['NUL in a name', json('/user', JSON.stringify({ name: 'nul\u0000name', email: 'nul@example.test' }))],
+      ['NUL in a group description', json('/user_group', JSON.stringify({ name: 'nul group', description: 'a\u0000b' }))],
+      ['a lone surrogate in a settings value', json('/user/me/settings/theme', '{"theme": "dark\\ud800"}')],
+      ['a lone surrogate in a settings key', json('/user/me/settings', '{"th\\udc00eme": "dark"}')],
+      ['NUL in a token name', json('/user/me/token', JSON.stringify({ name: 'ci\u0000' }))],
+      ['bytes that are not UTF-8', json('/user/me', Buffer.concat([Buffer.from('{"first_name": "'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]))],
+      ['NUL in a path segment', rawRequest(t.app, { method: 'GET', path: '/user/me/settings/a%00b', headers: auth() })],
+      ['NUL in a :user', rawRequest(t.app, { method: 'GET', path: '/user/a%00@example.test', headers: auth() })],
+      ['NUL in a query value', rawRequest(t.app, { method: 'GET', path: '/user?q=a%00', headers: auth() })],
+      ['a percent-encoding that is not UTF-8', rawRequest(t.app, { method: 'GET', path: '/user?q=a%c3%28', headers: auth() })],
+    ];
+    for (const [label, pending] of cases) {
+      const res = await pending;
+      expect([label, res.status, res.body.code]).toEqual([label, 400, 'validation_failed']);
+      expect(res.body.details?.length).toBeGreaterThan(0);
+    }
+    expect(await Promise.all(tables.map((x) => countRows(t.knex, x)))).toEqual(before);
+  });
+
+  it('answers JSON nested deeper than 32 levels with 400, however deep, and takes 32', async () => {
+    const nest = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);
+    const deep = await json('/user/me/settings/nested', `{"nested": ${nest(10_000)}}`);
+    expect([deep.status, deep.body.code]).toEqual([400, 'validation_failed']);
+    const over = await json('/user/me/settings/nested', `{"nested": ${nest(32)}}`);
+    expect(over.status).toBe(400);
+    const limit = await json('/user/me/settings/nested', `{"nested": ${nest(31)}}`);
+    expect(limit.status).toBe(204);
+  });
+
+  it('answers impossible dates with 400 (month 13, 30 February, hour 24, a leap second) and takes offsets', async () => {
+    const year = new Date().getUTCFullYear() + 1;
+    for (const expires of [`${year}-13-01T00:00:00Z`, `${year}-02-30T00:00:00Z`, `${year}-01-01T24:00:00Z`, `${year - 1}-12-31T23:59:60Z`, `${year}-01-01T00:00:00+24:00`]) {
+      const res = await t.http().post('/user/me/token').set(auth()).send({ name: crypto.randomUUID(), expires });
+      expect([expires, res.status, res.body.code]).toEqual([expires, 400, 'validation_failed']);
+    }
+    const soon = new Date(Date.now() + 10 * 86_400_000);
+    soon.setUTCHours(0, 0, 0, 0);
+    const local = `${soon.toISOString().slice(0, 10)}T02:00:00+02:00`;
+    const res = await t.http().post('/user/me/token').set(auth()).send({ name: crypto.randomUUID(), expires: local });
+    expect([res.status, res.body.expires]).toEqual([201, soon.toISOString()]);
+  });
+});
+
+describe('HEAD', () => {
+  it('is answered wherever GET is: the same status and headers, no body, a read for scopes', async () => {
+    const owner = await t.factory.loggedIn();
+    const reader = await t.factory.apiToken(owner.user, ['api:read']);
+    for (const path of ['/user/me', '/user/me/settings', '/user/me/token', '/healthz']) {
+      const get = await rawRequest(t.app, { method: 'GET', path, headers: { Authorization: `Bearer ${reader}` } });
+      const head = await rawRequest(t.app, { method: 'HEAD', path, headers: { Authorization: `Bearer ${reader}` } });
+      expect([path, head.status, head.body]).toEqual([path, get.status, undefined]);
+      expect(head.headers['content-type']).toBe(get.headers['content-type']);
+      expect(head.headers['content-length']).toBe(get.headers['content-length']);
+    }
+    expect((await rawRequest(t.app, { method: 'HEAD', path: '/user/me' })).status).toBe(401);
+    expect((await rawRequest(t.app, { method: 'HEAD', path: '/login' })).status).toBe(404);
+    expect((await rawRequest(t.app, { method: 'HEAD', path: '/user', headers: { Authorization: `Bearer ${reader}` } })).status).toBe(403);
+  });
+});
+
+describe('Cache-Control', () => {
+  it('is no-store on every answer to an authenticated caller, a 400 and a 404 too', async () => {
+    for (const res of [await t.http().get('/user?limit=0').set(auth()), await t.http().get('/user/me/settings/nothing-here').set(auth())]) {
+      expect([res.status >= 400, res.headers['cache-control']]).toEqual([true, 'no-store']);
     }
   });
 });

@@ -340,10 +340,30 @@ describe('user methods', () => {
     expect((await restUser(u.user.id)).body).toMatchObject({ first_name: 'Back' });
   });
 
-  it('update_user refuses passwords, taken names, unknown users and non-admins', async () => {
+  it('update_user sets a password (system admins; the policy applies; login tokens end; a notice, no secret)', async () => {
+    const u = await t.factory.user({ forcePasswordChange: false });
+    const session = await t.factory.login(u);
+    const api = await t.factory.apiToken(u.user);
+    const weak = await fails(adminToken, 'update_user', { userid: u.user.id, firstname: 'Weak', password: 'short' });
+    expect(weak).toMatch(/at least 8 characters/);
+    expect((await restUser(u.user.id)).body.first_name).toBeNull(); // nothing changed
+    expect(await fails(adminToken, 'update_user', { userid: u.user.id, password: 12345678 })).toBe('invalid value for `password`: must be a string');
+    const done = await ok<{ msg: string }>(adminToken, 'update_user', { userid: u.user.id, firstname: 'Set', password: 'set by an admin 1' });
+    expect(done.msg).toBe(`updated user ID:${u.user.id} ${u.user.name}`);
+    expect((await t.http().get('/user/me').set(bearer(session))).status).toBe(401); // login tokens end
+    expect((await t.http().get('/user/me').set(bearer(api))).status).toBe(200); // API tokens stay
+    expect((await t.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(401);
+    const login = await t.http().post('/login').send({ email: u.email, password: 'set by an admin 1' });
+    expect([login.status, login.body.password_change_required]).toEqual([200, undefined]);
+    const [notice] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Your Accounts password has been changed');
+    expect(notice.raw).not.toContain('set by an admin 1');
+    const plain = await userWithToken();
+    expect(await fails(plain.token, 'update_user', { userid: plain.user.id, password: 'my own new password' })).toBe(ACCESS_DENIED);
+  });
+
+  it('update_user refuses taken names, unknown users and non-admins', async () => {
     const u = await t.factory.user();
     const other = await t.factory.user();
-    expect(await fails(adminToken, 'update_user', { userid: u.user.id, password: 'new password here' })).toMatch(/^`password` cannot be set by update_user/);
     expect(await fails(adminToken, 'update_user', { userid: u.user.id, username: other.user.name })).toBe(`user \`${other.user.name}\` already exist`);
     expect(await fails(adminToken, 'update_user', { userid: 'no-such-user', firstname: 'x' })).toBe('user `no-such-user` does not exist');
     const plain = await userWithToken();
