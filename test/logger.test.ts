@@ -27,6 +27,9 @@ describe('logging', () => {
       expect(out.lines).toHaveLength(1);
       expect(out.lines[0]).toMatchObject({ req: { method: 'GET', url: '/user/me' }, res: { statusCode: 200 } });
       expect(JSON.stringify(out.lines)).not.toContain(a.jwt);
+      out.lines.length = 0;
+      await t.http().head('/user/me').set('Authorization', `Bearer ${a.jwt}`).expect(200);
+      expect(out.lines).toMatchObject([{ req: { method: 'HEAD', url: '/user/me' }, res: { statusCode: 200 } }]);
 
       await t.knex.raw('alter table users rename column last_name to family_name');
       out.lines.length = 0;

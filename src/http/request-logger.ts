@@ -34,9 +34,9 @@ export function requestLogger(log: Logger) {
     // A 500 is logged once, with its error, by the error handler; this is the access log.
     customLogLevel: () => 'info',
     serializers: {
-      req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
+      req: (req: { id: string; method: string; url: string; remoteAddress?: string; raw?: { isHead?: boolean } }) => ({
         id: req.id,
-        method: req.method,
+        method: req.raw?.isHead ? 'HEAD' : req.method, // routed as GET (app.ts), logged as what it was
         url: req.url,
         remoteAddress: req.remoteAddress,
       }),
