@@ -3,27 +3,29 @@ import * as OpenApiValidator from 'express-openapi-validator';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from './config';
-import type { DatabaseAvailability } from './db/availability';
-import type { Clock } from './domain/types';
-import type { RateLimitStore } from './stores/rate-limit-store';
 import type { Services } from './container';
+import type { DatabaseAvailability } from './db/availability';
 import { NotFoundError, ValidationError } from './domain/errors';
-import { authenticate } from './http/authenticate';
+import { isRfc3339DateTime } from './domain/timestamps';
+import type { Clock } from './domain/types';
 import { errorHandler } from './http/error-handler';
-import { groupRoutes } from './http/group-routes';
-import { healthRoutes } from './http/health-routes';
-import { meRoutes } from './http/me-routes';
-import { passwordRoutes } from './http/password-routes';
+import { groupHandlers } from './http/handlers/groups';
+import { healthHandlers } from './http/handlers/health';
+import { meHandlers } from './http/handlers/me';
+import { passwordHandlers } from './http/handlers/passwords';
+import { readAnyAsJson, rpcHandlers } from './http/handlers/rpc';
+import { sessionHandlers } from './http/handlers/session';
+import { settingsHandlers } from './http/handlers/settings';
+import { tokenHandlers } from './http/handlers/tokens';
+import { userHandlers } from './http/handlers/users';
+import { chain, dispatch } from './http/mount';
+import { enforcePolicy } from './http/policy';
 import { requestLogger } from './http/request-logger';
-import { revokeRoutes } from './http/revoke-routes';
-import { rpcBodyReader, rpcRoutes } from './http/rpc-routes';
-import { sessionRoutes } from './http/session-routes';
-import { settingsRoutes } from './http/settings-routes';
+import { RouteTable, type Spec } from './http/route-table';
 import { textRule, verifyUtf8 } from './http/text-rule';
 import { ipThrottle } from './http/throttle';
-import { tokenRoutes } from './http/token-routes';
-import { userRoutes } from './http/user-routes';
-import { isRfc3339DateTime } from './domain/timestamps';
+import { RpcApi } from './rpc/api';
+import type { RateLimitStore } from './stores/rate-limit-store';
 
 export interface AppDeps {
   config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute'>;
@@ -38,119 +40,112 @@ export interface AppDeps {
   clock: Clock;
 }
 
-type Operation = { requestBody?: unknown; parameters?: unknown[] };
-type ValidatedRequest = Request & { openapi?: { schema?: Operation; openApiRoute?: string } };
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** A HEAD request, routed as the GET it mirrors. */
+    isHead?: boolean;
+  }
+}
 
 function hasBody(req: Request): boolean {
   return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
 }
 
-/** After validation, one step (each middleware costs every request): a route without a request body in the spec takes none. */
-function afterValidation(req: ValidatedRequest, _res: Response, next: NextFunction): void {
-  if (hasBody(req) && req.openapi?.schema && !req.openapi.schema.requestBody) {
-    return next(new ValidationError('this route takes no request body', [{ path: '/body', message: 'must be empty' }]));
-  }
-  next();
-}
-
 /**
- * `HEAD` is answered wherever `GET` is: routed, authorised and validated as the `GET` it mirrors.
- * Node decided when the request arrived that its response has no body, so only the headers go out.
+ * Matches the request against the route table (once; nothing else routes). `HEAD` is answered
+ * wherever `GET` is: matched, authorised and validated as the `GET` it mirrors (Node decided when
+ * the request arrived that its answer has no body). No operation: `404 Route Not Found`.
  */
-function headAsGet(req: Request, _res: Response, next: NextFunction): void {
-  if (req.method === 'HEAD') {
-    req.method = 'GET';
-    req.isHead = true;
-  }
-  next();
-}
-
-declare module 'express-serve-static-core' {
-  interface Request {
-    /** A HEAD request, routed as GET by headAsGet. */
-    isHead?: boolean;
-  }
-}
-
-/**
- * The validator's middlewares with its (disabled) security step replaced by ours, so security
- * still runs after the route is matched and before the request is validated. Fails at start if
- * the validator's layout ever changes, rather than running unauthenticated.
- */
-function withSecurity(validator: RequestHandler[], security: RequestHandler[]): RequestHandler[] {
-  const slot = validator.findIndex((mw) => mw.name === 'securityMiddleware');
-  if (slot < 1 || validator[slot - 1].name !== 'metadataMiddleware') {
-    throw new Error('express-openapi-validator: no security step after route matching to replace');
-  }
-  return [...validator.slice(0, slot), ...security, ...validator.slice(slot + 1)];
-}
-
-/**
- * The validator's request step, skipped when it has nothing to check: an operation with no
- * parameters (its own or its path's) and no request body, called with no query string and no
- * body. That is most authenticated calls (GET /user/me, POST /refresh_token, ...), and the step
- * costs every request a content-type parse, a parameter mutator and two schema runs for nothing.
- * Anything else (a query string, a body, a parameter) is validated as before.
- */
-function skipWhenNothingToValidate(validator: RequestHandler[], apiSpec: { paths?: Record<string, { parameters?: unknown[] }> }): RequestHandler[] {
-  const slot = validator.findIndex((mw) => mw.name === 'requestMiddleware');
-  if (slot < 0) throw new Error('express-openapi-validator: no request validation step');
-  const validate = validator[slot];
-  const parameterless = new WeakMap<Operation, boolean>();
-  const isParameterless = (operation: Operation, route: string | undefined): boolean => {
-    let known = parameterless.get(operation);
-    if (known === undefined) {
-      const pathParameters = route === undefined ? undefined : apiSpec.paths?.[route]?.parameters;
-      known = route !== undefined && !operation.requestBody && !operation.parameters?.length && !pathParameters?.length;
-      parameterless.set(operation, known);
+function route(table: RouteTable): RequestHandler {
+  return (req, _res, next) => {
+    if (req.method === 'HEAD') {
+      req.method = 'GET';
+      req.isHead = true;
     }
-    return known;
+    let matched;
+    try {
+      matched = table.match(req.method, req.path);
+    } catch {
+      return next(new ValidationError('the path has a malformed percent-encoding', [{ path: '/path', message: 'is not valid percent-encoding' }]));
+    }
+    if (!matched) return next(new NotFoundError('Route Not Found'));
+    req.operation = matched.operation;
+    req.pathParams = matched.params;
+    next();
   };
-  const requestMiddleware: RequestHandler = (req, res, next) => {
-    const { schema, openApiRoute } = (req as ValidatedRequest).openapi ?? {};
-    if (schema && isParameterless(schema, openApiRoute) && !req.url.includes('?') && !hasBody(req)) return next();
-    return validate(req, res, next);
-  };
-  return [...validator.slice(0, slot), requestMiddleware, ...validator.slice(slot + 1)];
 }
 
-export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock }: AppDeps): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.set('trust proxy', config.trustProxy);
+/** The body, as the operation takes it: JSON, anything read as JSON (JSON-RPC), or none (left unread). */
+function readBody(limit: string): RequestHandler {
+  const json = express.json({ limit, verify: verifyUtf8 });
+  const any = readAnyAsJson(limit);
+  return (req, res, next) => {
+    const kind = req.operation!.body;
+    if (kind === 'json') return json(req, res, next);
+    if (kind === 'any') return any(req, res, next);
+    next();
+  };
+}
 
-  app.use(requestLogger(log));
-  app.use(headAsGet);
-  app.use(rpcBodyReader(config.bodyLimit));
-  app.use(express.json({ limit: config.bodyLimit, verify: verifyUtf8 }));
+/**
+ * express-openapi-validator (its public middleware, whole) checks the request's parameters and
+ * body against the operation, and in tests every response. An operation with no input, called
+ * with no query string and no body, has nothing to check: the validator is skipped then (unless
+ * responses are validated), which is most authenticated reads (GET /user/me).
+ */
+function validate(validator: RequestHandler[], validateResponses: boolean): RequestHandler {
+  const run = chain(validator);
+  return (req: Request, res: Response, next: NextFunction) => {
+    const operation = req.operation!;
+    if (operation.body === 'none' && hasBody(req)) {
+      return next(new ValidationError('this route takes no request body', [{ path: '/body', message: 'must be empty' }]));
+    }
+    if (!validateResponses && !operation.hasInput && !req.url.includes('?')) return next();
+    run(req, res, next);
+  };
+}
+
+/**
+ * The service as an Express app: the route table and the handlers come from openapi.yaml (by
+ * operationId), and a request goes through, in order: route → body → policy (who may call) →
+ * text rule → validation → handler; any failure to the one error handler.
+ */
+export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock }: AppDeps): express.Express {
+  const table = new RouteTable(apiSpec as unknown as Spec);
+  const rpc = new RpcApi(services, (apiSpec as unknown as Spec).paths['/_admin/api']?.post?.['x-rpc-methods' as never]);
+  const handlers = dispatch(table, [
+    sessionHandlers(services.auth, services.tokens, { secure: config.cookieSecure }, ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock)),
+    meHandlers(services.users, services.groups),
+    userHandlers(services.users, services.groups),
+    passwordHandlers(services.passwords, services.users, ipThrottle('password_reset', config.throttleIpPerMinute, rateLimits, clock)),
+    tokenHandlers(services.tokens, services.users),
+    settingsHandlers(services.settings, services.users),
+    groupHandlers(services.groups),
+    healthHandlers(db, availability),
+    rpcHandlers(rpc, services.auth, log),
+  ]);
   const validator = OpenApiValidator.middleware({
     apiSpec: apiSpec as never,
     validateRequests: { allowUnknownQueryParameters: false },
     validateResponses: config.validateResponses,
-    validateSecurity: false, // enforced by authenticate, in the same place
+    validateSecurity: false, // the policy (http/policy.ts) authenticates and authorises, before validation
     validateFormats: true,
     ajvFormats: { mode: 'fast' },
-    fileUploader: false, // the spec has no multipart bodies; saves a step on every request
+    fileUploader: false, // the spec has no multipart bodies
     formats: { 'date-time': isRfc3339DateTime },
   });
-  app.use(skipWhenNothingToValidate(withSecurity(validator, [authenticate(services.auth, apiSpec), textRule]), apiSpec));
-  app.use(afterValidation);
 
-  // GET /user/me is the hottest route: first, so it skips walking the other routers. It only
-  // has exact /user/me routes, so it shadows nothing; it must stay before /user/:user.
-  app.use(meRoutes(services.users, services.groups));
-  app.use(healthRoutes(db, availability));
-  app.use(sessionRoutes(services.auth, { secure: config.cookieSecure }, ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock)));
-  app.use(passwordRoutes(services.passwords, ipThrottle('password_reset', config.throttleIpPerMinute, rateLimits, clock)));
-  app.use(tokenRoutes(services.tokens, services.users));
-  app.use(settingsRoutes(services.settings, services.users));
-  app.use(revokeRoutes(services.tokens));
-  app.use(groupRoutes(services.groups));
-  app.use(userRoutes(services.users, services.groups));
-  app.use(rpcRoutes(services.rpc, services.auth, log));
-
-  app.use((_req, _res, next) => next(new NotFoundError('Route Not Found')));
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', config.trustProxy);
+  app.use(requestLogger(log));
+  app.use(route(table));
+  app.use(readBody(config.bodyLimit));
+  app.use(enforcePolicy(services.auth));
+  app.use(textRule);
+  app.use(validate(validator, config.validateResponses));
+  app.use(handlers);
   app.use(errorHandler(log, availability));
   return app;
 }

@@ -4,7 +4,7 @@ import { DataDirLockedError } from './db/data-dir-lock';
 import { migrateLatest } from './db/migrate';
 import { parseUserRef } from './domain/identifiers';
 import { parseRfc3339 } from './domain/timestamps';
-import { AppError } from './domain/errors';
+import { AppError, ValidationError } from './domain/errors';
 import { SCOPES, type Scope, type User } from './domain/types';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
@@ -53,7 +53,7 @@ async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
   const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
-  if (!line) throw new AppError(400, 'validation_failed', 'no password on standard input');
+  if (!line) throw new ValidationError('no password on standard input');
   return line;
 }
 
@@ -113,7 +113,7 @@ async function runCommand(command: string, values: CliValues, io: CliIo): Promis
         return 0;
       }
       case 'create-user': {
-        if (!values.email || !values.name) throw new AppError(400, 'validation_failed', 'create-user needs --email and --name');
+        if (!values.email || !values.name) throw new ValidationError('create-user needs --email and --name');
         const password = values['password-stdin'] ? await readPassword(io.stdin) : undefined;
         const user = await users.create(OPERATOR, { name: values.name, email: values.email, password, isAdmin: values.admin }, values['send-mail']);
         if (values['send-mail']) await container.outbox.runOnce();
@@ -122,26 +122,26 @@ async function runCommand(command: string, values: CliValues, io: CliIo): Promis
       }
       case 'create-token': {
         const who = values.email ?? values.user;
-        if (!who || !values.name) throw new AppError(400, 'validation_failed', 'create-token needs --email and --name');
+        if (!who || !values.name) throw new ValidationError('create-token needs --email and --name');
         const scopes = (values.scopes ?? 'api').split(',').map((x) => x.trim());
         if (!scopes.every((x): x is Scope => (SCOPES as readonly string[]).includes(x))) {
-          throw new AppError(400, 'validation_failed', `--scopes takes a comma-separated list of ${SCOPES.join(', ')}`);
+          throw new ValidationError(`--scopes takes a comma-separated list of ${SCOPES.join(', ')}`);
         }
         const expires = values.expires === undefined ? undefined : parseRfc3339(values.expires);
-        if (values.expires !== undefined && !expires) throw new AppError(400, 'validation_failed', '--expires takes an RFC 3339 time');
-        const owner = await users.resolveTarget(OPERATOR, who);
+        if (values.expires !== undefined && !expires) throw new ValidationError('--expires takes an RFC 3339 time');
+        const owner = await users.target(who);
         const { token, jwt } = await container.services.tokens.create(owner, { name: values.name, scopes, expires });
         io.stdout.write(`${JSON.stringify({ name: token.name, scopes: token.scopes, expires: token.expires.toISOString(), token: jwt })}\n`);
         return 0;
       }
       case 'passwd': {
-        if (!values.user) throw new AppError(400, 'validation_failed', 'passwd needs --user');
+        if (!values.user) throw new ValidationError('passwd needs --user');
         await passwords.setPassword(parseUserRef(values.user), await readPassword(io.stdin));
         io.stdout.write('password set\n');
         return 0;
       }
       case 'force-password-change': {
-        if (!values.user) throw new AppError(400, 'validation_failed', 'force-password-change needs --user');
+        if (!values.user) throw new ValidationError('force-password-change needs --user');
         await passwords.forcePasswordChange(parseUserRef(values.user));
         io.stdout.write('the user must change their password\n');
         return 0;

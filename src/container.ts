@@ -12,7 +12,6 @@ import { GroupService } from './services/group-service';
 import { PasswordHasher } from './services/password-hasher';
 import { PasswordLinks } from './services/password-links';
 import { PasswordService, RESET_JOB } from './services/password-service';
-import { RpcService } from './services/rpc-service';
 import { SettingsService } from './services/settings-service';
 import { TokenService } from './services/token-service';
 import { TokenSigner } from './services/token-signer';
@@ -26,7 +25,6 @@ export interface Services {
   tokens: TokenService;
   settings: SettingsService;
   groups: GroupService;
-  rpc: RpcService;
 }
 
 export interface Container {
@@ -94,7 +92,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
   const users = new UserService(stores, transact, hasher, links, clock, mail);
   const groups = new GroupService(stores);
-  const passwords = new PasswordService(stores, transact, hasher, links, users, clock, mail);
+  const passwords = new PasswordService(stores, transact, hasher, links, clock, mail);
   const services: Services = {
     auth: new AuthService(
       stores,
@@ -107,13 +105,12 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     ),
     users,
     passwords,
-    tokens: new TokenService(stores, transact, signer, clock, users, mail, {
+    tokens: new TokenService(stores, transact, signer, clock, mail, {
       apiDefaultMs: config.apiTokenTtlMs,
       apiMaxMs: config.apiTokenMaxTtlMs,
     }),
     settings: new SettingsService(stores, transact),
     groups,
-    rpc: new RpcService(users, groups, passwords),
   };
   const jobs = new JobRunner(stores.jobs, { [RESET_JOB]: (p) => services.passwords.sendResetLink(String(p.email)) }, clock, log, {
     pollIntervalMs: config.mailPollIntervalMs,

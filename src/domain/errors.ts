@@ -1,21 +1,44 @@
 import type { User } from './types';
 
+/** The contract's stable error codes (API.md §0). The HTTP layer maps each to its status. */
+export type ErrorCode =
+  | 'validation_failed'
+  | 'weak_password'
+  | 'wrong_password'
+  | 'invalid_token'
+  | 'unauthenticated'
+  | 'password_change_required'
+  | 'forbidden'
+  | 'not_found'
+  | 'user_deactivated'
+  | 'conflict'
+  | 'unsupported_media_type'
+  | 'payload_too_large'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'internal_error';
+
 export interface ErrorDetail {
   path: string;
   message: string;
 }
 
-/** A failure the client caused or may see; `code` is stable once published. */
+/**
+ * A failure the client caused or may see. `code` is stable once published; adapters (HTTP,
+ * JSON-RPC, the CLI) tell failures apart by class and code, never by message.
+ */
 export class AppError extends Error {
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly extra: {
       details?: ErrorDetail[];
-      /** The user a conflict is about; shown to admins only. */
+      /** The user a conflict or a 410 is about; shown to admins only. */
       user?: User;
-      headers?: Record<string, string>;
+      /** When to try again (rate_limited, unavailable). */
+      retryAfterSeconds?: number;
+      /** The limit that was reached (rate_limited). */
+      limit?: number;
     } = {},
   ) {
     super(message);
@@ -25,57 +48,103 @@ export class AppError extends Error {
 
 export class ValidationError extends AppError {
   constructor(message: string, details?: ErrorDetail[]) {
-    super(400, 'validation_failed', message, { details });
+    super('validation_failed', message, { details });
   }
 }
 
 export class WeakPasswordError extends AppError {
   constructor(message: string) {
-    super(400, 'weak_password', message);
+    super('weak_password', message);
+  }
+}
+
+export class WrongPasswordError extends AppError {
+  constructor() {
+    super('wrong_password', 'current password is wrong');
   }
 }
 
 export class InvalidTokenError extends AppError {
   constructor() {
-    super(400, 'invalid_token', 'The link is invalid, used or expired');
+    super('invalid_token', 'The link is invalid, used or expired');
   }
 }
 
 export class UnauthenticatedError extends AppError {
   constructor(message = 'Unauthorized') {
-    super(401, 'unauthenticated', message, { headers: { 'WWW-Authenticate': 'Bearer' } });
+    super('unauthenticated', message);
   }
 }
 
 export class PasswordChangeRequiredError extends AppError {
   constructor() {
-    super(401, 'password_change_required', 'Password change required', {
-      headers: { 'WWW-Authenticate': 'Bearer', Location: '/user/me/password' },
-    });
+    super('password_change_required', 'Password change required');
   }
 }
 
 export class ForbiddenError extends AppError {
   constructor(message = 'Forbidden') {
-    super(403, 'forbidden', message);
+    super('forbidden', message);
+  }
+}
+
+/** The token's scopes do not allow the call (an `api:read` token calling what writes). */
+export class ScopeError extends ForbiddenError {
+  constructor() {
+    super("the token's scopes do not allow this call");
+  }
+}
+
+/** A caller who is not a system admin named another user where only they themself may be named. */
+export class NotSelfError extends ForbiddenError {
+  constructor() {
+    super('only system admins may name another user');
+  }
+}
+
+/** The caller lacks a group permission the operation needs (and can read the group, else it is "not found"). */
+export class GroupPermissionError extends ForbiddenError {
+  constructor(readonly needed: string) {
+    super(`${needed} is required on this user group`);
   }
 }
 
 export class NotFoundError extends AppError {
   constructor(message = 'Not Found') {
-    super(404, 'not_found', message);
+    super('not_found', message);
+  }
+}
+
+/** No such (active, visible) user. */
+export class UserNotFoundError extends NotFoundError {
+  constructor() {
+    super('user not found');
+  }
+}
+
+/** No such user group, or one the caller cannot read. */
+export class GroupNotFoundError extends NotFoundError {
+  constructor() {
+    super('user group not found');
   }
 }
 
 export class ConflictError extends AppError {
   constructor(message: string, user?: User) {
-    super(409, 'conflict', message, { user });
+    super('conflict', message, { user });
+  }
+}
+
+/** Removing (or demoting) the last active system admin. */
+export class LastAdminError extends ConflictError {
+  constructor(user?: User) {
+    super('cannot remove the last active admin', user);
   }
 }
 
 export class UserDeactivatedError extends AppError {
   constructor(user: User) {
-    super(410, 'user_deactivated', 'user is deactivated', { user });
+    super('user_deactivated', 'user is deactivated', { user });
   }
 }
 
@@ -84,16 +153,34 @@ export const RETRY_AFTER_SECONDS = 2;
 
 export class UnavailableError extends AppError {
   constructor(message = 'Service unavailable') {
-    super(503, 'unavailable', message, { headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } });
+    super('unavailable', message, { retryAfterSeconds: RETRY_AFTER_SECONDS });
   }
 }
 
-/** `429`: too many attempts; `Retry-After` says when to try again. */
+/** Too many attempts; `retryAfterSeconds` says when to try again. */
 export class RateLimitedError extends AppError {
-  constructor(retryAfterSeconds: number, limit?: number) {
-    const wait = String(Math.max(1, retryAfterSeconds));
-    const headers: Record<string, string> = { 'Retry-After': wait };
-    if (limit !== undefined) Object.assign(headers, { 'RateLimit-Limit': String(limit), 'RateLimit-Remaining': '0', 'RateLimit-Reset': wait });
-    super(429, 'rate_limited', 'too many attempts; try again later', { headers });
+  constructor(retryAfterSeconds?: number, limit?: number) {
+    super('rate_limited', 'too many attempts; try again later', {
+      retryAfterSeconds: retryAfterSeconds === undefined ? undefined : Math.max(1, retryAfterSeconds),
+      limit,
+    });
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message = 'Content-Type must be application/json') {
+    super('unsupported_media_type', message);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor() {
+    super('payload_too_large', 'request body too large');
+  }
+}
+
+export class InternalError extends AppError {
+  constructor() {
+    super('internal_error', 'Internal Server Error');
   }
 }

@@ -1,8 +1,6 @@
 import { ValidationError } from './errors';
+import { EMAIL, UUID } from './rules';
 import type { UserRef } from './types';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
 export function isUuid(value: string): boolean {
   return UUID.test(value);
@@ -21,4 +19,14 @@ export function parseLoginUser(raw: string): UserRef | undefined {
   if (UUID.test(raw)) return { id: raw.toLowerCase() };
   if (EMAIL.test(raw)) return { email: raw };
   return undefined;
+}
+
+/**
+ * Whether `raw` names this user (a UUID, an email or Conch's `email=`, or, with `byName`, the
+ * user's name): no lookup, so it tells nothing about anyone else.
+ */
+export function namesUser(user: { id: string; email: string; name: string }, raw: string, byName = false): boolean {
+  if (UUID.test(raw)) return raw.toLowerCase() === user.id;
+  const email = raw.startsWith('email=') ? raw.slice('email='.length) : raw;
+  return email.toLowerCase() === user.email.toLowerCase() || (byName && raw === user.name);
 }

@@ -67,6 +67,9 @@ export interface NewUserInput {
   lastName?: string | null;
 }
 
+/** A user's settings: any JSON values but null, by key. */
+export type Settings = Record<string, unknown>;
+
 export interface Page<T> {
   items: T[];
   /** Opaque cursor for the next page, when more remain. */

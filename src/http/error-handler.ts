@@ -1,8 +1,60 @@
-import type { ErrorRequestHandler } from 'express';
+import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { DatabaseAvailability } from '../db/availability';
-import { AppError, ForbiddenError, NotFoundError, UnauthenticatedError, UnavailableError, ValidationError, type ErrorDetail } from '../domain/errors';
+import {
+  AppError,
+  ForbiddenError,
+  InternalError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthenticatedError,
+  UnavailableError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+  type ErrorCode,
+  type ErrorDetail,
+} from '../domain/errors';
 import { presentConflictUser } from './presenters';
+
+/** The HTTP status of each of the contract's error codes. */
+export const STATUS: Record<ErrorCode, number> = {
+  validation_failed: 400,
+  weak_password: 400,
+  invalid_token: 400,
+  unauthenticated: 401,
+  password_change_required: 401,
+  wrong_password: 403,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  user_deactivated: 410,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  unavailable: 503,
+};
+
+/** The headers an error's code calls for. */
+function setHeaders(res: Response, err: AppError): void {
+  switch (err.code) {
+    case 'unauthenticated':
+      res.set('WWW-Authenticate', 'Bearer');
+      break;
+    case 'password_change_required':
+      res.set({ 'WWW-Authenticate': 'Bearer', Location: '/user/me/password' });
+      break;
+    case 'rate_limited':
+    case 'unavailable': {
+      const wait = err.extra.retryAfterSeconds;
+      if (wait !== undefined) res.set('Retry-After', String(wait));
+      if (err.extra.limit !== undefined && wait !== undefined) {
+        res.set({ 'RateLimit-Limit': String(err.extra.limit), 'RateLimit-Remaining': '0', 'RateLimit-Reset': String(wait) });
+      }
+      break;
+    }
+  }
+}
 
 interface HttpishError {
   status?: number;
@@ -17,10 +69,10 @@ function translate(err: HttpishError): AppError | undefined {
     case 'entity.parse.failed':
       return new ValidationError('malformed JSON body', [{ path: '/body', message: 'is not valid JSON' }]);
     case 'entity.too.large':
-      return new AppError(413, 'payload_too_large', 'request body too large');
+      return new PayloadTooLargeError();
     case 'encoding.unsupported':
     case 'charset.unsupported':
-      return new AppError(415, 'unsupported_media_type', err.message ?? 'unsupported encoding');
+      return new UnsupportedMediaTypeError(err.message ?? 'unsupported encoding');
   }
   switch (err.status) {
     case 400: {
@@ -38,9 +90,9 @@ function translate(err: HttpishError): AppError | undefined {
     case 405:
       return new NotFoundError('Route Not Found');
     case 413:
-      return new AppError(413, 'payload_too_large', 'request body too large');
+      return new PayloadTooLargeError();
     case 415:
-      return new AppError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+      return new UnsupportedMediaTypeError();
   }
   return undefined;
 }
@@ -68,15 +120,15 @@ export function errorHandler(log: Logger, availability?: DatabaseAvailability): 
     if (res.headersSent) return next(err);
     const requestId = String(req.id ?? '');
     let appError = err instanceof AppError ? err : (translate((err ?? {}) as HttpishError) ?? fromDatabase(err, availability, log, requestId));
-    if (!appError || appError.status >= 500) {
-      if (!appError) log.error({ err, request_id: requestId }, 'unexpected error');
-      appError ??= new AppError(500, 'internal_error', 'Internal Server Error');
+    if (!appError) {
+      log.error({ err, request_id: requestId }, 'unexpected error');
+      appError = new InternalError();
     }
     const body: Record<string, unknown> = { error: appError.message, code: appError.code };
     if (appError.extra.details?.length) body.details = appError.extra.details;
     if (appError.extra.user) body.user = presentConflictUser(appError.extra.user);
     body.request_id = requestId;
-    if (appError.extra.headers) res.set(appError.extra.headers);
-    res.status(appError.status).json(body);
+    setHeaders(res, appError);
+    res.status(STATUS[appError.code]).json(body);
   };
 }

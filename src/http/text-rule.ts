@@ -1,18 +1,10 @@
 import { isUtf8 } from 'node:buffer';
 import type { NextFunction, Request, Response } from 'express';
-import { AppError, UnauthenticatedError, ValidationError, type ErrorDetail } from '../domain/errors';
+import { UnauthenticatedError, UnsupportedMediaTypeError, ValidationError, type ErrorDetail } from '../domain/errors';
 import { isText } from '../domain/text';
 
 /** JSON nested deeper than this is refused (API.md §0): `{"a": 1}` is one level. */
 export const MAX_JSON_DEPTH = 32;
-
-/**
- * How an operation answers input that breaks the text rule (`x-invalid-text` in openapi.yaml):
- * the default `400 validation_failed`; `/login`'s ordinary `401`; `/password/reset`'s ordinary
- * `202`; or `handler`, where the operation answers it itself (JSON-RPC's error envelope).
- */
-export const INVALID_TEXT_EXTENSION = 'x-invalid-text';
-type InvalidTextAnswer = 'validation_failed' | 'unauthenticated' | 'accepted' | 'handler';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -77,27 +69,23 @@ function findInvalidUrl(url: string): ErrorDetail | undefined {
  * answered by `textRule` as the operation says.
  */
 export function verifyUtf8(req: Request, _res: unknown, body: Buffer, encoding: string | null): void {
-  if (encoding && !/^utf-?8$/i.test(encoding)) throw new AppError(415, 'unsupported_media_type', 'JSON bodies are UTF-8');
+  if (encoding && !/^utf-?8$/i.test(encoding)) throw new UnsupportedMediaTypeError('JSON bodies are UTF-8');
   if (!isUtf8(body)) req.bodyNotUtf8 = true;
 }
 
 const NOT_UTF8: ErrorDetail = { path: '/body', message: 'is not valid UTF-8' };
 
-type Operation = Record<string, unknown>;
-
 /**
- * API.md §0's text rule for every operation of the spec, after the operation is matched and the
- * caller authenticated, before the request is validated: every string of the path, query and
- * body is UTF-8 text without NUL or lone surrogates, and JSON is at most 32 levels deep. What
- * breaks it is answered as the operation's `x-invalid-text` says.
+ * API.md §0's text rule for every operation of the spec, after the caller is authenticated and
+ * before the request is validated: every string of the path, query and body is UTF-8 text
+ * without NUL or lone surrogates, and JSON is at most 32 levels deep. What breaks it is answered
+ * as the operation's `x-invalid-text` says (the default: 400 validation_failed).
  */
 export function textRule(req: Request, res: Response, next: NextFunction): void {
-  const operation = (req as Request & { openapi?: { schema?: Operation } }).openapi?.schema;
-  if (!operation) return next();
   const problem =
     findInvalidUrl(req.originalUrl) ?? (req.bodyNotUtf8 ? NOT_UTF8 : undefined) ?? (req.body === undefined ? undefined : findInvalidJson(req.body));
   if (!problem) return next();
-  const answer = operation[INVALID_TEXT_EXTENSION] as InvalidTextAnswer | undefined;
+  const answer = req.operation!.invalidText;
   const tooDeep = problem.message.startsWith('is nested');
   if (tooDeep && answer !== 'handler') return next(new ValidationError('JSON is nested too deeply', [problem]));
   switch (answer) {

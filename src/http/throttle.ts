@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { rateLimit, type ClientRateLimitInfo, type Options, type Store } from 'express-rate-limit';
-import { AppError } from '../domain/errors';
+import { RateLimitedError } from '../domain/errors';
 import type { Clock } from '../domain/types';
 import type { RateLimitStore } from '../stores/rate-limit-store';
 
@@ -48,6 +48,6 @@ export function ipThrottle(name: string, perMinute: number, store: RateLimitStor
     standardHeaders: 'draft-6',
     legacyHeaders: false,
     store: new DatabaseStore(`${name}:`, store, clock),
-    handler: (_req, _res, next) => next(new AppError(429, 'rate_limited', 'too many requests; try again later')),
+    handler: (_req, _res, next) => next(new RateLimitedError()), // express-rate-limit has set Retry-After and RateLimit-*
   });
 }

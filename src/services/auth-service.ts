@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { ForbiddenError, RateLimitedError, UnauthenticatedError } from '../domain/errors';
+import { LOGIN_TOKEN_PREFIX } from '../domain/rules';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
 import type { LoginThrottlePolicy } from '../stores/login-throttle-store';
@@ -22,7 +23,6 @@ export interface TokenLifetimes {
   adminLoginMs: number;
 }
 
-const LOGIN_TOKEN_PREFIX = 'login_jwt_';
 
 export class AuthService {
   /** Tokens whose once-a-minute use record is being written by this process. */

@@ -1,6 +1,7 @@
-import { ForbiddenError, NotFoundError, UserDeactivatedError, ValidationError } from '../domain/errors';
+import { GroupNotFoundError, GroupPermissionError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
 import { rank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
 import { isUuid, parseUserRef } from '../domain/identifiers';
+import { isName, NAME_MAX } from '../domain/rules';
 import type { Page, User, UserRef } from '../domain/types';
 import type { Stores } from '../stores';
 import { decodeCursor, pageOf } from './cursor';
@@ -50,10 +51,10 @@ export class GroupService {
   /** The group named by `raw` (a UUID or a name), if the actor holds `needed` on it. */
   async access(actor: User, raw: string, needed: Needed): Promise<UserGroup> {
     const group = await this.find(raw);
-    if (!group) throw new NotFoundError('user group not found');
+    if (!group) throw new GroupNotFoundError();
     const held = rank((await this.permission(actor, group)).permission);
-    if (held < rank('usergroup.read')) throw new NotFoundError('user group not found');
-    if (held < rank(needed)) throw new ForbiddenError(`${needed} is required on this user group`);
+    if (held < rank('usergroup.read')) throw new GroupNotFoundError();
+    if (held < rank(needed)) throw new GroupPermissionError(needed);
     return group;
   }
 
@@ -83,14 +84,14 @@ export class GroupService {
     if (!actor.isAdmin && !('id' in ref)) {
       if ('email' in ref ? ref.email.toLowerCase() === actor.email.toLowerCase() : ref.name === actor.name) return actor;
       const shown = within ? await this.stores.groups.findShownUser(within.id, ref) : undefined;
-      if (!shown) throw new NotFoundError('user not found');
+      if (!shown) throw new UserNotFoundError();
       return shown;
     }
     const user = 'name' in ref ? await this.stores.users.findActiveByName(ref.name) : await this.stores.users.findByRef(ref);
-    if (!user) throw new NotFoundError('user not found');
+    if (!user) throw new UserNotFoundError();
     if (user.deactivated) {
       if (actor.isAdmin) throw new UserDeactivatedError(user);
-      throw new NotFoundError('user not found');
+      throw new UserNotFoundError();
     }
     return user;
   }
@@ -106,8 +107,8 @@ export class GroupService {
     return this.stores.groups.list({ limit: 1_000_000, readableBy: actor.isAdmin ? undefined : actor.id });
   }
 
+  /** Only system admins create groups: the operation's policy (createUserGroup, create_user_group) says so. */
   async create(actor: User, input: NewGroupInput, naming: UserNaming = 'strict'): Promise<UserGroup> {
-    if (!actor.isAdmin) throw new ForbiddenError('only system admins create user groups');
     checkName(input.name);
     const owner = input.owner === undefined ? actor : await this.user(actor, input.owner, naming, undefined);
     return this.stores.groups.insert({ name: input.name, description: input.description ?? '', active: input.active ?? true, ownerId: owner.id });
@@ -137,7 +138,7 @@ export class GroupService {
   async delete(actor: User, raw: string): Promise<UserGroup> {
     const group = await this.access(actor, raw, 'usergroup.admin');
     // Of concurrent deletes, one deletes; the others find it gone.
-    if (!(await this.stores.groups.delete(group.id))) throw new NotFoundError('user group not found');
+    if (!(await this.stores.groups.delete(group.id))) throw new GroupNotFoundError();
     return group;
   }
 
@@ -204,6 +205,6 @@ export class GroupService {
 }
 
 function checkName(name: string): void {
-  if (name.trim() !== name || name.length === 0) throw new ValidationError('user group names have no leading or trailing white space');
+  if (!isName(name)) throw new ValidationError(`user group names are 1 to ${NAME_MAX} characters with no leading or trailing white space`, [{ path: '/body/name', message: 'is not a name' }]);
 }
 

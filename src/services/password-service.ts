@@ -1,10 +1,9 @@
-import { AppError, InvalidTokenError, NotFoundError, ValidationError } from '../domain/errors';
+import { InvalidTokenError, UserNotFoundError, ValidationError, WrongPasswordError } from '../domain/errors';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import { passwordChangedMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
 import type { PasswordHasher } from './password-hasher';
 import { hashLinkToken, type PasswordLinks } from './password-links';
-import type { UserService } from './user-service';
 
 /** Which tokens a password change ends: none, the login tokens (the default), or all. */
 export type ClearTokens = 'none' | 'login_only' | 'all';
@@ -14,12 +13,6 @@ const RESET_REQUEST_INTERVAL_MS = 60_000;
 
 /** The background job that answers a forgot-password request. */
 export const RESET_JOB = 'password_reset';
-
-export class WrongPasswordError extends AppError {
-  constructor() {
-    super(403, 'wrong_password', 'current password is wrong');
-  }
-}
 
 async function endTokens(s: Stores, userId: string, clear: ClearTokens): Promise<void> {
   if (clear !== 'none') await s.tokens.deleteForUser(userId, clear === 'all' ? undefined : 'login');
@@ -31,7 +24,6 @@ export class PasswordService {
     private readonly transact: Transactor,
     private readonly hasher: PasswordHasher,
     private readonly links: PasswordLinks,
-    private readonly users: UserService,
     private readonly clock: Clock,
     private readonly mail: MailSettings,
   ) {}
@@ -64,8 +56,7 @@ export class PasswordService {
    * `DELETE /user/:user/password`: the password stops working at once, the user must change it,
    * the named tokens end, and (with mail on) a single-use reset link is mailed.
    */
-  async adminReset(actor: User, rawRef: string, clear: ClearTokens, sendMail: boolean): Promise<void> {
-    const target = await this.users.resolveTarget(actor, rawRef);
+  async adminReset(target: User, clear: ClearTokens, sendMail: boolean): Promise<void> {
     await this.transact(async (s) => {
       await s.users.setPassword(target.id, null, true);
       await s.passwordTokens.deleteForUser(target.id);
@@ -127,8 +118,7 @@ export class PasswordService {
    * policy applies, every reset link dies, the user's login tokens end, the forced-change flag
    * stays as it was, and the user gets the "password changed" notice (no secret in it).
    */
-  async setByAdmin(actor: User, target: User, password: string): Promise<void> {
-    this.users.requireAdmin(actor);
+  async setByAdmin(target: User, password: string): Promise<void> {
     this.hasher.checkPolicy(password);
     const passwordHash = await this.hasher.hash(password);
     await this.transact(async (s) => {
@@ -165,6 +155,6 @@ export class PasswordService {
 
 async function activeUser(s: Stores, ref: UserRef) {
   const user = await s.users.findByRef(ref);
-  if (!user || user.deactivated) throw new NotFoundError('no active user with that id or email');
+  if (!user || user.deactivated) throw new UserNotFoundError();
   return user;
 }

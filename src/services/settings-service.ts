@@ -1,7 +1,6 @@
 import { NotFoundError, ValidationError } from '../domain/errors';
-import type { User } from '../domain/types';
+import type { Settings, User } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
-import type { Settings } from '../stores/settings-store';
 
 export const MAX_SETTINGS = 256;
 export const MAX_SETTING_BYTES = 16 * 1024;

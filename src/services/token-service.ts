@@ -1,11 +1,10 @@
 import { NotFoundError, ValidationError } from '../domain/errors';
+import { LOGIN_TOKEN_PREFIX } from '../domain/rules';
 import type { Caller, Clock, Scope, Token, User } from '../domain/types';
 import { tokensRevokedMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
 import type { TokenSigner } from './token-signer';
-import type { UserService } from './user-service';
 
-export const RESERVED_TOKEN_PREFIX = 'login_jwt_';
 
 export interface NewApiToken {
   name: string;
@@ -26,7 +25,6 @@ export class TokenService {
     private readonly transact: Transactor,
     private readonly signer: TokenSigner,
     private readonly clock: Clock,
-    private readonly users: UserService,
     private readonly mail: MailSettings,
     private readonly lifetimes: { apiDefaultMs: number; apiMaxMs: number },
   ) {}
@@ -43,8 +41,8 @@ export class TokenService {
 
   /** Mints an API token; the JWT is returned this once and never stored. */
   async create(owner: User, input: NewApiToken): Promise<{ token: Token; jwt: string }> {
-    if (input.name.startsWith(RESERVED_TOKEN_PREFIX)) {
-      throw new ValidationError(`token names starting with ${RESERVED_TOKEN_PREFIX} are reserved`, [{ path: '/body/name', message: 'is reserved' }]);
+    if (input.name.startsWith(LOGIN_TOKEN_PREFIX)) {
+      throw new ValidationError(`token names starting with ${LOGIN_TOKEN_PREFIX} are reserved`, [{ path: '/body/name', message: 'is reserved' }]);
     }
     const now = this.clock.now();
     const latest = now.getTime() + this.lifetimes.apiMaxMs;
@@ -68,18 +66,6 @@ export class TokenService {
   async delete(owner: User, name: string): Promise<void> {
     const token = await this.get(owner, name);
     if (!(await this.stores.tokens.delete(token.id))) throw new NotFoundError('no such token');
-  }
-
-  async listFor(actor: User, rawRef: string): Promise<Token[]> {
-    return this.list(await this.users.resolveTarget(actor, rawRef));
-  }
-
-  async getFor(actor: User, rawRef: string, name: string): Promise<Token> {
-    return this.get(await this.users.resolveTarget(actor, rawRef), name);
-  }
-
-  async deleteFor(actor: User, rawRef: string, name: string): Promise<void> {
-    return this.delete(await this.users.resolveTarget(actor, rawRef), name);
   }
 
   /** The caller's live login sessions, the presented one marked. */
@@ -106,9 +92,5 @@ export class TokenService {
         await s.outbox.enqueue(tokensRevokedMail(this.mail, target, apiNames, revoked.length - apiNames.length));
       }
     });
-  }
-
-  async revokeFor(actor: User, rawRef: string, mode: RevokeMode, sendMail: boolean): Promise<void> {
-    return this.revoke(actor, await this.users.resolveTarget(actor, rawRef), mode, sendMail);
   }
 }

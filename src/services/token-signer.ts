@@ -1,7 +1,9 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { UUID_PATTERN } from '../domain/rules';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Claims name rows by the ids the service wrote: lowercase UUIDs only. */
+const UUID = new RegExp(UUID_PATTERN);
 const ALGORITHMS: jwt.Algorithm[] = ['HS256'];
 
 export interface TokenClaims {

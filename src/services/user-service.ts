@@ -1,5 +1,6 @@
-import { ConflictError, ForbiddenError, NotFoundError, UserDeactivatedError, ValidationError } from '../domain/errors';
+import { ConflictError, ForbiddenError, LastAdminError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
 import { parseUserRef } from '../domain/identifiers';
+import { RESERVED_USER_NAMES } from '../domain/rules';
 import type { Clock, NewUserInput, Page, User, UserChanges } from '../domain/types';
 import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
@@ -7,7 +8,6 @@ import { decodeCursor, pageOf } from './cursor';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordLinks } from './password-links';
 
-export const RESERVED_NAMES = new Set(['me']);
 
 export interface UserListFilters {
   limit: number;
@@ -35,26 +35,19 @@ export class UserService {
     private readonly mail: MailSettings,
   ) {}
 
-  /** Admin routes: non-admins are refused before the target is looked up, so nothing leaks. */
-  requireAdmin(actor: User): void {
-    if (!actor.isAdmin) throw new ForbiddenError('admin access required');
-  }
-
-  /** The target of an admin route; 404 when unknown, 410 when deactivated (unless allowed). */
-  async resolveTarget(actor: User, rawRef: string, options: { allowDeactivated?: boolean } = {}): Promise<User> {
-    this.requireAdmin(actor);
+  /**
+   * The user an admin operation names (`:user`: a UUID, an email or `email=`); 404 when unknown,
+   * 410 when deactivated (unless allowed). Who may name whom is the operations' policy, checked
+   * before this is called (http/policy.ts), so nothing about the target leaks to a refused caller.
+   */
+  async target(rawRef: string, options: { allowDeactivated?: boolean } = {}): Promise<User> {
     const user = await this.stores.users.findByRef(parseUserRef(rawRef));
-    if (!user) throw new NotFoundError('user not found');
+    if (!user) throw new UserNotFoundError();
     if (user.deactivated && !options.allowDeactivated) throw new UserDeactivatedError(user);
     return user;
   }
 
-  async getUser(actor: User, rawRef: string): Promise<User> {
-    return this.resolveTarget(actor, rawRef);
-  }
-
-  async list(actor: User, filters: UserListFilters): Promise<Page<User>> {
-    this.requireAdmin(actor);
+  async list(filters: UserListFilters): Promise<Page<User>> {
     const after = filters.cursor === undefined ? undefined : decodeCursor(filters.cursor);
     const rows = await this.stores.users.list({
       limit: filters.limit + 1,
@@ -67,7 +60,6 @@ export class UserService {
   }
 
   async create(actor: User, input: NewUserInput, sendMail: boolean): Promise<User> {
-    this.requireAdmin(actor);
     checkName(input.name);
     if (input.password !== undefined) this.hasher.checkPolicy(input.password);
     const passwordHash = input.password === undefined ? null : await this.hasher.hash(input.password);
@@ -109,13 +101,8 @@ export class UserService {
     );
   }
 
-  async updateByRef(actor: User, rawRef: string, changes: UserChanges, sendMail: boolean): Promise<User> {
-    return this.update(actor, await this.resolveTarget(actor, rawRef), changes, sendMail);
-  }
-
   /** Deactivates: no login, no tokens, no links, no group memberships or grants; the row stays. */
-  async deactivate(actor: User, rawRef: string): Promise<void> {
-    const target = await this.resolveTarget(actor, rawRef);
+  async deactivate(actor: User, target: User): Promise<void> {
     await this.transact(async (s) => {
       if (target.isAdmin) await assertNotLastAdmin(s, target, actor);
       // Of concurrent deactivations, one deactivates; the others find the user gone (410).
@@ -130,8 +117,7 @@ export class UserService {
    * Makes a deactivated user active again with no tokens and no usable password; an already
    * active user is answered as is, and nothing changes.
    */
-  async reactivate(actor: User, rawRef: string, sendMail: boolean): Promise<User> {
-    const target = await this.resolveTarget(actor, rawRef, { allowDeactivated: true });
+  async reactivate(actor: User, target: User, sendMail: boolean): Promise<User> {
     if (!target.deactivated) return target;
     return this.withConflictHolder(actor, target.name, target.email, target.id, () =>
       this.transact(async (s) => {
@@ -167,7 +153,7 @@ export class UserService {
 }
 
 function checkName(name: string): void {
-  if (RESERVED_NAMES.has(name)) throw new ValidationError(`the name "${name}" is reserved`, [{ path: '/body/name', message: 'is reserved' }]);
+  if (RESERVED_USER_NAMES.has(name)) throw new ValidationError(`the name "${name}" is reserved`, [{ path: '/body/name', message: 'is reserved' }]);
 }
 
 function changedFields(user: User, changes: UserChanges): (keyof UserChanges)[] {
@@ -181,7 +167,7 @@ function changedFields(user: User, changes: UserChanges): (keyof UserChanges)[] 
 async function assertNotLastAdmin(s: Stores, target: User, actor: User): Promise<void> {
   const admins = await s.users.lockActiveAdminIds();
   if (admins.length <= 1 && admins.includes(target.id)) {
-    throw new ConflictError('cannot remove the last active admin', actor.isAdmin ? target : undefined);
+    throw new LastAdminError(actor.isAdmin ? target : undefined);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { ConflictError, NotFoundError } from '../domain/errors';
+import { ConflictError, GroupNotFoundError } from '../domain/errors';
 import { permissionOfRank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
 import type { User } from '../domain/types';
 import { isForeignKeyViolation, isUniqueViolation } from './pg-errors';
@@ -93,7 +93,7 @@ async function orGone<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    if (isForeignKeyViolation(err)) throw new NotFoundError('user group not found');
+    if (isForeignKeyViolation(err)) throw new GroupNotFoundError();
     throw err;
   }
 }
@@ -140,7 +140,7 @@ export class KnexGroupStore implements GroupStore {
       throw err;
     }
     const updated = await this.findById(id);
-    if (!updated) throw new NotFoundError('user group not found'); // deleted meanwhile
+    if (!updated) throw new GroupNotFoundError(); // deleted meanwhile
     return updated;
   }
 

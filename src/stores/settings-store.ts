@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
-
-export type Settings = Record<string, unknown>;
+import type { Settings } from '../domain/types';
 
 export interface SettingsStore {
   all(userId: string): Promise<Settings>;

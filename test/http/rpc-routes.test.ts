@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ACCESS_DENIED } from '../../src/services/rpc-service';
+import { ACCESS_DENIED } from '../../src/rpc/errors';
 import { countRows, createTestApp, rawRequest, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 // RhodeCode's JSON-RPC at POST /_admin/api, checked against the REST view of the same data.

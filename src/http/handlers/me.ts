@@ -1,0 +1,24 @@
+import type { GroupService } from '../../services/group-service';
+import type { UserService } from '../../services/user-service';
+import { callerOf } from '../authenticate';
+import { flag } from '../flags';
+import type { Handlers } from '../mount';
+import { presentUserDetailed } from '../presenters';
+import { toUserChanges, type UpdateUserBody } from '../user-bodies';
+
+/** The caller's own account. */
+export function meHandlers(users: UserService, groups: GroupService): Handlers {
+  return {
+    getMe: async (req, res) => {
+      const { user, inGroups } = callerOf(req);
+      // The authentication query said whether there are memberships to look up.
+      res.json(presentUserDetailed(user, inGroups ? await groups.membershipsOf(user) : []));
+    },
+
+    updateMe: async (req, res) => {
+      const { user } = callerOf(req);
+      const updated = await users.update(user, user, toUserChanges(req.body as UpdateUserBody), flag(req.query.send_mail, true));
+      res.json(presentUserDetailed(updated, await groups.membershipsOf(updated)));
+    },
+  };
+}

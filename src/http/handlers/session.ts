@@ -1,0 +1,75 @@
+import type { RequestHandler, Response } from 'express';
+import { ValidationError } from '../../domain/errors';
+import { parseLoginUser } from '../../domain/identifiers';
+import type { UserRef } from '../../domain/types';
+import type { AuthService, LoginResult } from '../../services/auth-service';
+import type { TokenService } from '../../services/token-service';
+import { callerOf, lookupCaller, requestContext, SESSION_COOKIE } from '../authenticate';
+import type { Handlers } from '../mount';
+import { presentSession } from '../presenters';
+
+interface LoginBody {
+  email?: string;
+  user_id?: string;
+  user?: string;
+  password: string;
+  set_session?: boolean;
+}
+
+/** Logging in and out, refreshing, and the caller's login sessions. */
+export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie: { secure: boolean }, loginThrottle: RequestHandler): Handlers {
+  const cookieOptions = { httpOnly: true, sameSite: 'strict' as const, secure: cookie.secure, path: '/' };
+
+  const sendToken = (res: Response, result: LoginResult, setCookie: boolean) => {
+    res.set('Cache-Control', 'no-store');
+    res.set('Expires', result.expires.toUTCString());
+    if (setCookie) res.cookie(SESSION_COOKIE, result.jwt, { ...cookieOptions, expires: result.expires });
+    if (result.passwordChangeRequired) {
+      res.set('Location', '/user/me/password');
+      res.status(200).json({ jwt_token: result.jwt, password_change_required: true });
+    } else {
+      res.status(200).json({ jwt_token: result.jwt });
+    }
+  };
+
+  return {
+    login: [
+      loginThrottle,
+      async (req, res) => {
+        const body = req.body as LoginBody;
+        // The spec has checked that exactly one is given, and `email`'s format.
+        let ref: UserRef | undefined;
+        if (body.email !== undefined) ref = { email: body.email };
+        else if (body.user_id !== undefined) ref = { id: body.user_id };
+        else ref = parseLoginUser(body.user ?? '');
+        if (!ref) throw new ValidationError('user must be a UUID or an email address', [{ path: '/body/user', message: 'is neither a UUID nor an email address' }]);
+        sendToken(res, await auth.login(ref, body.password, requestContext(req)), body.set_session === true);
+      },
+    ],
+
+    logout: async (req, res) => {
+      const caller = await lookupCaller(req, auth).catch(() => undefined);
+      await auth.logout(caller);
+      res.clearCookie(SESSION_COOKIE, cookieOptions);
+      res.status(204).end();
+    },
+
+    refreshToken: async (req, res) => {
+      const caller = callerOf(req);
+      sendToken(res, await auth.refresh(caller, requestContext(req)), caller.via === 'cookie');
+    },
+
+    amILoggedIn: (_req, res) => {
+      res.status(204).end();
+    },
+
+    listMySessions: async (req, res) => {
+      res.json((await tokens.sessions(callerOf(req))).map(presentSession));
+    },
+
+    endMySession: async (req, res) => {
+      await tokens.endSession(callerOf(req), (req.params.id as string).toLowerCase());
+      res.status(204).end();
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { Request, Response } from 'express';
+import type { Settings } from '../../domain/types';
+import type { SettingsService } from '../../services/settings-service';
+import type { UserService } from '../../services/user-service';
+import type { Handlers } from '../mount';
+import { owner } from './users';
+
+/** Settings: the caller's (`/user/me/...`), and an admin's view of anyone's (`/user/{user}/...`). */
+export function settingsHandlers(settings: SettingsService, users: UserService): Handlers {
+  const ownerOf = owner(users);
+  const all = async (req: Request, res: Response) => {
+    res.json(await settings.all(await ownerOf(req)));
+  };
+  const replace = async (req: Request, res: Response) => {
+    await settings.replace(await ownerOf(req), req.body as Settings);
+    res.status(204).end();
+  };
+  const get = async (req: Request, res: Response) => {
+    const key = req.params.key as string;
+    res.json({ [key]: await settings.get(await ownerOf(req), key) });
+  };
+  const set = async (req: Request, res: Response) => {
+    await settings.set(await ownerOf(req), req.params.key as string, req.body as Settings);
+    res.status(204).end();
+  };
+  const remove = async (req: Request, res: Response) => {
+    await settings.delete(await ownerOf(req), req.params.key as string);
+    res.status(204).end();
+  };
+  return {
+    getMySettings: all,
+    getUserSettings: all,
+    replaceMySettings: replace,
+    replaceUserSettings: replace,
+    getMySetting: get,
+    getUserSetting: get,
+    setMySetting: set,
+    setUserSetting: set,
+    deleteMySetting: remove,
+    deleteUserSetting: remove,
+  };
+}

@@ -1,0 +1,59 @@
+import type { Request } from 'express';
+import type { User } from '../../domain/types';
+import type { GroupService } from '../../services/group-service';
+import type { UserService } from '../../services/user-service';
+import { callerOf } from '../authenticate';
+import { flag } from '../flags';
+import type { Handlers } from '../mount';
+import { linkNext, pageQuery } from '../paging';
+import { presentNewUser, presentUserDetailed, presentUserListItem } from '../presenters';
+import { toNewUser, toUserChanges, type NewUserBody, type UpdateUserBody } from '../user-bodies';
+
+/**
+ * The owner a `/user/me/...` or `/user/{user}/...` operation acts on: the caller, or the user
+ * `{user}` names (looked up only after the policy has let the caller through).
+ */
+export function owner(users: UserService): (req: Request) => Promise<User> {
+  return async (req) => (req.params.user === undefined ? callerOf(req).user : users.target(req.params.user as string));
+}
+
+/** User administration (system admins: the operations' policy). */
+export function userHandlers(users: UserService, groups: GroupService): Handlers {
+  const detailed = async (user: User) => presentUserDetailed(user, await groups.membershipsOf(user));
+  const target = (req: Request, options?: { allowDeactivated?: boolean }) => users.target(req.params.user as string, options);
+
+  return {
+    listUsers: async (req, res) => {
+      const q = req.query as Record<string, string | undefined>;
+      const includeDeactivated = flag(q.include_deactivated, false);
+      const { limit, cursor } = pageQuery(req);
+      const page = await users.list({ limit, cursor, q: q.q, isAdmin: q.is_admin === undefined ? undefined : flag(q.is_admin, false), includeDeactivated });
+      linkNext(req, res, page, limit);
+      res.json(page.items.map((u) => presentUserListItem(u, includeDeactivated)));
+    },
+
+    createUser: async (req, res) => {
+      const user = await users.create(callerOf(req).user, toNewUser(req.body as NewUserBody), flag(req.query.send_mail, true));
+      res.status(201).location(`/user/${user.id}`).json(presentNewUser(user));
+    },
+
+    getUser: async (req, res) => {
+      res.json(await detailed(await target(req)));
+    },
+
+    updateUser: async (req, res) => {
+      const updated = await users.update(callerOf(req).user, await target(req), toUserChanges(req.body as UpdateUserBody), flag(req.query.send_mail, true));
+      res.json(await detailed(updated));
+    },
+
+    deactivateUser: async (req, res) => {
+      await users.deactivate(callerOf(req).user, await target(req));
+      res.status(204).end();
+    },
+
+    reactivateUser: async (req, res) => {
+      const user = await users.reactivate(callerOf(req).user, await target(req, { allowDeactivated: true }), flag(req.query.send_mail, true));
+      res.json(await detailed(user));
+    },
+  };
+}
