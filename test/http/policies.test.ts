@@ -9,11 +9,12 @@ import { captureQueries, createTestApp, type TestApp, type TestUser } from '../h
 // Generated from openapi.yaml: every operation's x-policy (and every JSON-RPC method's
 // x-rpc-methods entry) is enforced before anything else, whoever wrote the handler.
 
-const spec = loadApiSpec() as unknown as Spec & { paths: Record<string, Record<string, Record<string, unknown>>> };
+type SpecOperation = Record<string, unknown>;
+const spec = loadApiSpec() as unknown as Spec & { paths: Record<string, Record<string, SpecOperation>> };
 const operations = Object.entries(spec.paths).flatMap(([path, item]) =>
   Object.entries(item)
     .filter(([method]) => ['get', 'post', 'put', 'delete'].includes(method))
-    .map(([method, op]) => ({ path, method: method.toUpperCase(), id: op.operationId as string, policy: parsePolicy(op['x-policy'], `${method} ${path}`) })),
+    .map(([method, op]) => ({ path, method: method.toUpperCase(), id: (op as SpecOperation).operationId as string, policy: parsePolicy((op as SpecOperation)['x-policy'], `${method} ${path}`) })),
 );
 const rpcPolicies = spec.paths['/_admin/api'].post['x-rpc-methods'] as Record<string, unknown>;
 const rpcMethods = Object.entries(rpcPolicies).map(([name, p]) => ({ name, policy: parsePolicy(p, name) }));
