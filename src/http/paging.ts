@@ -1,8 +1,7 @@
 import type { Request, Response } from 'express';
 import { ValidationError } from '../domain/errors';
+import { PAGE_LIMIT } from '../domain/rules';
 import type { Page } from '../domain/types';
-
-export const MAX_PAGE = 1000;
 
 /**
  * `limit` and `cursor` of a keyset-paginated list. The spec has checked them, but its integer
@@ -11,9 +10,9 @@ export const MAX_PAGE = 1000;
  */
 export function pageQuery(req: Request): { limit: number; cursor?: string } {
   const q = req.query as Record<string, string | number | undefined>;
-  const limit = q.limit === undefined ? 100 : Number(q.limit);
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-    throw new ValidationError(`limit must be a whole number from 1 to ${MAX_PAGE}`, [{ path: '/query/limit', message: `must be from 1 to ${MAX_PAGE}` }]);
+  const limit = q.limit === undefined ? PAGE_LIMIT.default : Number(q.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > PAGE_LIMIT.max) {
+    throw new ValidationError(`limit must be a whole number from 1 to ${PAGE_LIMIT.max}`, [{ path: '/query/limit', message: `must be from 1 to ${PAGE_LIMIT.max}` }]);
   }
   return { limit, cursor: q.cursor === undefined ? undefined : String(q.cursor) };
 }

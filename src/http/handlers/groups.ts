@@ -3,6 +3,7 @@ import { NotFoundError } from '../../domain/errors';
 import type { GroupPermission } from '../../domain/groups';
 import type { GroupService } from '../../services/group-service';
 import { callerOf } from '../authenticate';
+import { body } from '../bodies';
 import type { Handlers } from '../mount';
 import { linkNext, pageQuery } from '../paging';
 import { presentEffective, presentGroup, presentGroupDetailed, presentUser } from '../presenters';
@@ -11,7 +12,7 @@ import { presentEffective, presentGroup, presentGroupDetailed, presentUser } fro
 export function groupHandlers(groups: GroupService): Handlers {
   const actor = (req: Request) => callerOf(req).user;
   const group = (req: Request) => req.params.group as string;
-  const permission = (req: Request) => (req.body as { permission: GroupPermission }).permission;
+  const permission = (req: Request): GroupPermission => body(req, 'grantUserOnUserGroup').permission;
 
   return {
     listUserGroups: async (req, res) => {
@@ -22,7 +23,7 @@ export function groupHandlers(groups: GroupService): Handlers {
     },
 
     createUserGroup: async (req, res) => {
-      const created = await groups.create(actor(req), req.body);
+      const created = await groups.create(actor(req), body(req, 'createUserGroup'));
       res.status(201).location(`/user_group/${created.id}`).json(presentGroupDetailed(await groups.detailsOf(created)));
     },
 
@@ -31,7 +32,7 @@ export function groupHandlers(groups: GroupService): Handlers {
     },
 
     updateUserGroup: async (req, res) => {
-      const updated = await groups.update(actor(req), group(req), req.body);
+      const updated = await groups.update(actor(req), group(req), body(req, 'updateUserGroup'));
       res.json(presentGroupDetailed(await groups.detailsOf(updated)));
     },
 

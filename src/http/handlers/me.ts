@@ -1,10 +1,11 @@
 import type { GroupService } from '../../services/group-service';
 import type { UserService } from '../../services/user-service';
 import { callerOf } from '../authenticate';
+import { body, query } from '../bodies';
 import { flag } from '../flags';
 import type { Handlers } from '../mount';
 import { presentUserDetailed } from '../presenters';
-import { toUserChanges, type UpdateUserBody } from '../user-bodies';
+import { toUserChanges } from '../user-bodies';
 
 /** The caller's own account. */
 export function meHandlers(users: UserService, groups: GroupService): Handlers {
@@ -17,7 +18,7 @@ export function meHandlers(users: UserService, groups: GroupService): Handlers {
 
     updateMe: async (req, res) => {
       const { user } = callerOf(req);
-      const updated = await users.update(user, user, toUserChanges(req.body as UpdateUserBody), flag(req.query.send_mail, true));
+      const updated = await users.update(user, user, toUserChanges(body(req, 'updateMe')), flag(query(req, 'updateMe').send_mail, true));
       res.json(presentUserDetailed(updated, await groups.membershipsOf(updated)));
     },
   };

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import type { PasswordService } from '../../services/password-service';
 import type { UserService } from '../../services/user-service';
 import { callerOf } from '../authenticate';
+import { body, query } from '../bodies';
 import { clearTokens, flag } from '../flags';
 import type { Handlers } from '../mount';
 
@@ -11,26 +12,26 @@ export function passwordHandlers(passwords: PasswordService, users: UserService,
     requestPasswordReset: [
       resetThrottle,
       async (req, res) => {
-        await passwords.requestReset((req.body as { email: string }).email);
+        await passwords.requestReset(body(req, 'requestPasswordReset').email);
         res.status(202).end();
       },
     ],
 
     confirmPasswordReset: async (req, res) => {
-      const body = req.body as { token: string; password: string };
-      await passwords.confirmReset(body.token, body.password);
+      const { token, password } = body(req, 'confirmPasswordReset');
+      await passwords.confirmReset(token, password);
       res.status(204).end();
     },
 
     changeMyPassword: async (req, res) => {
-      const body = req.body as { password: string; current_password?: string };
-      await passwords.changeOwn(callerOf(req), body.password, body.current_password, clearTokens(req.query.clear_tokens, 'login_only'));
+      const { password, current_password } = body(req, 'changeMyPassword');
+      await passwords.changeOwn(callerOf(req), password, current_password, clearTokens(query(req, 'changeMyPassword').clear_tokens, 'login_only'));
       res.status(204).end();
     },
 
     resetUserPassword: async (req, res) => {
-      const sendMail = flag(req.query.send_mail ?? req.query.send_password_reset_mail, true);
-      await passwords.adminReset(await users.target(req.params.user as string), clearTokens(req.query.clear_tokens, 'login_only'), sendMail);
+      const q = query(req, 'resetUserPassword');
+      await passwords.adminReset(await users.target(req.params.user as string), clearTokens(q.clear_tokens, 'login_only'), flag(q.send_mail ?? q.send_password_reset_mail, true));
       res.status(204).end();
     },
   };

@@ -5,16 +5,9 @@ import type { UserRef } from '../../domain/types';
 import type { AuthService, LoginResult } from '../../services/auth-service';
 import type { TokenService } from '../../services/token-service';
 import { callerOf, lookupCaller, requestContext, SESSION_COOKIE } from '../authenticate';
+import { body } from '../bodies';
 import type { Handlers } from '../mount';
 import { presentSession } from '../presenters';
-
-interface LoginBody {
-  email?: string;
-  user_id?: string;
-  user?: string;
-  password: string;
-  set_session?: boolean;
-}
 
 /** Logging in and out, refreshing, and the caller's login sessions. */
 export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie: { secure: boolean }, loginThrottle: RequestHandler): Handlers {
@@ -36,14 +29,14 @@ export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie:
     login: [
       loginThrottle,
       async (req, res) => {
-        const body = req.body as LoginBody;
+        const login = body(req, 'login');
         // The spec has checked that exactly one is given, and `email`'s format.
         let ref: UserRef | undefined;
-        if (body.email !== undefined) ref = { email: body.email };
-        else if (body.user_id !== undefined) ref = { id: body.user_id };
-        else ref = parseLoginUser(body.user ?? '');
+        if (login.email !== undefined) ref = { email: login.email };
+        else if (login.user_id !== undefined) ref = { id: login.user_id };
+        else ref = parseLoginUser(login.user ?? '');
         if (!ref) throw new ValidationError('user must be a UUID or an email address', [{ path: '/body/user', message: 'is neither a UUID nor an email address' }]);
-        sendToken(res, await auth.login(ref, body.password, requestContext(req)), body.set_session === true);
+        sendToken(res, await auth.login(ref, login.password, requestContext(req)), login.set_session === true);
       },
     ],
 

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { Settings } from '../../domain/types';
 import type { SettingsService } from '../../services/settings-service';
 import type { UserService } from '../../services/user-service';
+import { body } from '../bodies';
 import type { Handlers } from '../mount';
 import { owner } from './users';
 
@@ -12,7 +13,7 @@ export function settingsHandlers(settings: SettingsService, users: UserService):
     res.json(await settings.all(await ownerOf(req)));
   };
   const replace = async (req: Request, res: Response) => {
-    await settings.replace(await ownerOf(req), req.body as Settings);
+    await settings.replace(await ownerOf(req), body(req, 'replaceMySettings') as Settings);
     res.status(204).end();
   };
   const get = async (req: Request, res: Response) => {
@@ -20,7 +21,7 @@ export function settingsHandlers(settings: SettingsService, users: UserService):
     res.json({ [key]: await settings.get(await ownerOf(req), key) });
   };
   const set = async (req: Request, res: Response) => {
-    await settings.set(await ownerOf(req), req.params.key as string, req.body as Settings);
+    await settings.set(await ownerOf(req), req.params.key as string, body(req, 'setMySetting') as Settings);
     res.status(204).end();
   };
   const remove = async (req: Request, res: Response) => {

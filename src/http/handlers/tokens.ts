@@ -1,10 +1,10 @@
 import type { Request, Response } from 'express';
 import { ValidationError } from '../../domain/errors';
 import { parseRfc3339 } from '../../domain/timestamps';
-import type { Scope } from '../../domain/types';
 import type { TokenService } from '../../services/token-service';
 import type { UserService } from '../../services/user-service';
 import { callerOf } from '../authenticate';
+import { body, query } from '../bodies';
 import { flag, revokeMode } from '../flags';
 import type { Handlers } from '../mount';
 import { presentNewToken, presentToken } from '../presenters';
@@ -33,12 +33,12 @@ export function tokenHandlers(tokens: TokenService, users: UserService): Handler
     deleteUserToken: remove,
 
     createMyToken: async (req, res) => {
-      const body = req.body as { name: string; scopes?: Scope[]; expires?: string };
-      const expires = body.expires === undefined ? undefined : parseRfc3339(body.expires);
-      if (body.expires !== undefined && !expires) throw new ValidationError('expires is not an RFC 3339 time', [{ path: '/body/expires', message: 'is not a real moment' }]);
+      const input = body(req, 'createMyToken');
+      const expires = input.expires === undefined ? undefined : parseRfc3339(input.expires);
+      if (input.expires !== undefined && !expires) throw new ValidationError('expires is not an RFC 3339 time', [{ path: '/body/expires', message: 'is not a real moment' }]);
       const { token, jwt } = await tokens.create(callerOf(req).user, {
-        name: body.name,
-        scopes: body.scopes ? [...new Set(body.scopes)] : undefined,
+        name: input.name,
+        scopes: input.scopes ? [...new Set(input.scopes)] : undefined,
         expires,
       });
       res.set('Cache-Control', 'no-store');
@@ -47,13 +47,14 @@ export function tokenHandlers(tokens: TokenService, users: UserService): Handler
 
     revokeMyTokens: async (req, res) => {
       const { user } = callerOf(req);
-      await tokens.revoke(user, user, revokeMode(req.query.login_only, req.query.api_only), false);
+      const q = query(req, 'revokeMyTokens');
+      await tokens.revoke(user, user, revokeMode(q.login_only, q.api_only), false);
       res.status(204).end();
     },
 
     revokeUserTokens: async (req, res) => {
-      const mode = revokeMode(req.query.login_only, req.query.api_only);
-      await tokens.revoke(callerOf(req).user, await ownerOf(req), mode, flag(req.query.send_mail, true));
+      const q = query(req, 'revokeUserTokens');
+      await tokens.revoke(callerOf(req).user, await ownerOf(req), revokeMode(q.login_only, q.api_only), flag(q.send_mail, true));
       res.status(204).end();
     },
   };

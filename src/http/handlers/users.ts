@@ -3,11 +3,12 @@ import type { User } from '../../domain/types';
 import type { GroupService } from '../../services/group-service';
 import type { UserService } from '../../services/user-service';
 import { callerOf } from '../authenticate';
+import { body, query } from '../bodies';
 import { flag } from '../flags';
 import type { Handlers } from '../mount';
 import { linkNext, pageQuery } from '../paging';
 import { presentNewUser, presentUserDetailed, presentUserListItem } from '../presenters';
-import { toNewUser, toUserChanges, type NewUserBody, type UpdateUserBody } from '../user-bodies';
+import { toNewUser, toUserChanges } from '../user-bodies';
 
 /**
  * The owner a `/user/me/...` or `/user/{user}/...` operation acts on: the caller, or the user
@@ -24,7 +25,7 @@ export function userHandlers(users: UserService, groups: GroupService): Handlers
 
   return {
     listUsers: async (req, res) => {
-      const q = req.query as Record<string, string | undefined>;
+      const q = query(req, 'listUsers');
       const includeDeactivated = flag(q.include_deactivated, false);
       const { limit, cursor } = pageQuery(req);
       const page = await users.list({ limit, cursor, q: q.q, isAdmin: q.is_admin === undefined ? undefined : flag(q.is_admin, false), includeDeactivated });
@@ -33,7 +34,7 @@ export function userHandlers(users: UserService, groups: GroupService): Handlers
     },
 
     createUser: async (req, res) => {
-      const user = await users.create(callerOf(req).user, toNewUser(req.body as NewUserBody), flag(req.query.send_mail, true));
+      const user = await users.create(callerOf(req).user, toNewUser(body(req, 'createUser')), flag(query(req, 'createUser').send_mail, true));
       res.status(201).location(`/user/${user.id}`).json(presentNewUser(user));
     },
 
@@ -42,7 +43,7 @@ export function userHandlers(users: UserService, groups: GroupService): Handlers
     },
 
     updateUser: async (req, res) => {
-      const updated = await users.update(callerOf(req).user, await target(req), toUserChanges(req.body as UpdateUserBody), flag(req.query.send_mail, true));
+      const updated = await users.update(callerOf(req).user, await target(req), toUserChanges(body(req, 'updateUser')), flag(query(req, 'updateUser').send_mail, true));
       res.json(await detailed(updated));
     },
 
@@ -52,7 +53,7 @@ export function userHandlers(users: UserService, groups: GroupService): Handlers
     },
 
     reactivateUser: async (req, res) => {
-      const user = await users.reactivate(callerOf(req).user, await target(req, { allowDeactivated: true }), flag(req.query.send_mail, true));
+      const user = await users.reactivate(callerOf(req).user, await target(req, { allowDeactivated: true }), flag(query(req, 'reactivateUser').send_mail, true));
       res.json(await detailed(user));
     },
   };
