@@ -8,6 +8,7 @@ import * as createUserGroups from './20261122163000_create_user_groups';
 import * as createLoginThrottle from './20261130120000_create_login_throttle';
 import * as createRateLimits from './20261130120100_create_rate_limits';
 import * as createBackgroundJobs from './20261130120200_create_background_jobs';
+import * as createListIndexes from './20261130220000_create_list_indexes';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -20,4 +21,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261130120000_create_login_throttle', migration: createLoginThrottle },
   { name: '20261130120100_create_rate_limits', migration: createRateLimits },
   { name: '20261130120200_create_background_jobs', migration: createBackgroundJobs },
+  { name: '20261130220000_create_list_indexes', migration: createListIndexes },
 ];

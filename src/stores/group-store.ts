@@ -148,32 +148,47 @@ export class KnexGroupStore implements GroupStore {
     return (await this.db('user_groups').where('id', id).delete()) > 0;
   }
 
+  /**
+   * A page of groups in (name, id) order. A system admin's page walks the name index. A user's
+   * page is the union of four pages, one per way of reading a group (owner, member, direct grant,
+   * grant to an active group the user is a member of), each limited on its own, so that each can
+   * be read in the cheaper of two ways: by walking the groups in name order while the user can
+   * read most of them, or by fetching the few the user has and sorting them. One filter over the
+   * whole name index instead would read every group to find a user's last few.
+   */
   async list(query: GroupListQuery): Promise<UserGroup[]> {
-    const q = this.base();
-    if (query.readableBy) {
-      const u = query.readableBy;
-      q.where((w) =>
-        w
-          .where('user_groups.owner_id', u)
-          .orWhereExists((e) => e.select(this.db.raw('1')).from('user_group_members as m').whereRaw('m.group_id = user_groups.id').where('m.user_id', u))
-          .orWhereExists((e) =>
-            e.select(this.db.raw('1')).from('user_group_grants as gr').whereRaw('gr.group_id = user_groups.id').where('gr.grantee_user_id', u).whereNot('gr.permission', 'none'),
-          )
-          .orWhereExists((e) =>
-            e
-              .select(this.db.raw('1'))
-              .from('user_group_grants as gr')
-              .join('user_group_members as m', 'm.group_id', 'gr.grantee_group_id')
-              .join('user_groups as s', 's.id', 'gr.grantee_group_id')
-              .whereRaw('gr.group_id = user_groups.id')
-              .where('m.user_id', u)
-              .where('s.active', true)
-              .whereNot('gr.permission', 'none'),
-          ),
-      );
+    if (!query.readableBy) {
+      const q = this.base();
+      if (query.after) q.whereRaw('(user_groups.name collate "C", user_groups.id) > (? collate "C", ?::uuid)', [query.after.name, query.after.id]);
+      const rows = await q.orderByRaw('user_groups.name collate "C", user_groups.id').limit(query.limit);
+      return rows.map(toGroup);
     }
-    if (query.after) q.whereRaw('(user_groups.name collate "C", user_groups.id) > (? collate "C", ?::uuid)', [query.after.name, query.after.id]);
-    const rows = await q.orderByRaw('user_groups.name collate "C", user_groups.id').limit(query.limit);
+    const after = query.after ? 'and (g.name collate "C", g.id) > (cast(:afterName as text) collate "C", cast(:afterId as uuid))' : '';
+    const page = `${after} order by g.name collate "C", g.id limit :limit`;
+    const columns = 'g.id, g.name, g.description, g.active, g.owner_id, g.created';
+    const { rows } = await this.db.raw<{ rows: GroupRow[] }>(
+      `select readable.*, (select owner.name from users owner where owner.id = readable.owner_id) as owner_name
+         from (
+           (select ${columns} from user_groups g
+             where g.owner_id = :u ${page})
+           union
+           (select ${columns} from user_groups g
+             where exists (select 1 from user_group_members m where m.group_id = g.id and m.user_id = :u) ${page})
+           union
+           (select ${columns} from user_groups g
+             where exists (select 1 from user_group_grants gr
+                            where gr.group_id = g.id and gr.grantee_user_id = :u and gr.permission <> 'none') ${page})
+           union
+           (select ${columns} from user_groups g
+             where exists (select 1 from user_group_grants gr
+                             join user_group_members m on m.group_id = gr.grantee_group_id and m.user_id = :u
+                             join user_groups s on s.id = gr.grantee_group_id and s.active
+                            where gr.group_id = g.id and gr.permission <> 'none') ${page})
+         ) readable
+        order by readable.name collate "C", readable.id
+        limit :limit`,
+      { u: query.readableBy, limit: query.limit, ...(query.after ? { afterName: query.after.name, afterId: query.after.id } : {}) },
+    );
     return rows.map(toGroup);
   }
 

@@ -226,6 +226,16 @@ export class KnexUserStore implements UserStore {
     return Number(row?.count ?? 0);
   }
 
+  /**
+   * A page in (name collate "C", id) order. Its cost does not grow with the number of users as
+   * long as the planner can choose, from the statistics, between two ways of reading it (see
+   * migrations/20261130220000_create_list_indexes.ts): walking an index already in list order
+   * until the page is full (all active users, `include_deactivated`, `is_admin` either way, or a
+   * `q` that most users match), or, for a `q` that few users match, fetching the matches through
+   * the lower(name) and lower(email) pattern indexes (a BitmapOr of the two LIKE prefix ranges)
+   * and sorting them. A `q` matching a sizeable share of the users that all sit late in the name
+   * order is the case neither way bounds (see bench/README.md).
+   */
   async list(query: UserListQuery): Promise<User[]> {
     const q = this.db('users').select(USER_COLUMNS);
     if (!query.includeDeactivated) q.whereNull('deactivated');
