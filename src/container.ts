@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from './config';
 import { Housekeeping, LOGIN_FAILURES_REMEMBERED_MS } from './background/housekeeping';
@@ -50,6 +51,8 @@ export interface ContainerOptions {
   transport?: MailTransport;
   /** MAIL retry backoff; tests shorten it. */
   mailRetryBaseMs?: number;
+  /** The pool Knex runs on, for the hot path's prepared statements (without it they run through Knex). */
+  pool?: Pool;
 }
 
 export type ContainerConfig = Pick<
@@ -74,7 +77,7 @@ export type ContainerConfig = Pick<
 /** The one place that builds stores and services from a database handle. */
 export function createContainer(db: Knex, config: ContainerConfig, log: Logger, options: ContainerOptions = {}): Container {
   const clock = options.clock ?? systemClock;
-  const stores = createStores(db);
+  const stores = createStores(db, options.pool);
   const availability = new DatabaseAvailability(() => db.raw('select 1'), log);
   const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl) : new EmlFileTransport(config.mailOutboxDir));
   const outbox = new OutboxSender(stores.outbox, transport, clock, log, {

@@ -39,7 +39,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     if (!config.jwtSecrets.length && config.databaseUrl) {
       log.warn('JWT_SECRET is not set: using the secret kept in DATA_DIR; instances sharing this database must share it');
     }
-    const container = createContainer(database.knex, { ...config, jwtSecrets }, log);
+    const container = createContainer(database.knex, { ...config, jwtSecrets }, log, { pool: database.pool });
     return { config, database, container };
   } catch (err) {
     await database.close();

@@ -1,12 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import knex, { Knex } from 'knex';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 
 export interface Database {
   knex: Knex;
+  /** The connections, shared with Knex (its `connectionPool`): the hot path's prepared statements run on it directly. */
+  pool: pg.Pool;
   /** 'pglite' for the embedded database, 'postgres' for a server. */
   kind: 'pglite' | 'postgres';
   close(): Promise<void>;
@@ -19,7 +22,7 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** An already open PGlite (tests clone a migrated template). */
   pglite?: PGlite;
-  /** Knex's own warnings (a dead pool connection replaced, say) go here at debug level, not to the console. */
+  /** Knex's own warnings and the pool's idle-connection errors go here at debug level, not to the console. */
   log?: Logger;
 }
 
@@ -28,25 +31,42 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
   return { warn: debug, error: debug, deprecate: debug, debug };
 }
 
+/** Knex over a pg pool we own (its public `connectionPool` option), so both speak through the same connections. */
+function knexOver(pool: pg.Pool, log: Logger | undefined): Knex {
+  // An idle connection that dies (the server restarted) is dropped by the pool and replaced when
+  // next needed; without a listener the event would crash the process.
+  pool.on('error', (err) => log?.debug({ err: err.message }, 'an idle database connection closed'));
+  return knex({ client: 'pg', connectionPool: pool, log: knexLog(log) });
+}
+
 /**
- * One code path for both databases: Knex always uses the `pg` client. Without a URL it talks to
- * an embedded PGlite through PGlite's node-postgres adapter (one connection: PGlite is single
- * threaded). With a URL the pool opens all its connections at start and keeps them, so no SCRAM
- * handshake competes with bcrypt for the thread pool during a burst of logins.
+ * One code path for both databases: Knex always uses the `pg` client, over a `pg.Pool`. Without a
+ * URL the pool's one connection goes to an embedded PGlite, through PGlite's node-postgres adapter
+ * (PGlite is single threaded). With a URL the pool opens all its connections at start and keeps
+ * them (no idle timeout), so no SCRAM handshake competes with bcrypt for the thread pool during a
+ * burst of logins; a connection that dies is replaced when next needed.
  */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl) {
     const size = options.poolSize ?? 10;
-    const db = knex({
-      client: 'pg',
-      connection: options.databaseUrl,
-      pool: { min: size, max: size, idleTimeoutMillis: 2 ** 31 - 1 },
-      acquireConnectionTimeout: 10_000,
-      log: knexLog(options.log),
-    });
-    // Concurrent acquires make the pool open every connection now, not during a burst.
-    await Promise.all(Array.from({ length: size }, () => db.raw('select 1')));
-    return { knex: db, kind: 'postgres', close: () => db.destroy() };
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: size, idleTimeoutMillis: 0, connectionTimeoutMillis: 10_000 });
+    const db = knexOver(pool, options.log);
+    try {
+      const clients = await Promise.all(Array.from({ length: size }, () => pool.connect()));
+      for (const client of clients) client.release();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return {
+      knex: db,
+      pool,
+      kind: 'postgres',
+      close: async () => {
+        await db.destroy();
+        await pool.end();
+      },
+    };
   }
   let pglite = options.pglite;
   const owned = !pglite;
@@ -56,18 +76,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     pglite = await PGlite.create(dir);
   }
   const instance = pglite;
-  const db = knex({
-    client: 'pg',
-    connection: () => createPgConfig(instance) as unknown as Knex.PgConnectionConfig,
-    pool: { min: 1, max: 1 },
-    acquireConnectionTimeout: 60_000,
-    log: knexLog(options.log),
-  });
+  const pool = new pg.Pool({ ...(createPgConfig(instance) as unknown as pg.PoolConfig), max: 1, idleTimeoutMillis: 0 });
+  const db = knexOver(pool, options.log);
   return {
     knex: db,
+    pool,
     kind: 'pglite',
     close: async () => {
       await db.destroy();
+      await pool.end();
       if (owned) await instance.close();
     },
   };

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { Pool, QueryResultRow } from 'pg';
 
 /**
  * A statement of the hot path: SQL fixed at start (rendered by Knex once) and run as a named
@@ -22,21 +22,20 @@ export function prepare(name: string, query: Knex.Sql, placeholders: readonly un
 }
 
 /**
- * Runs a prepared statement on a connection of the Knex pool (or of the transaction `db` is
- * bound to) with pg directly. Knex's runner cost more per call than the statement's own driver
- * work, and these run on every authenticated request. The `query` event is still emitted, so
- * query logging and the tests' query counts see these statements as they see Knex's.
+ * Runs a prepared statement on the pool Knex itself uses (pg's public API: Knex's own runner cost
+ * more per call than the statement's driver work, and these run on every authenticated request).
+ * Without a pool (a store bound to a transaction) it runs through Knex, on the transaction's
+ * connection. Knex's `query` event is emitted either way, so query logging and the tests' query
+ * counts see these statements as they see Knex's.
  */
-export async function runPrepared<R extends QueryResultRow>(db: Knex, statement: PreparedStatement, values: unknown[]): Promise<R[]> {
-  if (db.listenerCount('query') > 0) db.emit('query', { sql: statement.text, bindings: values, name: statement.name });
-  const client = db.client as Knex.Client;
-  const connection = (await client.acquireConnection()) as PoolClient;
-  try {
-    const result: QueryResult<R> = await connection.query<R>({ name: statement.name, text: statement.text, values });
-    return result.rows;
-  } finally {
-    // Knex releases synchronously (a transaction's client keeps its connection) and returns a
-    // settled promise: waiting on it would only cost a turn of the microtask queue.
-    void client.releaseConnection(connection);
+export async function runPrepared<R extends QueryResultRow>(db: Knex, pool: Pool | undefined, statement: PreparedStatement, values: unknown[]): Promise<R[]> {
+  if (!pool) {
+    const bindings: unknown[] = [];
+    const sql = statement.text.replace(/\$(\d+)/g, (_m, n: string) => (bindings.push(values[Number(n) - 1]), '?'));
+    const { rows } = await db.raw<{ rows: R[] }>(sql, bindings as Knex.RawBinding[]);
+    return rows;
   }
+  if (db.listenerCount('query') > 0) db.emit('query', { sql: statement.text, bindings: values, name: statement.name });
+  const result = await pool.query<R>({ name: statement.name, text: statement.text, values });
+  return result.rows;
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { Pool } from 'pg';
 import { KnexGroupStore, type GroupStore } from './group-store';
 import { KnexJobStore, type JobStore } from './job-store';
 import { KnexLoginThrottleStore, type LoginThrottleStore } from './login-throttle-store';
@@ -21,10 +22,14 @@ export interface Stores {
   jobs: JobStore;
 }
 
-export function createStores(db: Knex): Stores {
+/**
+ * The stores over a database handle. `pool` (the pool Knex runs on) lets the hot path run its
+ * prepared statements directly; stores bound to a transaction go without it.
+ */
+export function createStores(db: Knex, pool?: Pool): Stores {
   return {
     users: new KnexUserStore(db),
-    tokens: new KnexTokenStore(db),
+    tokens: new KnexTokenStore(db, pool),
     passwordTokens: new KnexPasswordTokenStore(db),
     outbox: new KnexOutboxStore(db),
     settings: new KnexSettingsStore(db),

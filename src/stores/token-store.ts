@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { Pool } from 'pg';
 import { ConflictError } from '../domain/errors';
 import type { Scope, Token, TokenKind, User } from '../domain/types';
 import { prepare, runPrepared, type PreparedStatement } from '../db/prepared';
@@ -118,7 +119,10 @@ const REPLACE: PreparedStatement = {
 };
 
 export class KnexTokenStore implements TokenStore {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly pool?: Pool,
+  ) {}
 
   async insert(token: NewTokenRow): Promise<Token> {
     try {
@@ -142,7 +146,7 @@ export class KnexTokenStore implements TokenStore {
   }
 
   async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User; inGroups: boolean } | undefined> {
-    const [row] = await runPrepared<FindLiveRow>(this.db, findLiveStatement(this.db), [tokenId, userId, now, 1]);
+    const [row] = await runPrepared<FindLiveRow>(this.db, this.pool, findLiveStatement(this.db), [tokenId, userId, now, 1]);
     if (!row) return undefined;
     const token: Token = {
       id: row.t_id,
@@ -180,7 +184,7 @@ export class KnexTokenStore implements TokenStore {
   }
 
   async replace(oldTokenId: string, token: Omit<NewTokenRow, 'userId'>): Promise<Token | undefined> {
-    const [row] = await runPrepared<TokenRow>(this.db, REPLACE, [
+    const [row] = await runPrepared<TokenRow>(this.db, this.pool, REPLACE, [
       oldTokenId,
       token.kind,
       token.name,

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Express } from 'express';
 import type { Knex } from 'knex';
+import type { Pool } from 'pg';
 import supertest from 'supertest';
 import { loadApiSpec } from '../../src/api-spec';
 import { createApp } from '../../src/app';
@@ -41,6 +42,7 @@ export interface TestApp {
   knex: Knex;
   /** The database's URL on Postgres; undefined on PGlite. */
   databaseUrl?: string;
+  pool?: Pool;
   config: Config;
   container: Container;
   clock: TestClock;
@@ -99,12 +101,13 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const log = createLogger(config.logLevel, options.logDestination);
   const clock = new TestClock();
-  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100 });
+  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool });
   container.start();
   const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock });
   const testApp: TestApp = {
     app,
     knex: db.knex,
+    pool: db.pool,
     databaseUrl: db.url,
     config,
     container,
@@ -125,8 +128,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
 }
 
 /** A second handle on a test app's database: its own pool on Postgres; PGlite has one connection to share. */
-async function reopen(other: TestApp): Promise<{ knex: Knex; url?: string; close(): Promise<void> }> {
-  if (!other.databaseUrl) return { knex: other.knex, close: async () => undefined };
+async function reopen(other: TestApp): Promise<{ knex: Knex; pool?: Pool; url?: string; close(): Promise<void> }> {
+  if (!other.databaseUrl) return { knex: other.knex, pool: other.pool, close: async () => undefined };
   const db = await openDatabase({ databaseUrl: other.databaseUrl, poolSize: 4 });
   return { ...db, url: other.databaseUrl };
 }
