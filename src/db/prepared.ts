@@ -2,23 +2,14 @@ import type { Knex } from 'knex';
 import type { Pool, QueryResultRow } from 'pg';
 
 /**
- * A statement of the hot path: SQL fixed at start (rendered by Knex once) and run as a named
- * prepared statement, so each connection parses and plans it once rather than per request.
+ * A statement of the hot path, run as a named prepared statement, so each connection parses and
+ * plans it once rather than per request.
  */
 export interface PreparedStatement {
   /** Unique per SQL text: pg refuses one name for two texts on a connection. */
   readonly name: string;
   /** SQL with `$1`, `$2`... placeholders. */
   readonly text: string;
-}
-
-/** Renders a Knex query once into a prepared statement, checking its bindings are the expected placeholders. */
-export function prepare(name: string, query: Knex.Sql, placeholders: readonly unknown[]): PreparedStatement {
-  const native = query.toNative();
-  if (native.bindings.map(String).join() !== placeholders.map(String).join()) {
-    throw new Error(`${name}: bindings ${native.bindings.join()} are not ${placeholders.join()}`);
-  }
-  return { name, text: native.sql };
 }
 
 /**

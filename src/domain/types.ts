@@ -35,9 +35,12 @@ export interface Token {
 }
 
 /** Who is calling: the token presented and its (active) user, as read on this request. */
+/** What a request needs of the token it presents (the rest is not read on the hot path). */
+export type CallerToken = Pick<Token, 'id' | 'kind' | 'scopes' | 'lastUsed'>;
+
 export interface Caller {
   user: User;
-  token: Token;
+  token: CallerToken;
   /** Where the credential came from; refresh and logout renew or clear the cookie. */
   via: 'bearer' | 'cookie';
   /** Whether the user was a member of any user group when the token was checked. */

@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type RequestListener } from 'node:http';
 import { RETRY_AFTER_SECONDS } from '../domain/errors';
 import { requestIdOf } from './request-logger';
 
@@ -10,34 +10,63 @@ export interface DrainingServer {
    * passed first (the caller then decides what to cut).
    */
   drain(timeoutMs: number): Promise<boolean>;
-  /** Requests being handled now. */
+  /** Requests being handled now (those whose answer has not ended). */
   readonly inFlight: number;
+}
+
+interface Drain {
+  draining: boolean;
+  inFlight: number;
+  server?: http.Server;
+}
+
+const writeHead = http.ServerResponse.prototype.writeHead;
+const end = http.ServerResponse.prototype.end;
+
+/**
+ * A response's `writeHead` and `end`, shared by every response (one function each per server, set
+ * as own properties at the start of a request: Express replaces a response's prototype, so a
+ * subclass would not do): while draining, an answer's headers say `Connection: close`, so its
+ * connection ends with it, and once it has ended the server's idle connections are closed. Until
+ * a drain begins this costs a request two property stores, no listener and no closure.
+ */
+function responseHooks(state: Drain) {
+  return {
+    writeHead(this: http.ServerResponse, ...args: unknown[]) {
+      if (state.draining && !this.headersSent) this.setHeader('Connection', 'close');
+      return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+    },
+    end(this: http.ServerResponse, ...args: unknown[]) {
+      if (!this.writableEnded) {
+        state.inFlight--;
+        if (state.draining) setImmediate(() => state.server?.closeIdleConnections());
+      }
+      return (end as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+    },
+  };
 }
 
 /**
  * An HTTP server that shuts down without losing or cutting work (API.md §5). Once draining:
- * the listening socket is closed; idle keep-alive connections are closed; a response still in
+ * the listening socket is closed; idle keep-alive connections are closed; an answer still in
  * the making gets `Connection: close`, so its connection ends with it; a request that still
  * arrives on an open connection is answered `503 unavailable` with `Connection: close` and never
  * reaches the app, so nothing of it commits. Requests already in the app run to their end.
  */
 export function createDrainingServer(app: RequestListener): DrainingServer {
-  const inFlight = new Set<ServerResponse>();
-  let draining = false;
-
-  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-    if (draining) return refuse(req, res);
-    inFlight.add(res);
-    res.once('close', () => {
-      inFlight.delete(res);
-      // This response may have left a keep-alive connection idle: close it rather than wait for another request.
-      if (draining) setImmediate(() => server.closeIdleConnections());
-    });
+  const state: Drain = { draining: false, inFlight: 0 };
+  const hooks = responseHooks(state);
+  const server = http.createServer((req, res) => {
+    if (state.draining) return refuse(req, res);
+    state.inFlight++;
+    res.writeHead = hooks.writeHead as typeof res.writeHead;
+    res.end = hooks.end as typeof res.end;
     app(req, res);
   });
+  state.server = server;
 
   const drain = (timeoutMs: number): Promise<boolean> => {
-    draining = true;
+    state.draining = true;
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       timer.unref();
@@ -45,9 +74,6 @@ export function createDrainingServer(app: RequestListener): DrainingServer {
         clearTimeout(timer);
         resolve(true);
       });
-      for (const res of inFlight) {
-        if (!res.headersSent) res.setHeader('Connection', 'close');
-      }
       server.closeIdleConnections();
     });
   };
@@ -56,12 +82,12 @@ export function createDrainingServer(app: RequestListener): DrainingServer {
     server,
     drain,
     get inFlight() {
-      return inFlight.size;
+      return state.inFlight;
     },
   };
 }
 
-function refuse(req: IncomingMessage, res: ServerResponse): void {
+function refuse(req: IncomingMessage, res: http.ServerResponse): void {
   const requestId = requestIdOf(req);
   const body = JSON.stringify({ error: 'the service is shutting down; try again', code: 'unavailable', request_id: requestId });
   res.writeHead(503, {

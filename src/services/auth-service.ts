@@ -87,7 +87,6 @@ export class AuthService {
       try {
         if (await this.stores.tokens.touch(token.id, now, ctx.ip)) {
           token.lastUsed = now;
-          token.lastIpaddr = ctx.ip;
           user.lastSeen = now;
         }
       } finally {

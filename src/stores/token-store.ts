@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import type { Pool } from 'pg';
 import { ConflictError } from '../domain/errors';
-import type { Scope, Token, TokenKind, User } from '../domain/types';
-import { prepare, runPrepared, type PreparedStatement } from '../db/prepared';
+import type { CallerToken, Scope, Token, TokenKind, User } from '../domain/types';
+import { runPrepared, type PreparedStatement } from '../db/prepared';
 import { isUniqueViolation } from './pg-errors';
 import { USER_COLUMNS, toUser, type UserRow } from './user-store';
 
@@ -61,7 +61,7 @@ export interface NewTokenRow {
 export interface TokenStore {
   insert(token: NewTokenRow): Promise<Token>;
   /** The hot path: one indexed query for a live token of an active user. */
-  findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User; inGroups: boolean } | undefined>;
+  findLive(tokenId: string, userId: string, now: Date): Promise<{ token: CallerToken; user: User; inGroups: boolean } | undefined>;
   /** Records use (token and user) at most once a minute, in one write statement; returns whether it wrote. */
   touch(tokenId: string, at: Date, ip: string | null): Promise<boolean>;
   /**
@@ -80,33 +80,33 @@ export interface TokenStore {
   deleteExpiredByName(userId: string, name: string, now: Date): Promise<void>;
 }
 
-/** findLive's row: the token's columns prefixed `t_`, then the user's as they are. */
-type FindLiveRow = UserRow & { [K in keyof TokenRow as `t_${K}`]: TokenRow[K] } & { in_groups: boolean };
+/** findLive's row: the few token columns a caller needs, prefixed `t_`, then the user's. */
+interface FindLiveRow extends Omit<UserRow, 'deactivated'> {
+  t_id: string;
+  t_kind: TokenKind;
+  t_scopes: Scope[];
+  t_last_used: Date | null;
+  in_groups: boolean;
+}
 
 /**
- * findLive runs on every authenticated request: its SQL is rendered by Knex once per process
- * and run as a prepared statement (see db/prepared.ts). Its values are tokenId, userId, now and
- * the limit, in that order.
+ * findLive runs on every authenticated request, as a prepared statement (see db/prepared.ts):
+ * the token row by its id and user, unexpired, joined to its active user, with only the columns
+ * a caller needs (each column costs the driver a parse on every request). Its values are the
+ * token id, the user id and now.
  */
-let findLiveRendered: PreparedStatement | undefined;
-/** Exported for the benchmark's baseline, which must run the very same query. */
-export function findLiveStatement(db: Knex): PreparedStatement {
-  findLiveRendered ??= prepare(
-    'token_find_live',
-    db('user_tokens')
-      .join('users', 'users.id', 'user_tokens.user_id')
-      .select([...TOKEN_COLUMNS.map((c) => `${c} as t_${c.slice('user_tokens.'.length)}`), ...USER_COLUMNS])
-      // An index probe, so that GET /user/me asks for memberships only of users who have some.
-      .select(db.raw('exists (select 1 from user_group_members where user_group_members.user_id = users.id) as in_groups'))
-      .where('user_tokens.id', 'tokenId')
-      .where('user_tokens.user_id', 'userId')
-      .where('user_tokens.expires', '>', 'now')
-      .whereNull('users.deactivated')
-      .first()
-      .toSQL(),
-    ['tokenId', 'userId', 'now', 1],
-  );
-  return findLiveRendered;
+const FIND_LIVE: PreparedStatement = {
+  name: 'token_find_live',
+  text: `select t.id as t_id, t.kind as t_kind, t.scopes as t_scopes, t.last_used as t_last_used,
+      ${USER_COLUMNS.filter((c) => c !== 'users.deactivated').join(', ')},
+      exists (select 1 from user_group_members where user_group_members.user_id = users.id) as in_groups
+    from user_tokens t join users on users.id = t.user_id
+    where t.id = $1 and t.user_id = $2 and t.expires > $3 and users.deactivated is null`,
+};
+
+/** Exported for the benchmark, which may run the very same query. */
+export function findLiveStatement(): PreparedStatement {
+  return FIND_LIVE;
 }
 
 /** Refresh swaps tokens with this on every call, so it is prepared too. */
@@ -145,22 +145,14 @@ export class KnexTokenStore implements TokenStore {
     }
   }
 
-  async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: Token; user: User; inGroups: boolean } | undefined> {
-    const [row] = await runPrepared<FindLiveRow>(this.db, this.pool, findLiveStatement(this.db), [tokenId, userId, now, 1]);
+  async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: CallerToken; user: User; inGroups: boolean } | undefined> {
+    const [row] = await runPrepared<FindLiveRow>(this.db, this.pool, FIND_LIVE, [tokenId, userId, now]);
     if (!row) return undefined;
-    const token: Token = {
-      id: row.t_id,
-      userId: row.t_user_id,
-      kind: row.t_kind,
-      name: row.t_name,
-      scopes: row.t_scopes,
-      created: row.t_created,
-      expires: row.t_expires,
-      lastUsed: row.t_last_used,
-      lastIpaddr: row.t_last_ipaddr,
-      userAgent: row.t_user_agent,
+    return {
+      token: { id: row.t_id, kind: row.t_kind, scopes: row.t_scopes, lastUsed: row.t_last_used },
+      user: toUser({ ...row, deactivated: null }),
+      inGroups: row.in_groups,
     };
-    return { token, user: toUser(row), inGroups: row.in_groups };
   }
 
   async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {

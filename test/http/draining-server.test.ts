@@ -133,3 +133,22 @@ describe('the draining server', () => {
     expect((await pending).status).toBe(200);
   });
 });
+
+describe('the draining server in front of Express', () => {
+  it('still marks an answer in flight Connection: close (Express swaps the response prototype)', async () => {
+    const express = (await import('express')).default;
+    const waiting: (() => void)[] = [];
+    const app = express();
+    app.get('/slow', (_req, res) => {
+      waiting.push(() => res.json({ done: true }));
+    });
+    const { drained, port } = await serve(app as unknown as http.RequestListener);
+    const pending = request(port, new http.Agent({ keepAlive: true }), '/slow');
+    await until(() => waiting.length === 1);
+    const done = drained.drain(5_000);
+    waiting[0]();
+    const answered = await pending;
+    expect([answered.status, answered.headers.connection, answered.body]).toEqual([200, 'close', '{"done":true}']);
+    expect(await done).toBe(true);
+  });
+});

@@ -37,7 +37,7 @@ describe('GET /user/me', () => {
     await t.http().get('/user/me').set(bearer(u.jwt)).expect(200); // the once-a-minute last_used write
     const statements = await captureQueries(t.knex, () => t.http().get('/user/me').set(bearer(u.jwt)).expect(200));
     expect(statements).toHaveLength(1);
-    expect(statements[0]).toMatch(/^select .* from "user_tokens" inner join "users"/);
+    expect(statements[0]).toMatch(/^select [^]* from user_tokens t join users /);
   });
 
   it('needs a token', async () => {
