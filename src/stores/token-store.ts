@@ -145,14 +145,16 @@ export class KnexTokenStore implements TokenStore {
     }
   }
 
-  async findLive(tokenId: string, userId: string, now: Date): Promise<{ token: CallerToken; user: User; inGroups: boolean } | undefined> {
-    const [row] = await runPrepared<FindLiveRow>(this.db, this.pool, FIND_LIVE, [tokenId, userId, now]);
-    if (!row) return undefined;
-    return {
-      token: { id: row.t_id, kind: row.t_kind, scopes: row.t_scopes, lastUsed: row.t_last_used },
-      user: toUser({ ...row, deactivated: null }),
-      inGroups: row.in_groups,
-    };
+  findLive(tokenId: string, userId: string, now: Date): Promise<{ token: CallerToken; user: User; inGroups: boolean } | undefined> {
+    return runPrepared<FindLiveRow>(this.db, this.pool, FIND_LIVE, [tokenId, userId, now]).then(([row]) =>
+      row
+        ? {
+            token: { id: row.t_id, kind: row.t_kind, scopes: row.t_scopes, lastUsed: row.t_last_used },
+            user: toUser({ ...row, deactivated: null }),
+            inGroups: row.in_groups,
+          }
+        : undefined,
+    );
   }
 
   async touch(tokenId: string, at: Date, ip: string | null): Promise<boolean> {
