@@ -26,6 +26,27 @@ export interface DatabaseOptions {
   log?: Logger;
 }
 
+const TIMESTAMPTZ = 1184;
+const parseTimestamptzSlowly = pg.types.getTypeParser(TIMESTAMPTZ, 'text') as (value: string) => Date;
+
+/**
+ * timestamptz in the session time zone UTC (`2026-11-30 22:42:38.123456+00`, as both databases
+ * are told to send it) through the engine's own ISO parser: about twice as fast as pg's regular
+ * expression, and a page of 100 users has 400 of them. Anything else goes to pg's parser.
+ */
+export function parseTimestamptz(value: string): Date {
+  if (value.length >= 22 && value.charCodeAt(10) === 32 && value.endsWith('+00') && value.charCodeAt(4) === 45) {
+    return new Date(`${value.slice(0, 10)}T${value.slice(11, -3)}Z`);
+  }
+  return parseTimestamptzSlowly(value);
+}
+
+/** The pool's type parsers (pg's own, but for timestamptz). */
+const types = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+    oid === TIMESTAMPTZ && format !== 'binary' ? parseTimestamptz : pg.types.getTypeParser(oid, format ?? 'text'),
+} as pg.CustomTypesConfig;
+
 function knexLog(log: Logger | undefined): Knex.Config['log'] {
   const debug = (message: unknown) => log?.debug({ knex: String(message) }, 'knex');
   return { warn: debug, error: debug, deprecate: debug, debug };
@@ -49,7 +70,14 @@ function knexOver(pool: pg.Pool, log: Logger | undefined): Knex {
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl) {
     const size = options.poolSize ?? 10;
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: size, idleTimeoutMillis: 0, connectionTimeoutMillis: 10_000 });
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: size,
+      idleTimeoutMillis: 0,
+      connectionTimeoutMillis: 10_000,
+      options: '-c TimeZone=UTC',
+      types,
+    });
     const db = knexOver(pool, options.log);
     try {
       const clients = await Promise.all(Array.from({ length: size }, () => pool.connect()));
@@ -76,7 +104,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     pglite = await PGlite.create(dir);
   }
   const instance = pglite;
-  const pool = new pg.Pool({ ...(createPgConfig(instance) as unknown as pg.PoolConfig), max: 1, idleTimeoutMillis: 0 });
+  // PGlite's session time zone is UTC.
+  const pool = new pg.Pool({ ...(createPgConfig(instance) as unknown as pg.PoolConfig), max: 1, idleTimeoutMillis: 0, types });
   const db = knexOver(pool, options.log);
   return {
     knex: db,

@@ -1,0 +1,24 @@
+import { parseTimestamptz } from '../../src/db/database';
+import { openTestDatabase } from '../helpers/test-database';
+
+describe('timestamptz', () => {
+  it('parses what the databases send in UTC, and anything else as pg does', () => {
+    expect(parseTimestamptz('2026-11-30 22:42:38.123456+00').toISOString()).toBe('2026-11-30T22:42:38.123Z');
+    expect(parseTimestamptz('2026-11-30 22:42:38+00').toISOString()).toBe('2026-11-30T22:42:38.000Z');
+    expect(parseTimestamptz('2026-11-30 22:42:38.5+02').toISOString()).toBe('2026-11-30T20:42:38.500Z');
+    expect(parseTimestamptz('infinity') as unknown).toBe(Infinity); // pg's answer, as it is
+  });
+
+  it('comes back from the database as the instant it went in, to the millisecond', async () => {
+    const db = await openTestDatabase();
+    try {
+      const moments = [new Date('2026-11-30T22:42:38.123Z'), new Date('1999-12-31T23:59:59.999Z'), new Date('2027-06-01T00:00:00.000Z')];
+      for (const at of moments) {
+        const { rows } = await db.knex.raw<{ rows: { t: Date }[] }>('select ?::timestamptz as t', [at]);
+        expect(rows[0].t.toISOString()).toBe(at.toISOString());
+      }
+    } finally {
+      await db.close();
+    }
+  });
+});
