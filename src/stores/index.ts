@@ -28,7 +28,7 @@ export interface Stores {
  */
 export function createStores(db: Knex, pool?: Pool): Stores {
   return {
-    users: new KnexUserStore(db),
+    users: new KnexUserStore(db, pool),
     tokens: new KnexTokenStore(db, pool),
     passwordTokens: new KnexPasswordTokenStore(db),
     outbox: new KnexOutboxStore(db),

@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import type { Pool } from 'pg';
+import { runPrepared, type PreparedStatement } from '../db/prepared';
 import { ConflictError } from '../domain/errors';
 import type { User, UserChanges, UserRef, UserWithPassword } from '../domain/types';
 import { isUniqueViolation } from './pg-errors';
@@ -91,12 +93,25 @@ export interface UserStore {
   list(query: UserListQuery): Promise<User[]>;
 }
 
+type ListValue = 'isAdmin' | 'pattern' | 'afterName' | 'afterId' | 'limit';
+interface ListShape {
+  statement: PreparedStatement;
+  values: ListValue[];
+}
+/** Stand-ins for a list query's values while its shape is rendered. */
+const LIST_VALUE = { isAdmin: '\u0000isAdmin', pattern: '\u0000pattern', afterName: '\u0000afterName', afterId: '\u0000afterId' } as const;
+const LIST_LIMIT = 987_654_321;
+const listShapes = new Map<string, ListShape>();
+
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 export class KnexUserStore implements UserStore {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly pool?: Pool,
+  ) {}
 
   async findById(id: string): Promise<User | undefined> {
     const row = await this.db('users').select(USER_COLUMNS).where('id', id).first();
@@ -236,18 +251,48 @@ export class KnexUserStore implements UserStore {
    * and sorting them. A `q` matching a sizeable share of the users that all sit late in the name
    * order is the case neither way bounds (see bench/README.md).
    */
+  /**
+   * A page of users. Each shape of the query (which filters are given) is rendered by Knex once,
+   * so no query is built per request, and runs as a named prepared statement (Postgres plans it
+   * once per connection) unless it searches a prefix; the values are read from the query in the
+   * order the shape needs.
+   */
   async list(query: UserListQuery): Promise<User[]> {
-    const q = this.db('users').select(USER_COLUMNS);
-    if (!query.includeDeactivated) q.whereNull('deactivated');
-    if (query.isAdmin !== undefined) q.where('is_admin', query.isAdmin);
-    if (query.prefix) {
-      const pattern = `${escapeLike(query.prefix.toLowerCase())}%`;
-      q.where((w) => w.whereRaw('lower(name) like ?', [pattern]).orWhereRaw('lower(email) like ?', [pattern]));
-    }
-    if (query.after) {
-      q.whereRaw('(name collate "C", id) > (? collate "C", ?::uuid)', [query.after.name, query.after.id]);
-    }
-    const rows = await q.orderByRaw('name collate "C", id').limit(query.limit);
+    const shape = this.listShape(query);
+    const values: Record<ListValue, unknown> = {
+      isAdmin: query.isAdmin,
+      pattern: query.prefix ? `${escapeLike(query.prefix.toLowerCase())}%` : undefined,
+      afterName: query.after?.name,
+      afterId: query.after?.id,
+      limit: query.limit,
+    };
+    // A prefix search is planned afresh each time (unnamed, through Knex's connection): a prepared
+    // statement's generic plan cannot see the prefix, so it could not use the prefix indexes.
+    const rows = await runPrepared<UserRow>(this.db, query.prefix ? undefined : this.pool, shape.statement, shape.values.map((v) => values[v]));
     return rows.map(toUser);
   }
+
+  private listShape(query: UserListQuery): ListShape {
+    const key = `${query.includeDeactivated ? 'all' : 'active'}_${query.isAdmin === undefined ? 'any' : 'admin'}${query.prefix ? '_q' : ''}${query.after ? '_after' : ''}`;
+    let shape = listShapes.get(key);
+    if (!shape) {
+      // Rendered with each value's name in its place, then mapped back to the names.
+      const q = this.db('users').select(USER_COLUMNS);
+      if (!query.includeDeactivated) q.whereNull('deactivated');
+      if (query.isAdmin !== undefined) q.where('is_admin', LIST_VALUE.isAdmin);
+      if (query.prefix) {
+        q.where((w) => w.whereRaw('lower(name) like ?', [LIST_VALUE.pattern]).orWhereRaw('lower(email) like ?', [LIST_VALUE.pattern]));
+      }
+      if (query.after) {
+        q.whereRaw('(name collate "C", id) > (? collate "C", ?::uuid)', [LIST_VALUE.afterName, LIST_VALUE.afterId]);
+      }
+      const native = q.orderByRaw('name collate "C", id').limit(LIST_LIMIT).toSQL().toNative();
+      const names = native.bindings.map((b) => (b === LIST_LIMIT ? 'limit' : (Object.keys(LIST_VALUE) as (keyof typeof LIST_VALUE)[]).find((k) => LIST_VALUE[k] === b)));
+      if (names.some((n) => n === undefined)) throw new Error(`user list ${key}: unexpected bindings ${native.bindings.join()}`);
+      shape = { statement: { name: `user_list_${key}`, text: native.sql }, values: names as ListValue[] };
+      listShapes.set(key, shape);
+    }
+    return shape;
+  }
+
 }
