@@ -1,55 +1,74 @@
 'use strict';
 /**
- * `npm run bench`: load scenarios against the real service (dist/src/server.js) on a fresh
- * Postgres database, on loopback only. See bench/README.md for what each one measures.
+ * `npm run bench`: load scenarios against the real service (dist/src/server.js) on fresh Postgres
+ * databases, on loopback only. See bench/README.md for what each one measures.
  *
- *   user_me              GET /user/me with many tokens, service vs a minimal baseline (bench/baseline.js)
+ *   user_me              GET /user/me with 1000 users' tokens, service vs the floor (/work/shared/bench/floor-server.mjs)
+ *   user_list            GET /user?limit=100 by an admin, service vs the floor
  *   refresh              POST /refresh_token, each connection chaining the token it gets back
  *   login                POST /login at the configured bcrypt cost, against the bcrypt bound
  *   user_me_under_login  GET /user/me p99 at a light fixed rate while logins saturate the hash pool
  *   groups               GET /user_group/:g (1000 members, 50 granting groups) as a non-admin caller
+ *   list_at_scale        p50 of filtered user, group and member pages at 1 000 and at 1 000 000 users,
+ *                        on Postgres and on PGlite (bench/list-at-scale.js)
  *
  * Each scenario prints a table and PASS/FAIL against its target; everything goes to
  * bench/results/latest.json. A missed target is reported, not an error; anything that fails to
  * run (including a single response other than 200) exits non-zero.
  *
- * The service runs twice on the same database: first at BCRYPT_COST=4 (set-up and the
- * scenarios that hash nothing), then restarted at BENCH_BCRYPT_COST for login and
- * user_me_under_login. Both runs have THROTTLE_IP_PER_MINUTE=0.
+ * Pinning (where taskset exists and there are 2+ cores): this process (the load generator) runs
+ * on BENCH_LOAD_CPU (1); the server under test, the service or the floor, on BENCH_SERVER_CPU (0);
+ * the Postgres backends serving them on BENCH_LOAD_CPU. The service runs twice on the same
+ * database: first pinned, at BCRYPT_COST=4 (set-up, user_me, user_list, refresh, groups), then
+ * restarted unpinned at BENCH_BCRYPT_COST for login and user_me_under_login (their bound is the
+ * machine's cores). Both runs have THROTTLE_IP_PER_MINUTE=0.
  *
  * Env: BENCH_DATABASE_URL (admin connection, default postgres://postgres@127.0.0.1:5432/postgres),
  * BENCH_SCENARIOS (comma-separated, all by default), BENCH_SECONDS (measured seconds per run, 10),
- * BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50), BENCH_USERS (distinct users and tokens, 200),
- * BENCH_ROUNDS (user_me runs per server, alternating, 4), BENCH_BCRYPT_COST (12),
- * BENCH_REFRESH_CONNECTIONS (= BENCH_CONNECTIONS), BENCH_LOGIN_CONNECTIONS (8),
- * BENCH_LOGIN_USERS (20), BENCH_LIGHT_CONNECTIONS (4), BENCH_LIGHT_RATE (requests/s, 100),
- * BENCH_HASH_SAMPLES (8), BENCH_GROUP_MEMBERS (1000), BENCH_GRANTING_GROUPS (50),
- * BENCH_GROUP_CALLERS (10), BENCH_SERVICE_NODE_ARGS (extra node flags for the service, e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_BASELINE_NODE_ARGS (the same for the baseline).
+ * BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50), BENCH_USERS (users and tokens on each server,
+ * 1000), BENCH_ROUNDS (user_me and user_list runs per server, alternating, 5), BENCH_LIST_LIMIT
+ * (100), BENCH_PIN (1; 0 turns pinning off), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+ * BENCH_FLOOR (the floor's source, default /work/shared/bench/floor-server.mjs),
+ * BENCH_BCRYPT_COST (12), BENCH_REFRESH_CONNECTIONS (= BENCH_CONNECTIONS),
+ * BENCH_LOGIN_CONNECTIONS (8), BENCH_LOGIN_USERS (20), BENCH_LIGHT_CONNECTIONS (4),
+ * BENCH_LIGHT_RATE (requests/s, 100), BENCH_HASH_SAMPLES (8), BENCH_GROUP_MEMBERS (1000),
+ * BENCH_GRANTING_GROUPS (50), BENCH_GROUP_CALLERS (10), BENCH_SCALE_* (see list-at-scale.js),
+ * BENCH_SERVICE_NODE_ARGS (extra node flags for the service, e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/prof`), BENCH_FLOOR_NODE_ARGS (the same for the floor).
  */
-const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const autocannon = require('autocannon');
 const bcrypt = require('bcrypt');
-const { Client } = require('pg');
+const lib = require('./lib');
+const { startFloor, subjectOf } = require('./floor');
+const listAtScale = require('./list-at-scale');
 
-const ROOT = path.resolve(__dirname, '..');
-const HOST = '127.0.0.1';
-const SCENARIOS = ['user_me', 'refresh', 'login', 'user_me_under_login', 'groups'];
-const num = (name, fallback) => {
-  const v = Number(process.env[name] || fallback);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-  return v;
-};
-const int = (name, fallback, min = 1, max = Infinity) => {
-  const v = num(name, fallback);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
-  return v;
-};
+const {
+  ROOT,
+  HOST,
+  PASSWORD,
+  round2,
+  round3,
+  sleep,
+  http,
+  expectStatus,
+  mapLimit,
+  range,
+  percentile,
+  p99Of,
+  perConnectionSlot,
+  load,
+  summarize,
+  table,
+  verdict,
+  heading,
+  login,
+} = lib;
+
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'list_at_scale'];
+const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
   if (!raw || raw === 'all') return new Set(SCENARIOS);
@@ -64,9 +83,13 @@ const CFG = {
   seconds: num('BENCH_SECONDS', 10),
   warmupSeconds: num('BENCH_WARMUP_SECONDS', 3),
   connections: int('BENCH_CONNECTIONS', 50),
-  users: int('BENCH_USERS', 200),
-  rounds: int('BENCH_ROUNDS', 4),
-  poolSize: 10, // the service's DATABASE_POOL_SIZE default
+  users: int('BENCH_USERS', 1000),
+  rounds: int('BENCH_ROUNDS', 5),
+  listLimit: int('BENCH_LIST_LIMIT', 100, 1, 1000),
+  pin: process.env.BENCH_PIN !== '0',
+  serverCpu: int('BENCH_SERVER_CPU', 0, 0),
+  loadCpu: int('BENCH_LOAD_CPU', 1, 0),
+  poolSize: 10, // the service's DATABASE_POOL_SIZE default, and the floor's
   setupBcryptCost: 4, // the service's first run: set-up and the scenarios that hash nothing
   bcryptCost: int('BENCH_BCRYPT_COST', 12, 4, 15), // the service's second run: login scenarios
   refreshConnections: int('BENCH_REFRESH_CONNECTIONS', process.env.BENCH_CONNECTIONS || 50),
@@ -79,357 +102,150 @@ const CFG = {
   grantingGroups: int('BENCH_GRANTING_GROUPS', 50),
   groupCallers: int('BENCH_GROUP_CALLERS', 10),
   threadPoolSize: int('UV_THREADPOOL_SIZE', 4), // libuv's default; the service inherits this environment
+  scale: listAtScale.config(),
 };
 const TARGETS = {
   user_me: { throughputRatioMin: 0.9, p99RatioMax: 1.2 },
+  user_list: { throughputRatioMin: 0.8 },
   refresh: { rpsPerCoreMin: 1200 }, // ten times Keycloak's published 120 refreshes/s per vCPU
   login: { boundRatioMin: 0.9 },
   user_me_under_login: { p99RatioMax: 2 },
   groups: {}, // no target: reported beside GET /user/me's
+  list_at_scale: listAtScale.TARGETS,
 };
-const PASSWORD = 'bench password 1';
 const SETUP_CONCURRENCY = 16;
+const ratio = (a, b) => (a === null || b === null || b === 0 ? null : round3(a / b));
 
-// ---- resources, released by cleanup() whatever happens ----
-const children = [];
-const runningLoads = new Set();
-let admin; // kept open: it finds the service's Postgres backends to read their CPU
-let dbName;
-let tmpDir;
-let cleaning;
+/** The floor's seeded users, made the same on the service: `User <md5(i) 10 hex> <i>`, `user<i>@floor.test`. */
+const floorName = (i) => `User ${crypto.createHash('md5').update(String(i)).digest('hex').slice(0, 10)} ${i}`;
 
-function cleanup() {
-  cleaning ??= (async () => {
-    for (const run of runningLoads) run.stop();
-    await Promise.all(children.map(stopChild));
-    if (admin) await admin.end().catch(() => {});
-    if (dbName) {
-      const client = adminClient();
-      try {
-        await client.connect();
-        await client.query(`drop database if exists "${dbName}" with (force)`);
-      } catch (err) {
-        console.error(`could not drop database ${dbName}: ${err.message}`);
-      } finally {
-        await client.end().catch(() => {});
-      }
-    }
-    if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-// ---- helpers ----
-const adminClient = () => new Client({ connectionString: CFG.adminUrl, connectionTimeoutMillis: 10_000, query_timeout: 30_000 });
-const round2 = (v) => Math.round(v * 100) / 100;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function assertLoopback(url) {
-  const host = new URL(url).hostname;
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) throw new Error(`BENCH_DATABASE_URL must point at 127.0.0.1, not ${host}`);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** A child Node process; its output is kept (last 64 KiB) and shown if it fails. */
-function startChild(name, script, env, nodeArgs = []) {
-  const proc = spawn(process.execPath, [...nodeArgs, script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (chunk) => {
-    output = (output + chunk).slice(-65536);
-  };
-  proc.stdout.on('data', keep);
-  proc.stderr.on('data', keep);
-  const child = { name, proc, output: () => output, exitCode: undefined, stopping: false };
-  child.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve((child.exitCode = code ?? signal))));
-  children.push(child);
-  return child;
-}
-
-async function stopChild(child) {
-  child.stopping = true;
-  if (child.exitCode !== undefined) return;
-  child.proc.kill('SIGTERM');
-  const timer = setTimeout(() => child.proc.kill('SIGKILL'), 5000);
-  await child.exited;
-  clearTimeout(timer);
-}
-
-function assertAlive() {
-  for (const c of children) {
-    if (!c.stopping && c.exitCode !== undefined) throw new Error(`${c.name} exited (${c.exitCode}):\n${c.output()}`);
-  }
-}
-
-async function http(base, method, urlPath, { token, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body) headers['content-type'] = 'application/json';
-  const res = await fetch(base + urlPath, {
-    method,
-    headers,
-    body: body && JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function expectStatus(status, promise, what) {
-  const res = await promise;
-  const ok = Array.isArray(status) ? status.includes(res.status) : res.status === status;
-  if (!ok) throw new Error(`${what}: expected ${status}, got ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
-
-async function waitReady(child, base) {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    assertAlive();
-    try {
-      if ((await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${child.name} not ready after 60 s:\n${child.output()}`);
-    await sleep(100);
-  }
-}
-
-/** Runs fn over items, at most `limit` at a time. */
-async function mapLimit(items, limit, fn) {
-  const out = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
-  return out;
-}
-const range = (n) => Array.from({ length: n }, (_, i) => i);
-
-/** CPU seconds a process has used so far, all its threads (Linux /proc; undefined elsewhere). */
-function cpuSeconds(pid) {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100 on Linux)
-  } catch {
-    return undefined;
-  }
-}
-
-/** The Postgres backends serving one of our servers (told apart by application_name). */
-async function backendPids(appName) {
-  const { rows } = await admin.query('select pid from pg_stat_activity where datname = $1 and application_name = $2', [dbName, appName]);
-  return rows.map((r) => r.pid);
-}
-
-/** CPU seconds so far of a server (all threads, and its main thread alone) and of its Postgres backends. */
-function cpuSnapshot(target, pgPids) {
-  const pg = pgPids.map(cpuSeconds);
-  return {
-    cpu: cpuSeconds(target.pid),
-    mainCpu: cpuSeconds(`${target.pid}/task/${target.pid}`), // the event loop; the rest is libuv's pool, GC, JIT
-    pgCpu: pg.every((v) => v !== undefined) ? pg.reduce((a, b) => a + b, 0) : undefined,
-  };
-}
-
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-const p99Of = (latencies) => percentile(Float64Array.from(latencies).sort(), 99);
-
-/**
- * Gives each autocannon connection a slot number (0, 1, ...) that its requests' setupRequest and
- * onResponse read from their context. autocannon 9 resets a connection's context to
- * `initialContext` after every pass over `requests`, so the slot is put there, per connection, in
- * setupClient; per-connection state lives in the caller's arrays, indexed by slot.
- */
-function perConnectionSlot() {
-  let next = 0;
-  return (client) => {
-    const it = client.requestIterator;
-    if (!it || typeof it.resetContext !== 'function') throw new Error('autocannon internals changed: no client.requestIterator');
-    it.initialContext = { slot: next++ };
-    it.resetContext();
-    it.rebuildRequest(); // the first request was built before this connection had a slot
-  };
+/** A table of figures per server, the same columns everywhere. */
+function serverTable(rows) {
+  table([
+    ['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'main µs/req', 'CPU cores', 'PG µs/req', 'PG cores'],
+    ...rows.map(([label, s]) => [label, s.rps, s.p50Ms, s.p99Ms, s.cpuUsPerRequest, s.mainThreadCpuUsPerRequest, s.cpuCores, s.pgCpuUsPerRequest, s.pgCpuCores]),
+  ]);
 }
 
 /**
- * One autocannon run; every response must be a 200. Latencies are kept at full precision
- * (autocannon's own histogram is in whole ms). The server's CPU and its Postgres backends' CPU
- * are read from /proc around the measured part. With `warmupSeconds` the warm-up is the first
- * part of the same run and only what follows it is measured: no requests abandoned at the end of
- * a separate warm-up run (slow ones, like logins, still being served) are charged to it.
+ * Rounds of the same load on the service and the floor, alternating which goes first (the
+ * machine's speed drifts; alternation cancels more of it); each run after a warm-up run of its own.
  */
-async function load(target, { requests, seconds, warmupSeconds = 0, connections = CFG.connections, overallRate, setupClient }) {
-  const latencies = [];
-  const pgPids = await backendPids(target.appName);
-  const run = autocannon({ url: target.base, connections, duration: warmupSeconds + seconds, requests, timeout: 10, overallRate, setupClient });
-  runningLoads.add(run);
-  let measuring = false;
-  let measured = 0;
-  run.on('response', (_client, status, _bytes, ms) => {
-    if (!measuring) return;
-    measured++;
-    if (status === 200) latencies.push(ms);
-  });
-  let before;
-  let startedAt;
-  const mark = () => {
-    before = cpuSnapshot(target, pgPids);
-    startedAt = process.hrtime.bigint();
-    measuring = true;
-  };
-  const warmup = warmupSeconds > 0 ? setTimeout(mark, warmupSeconds * 1000) : mark();
-  let result;
-  try {
-    result = await run;
-  } finally {
-    clearTimeout(warmup);
-    runningLoads.delete(run);
-  }
-  const after = cpuSnapshot(target, pgPids);
-  const elapsed = Number(process.hrtime.bigint() - startedAt) / 1e9;
-  assertAlive();
-  const other = Object.entries(result.statusCodeStats).filter(([code]) => code !== '200');
-  const bad = other.reduce((n, [, s]) => n + s.count, 0) + result.errors + result.timeouts + result.resets;
-  if (bad > 0 || measured === 0) {
-    throw new Error(
-      `${target.base} ${requests[0].method} ${requests[0].path}: ${bad} bad out of ${result.requests.total} responses ` +
-        `(status ${JSON.stringify(result.statusCodeStats)}, ${result.errors} errors, ${result.timeouts} timeouts, ${result.resets} resets)`,
-    );
-  }
-  return {
-    requests: measured,
-    seconds: warmupSeconds > 0 ? elapsed : result.duration,
-    cpu: after.cpu - before.cpu,
-    mainCpu: after.mainCpu - before.mainCpu,
-    pgCpu: after.pgCpu === undefined || before.pgCpu === undefined ? undefined : after.pgCpu - before.pgCpu,
-    latencies,
-  };
-}
-
-function summarize(runs) {
-  const requests = runs.reduce((n, r) => n + r.requests, 0);
-  const seconds = runs.reduce((n, r) => n + r.seconds, 0);
-  const cpu = runs.reduce((n, r) => n + r.cpu, 0);
-  const mainCpu = runs.reduce((n, r) => n + r.mainCpu, 0);
-  const pgCpu = runs.some((r) => r.pgCpu === undefined) ? undefined : runs.reduce((n, r) => n + r.pgCpu, 0);
-  const sorted = Float64Array.from(runs.flatMap((r) => r.latencies)).sort();
-  return {
-    requests,
-    seconds: round2(seconds),
-    rps: Math.round((requests / seconds) * 10) / 10,
-    rpsPerRun: runs.map((r) => Math.round((r.requests / r.seconds) * 10) / 10),
-    cpuUsPerRequest: Math.round((cpu / requests) * 1e6), // the server process's own CPU, all threads
-    cpuCores: round2(cpu / seconds),
-    mainThreadCpuUsPerRequest: Math.round((mainCpu / requests) * 1e6), // of which the event loop's thread
-    pgCpuUsPerRequest: pgCpu === undefined ? null : Math.round((pgCpu / requests) * 1e6), // its Postgres backends
-    pgCpuCores: pgCpu === undefined ? null : round2(pgCpu / seconds),
-    p50Ms: round2(percentile(sorted, 50)),
-    p99Ms: round2(percentile(sorted, 99)),
-    p99MsPerRun: runs.map((r) => round2(p99Of(r.latencies))),
-  };
-}
-
-/** Prints rows of cells as a table: first column left-aligned, the others right-aligned. */
-function table(rows) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)) + 2);
-  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? String(c ?? '').padEnd(widths[i]) : String(c ?? '').padStart(widths[i]))).join(''));
-}
-const verdict = (ok) => (ok ? 'PASS' : 'FAIL');
-const heading = (name, what) => console.log(`\n== ${name}: ${what}`);
-
-// ---- users ----
-
-/** A user created by the admin (with a forced password change), as its first login gives it. */
-async function createUser(ctx, name, { password = PASSWORD } = {}) {
-  const email = `${name}@example.com`;
-  const created = await expectStatus(
-    201,
-    http(ctx.base, 'POST', '/user?send_mail=0', { token: ctx.adminJwt, body: { name, email, ...(password ? { password } : {}) } }),
-    `create user ${name}`,
-  );
-  return { id: created.id, email, name };
-}
-
-const login = async (base, email, password = PASSWORD) =>
-  (await expectStatus(200, http(base, 'POST', '/login', { body: { email, password } }), `login ${email}`)).jwt_token;
-
-/**
- * A user free to use every route: created, logged in (a token confined to the forced password
- * change), password changed (keeping tokens), logged in again.
- */
-async function createActiveUser(ctx, name) {
-  const user = await createUser(ctx, name);
-  const confined = await login(ctx.base, user.email);
-  await expectStatus(204, http(ctx.base, 'POST', '/user/me/password?clear_tokens=none', { token: confined, body: { password: PASSWORD } }), `password of ${name}`);
-  user.jwt = await login(ctx.base, user.email);
-  return user;
-}
-
-// ---- scenario: GET /user/me, service vs baseline ----
-async function scenarioUserMe(ctx) {
-  heading('user_me', 'GET /user/me, service vs baseline');
-  const { tokens } = ctx;
-  // Both servers answer every token with its own user (and the service's first-use writes are done).
-  for (const base of [ctx.service.base, ctx.baseline.base]) {
-    await mapLimit(ctx.users, 8, async (u) => {
-      const me = await expectStatus(200, http(base, 'GET', '/user/me', { token: u.jwt }), `GET ${base}/user/me`);
-      if (me.id !== u.id) throw new Error(`GET ${base}/user/me answered user ${me.id}, expected ${u.id}`);
-    });
-  }
-  console.log(
-    `${tokens.length} tokens; ${CFG.connections} connections; ${CFG.rounds} round(s) of ` +
-      `${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured per server, alternating`,
-  );
-  const requests = userMeRequests(tokens);
-  const runs = { service: [], baseline: [] };
+async function alternatingRounds(targets, requestsOf, label) {
+  const runs = Object.fromEntries(targets.map((t) => [t.name, []]));
   for (let round = 0; round < CFG.rounds; round++) {
-    const order = round % 2 === 0 ? ['service', 'baseline'] : ['baseline', 'service'];
-    for (const name of order) {
-      await load(ctx[name], { requests, seconds: CFG.warmupSeconds });
-      const run = await load(ctx[name], { requests, seconds: CFG.seconds });
-      runs[name].push(run);
-      console.log(`  round ${round + 1} ${name.padEnd(8)} ${Math.round(run.requests / run.seconds)} req/s, p99 ${p99Of(run.latencies).toFixed(2)} ms`);
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const target of order) {
+      const requests = requestsOf[target.name];
+      await load(target, { requests, seconds: CFG.warmupSeconds, connections: CFG.connections });
+      const run = await load(target, { requests, seconds: CFG.seconds, connections: CFG.connections });
+      runs[target.name].push(run);
+      console.log(`  ${label} round ${round + 1} ${target.name.padEnd(8)} ${Math.round(run.requests / run.seconds)} req/s, p99 ${p99Of(run.latencies).toFixed(2)} ms`);
     }
   }
+  return runs;
+}
+
+/** CPU per request of the service beside the floor's, and their ratios. */
+function cpuComparison(s, f) {
+  return {
+    serviceCpu: ratio(s.cpuUsPerRequest, f.cpuUsPerRequest),
+    mainThread: ratio(s.mainThreadCpuUsPerRequest, f.mainThreadCpuUsPerRequest),
+    postgres: ratio(s.pgCpuUsPerRequest, f.pgCpuUsPerRequest),
+    serviceAndPostgres: ratio(s.cpuUsPerRequest + (s.pgCpuUsPerRequest ?? 0), f.cpuUsPerRequest + (f.pgCpuUsPerRequest ?? 0)),
+  };
+}
+
+function printCpuComparison(c) {
+  console.log(
+    `CPU per request, service / floor: service ${c.serviceCpu}x, main thread ${c.mainThread}x, Postgres backends ${c.postgres}x, ` +
+      `service + Postgres ${c.serviceAndPostgres}x`,
+  );
+}
+
+// ---- scenario: GET /user/me, service vs floor ----
+async function scenarioUserMe(ctx) {
+  heading('user_me', 'GET /user/me, service vs floor');
+  const { service, floor } = ctx;
+  // Both servers answer every token with its own user (and the service's first-use writes are done).
+  await mapLimit(ctx.users, 8, async (u) => {
+    const me = await expectStatus(200, http(service.base, 'GET', '/user/me', { token: u.jwt }), 'GET /user/me (service)');
+    if (me.id !== u.id) throw new Error(`the service answered GET /user/me with user ${me.id}, expected ${u.id}`);
+  });
+  await mapLimit(ctx.floorTokens, 8, async (token) => {
+    const me = await expectStatus(200, http(floor.base, 'GET', '/user/me', { token }), 'GET /user/me (floor)');
+    if (me.id !== subjectOf(token)) throw new Error(`the floor answered GET /user/me with user ${me.id}, expected ${subjectOf(token)}`);
+  });
+  console.log(
+    `${ctx.users.length} service users and ${ctx.floorTokens.length} floor users, one token each; ${CFG.connections} connections; ` +
+      `${CFG.rounds} round(s) of ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured per server, alternating; ${ctx.pinningNote}`,
+  );
+  const requests = { service: userMeRequests(ctx.tokens), floor: userMeRequests(ctx.floorTokens) };
+  const runs = await alternatingRounds([service, floor], requests, 'user_me');
   const s = summarize(runs.service);
-  const b = summarize(runs.baseline);
+  const f = summarize(runs.floor);
   const t = TARGETS.user_me;
-  const ratios = { throughput: Math.round((s.rps / b.rps) * 1000) / 1000, p99: Math.round((s.p99Ms / b.p99Ms) * 1000) / 1000 };
+  const perRound = runs.service.map((r, i) => round3(r.requests / r.seconds / (runs.floor[i].requests / runs.floor[i].seconds)));
+  const ratios = { throughput: ratio(s.rps, f.rps), p99: ratio(s.p99Ms, f.p99Ms), throughputPerRound: perRound, cpu: cpuComparison(s, f) };
   const pass = { throughput: ratios.throughput >= t.throughputRatioMin, p99: ratios.p99 <= t.p99RatioMax };
   console.log();
-  table([
-    ['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'main µs/req', 'CPU cores', 'PG µs/req'],
-    ['service', s.rps, s.p50Ms, s.p99Ms, s.cpuUsPerRequest, s.mainThreadCpuUsPerRequest, s.cpuCores, s.pgCpuUsPerRequest],
-    ['baseline', b.rps, b.p50Ms, b.p99Ms, b.cpuUsPerRequest, b.mainThreadCpuUsPerRequest, b.cpuCores, b.pgCpuUsPerRequest],
-  ]);
+  serverTable([['service', s], ['floor', f]]);
   console.log();
-  console.log(`throughput  service/baseline ${ratios.throughput.toFixed(3)}x  (target >= ${t.throughputRatioMin}x)  ${verdict(pass.throughput)}`);
-  console.log(`p99         service/baseline ${ratios.p99.toFixed(3)}x  (target <= ${t.p99RatioMax}x)  ${verdict(pass.p99)}`);
-  return { service: s, baseline: b, ratios, targets: t, pass };
+  console.log(`throughput  service/floor ${ratios.throughput.toFixed(3)}x  (target >= ${t.throughputRatioMin}x)  ${verdict(pass.throughput)}   per round: ${perRound.join(', ')}`);
+  console.log(`p99         service/floor ${ratios.p99.toFixed(3)}x  (target <= ${t.p99RatioMax}x)  ${verdict(pass.p99)}`);
+  printCpuComparison(ratios.cpu);
+  return { service: s, floor: f, ratios, targets: t, pass };
 }
 
 const userMeRequests = (tokens) => tokens.map((t) => ({ method: 'GET', path: '/user/me', headers: { authorization: `Bearer ${t}` } }));
+
+// ---- scenario: GET /user?limit=100 by an admin, service vs floor ----
+async function scenarioUserList(ctx) {
+  const { service, floor } = ctx;
+  const listPath = `/user?limit=${CFG.listLimit}`;
+  heading('user_list', `GET ${listPath} by an admin, service vs floor`);
+  const serviceToken = ctx.listAdmin.jwt;
+  const floorToken = floor.tokens.admin_tokens[0];
+  // Both answer the same first users in the same shape, with a Link to the next page.
+  const [a, b] = await Promise.all([http(service.base, 'GET', listPath, { token: serviceToken }), http(floor.base, 'GET', listPath, { token: floorToken })]);
+  for (const [who, res] of [['service', a], ['floor', b]]) {
+    if (res.status !== 200 || !Array.isArray(res.body) || res.body.length !== CFG.listLimit) throw new Error(`${who}: GET ${listPath} answered ${res.status} with ${JSON.stringify(res.body).slice(0, 200)}`);
+    if (!/rel="next"/.test(res.headers.get('link') ?? '')) throw new Error(`${who}: GET ${listPath} has no Link to a next page`);
+  }
+  const same = (u) => JSON.stringify([u.name, u.email, u.is_admin, u.first_name, u.last_name]);
+  const firstDifference = a.body.findIndex((u, i) => same(u) !== same(b.body[i]));
+  if (firstDifference >= 0) throw new Error(`the first pages differ at row ${firstDifference}: service ${same(a.body[firstDifference])}, floor ${same(b.body[firstDifference])}`);
+  const fields = Object.keys(a.body[0]).sort();
+  if (JSON.stringify(fields) !== JSON.stringify(Object.keys(b.body[0]).sort())) throw new Error(`the pages have different fields: ${fields} vs ${Object.keys(b.body[0]).sort()}`);
+  const differing = fields.filter((k) => a.body.some((u, i) => JSON.stringify(u[k]) !== JSON.stringify(b.body[i][k])));
+  const bytes = { service: Buffer.byteLength(JSON.stringify(a.body)), floor: Buffer.byteLength(JSON.stringify(b.body)) };
+  console.log(
+    `both answer the same ${CFG.listLimit} users (name, email, is_admin, names) in the same order with the same fields; ` +
+      `values that differ: ${differing.join(', ')}; ${bytes.service} vs ${bytes.floor} bytes`,
+  );
+  console.log(`${CFG.connections} connections; ${CFG.rounds} round(s) of ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured per server, alternating`);
+  const req = (token) => [{ method: 'GET', path: listPath, headers: { authorization: `Bearer ${token}` } }];
+  const runs = await alternatingRounds([service, floor], { service: req(serviceToken), floor: req(floorToken) }, 'user_list');
+  const s = summarize(runs.service);
+  const f = summarize(runs.floor);
+  const t = TARGETS.user_list;
+  const perRound = runs.service.map((r, i) => round3(r.requests / r.seconds / (runs.floor[i].requests / runs.floor[i].seconds)));
+  const ratios = { throughput: ratio(s.rps, f.rps), p99: ratio(s.p99Ms, f.p99Ms), throughputPerRound: perRound, cpu: cpuComparison(s, f) };
+  const pass = { throughput: ratios.throughput >= t.throughputRatioMin };
+  console.log();
+  serverTable([['service', s], ['floor', f]]);
+  console.log();
+  console.log(`throughput  service/floor ${ratios.throughput.toFixed(3)}x  (target >= ${t.throughputRatioMin}x)  ${verdict(pass.throughput)}   per round: ${perRound.join(', ')}`);
+  console.log(`p99         service/floor ${ratios.p99.toFixed(3)}x  (no target: reported)`);
+  printCpuComparison(ratios.cpu);
+  return { path: listPath, responseBytes: bytes, differingFields: differing, service: s, floor: f, ratios, targets: t, pass };
+}
 
 // ---- scenario: POST /refresh_token, a chain of tokens per connection ----
 async function scenarioRefresh(ctx) {
   heading('refresh', 'POST /refresh_token, each connection presenting the token its last refresh returned');
   const n = CFG.refreshConnections;
-  const users = await mapLimit(range(n), SETUP_CONCURRENCY, (i) => createActiveUser(ctx, `refresh${i}`));
+  const users = await mapLimit(range(n), SETUP_CONCURRENCY, (i) => lib.createActiveUser(ctx.base, ctx.adminJwt, { name: `refresh${i}` }));
 
   // One chain per connection: the token in slot i is the one connection i presents next.
   let slots = [];
@@ -456,7 +272,7 @@ async function scenarioRefresh(ctx) {
   await expectStatus(401, http(ctx.base, 'POST', '/refresh_token', { token: first }), 'refresh with a used token');
   await expectStatus(200, http(ctx.base, 'GET', '/user/me', { token: second }), 'GET /user/me with a refreshed token');
 
-  console.log(`${n} connections, one chain of tokens each; ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured`);
+  console.log(`${n} connections, one chain of tokens each; ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured; ${ctx.pinningNote}`);
   slots = await mapLimit(users, SETUP_CONCURRENCY, (u) => login(ctx.base, u.email));
   const r = await load(ctx.service, { requests, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds, connections: n, setupClient: perConnectionSlot() });
   if (chainError) throw chainError;
@@ -469,10 +285,7 @@ async function scenarioRefresh(ctx) {
   const t = TARGETS.refresh;
   const pass = { perServiceCore: perServiceCore >= t.rpsPerCoreMin, perMachineCore: perMachineCore >= t.rpsPerCoreMin };
   console.log();
-  table([
-    ['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'main µs/req', 'CPU cores', 'PG µs/req', 'PG cores'],
-    ['refresh', s.rps, s.p50Ms, s.p99Ms, s.cpuUsPerRequest, s.mainThreadCpuUsPerRequest, s.cpuCores, s.pgCpuUsPerRequest, s.pgCpuCores],
-  ]);
+  serverTable([['refresh', s]]);
   console.log();
   table([
     ['refreshes/s per core', 'value', 'target', ''],
@@ -546,17 +359,17 @@ async function scenarioLogin(ctx) {
     `one bcrypt compare at cost ${b.cost}: ${b.hashMs} ms (median of ${CFG.hashSamples}; ${b.hashMsMin}–${b.hashMsMax}; ` +
       `${b.hashCpuMs} ms of CPU); thread pool of ${CFG.threadPoolSize} on ${cores} cores: ${b.poolComparesPerSecond} compares/s measured`,
   );
-  console.log(`${CFG.loginConnections} connections over ${loginUsers.length} users; ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured`);
+  console.log(`${CFG.loginConnections} connections over ${loginUsers.length} users; ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured; service not pinned`);
   const s = summarize([
     await load(ctx.service, { requests, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds, connections: CFG.loginConnections, setupClient: perConnectionSlot() }),
   ]);
   const t = TARGETS.login;
-  const ratio = Math.round((s.rps / bound) * 1000) / 1000;
-  const ratioToPool = Math.round((s.rps / b.poolComparesPerSecond) * 1000) / 1000;
+  const r = round3(s.rps / bound);
+  const ratioToPool = round3(s.rps / b.poolComparesPerSecond);
   // The same bound in CPU: the share of a login's CPU that is its hash. Other work on the
   // machine slows wall-clock figures; it hardly changes CPU per login.
-  const cpuRatio = Math.round(((b.hashCpuMs * 1000) / s.cpuUsPerRequest) * 1000) / 1000;
-  const pass = { bound: ratio >= t.boundRatioMin, cpu: cpuRatio >= t.boundRatioMin };
+  const cpuRatio = round3((b.hashCpuMs * 1000) / s.cpuUsPerRequest);
+  const pass = { bound: r >= t.boundRatioMin, cpu: cpuRatio >= t.boundRatioMin };
   console.log();
   table([
     ['', 'logins/s', 'p50 ms', 'p99 ms', 'CPU µs/login', 'main µs/login', 'CPU cores', 'PG µs/login'],
@@ -565,7 +378,7 @@ async function scenarioLogin(ctx) {
   console.log();
   table([
     ['', 'value', 'target', ''],
-    [`logins/s / bcrypt bound (${parallelism} cores / ${b.hashMs} ms = ${bound}/s)`, `${ratio.toFixed(3)}x`, `>= ${t.boundRatioMin}x`, verdict(pass.bound)],
+    [`logins/s / bcrypt bound (${parallelism} cores / ${b.hashMs} ms = ${bound}/s)`, `${r.toFixed(3)}x`, `>= ${t.boundRatioMin}x`, verdict(pass.bound)],
     [`CPU of one hash / service CPU per login (${b.hashCpuMs} ms / ${round2(s.cpuUsPerRequest / 1000)} ms)`, `${cpuRatio.toFixed(3)}x`, `>= ${t.boundRatioMin}x`, verdict(pass.cpu)],
     [`logins/s / thread pool's measured compares/s (${b.poolComparesPerSecond}/s) (info)`, `${ratioToPool.toFixed(3)}x`, '', ''],
   ]);
@@ -576,7 +389,7 @@ async function scenarioLogin(ctx) {
     parallelism,
     boundLoginsPerSecond: bound,
     ...s,
-    ratioToBound: ratio,
+    ratioToBound: r,
     hashCpuShareOfLogin: cpuRatio,
     ratioToPoolThroughput: ratioToPool,
     targets: t,
@@ -590,7 +403,7 @@ async function scenarioUserMeUnderLogin(ctx, results) {
   const light = { requests: userMeRequests(ctx.tokens), connections: CFG.lightConnections, overallRate: CFG.lightRate };
   console.log(
     `light load: ${CFG.lightConnections} connections, ${CFG.lightRate} req/s; logins: ${CFG.loginConnections} connections; ` +
-      `${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured, idle then under logins`,
+      `${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured, idle then under logins; service not pinned`,
   );
   // The same light load on the idle service first: the like-for-like reference.
   const idle = summarize([await load(ctx.service, { ...light, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds })]);
@@ -607,8 +420,8 @@ async function scenarioUserMeUnderLogin(ctx, results) {
   const logins = summarize([await loginRun]);
   const t = TARGETS.user_me_under_login;
   const scenario0 = results.user_me?.service;
-  const ratioToScenario0 = scenario0 ? Math.round((under.p99Ms / scenario0.p99Ms) * 1000) / 1000 : null;
-  const ratioToIdleLight = Math.round((under.p99Ms / idle.p99Ms) * 1000) / 1000;
+  const ratioToScenario0 = scenario0 ? round3(under.p99Ms / scenario0.p99Ms) : null;
+  const ratioToIdleLight = round3(under.p99Ms / idle.p99Ms);
   const pass = {
     p99VsUserMe: ratioToScenario0 === null ? null : ratioToScenario0 <= t.p99RatioMax,
     p99VsIdleLight: ratioToIdleLight <= t.p99RatioMax,
@@ -616,7 +429,7 @@ async function scenarioUserMeUnderLogin(ctx, results) {
   console.log();
   table([
     ['GET /user/me', 'req/s', 'p50 ms', 'p99 ms', 'CPU cores'],
-    ['user_me scenario (50 conn., saturating)', scenario0?.rps ?? 'not run', scenario0?.p50Ms, scenario0?.p99Ms, scenario0?.cpuCores],
+    ['user_me scenario (50 conn., saturating, pinned)', scenario0?.rps ?? 'not run', scenario0?.p50Ms, scenario0?.p99Ms, scenario0?.cpuCores],
     ['light load, idle service', idle.rps, idle.p50Ms, idle.p99Ms, idle.cpuCores],
     ['light load, under logins', under.rps, under.p50Ms, under.p99Ms, under.cpuCores],
   ]);
@@ -648,10 +461,10 @@ async function scenarioGroups(ctx, results) {
   const t0 = Date.now();
   const call = (method, p, body, status, what) => expectStatus(status, http(ctx.base, method, p, { token: ctx.adminJwt, body }), what);
   const [members, callers, target, outsider] = await Promise.all([
-    mapLimit(range(CFG.groupMembers), SETUP_CONCURRENCY, (i) => createUser(ctx, `member${String(i).padStart(5, '0')}`, { password: null })),
-    mapLimit(range(CFG.groupCallers), 4, (i) => createActiveUser(ctx, `caller${i}`)),
+    mapLimit(range(CFG.groupMembers), SETUP_CONCURRENCY, (i) => lib.createUser(ctx.base, ctx.adminJwt, { name: `member${String(i).padStart(5, '0')}`, password: null })),
+    mapLimit(range(CFG.groupCallers), 4, (i) => lib.createActiveUser(ctx.base, ctx.adminJwt, { name: `caller${i}` })),
     call('POST', '/user_group', { name: 'bench-target', description: 'read through granting groups' }, 201, 'create the target group'),
-    createActiveUser(ctx, 'outsider'),
+    lib.createActiveUser(ctx.base, ctx.adminJwt, { name: 'outsider' }),
   ]);
   await mapLimit(members, SETUP_CONCURRENCY, (m) => call('PUT', `/user_group/${target.id}/member/${m.id}`, undefined, 201, 'add a member'));
   await mapLimit(range(CFG.grantingGroups), SETUP_CONCURRENCY, async (i) => {
@@ -674,27 +487,22 @@ async function scenarioGroups(ctx, results) {
   );
 
   const requests = callers.map((c) => ({ method: 'GET', path: path_, headers: { authorization: `Bearer ${c.jwt}` } }));
-  console.log(`${callers.length} callers; ${CFG.connections} connections; ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured`);
-  const s = summarize([await load(ctx.service, { requests, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds })]);
+  console.log(`${callers.length} callers; ${CFG.connections} connections; ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured; ${ctx.pinningNote}`);
+  const s = summarize([await load(ctx.service, { requests, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds, connections: CFG.connections })]);
 
   // GET /user/me in the same run: the user_me scenario's service figures, or a run of its own.
   let me = results.user_me?.service;
   let meSource = 'user_me scenario';
   if (!me) {
     meSource = 'own reference run';
-    const meRequests = userMeRequests(ctx.tokens);
-    me = summarize([await load(ctx.service, { requests: meRequests, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds })]);
+    me = summarize([await load(ctx.service, { requests: userMeRequests(ctx.tokens), warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds, connections: CFG.connections })]);
   }
-  const ratio = Math.round((s.rps / me.rps) * 1000) / 1000;
-  const cpuRatio = Math.round((s.cpuUsPerRequest / me.cpuUsPerRequest) * 1000) / 1000;
+  const r = round3(s.rps / me.rps);
+  const cpuRatio = round3(s.cpuUsPerRequest / me.cpuUsPerRequest);
   console.log();
-  table([
-    ['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'main µs/req', 'CPU cores', 'PG µs/req'],
-    ['GET /user_group/:g', s.rps, s.p50Ms, s.p99Ms, s.cpuUsPerRequest, s.mainThreadCpuUsPerRequest, s.cpuCores, s.pgCpuUsPerRequest],
-    [`GET /user/me (${meSource})`, me.rps, me.p50Ms, me.p99Ms, me.cpuUsPerRequest, me.mainThreadCpuUsPerRequest, me.cpuCores, me.pgCpuUsPerRequest],
-  ]);
+  serverTable([['GET /user_group/:g', s], [`GET /user/me (${meSource})`, me]]);
   console.log();
-  console.log(`group read / user/me: ${ratio.toFixed(3)}x the requests/s, ${cpuRatio.toFixed(3)}x the service CPU per request (no target: reported)`);
+  console.log(`group read / user/me: ${r.toFixed(3)}x the requests/s, ${cpuRatio.toFixed(3)}x the service CPU per request (no target: reported)`);
   return {
     members: CFG.groupMembers,
     grantingGroups: CFG.grantingGroups,
@@ -706,7 +514,7 @@ async function scenarioGroups(ctx, results) {
     outsiderStatus,
     ...s,
     userMe: { source: meSource, rps: me.rps, p99Ms: me.p99Ms, cpuUsPerRequest: me.cpuUsPerRequest },
-    ratioToUserMe: ratio,
+    ratioToUserMe: r,
     cpuRatioToUserMe: cpuRatio,
     targets: TARGETS.groups,
     pass: {},
@@ -715,127 +523,159 @@ async function scenarioGroups(ctx, results) {
 
 // ---- the benchmark ----
 
-async function startService(ctx, bcryptCost) {
-  const port = await freePort();
-  const dbUrl = new URL(ctx.dbUrl);
-  dbUrl.searchParams.set('application_name', 'bench-service');
-  const service = startChild(`service (bcrypt cost ${bcryptCost})`, path.join(ROOT, 'dist/src/server.js'), {
-    DATABASE_URL: dbUrl.href,
-    PORT: String(port),
-    HOST,
-    LOG_LEVEL: 'warn',
-    BCRYPT_COST: String(bcryptCost),
-    THROTTLE_IP_PER_MINUTE: '0',
-    JWT_SECRET: ctx.secret,
-    ADMIN_EMAIL: ctx.adminEmail,
-    ADMIN_PASSWORD: PASSWORD,
-    DATA_DIR: path.join(tmpDir, 'data'),
-    MAIL_OUTBOX_DIR: path.join(tmpDir, 'outbox'),
-    DATABASE_POOL_SIZE: '', // blank: the default, whatever this shell has
-    SMTP_URL: '',
-    VALIDATE_RESPONSES: '0',
-  }, ctx.serviceNodeArgs);
+async function startService(ctx, bcryptCost, { pinned }) {
+  const port = await lib.freePort();
+  const appName = 'bench-service';
+  const service = lib.startChild(
+    `service (bcrypt cost ${bcryptCost})`,
+    path.join(ROOT, 'dist/src/server.js'),
+    {
+      DATABASE_URL: lib.databaseUrl(ctx.dbName, appName),
+      PORT: String(port),
+      HOST,
+      LOG_LEVEL: 'warn',
+      BCRYPT_COST: String(bcryptCost),
+      THROTTLE_IP_PER_MINUTE: '0',
+      JWT_SECRET: ctx.secret,
+      ADMIN_EMAIL: ctx.adminEmail,
+      ADMIN_PASSWORD: PASSWORD,
+      DATA_DIR: path.join(ctx.tmpDir, 'data'),
+      MAIL_OUTBOX_DIR: path.join(ctx.tmpDir, 'outbox'),
+      DATABASE_POOL_SIZE: '', // blank: the default, whatever this shell has
+      SMTP_URL: '',
+      VALIDATE_RESPONSES: '0',
+    },
+    { nodeArgs: ctx.serviceNodeArgs, cpu: pinned ? CFG.serverCpu : undefined },
+  );
   const base = `http://${HOST}:${port}`;
-  await waitReady(service, base); // the service migrates the database before it listens
+  await lib.waitReady(service, base); // the service migrates the database before it listens
   ctx.serviceChild = service;
-  ctx.service = { base, pid: service.proc.pid, appName: 'bench-service' };
+  ctx.service = { name: 'service', base, pid: service.proc.pid, appName, dbName: ctx.dbName, pgCpu: pinned ? CFG.loadCpu : undefined };
   ctx.base = base;
 }
 
 async function main() {
-  assertLoopback(CFG.adminUrl);
+  lib.init(CFG.adminUrl);
+  const want = (s) => CFG.scenarios.has(s);
   const server = path.join(ROOT, 'dist/src/server.js');
   if (!fs.existsSync(server)) throw new Error('dist/src/server.js is missing: run `npm run build` first');
-  const want = (s) => CFG.scenarios.has(s);
   const started = Date.now();
+  const cores = os.cpus().length;
+  const pinning = CFG.pin && lib.canPin() && Math.max(CFG.serverCpu, CFG.loadCpu) < cores && CFG.serverCpu !== CFG.loadCpu;
+  const pinningNote = pinning
+    ? `server pinned to CPU ${CFG.serverCpu}; load generator and the server's Postgres backends on CPU ${CFG.loadCpu}`
+    : 'nothing pinned';
+  if (CFG.pin && !pinning) console.log(`not pinning: needs taskset, 2+ cores and two different CPUs (BENCH_SERVER_CPU, BENCH_LOAD_CPU); ${cores} cores`);
+  if (pinning) lib.pin(process.pid, CFG.loadCpu, { allThreads: true });
 
-  admin = adminClient();
-  try {
-    await admin.connect();
-  } catch (err) {
-    admin = undefined;
-    throw new Error(
-      `cannot reach Postgres at ${CFG.adminUrl} (${err.message}); start it with ` +
-        '`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`',
-    );
-  }
-  await admin.query(`create database "acct_bench_${process.pid}"`);
-  dbName = `acct_bench_${process.pid}`; // ours to drop from here on
-  const dbUrl = new URL(CFG.adminUrl);
-  dbUrl.pathname = `/${dbName}`;
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'acct-bench-'));
-
+  await lib.connectAdmin();
   const ctx = {
-    dbUrl: dbUrl.href,
+    dbName: `acct_bench_${process.pid}`,
+    tmpDir: lib.tmpDir('acct-bench-'),
     secret: crypto.randomBytes(36).toString('base64'), // 48 characters
     adminEmail: 'bench-admin@example.com',
     serviceNodeArgs: (process.env.BENCH_SERVICE_NODE_ARGS || '').split(' ').filter(Boolean),
+    pinningNote,
   };
-  console.log(`scenarios: ${SCENARIOS.filter(want).join(', ')}; ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(2)}`);
-
-  // First run of the service: cheap hashes, so that set-up is quick.
-  await startService(ctx, CFG.setupBcryptCost);
-  ctx.adminJwt = await login(ctx.base, ctx.adminEmail);
-
-  if (want('user_me')) {
-    const port = await freePort();
-    const baseUrl = new URL(ctx.dbUrl);
-    baseUrl.searchParams.set('application_name', 'bench-baseline');
-    const baseline = startChild('baseline', path.join(__dirname, 'baseline.js'), {
-      DATABASE_URL: baseUrl.href,
-      PORT: String(port),
-      HOST,
-      JWT_SECRET: ctx.secret,
-      POOL_SIZE: String(CFG.poolSize),
-    }, (process.env.BENCH_BASELINE_NODE_ARGS || '').split(' ').filter(Boolean));
-    ctx.baseline = { base: `http://${HOST}:${port}`, pid: baseline.proc.pid, appName: 'bench-baseline', child: baseline };
-    await waitReady(baseline, ctx.baseline.base);
-  }
-
-  // ~200 users, one login token each (confined to the forced password change: GET /user/me is allowed)
-  if (want('user_me') || want('user_me_under_login') || want('groups')) {
-    ctx.users = await mapLimit(range(CFG.users), 8, async (i) => {
-      const u = await createUser(ctx, `bench${i}`);
-      u.jwt = await login(ctx.base, u.email);
-      return u;
-    });
-    ctx.tokens = ctx.users.map((u) => u.jwt);
-  }
-  // Users for the login scenarios, made now while hashing is cheap; their passwords are re-set
-  // at the real cost once the service runs at it.
-  if (want('login') || want('user_me_under_login')) {
-    ctx.loginUsers = await mapLimit(range(CFG.loginUsers), 8, (i) => createActiveUser(ctx, `login${i}`));
-  }
+  console.log(`scenarios: ${SCENARIOS.filter(want).join(', ')}; ${cores} cores, load average ${os.loadavg()[0].toFixed(2)}; ${pinningNote}`);
 
   const results = {};
-  if (want('user_me')) {
-    results.user_me = await scenarioUserMe(ctx);
-    await stopChild(ctx.baseline.child); // done with it
-  }
-  if (want('refresh')) results.refresh = await scenarioRefresh(ctx);
-  if (want('groups')) results.groups = await scenarioGroups(ctx, results);
+  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups'].some(want);
+  if (main) {
+    await lib.createDatabase(ctx.dbName);
+    if (want('user_me') || want('user_list')) {
+      ctx.floor = await startFloor({
+        users: CFG.users,
+        cpu: pinning ? CFG.serverCpu : undefined,
+        pgCpu: pinning ? CFG.loadCpu : undefined,
+        nodeArgs: (process.env.BENCH_FLOOR_NODE_ARGS || '').split(' ').filter(Boolean),
+      });
+      ctx.floorTokens = [...ctx.floor.tokens.admin_tokens, ...ctx.floor.tokens.tokens];
+      console.log(`floor: ${ctx.floor.source} (sha256 ${ctx.floor.sha256.slice(0, 16)}…) run as is from a temp copy, ${CFG.users} users seeded in its own database`);
+    }
 
-  if (want('login') || want('user_me_under_login')) {
-    // Second run of the service, at the configured cost: the login users' passwords get hashes
-    // of that cost through the API (the current one checked at the old, cheap cost).
-    await stopChild(ctx.serviceChild);
-    await startService(ctx, CFG.bcryptCost);
-    const t0 = Date.now();
-    await mapLimit(ctx.loginUsers, CFG.threadPoolSize, (u) =>
-      expectStatus(204, http(ctx.base, 'POST', '/user/me/password?clear_tokens=none', { token: u.jwt, body: { current_password: PASSWORD, password: PASSWORD } }), `re-hash ${u.email}`),
-    );
-    console.log(`\nservice restarted at bcrypt cost ${CFG.bcryptCost}; ${ctx.loginUsers.length} passwords re-hashed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    if (want('login')) results.login = await scenarioLogin(ctx);
-    if (want('user_me_under_login')) results.user_me_under_login = await scenarioUserMeUnderLogin(ctx, results);
+    // First run of the service: cheap hashes, so that set-up is quick; pinned like the floor.
+    await startService(ctx, CFG.setupBcryptCost, { pinned: pinning });
+    ctx.adminJwt = await login(ctx.base, ctx.adminEmail);
+
+    // The floor's users on the service too: the same names and emails; user 1 an admin who has set
+    // a password (it lists users), the others with a login token each (confined to the forced
+    // password change, which allows GET /user/me).
+    if (want('user_me') || want('user_list') || want('user_me_under_login') || want('groups')) {
+      const t0 = Date.now();
+      ctx.users = await mapLimit(range(CFG.users), SETUP_CONCURRENCY, async (i) => {
+        const options = { name: floorName(i + 1), email: `user${i + 1}@floor.test` };
+        if (i === 0) return lib.createActiveUser(ctx.base, ctx.adminJwt, { ...options, isAdmin: true });
+        const u = await lib.createUser(ctx.base, ctx.adminJwt, options);
+        u.jwt = await login(ctx.base, u.email);
+        return u;
+      });
+      ctx.listAdmin = ctx.users[0];
+      ctx.tokens = ctx.users.map((u) => u.jwt);
+      console.log(`service: ${ctx.users.length} users made through the API in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    // Users for the login scenarios, made now while hashing is cheap; their passwords are re-set
+    // at the real cost once the service runs at it.
+    if (want('login') || want('user_me_under_login')) {
+      ctx.loginUsers = await mapLimit(range(CFG.loginUsers), 8, (i) => lib.createActiveUser(ctx.base, ctx.adminJwt, { name: `login${i}` }));
+    }
+
+    // The floor vacuums its seed at start; the same for the service's tables, so that neither
+    // reads row versions that the set-up's updates (every login stamps its user) left behind.
+    const vacuum = lib.adminClient(ctx.dbName);
+    await vacuum.connect();
+    await vacuum.query('vacuum analyze');
+    await vacuum.end();
+
+    if (want('user_me')) results.user_me = await scenarioUserMe(ctx);
+    if (want('user_list')) results.user_list = await scenarioUserList(ctx);
+    if (ctx.floor) await lib.stopChild(ctx.floor.child); // done with it
+    if (want('refresh')) results.refresh = await scenarioRefresh(ctx);
+    if (want('groups')) results.groups = await scenarioGroups(ctx, results);
+
+    if (want('login') || want('user_me_under_login')) {
+      // Second run of the service, at the configured cost and on every core (the bound is the
+      // machine's): the login users' passwords get hashes of that cost through the API (the
+      // current one checked at the old, cheap cost).
+      await lib.stopChild(ctx.serviceChild);
+      if (pinning) lib.pin(process.pid, lib.allCpus(), { allThreads: true });
+      await startService(ctx, CFG.bcryptCost, { pinned: false });
+      const t0 = Date.now();
+      await mapLimit(ctx.loginUsers, CFG.threadPoolSize, (u) =>
+        expectStatus(204, http(ctx.base, 'POST', '/user/me/password?clear_tokens=none', { token: u.jwt, body: { current_password: PASSWORD, password: PASSWORD } }), `re-hash ${u.email}`),
+      );
+      console.log(`\nservice restarted at bcrypt cost ${CFG.bcryptCost}, not pinned; ${ctx.loginUsers.length} passwords re-hashed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      if (want('login')) results.login = await scenarioLogin(ctx);
+      if (want('user_me_under_login')) results.user_me_under_login = await scenarioUserMeUnderLogin(ctx, results);
+      if (pinning) lib.pin(process.pid, CFG.loadCpu, { allThreads: true });
+    }
+    await lib.stopChild(ctx.serviceChild);
+    await lib.dropDatabase(ctx.dbName);
+  }
+
+  if (want('list_at_scale')) {
+    results.list_at_scale = await listAtScale.scenario({
+      cfg: CFG.scale,
+      secret: ctx.secret,
+      serverCpu: pinning ? CFG.serverCpu : undefined,
+      pgCpu: pinning ? CFG.loadCpu : undefined,
+      serviceNodeArgs: ctx.serviceNodeArgs,
+    });
   }
 
   const totalSeconds = round2((Date.now() - started) / 1000);
   console.log(`\n== summary (${totalSeconds} s)`);
   const summary = [['scenario', 'figure', 'target', '']];
   const r = results;
+  const cpuFigure = (x) => `CPU/req ${x.service.cpuUsPerRequest} vs ${x.floor.cpuUsPerRequest} µs, PG ${x.service.pgCpuUsPerRequest} vs ${x.floor.pgCpuUsPerRequest} µs`;
   if (r.user_me) {
-    summary.push(['user_me', `${r.user_me.ratios.throughput}x baseline req/s`, `>= ${TARGETS.user_me.throughputRatioMin}x`, verdict(r.user_me.pass.throughput)]);
-    summary.push(['user_me', `${r.user_me.ratios.p99}x baseline p99`, `<= ${TARGETS.user_me.p99RatioMax}x`, verdict(r.user_me.pass.p99)]);
+    summary.push(['user_me', `${r.user_me.ratios.throughput}x floor req/s (${r.user_me.service.rps} vs ${r.user_me.floor.rps})`, `>= ${TARGETS.user_me.throughputRatioMin}x`, verdict(r.user_me.pass.throughput)]);
+    summary.push(['user_me', `${r.user_me.ratios.p99}x floor p99 (${r.user_me.service.p99Ms} vs ${r.user_me.floor.p99Ms} ms)`, `<= ${TARGETS.user_me.p99RatioMax}x`, verdict(r.user_me.pass.p99)]);
+    summary.push(['user_me', cpuFigure(r.user_me), '', 'info']);
+  }
+  if (r.user_list) {
+    summary.push(['user_list', `${r.user_list.ratios.throughput}x floor req/s (${r.user_list.service.rps} vs ${r.user_list.floor.rps})`, `>= ${TARGETS.user_list.throughputRatioMin}x`, verdict(r.user_list.pass.throughput)]);
+    summary.push(['user_list', cpuFigure(r.user_list), '', 'info']);
   }
   if (r.refresh) {
     summary.push(['refresh', `${r.refresh.refreshesPerServiceCore}/s per service core (${r.refresh.rps}/s)`, `>= ${TARGETS.refresh.rpsPerCoreMin}`, verdict(r.refresh.pass.perServiceCore)]);
@@ -851,14 +691,17 @@ async function main() {
     summary.push(['user_me_under_login', `p99 ${u.underLogins.p99Ms} ms = ${u.ratioToIdleLightP99}x same load idle`, `<= ${TARGETS.user_me_under_login.p99RatioMax}x`, verdict(u.pass.p99VsIdleLight)]);
   }
   if (r.groups) summary.push(['groups', `${r.groups.rps} req/s = ${r.groups.ratioToUserMe}x GET /user/me`, 'none', 'info']);
+  if (r.list_at_scale) summary.push(...listAtScale.summaryRows(r.list_at_scale));
   table(summary);
 
   const report = {
     date: new Date().toISOString(),
     node: process.version,
-    cpus: os.cpus().length,
+    cpus: cores,
     loadAverage1m: round2(os.loadavg()[0]), // other work on the machine skews the figures
     totalSeconds,
+    pinning: pinningNote,
+    floor: ctx.floor ? { source: ctx.floor.source, sha256: ctx.floor.sha256 } : undefined,
     config: { ...CFG, adminUrl: undefined, scenarios: SCENARIOS.filter(want), tokens: ctx.tokens?.length ?? 0 },
     targets: TARGETS,
     scenarios: results,
@@ -871,12 +714,14 @@ async function main() {
 // A hard bound on the whole run, whatever hangs.
 const runSeconds = CFG.warmupSeconds + CFG.seconds;
 const budgetMs =
-  (180 +
-    (CFG.scenarios.has('user_me') ? CFG.rounds * 2 * (runSeconds + 15) : 0) +
+  (300 +
+    (CFG.scenarios.has('user_me') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
+    (CFG.scenarios.has('user_list') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
     (CFG.scenarios.has('refresh') ? runSeconds + 60 : 0) +
     (CFG.scenarios.has('login') ? runSeconds + 60 : 0) +
     (CFG.scenarios.has('user_me_under_login') ? 2 * runSeconds + 60 : 0) +
-    (CFG.scenarios.has('groups') ? 2 * runSeconds + 180 : 0)) *
+    (CFG.scenarios.has('groups') ? 2 * runSeconds + 180 : 0) +
+    (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
   1000;
 const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);
 
@@ -885,7 +730,7 @@ let interrupted = false;
 async function fail(err) {
   if (interrupted) return; // the signal handler cleans up and exits
   console.error(`bench failed: ${err.stack ?? err}`);
-  await cleanup();
+  await lib.cleanup();
   process.exit(1);
 }
 
@@ -893,7 +738,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
   process.on(signal, () => {
     interrupted = true;
     console.error(`${signal}: stopping`);
-    cleanup().then(() => process.exit(code));
+    lib.cleanup().then(() => process.exit(code));
   });
 }
 process.on('uncaughtException', fail);
@@ -902,7 +747,7 @@ process.on('unhandledRejection', fail);
 main()
   .then(async () => {
     clearTimeout(watchdog);
-    await cleanup();
+    await lib.cleanup();
     process.exit(0);
   })
   .catch(fail);
