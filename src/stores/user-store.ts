@@ -250,12 +250,11 @@ export class KnexUserStore implements UserStore {
    * the lower(name) and lower(email) pattern indexes (a BitmapOr of the two LIKE prefix ranges)
    * and sorting them. A `q` matching a sizeable share of the users that all sit late in the name
    * order is the case neither way bounds (see bench/README.md).
-   */
-  /**
-   * A page of users. Each shape of the query (which filters are given) is rendered by Knex once,
-   * so no query is built per request, and runs as a named prepared statement (Postgres plans it
-   * once per connection) unless it searches a prefix; the values are read from the query in the
-   * order the shape needs.
+   *
+   * Each shape of the query (which filters are given) is rendered by Knex once, so no query is
+   * built per request, and runs as a named prepared statement (Postgres plans it once per
+   * connection) unless it searches a prefix; the values are read from the query in the order the
+   * shape needs.
    */
   async list(query: UserListQuery): Promise<User[]> {
     const shape = this.listShape(query);
