@@ -30,13 +30,35 @@ const TIMESTAMPTZ = 1184;
 const parseTimestamptzSlowly = pg.types.getTypeParser(TIMESTAMPTZ, 'text') as (value: string) => Date;
 
 /**
+ * A timestamp read from the database that keeps the ISO text it was read as: presenting it (and
+ * JSON) costs nothing, where `Date#toISOString` costs a formatting each time, and a page of 100
+ * users presents 300 of them. It is never mutated (no one sets a Date's time in place here).
+ */
+class DbTimestamp extends Date {
+  readonly #iso: string;
+  constructor(iso: string) {
+    super(iso);
+    this.#iso = iso;
+  }
+  override toISOString(): string {
+    return this.#iso;
+  }
+  override toJSON(): string {
+    return this.#iso;
+  }
+}
+
+/**
  * timestamptz in the session time zone UTC (`2026-11-30 22:42:38.123456+00`, as both databases
- * are told to send it) through the engine's own ISO parser: about twice as fast as pg's regular
- * expression, and a page of 100 users has 400 of them. Anything else goes to pg's parser.
+ * are told to send it), turned into its ISO form (to the millisecond) by slicing, and parsed by
+ * the engine's own ISO parser: about three times as fast as pg's regular expression followed by a
+ * formatting. Anything else goes to pg's parser.
  */
 export function parseTimestamptz(value: string): Date {
-  if (value.length >= 22 && value.charCodeAt(10) === 32 && value.endsWith('+00') && value.charCodeAt(4) === 45) {
-    return new Date(`${value.slice(0, 10)}T${value.slice(11, -3)}Z`);
+  if (value.length >= 22 && value.charCodeAt(10) === 32 && value.charCodeAt(4) === 45 && value.endsWith('+00')) {
+    const fraction = value.slice(19, -3); // '', '.5', '.123456'
+    const ms = fraction.length >= 4 ? fraction.slice(0, 4) : `${fraction || '.'}000`.slice(0, 4);
+    return new DbTimestamp(`${value.slice(0, 10)}T${value.slice(11, 19)}${ms}Z`);
   }
   return parseTimestamptzSlowly(value);
 }

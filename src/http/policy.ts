@@ -9,17 +9,19 @@ import { lookupCaller } from './authenticate';
  * authenticated caller, errors too, is marked `Cache-Control: no-store`.
  */
 export function enforcePolicy(auth: AuthService) {
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+  return (req: Request, res: Response, next: NextFunction): void => {
     const operation = req.operation!;
     if (!operation.accepts) return next();
-    try {
-      const caller = await lookupCaller(req, auth, operation.accepts);
-      res.set('Cache-Control', 'no-store');
-      authorize(caller, operation.policy, req.pathParams?.user);
+    // `then`, not `async`: this runs on every authenticated request.
+    lookupCaller(req, auth, operation.accepts).then((caller) => {
+      res.setHeader('Cache-Control', 'no-store');
+      try {
+        authorize(caller, operation.policy, req.pathParams?.user);
+      } catch (err) {
+        return next(err);
+      }
       req.caller = caller;
-    } catch (err) {
-      return next(err);
-    }
-    next();
+      next();
+    }, next);
   };
 }

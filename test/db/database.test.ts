@@ -5,6 +5,10 @@ describe('timestamptz', () => {
   it('parses what the databases send in UTC, and anything else as pg does', () => {
     expect(parseTimestamptz('2026-11-30 22:42:38.123456+00').toISOString()).toBe('2026-11-30T22:42:38.123Z');
     expect(parseTimestamptz('2026-11-30 22:42:38+00').toISOString()).toBe('2026-11-30T22:42:38.000Z');
+    expect(parseTimestamptz('2026-11-30 22:42:38.5+00').toISOString()).toBe('2026-11-30T22:42:38.500Z');
+    expect(parseTimestamptz('2026-11-30 22:42:38.12+00').toISOString()).toBe('2026-11-30T22:42:38.120Z');
+    const parsed = parseTimestamptz('2026-11-30 22:42:38.123456+00');
+    expect([parsed instanceof Date, parsed.getTime(), JSON.stringify({ at: parsed })]).toEqual([true, Date.UTC(2026, 10, 30, 22, 42, 38, 123), '{"at":"2026-11-30T22:42:38.123Z"}']);
     expect(parseTimestamptz('2026-11-30 22:42:38.5+02').toISOString()).toBe('2026-11-30T20:42:38.500Z');
     expect(parseTimestamptz('infinity') as unknown).toBe(Infinity); // pg's answer, as it is
   });
