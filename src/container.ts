@@ -53,6 +53,8 @@ export interface ContainerOptions {
   mailRetryBaseMs?: number;
   /** The pool Knex runs on, for the hot path's prepared statements (without it they run through Knex). */
   pool?: Pool;
+  /** How often housekeeping refreshes the planner's statistics (the embedded database has no autovacuum). */
+  analyzeEveryMs?: number;
 }
 
 export type ContainerConfig = Pick<
@@ -122,7 +124,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     availability,
   });
   jobRunner = jobs;
-  const housekeeping = new Housekeeping(stores, clock, log, { intervalMs: 60_000, availability });
+  const housekeeping = new Housekeeping(stores, clock, log, { intervalMs: 60_000, availability, analyzeEveryMs: options.analyzeEveryMs });
   return {
     services,
     stores,

@@ -39,7 +39,11 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     if (!config.jwtSecrets.length && config.databaseUrl) {
       log.warn('JWT_SECRET is not set: using the secret kept in DATA_DIR; instances sharing this database must share it');
     }
-    const container = createContainer(database.knex, { ...config, jwtSecrets }, log, { pool: database.pool });
+    // PGlite runs no autovacuum: housekeeping analyzes its tables hourly, as autovacuum would on a server.
+    const container = createContainer(database.knex, { ...config, jwtSecrets }, log, {
+      pool: database.pool,
+      analyzeEveryMs: database.kind === 'pglite' ? 3_600_000 : undefined,
+    });
     return { config, database, container };
   } catch (err) {
     await database.close();

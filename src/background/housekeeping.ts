@@ -12,21 +12,30 @@ const BATCH = 1000;
 /**
  * Forgets what has stopped mattering, in small batches so no pass holds locks for long: ended
  * rate-limit windows, and runs of failed logins whose last failure is older than a day (unless
- * still blocked).
+ * still blocked). With `analyzeEveryMs` (the embedded database, which has no autovacuum to do
+ * it) it also refreshes the planner's statistics that often, so list pages keep their plans as
+ * the tables grow.
  */
 export class Housekeeping extends PollingWorker {
+  private lastAnalyze: number;
+
   constructor(
-    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle'>,
+    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle' | 'maintenance'>,
     private readonly clock: Clock,
     log: Logger,
-    options: { intervalMs: number; availability?: DatabaseAvailability },
+    private readonly options: { intervalMs: number; availability?: DatabaseAvailability; analyzeEveryMs?: number },
   ) {
     super(log, 'housekeeping', options.intervalMs, options.availability);
+    this.lastAnalyze = clock.now().getTime();
   }
 
   /** One pass: how many rows went. */
   async runOnce(): Promise<number> {
     const now = this.clock.now();
+    if (this.options.analyzeEveryMs && now.getTime() - this.lastAnalyze >= this.options.analyzeEveryMs) {
+      await this.stores.maintenance.analyze();
+      this.lastAnalyze = now.getTime();
+    }
     let removed = 0;
     for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.rateLimits.prune(now, BATCH);
     const before = new Date(now.getTime() - LOGIN_FAILURES_REMEMBERED_MS);

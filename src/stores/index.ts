@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import { KnexGroupStore, type GroupStore } from './group-store';
 import { KnexJobStore, type JobStore } from './job-store';
 import { KnexLoginThrottleStore, type LoginThrottleStore } from './login-throttle-store';
+import { KnexMaintenanceStore, type MaintenanceStore } from './maintenance-store';
 import { KnexOutboxStore, type OutboxStore } from './outbox-store';
 import { KnexPasswordTokenStore, type PasswordTokenStore } from './password-token-store';
 import { KnexRateLimitStore, type RateLimitStore } from './rate-limit-store';
@@ -20,6 +21,7 @@ export interface Stores {
   loginThrottle: LoginThrottleStore;
   rateLimits: RateLimitStore;
   jobs: JobStore;
+  maintenance: MaintenanceStore;
 }
 
 /**
@@ -37,6 +39,7 @@ export function createStores(db: Knex, pool?: Pool): Stores {
     loginThrottle: new KnexLoginThrottleStore(db),
     rateLimits: new KnexRateLimitStore(db),
     jobs: new KnexJobStore(db),
+    maintenance: new KnexMaintenanceStore(db),
   };
 }
 

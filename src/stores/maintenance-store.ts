@@ -1,0 +1,14 @@
+import type { Knex } from 'knex';
+
+export interface MaintenanceStore {
+  /** Refreshes the planner's statistics (the list pages' plans depend on them). */
+  analyze(): Promise<void>;
+}
+
+export class KnexMaintenanceStore implements MaintenanceStore {
+  constructor(private readonly db: Knex) {}
+
+  async analyze(): Promise<void> {
+    await this.db.raw('analyze');
+  }
+}
