@@ -76,9 +76,13 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
 
 /** Knex over a pg pool we own (its public `connectionPool` option), so both speak through the same connections. */
 function knexOver(pool: pg.Pool, log: Logger | undefined): Knex {
-  // An idle connection that dies (the server restarted) is dropped by the pool and replaced when
-  // next needed; without a listener the event would crash the process.
+  // A connection that dies (the server restarted or went away) is dropped by the pool and replaced
+  // when next needed. Its 'error' event needs a listener wherever it is: the pool hears it while
+  // the connection is idle, pool.query while it runs one query, but a connection Knex has checked
+  // out (a transaction) has none of its own, and an unheard 'error' would crash the process. The
+  // work on it fails through its own query callbacks either way.
   pool.on('error', (err) => log?.debug({ err: err.message }, 'an idle database connection closed'));
+  pool.on('connect', (client) => client.on('error', (err) => log?.debug({ err: err.message }, 'a database connection in use closed')));
   return knex({ client: 'pg', connectionPool: pool, log: knexLog(log) });
 }
 

@@ -1,5 +1,6 @@
+import pg from 'pg';
 import { parseTimestamptz } from '../../src/db/database';
-import { openTestDatabase } from '../helpers/test-database';
+import { onPostgres, openTestDatabase } from '../helpers/test-database';
 
 describe('timestamptz', () => {
   it('parses what the databases send in UTC, and anything else as pg does', () => {
@@ -26,3 +27,36 @@ describe('timestamptz', () => {
     }
   });
 });
+
+// Only a server can drop a connection under a client (PGlite's lives in this process); the CI's
+// Postgres pass runs this.
+if (onPostgres) {
+  describe('a connection that dies while in use', () => {
+    it('fails the work on it, not the process, and the next work gets a new connection', async () => {
+      const db = await openTestDatabase();
+      const failed: unknown[] = [];
+      try {
+        await db.knex
+          .transaction(async (trx) => {
+            const { rows } = await trx.raw<{ rows: { pid: number }[] }>('select pg_backend_pid() as pid');
+            const killer = new pg.Client({ connectionString: db.url });
+            await killer.connect();
+            try {
+              await killer.query('select pg_terminate_backend($1)', [rows[0].pid]);
+            } finally {
+              await killer.end();
+            }
+            // The connection's end arrives while the transaction still holds it.
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            await trx.raw('select 1');
+          })
+          .catch((err: unknown) => failed.push(err));
+        expect(failed).toHaveLength(1);
+        const { rows } = await db.knex.raw<{ rows: { one: number }[] }>('select 1 as one');
+        expect(rows).toEqual([{ one: 1 }]);
+      } finally {
+        await db.close();
+      }
+    });
+  });
+}
