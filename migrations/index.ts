@@ -9,6 +9,7 @@ import * as createLoginThrottle from './20261130120000_create_login_throttle';
 import * as createRateLimits from './20261130120100_create_rate_limits';
 import * as createBackgroundJobs from './20261130120200_create_background_jobs';
 import * as createListIndexes from './20261130220000_create_list_indexes';
+import * as createEmailLinks from './20261201100000_create_email_links';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -22,4 +23,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261130120100_create_rate_limits', migration: createRateLimits },
   { name: '20261130120200_create_background_jobs', migration: createBackgroundJobs },
   { name: '20261130220000_create_list_indexes', migration: createListIndexes },
+  { name: '20261201100000_create_email_links', migration: createEmailLinks },
 ];

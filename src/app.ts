@@ -13,6 +13,7 @@ import { groupHandlers } from './http/handlers/groups';
 import { healthHandlers } from './http/handlers/health';
 import { meHandlers } from './http/handlers/me';
 import { passwordHandlers } from './http/handlers/passwords';
+import { REGISTRATION_OPERATIONS, registrationHandlers } from './http/handlers/registration';
 import { readAnyAsJson, rpcHandlers } from './http/handlers/rpc';
 import { sessionHandlers } from './http/handlers/session';
 import { settingsHandlers } from './http/handlers/settings';
@@ -28,7 +29,7 @@ import { RpcApi } from './rpc/api';
 import type { RateLimitStore } from './stores/rate-limit-store';
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute'>;
+  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute' | 'allowRegistration'>;
   services: Services;
   db: Knex;
   log: Logger;
@@ -111,7 +112,7 @@ function validate(validator: RequestHandler[], validateResponses: boolean): Requ
  * text rule → validation → handler; any failure to the one error handler.
  */
 export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock }: AppDeps): express.Express {
-  const table = new RouteTable(apiSpec as unknown as Spec);
+  const table = new RouteTable(apiSpec as unknown as Spec, config.allowRegistration ? new Set() : REGISTRATION_OPERATIONS);
   const rpc = new RpcApi(services, (apiSpec as unknown as Spec).paths['/_admin/api']?.post?.['x-rpc-methods' as never]);
   const handlers = dispatch(table, [
     sessionHandlers(services.auth, services.tokens, { secure: config.cookieSecure }, ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock)),
@@ -121,6 +122,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
     tokenHandlers(services.tokens, services.users),
     settingsHandlers(services.settings, services.users),
     groupHandlers(services.groups),
+    registrationHandlers(services.registration, config.allowRegistration, ipThrottle('register', config.throttleIpPerMinute, rateLimits, clock)),
     healthHandlers(db, availability),
     rpcHandlers(rpc, services.auth, log),
   ]);

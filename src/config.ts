@@ -29,6 +29,10 @@ export interface Config {
   apiTokenMaxTtlMs: number;
   welcomeLinkTtlMs: number;
   resetLinkTtlMs: number;
+  /** Self-service registration (`POST /register`) is served; off by default. */
+  allowRegistration: boolean;
+  /** How long a registration's verification link lives; unverified accounts older than this are removed. */
+  registrationTtlMs: number;
   cookieSecure: boolean;
   bodyLimit: string;
   shutdownTimeoutMs: number;
@@ -100,6 +104,8 @@ const schema = z
     API_TOKEN_MAX_TTL: duration('365d'),
     WELCOME_LINK_TTL: duration('7d'),
     RESET_LINK_TTL: duration('1h'),
+    ALLOW_REGISTRATION: flag('0'),
+    REGISTRATION_TTL: duration('24h'),
     COOKIE_SECURE: flag('1'),
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
     SHUTDOWN_TIMEOUT: duration('10s'),
@@ -162,6 +168,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     apiTokenMaxTtlMs: e.API_TOKEN_MAX_TTL,
     welcomeLinkTtlMs: e.WELCOME_LINK_TTL,
     resetLinkTtlMs: e.RESET_LINK_TTL,
+    allowRegistration: e.ALLOW_REGISTRATION,
+    registrationTtlMs: e.REGISTRATION_TTL,
     cookieSecure: e.COOKIE_SECURE,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,

@@ -13,6 +13,7 @@ import { GroupService } from './services/group-service';
 import { PasswordHasher } from './services/password-hasher';
 import { PasswordLinks } from './services/password-links';
 import { PasswordService, RESET_JOB } from './services/password-service';
+import { REGISTER_JOB, RegistrationService, type RegistrationJob } from './services/registration-service';
 import { SettingsService } from './services/settings-service';
 import { TokenService } from './services/token-service';
 import { TokenSigner } from './services/token-signer';
@@ -26,6 +27,7 @@ export interface Services {
   tokens: TokenService;
   settings: SettingsService;
   groups: GroupService;
+  registration: RegistrationService;
 }
 
 export interface Container {
@@ -69,6 +71,7 @@ export type ContainerConfig = Pick<
   | 'apiTokenMaxTtlMs'
   | 'welcomeLinkTtlMs'
   | 'resetLinkTtlMs'
+  | 'registrationTtlMs'
   | 'smtpUrl'
   | 'mailOutboxDir'
   | 'mailFrom'
@@ -116,15 +119,29 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     }),
     settings: new SettingsService(stores, transact),
     groups,
+    registration: new RegistrationService(stores, transact, hasher, clock, mail, config.registrationTtlMs),
   };
-  const jobs = new JobRunner(stores.jobs, { [RESET_JOB]: (p) => services.passwords.sendResetLink(String(p.email)) }, clock, log, {
+  const handlers = {
+    [RESET_JOB]: (p: Record<string, unknown>) => services.passwords.sendResetLink(String(p.email)),
+    [REGISTER_JOB]: async (p: Record<string, unknown>) => {
+      if ((await services.registration.complete(p as unknown as RegistrationJob)) === 'name_taken') {
+        log.info('a registration made nothing: its name was taken after it was answered');
+      }
+    },
+  };
+  const jobs = new JobRunner(stores.jobs, handlers, clock, log, {
     pollIntervalMs: config.mailPollIntervalMs,
     retryBaseMs: options.mailRetryBaseMs ?? 1000,
     retryMaxMs: 15 * 60_000,
     availability,
   });
   jobRunner = jobs;
-  const housekeeping = new Housekeeping(stores, clock, log, { intervalMs: 60_000, availability, analyzeEveryMs: options.analyzeEveryMs });
+  const housekeeping = new Housekeeping(stores, clock, log, {
+    intervalMs: 60_000,
+    availability,
+    analyzeEveryMs: options.analyzeEveryMs,
+    registrationTtlMs: config.registrationTtlMs,
+  });
   return {
     services,
     stores,

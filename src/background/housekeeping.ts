@@ -11,8 +11,9 @@ const BATCH = 1000;
 
 /**
  * Forgets what has stopped mattering, in small batches so no pass holds locks for long: ended
- * rate-limit windows, and runs of failed logins whose last failure is older than a day (unless
- * still blocked). With `analyzeEveryMs` (the embedded database, which has no autovacuum to do
+ * rate-limit windows, runs of failed logins whose last failure is older than a day (unless
+ * still blocked), and registrations never verified whose link has expired (so nobody can hold an
+ * address they do not own for ever). With `analyzeEveryMs` (the embedded database, which has no autovacuum to do
  * it) it also refreshes the planner's statistics that often, so list pages keep their plans as
  * the tables grow.
  */
@@ -20,10 +21,16 @@ export class Housekeeping extends PollingWorker {
   private lastAnalyze: number;
 
   constructor(
-    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle' | 'maintenance'>,
+    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle' | 'maintenance' | 'users'>,
     private readonly clock: Clock,
     log: Logger,
-    private readonly options: { intervalMs: number; availability?: DatabaseAvailability; analyzeEveryMs?: number },
+    private readonly options: {
+      intervalMs: number;
+      availability?: DatabaseAvailability;
+      analyzeEveryMs?: number;
+      /** Registrations never verified within this long are removed (API.md §2.4b). */
+      registrationTtlMs?: number;
+    },
   ) {
     super(log, 'housekeeping', options.intervalMs, options.availability);
     this.lastAnalyze = clock.now().getTime();
@@ -40,6 +47,10 @@ export class Housekeeping extends PollingWorker {
     for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.rateLimits.prune(now, BATCH);
     const before = new Date(now.getTime() - LOGIN_FAILURES_REMEMBERED_MS);
     for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.loginThrottle.prune(before, now, BATCH);
+    if (this.options.registrationTtlMs) {
+      const unverifiedBefore = new Date(now.getTime() - this.options.registrationTtlMs);
+      for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.users.removeUnverified(unverifiedBefore, BATCH);
+    }
     return removed;
   }
 }

@@ -5,6 +5,7 @@ export type ErrorCode =
   | 'validation_failed'
   | 'weak_password'
   | 'wrong_password'
+  | 'email_unverified'
   | 'invalid_token'
   | 'unauthenticated'
   | 'password_change_required'
@@ -61,6 +62,13 @@ export class WeakPasswordError extends AppError {
 export class WrongPasswordError extends AppError {
   constructor() {
     super('wrong_password', 'current password is wrong');
+  }
+}
+
+/** The right password of a self-registered account whose address is not yet verified. */
+export class EmailUnverifiedError extends AppError {
+  constructor() {
+    super('email_unverified', 'Verify your email address first: follow the link mailed to you');
   }
 }
 

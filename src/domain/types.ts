@@ -15,6 +15,8 @@ export interface User {
 /** A user with the secret part, for the few services that check passwords. */
 export interface UserWithPassword extends User {
   passwordHash: string | null;
+  /** false only for a self-registered account whose address is not yet proven. */
+  emailVerified: boolean;
 }
 
 export type TokenKind = 'login' | 'api';

@@ -24,6 +24,7 @@ export const STATUS: Record<ErrorCode, number> = {
   unauthenticated: 401,
   password_change_required: 401,
   wrong_password: 403,
+  email_unverified: 403,
   forbidden: 403,
   not_found: 404,
   conflict: 409,

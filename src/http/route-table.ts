@@ -103,7 +103,8 @@ export class RouteTable {
   private readonly exact = new Map<string, Operation>();
   private readonly templated = new Map<string, Compiled[]>(); // by method
 
-  constructor(spec: Spec) {
+  /** `without`: operations not served in this configuration (they answer `404 Route Not Found`, as unknown routes do). */
+  constructor(spec: Spec, without: ReadonlySet<string> = new Set()) {
     const documentAccepts = acceptsOf(spec.security, 'security');
     const ids = new Set<string>();
     const compiled: Compiled[] = [];
@@ -127,6 +128,7 @@ export class RouteTable {
           throw new Error(`${where}: x-policy caller ${policy.caller} but security ${accepts ? 'requires a credential' : 'is public'}`);
         }
         const body = bodyOf(spec, op, where);
+        if (without.has(op.operationId)) continue;
         const operation: Operation = {
           id: op.operationId,
           method: method.toUpperCase(),

@@ -98,3 +98,46 @@ export function resetPasswordMail(s: MailSettings, to: { name: string; email: st
     ].join('\n'),
   };
 }
+
+export function verifyEmailLink(settings: MailSettings, token: string): string {
+  return `${settings.appUrl}/verify-email?token=${encodeURIComponent(token)}`;
+}
+
+export function verifyEmailMail(s: MailSettings, to: { name: string; email: string }, link: string, validFor: string): OutgoingMail {
+  return {
+    to: [to.email],
+    subject: `Verify your ${s.appName} email address`,
+    text: [
+      `Hello ${to.name},`,
+      '',
+      `Someone (we hope you) registered an account on ${s.appName} with this address.`,
+      'Confirm that the address is yours by following this link:',
+      '',
+      link,
+      '',
+      `The link works once and expires in ${validFor}. Until then the account cannot log in;`,
+      'an account never verified is removed. If you did not register, ignore this mail.',
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}
+
+/** To an address that already has an account, instead of a second one (no link: nothing was made). */
+export function alreadyRegisteredMail(s: MailSettings, to: { name: string; email: string }): OutgoingMail {
+  return {
+    to: [to.email],
+    subject: `You already have an ${s.appName} account`,
+    text: [
+      `Hello ${to.name},`,
+      '',
+      `Someone (we hope you) tried to register an account on ${s.appName} with this address.`,
+      `It already has one, under the name "${to.name}". No new account was made.`,
+      '',
+      'If it was you, log in with that account; if you have forgotten its password, ask for a',
+      'password reset with this address. If it was not you, ignore this mail.',
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { ForbiddenError, RateLimitedError, UnauthenticatedError } from '../domain/errors';
+import { EmailUnverifiedError, ForbiddenError, RateLimitedError, UnauthenticatedError } from '../domain/errors';
 import { LOGIN_TOKEN_PREFIX } from '../domain/rules';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
@@ -59,6 +59,8 @@ export class AuthService {
       if (throttled) await this.stores.loginThrottle.recordFailure(key, this.clock.now(), this.throttle);
       throw new UnauthenticatedError('Unauthorized');
     }
+    // Only the right password learns this (a wrong one got the ordinary 401 above); no token.
+    if (!user.emailVerified) throw new EmailUnverifiedError();
     const rehashed = user.passwordHash && this.hasher.needsRehash(user.passwordHash) ? await this.hasher.hash(password) : undefined;
     const now = this.clock.now();
     const result = await this.transact(async (s) => {

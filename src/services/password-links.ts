@@ -9,6 +9,11 @@ export function hashLinkToken(token: string): string {
   return crypto.createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
+/** A link's secret: 256 random bits, URL-safe. Only its hash is stored. */
+export function newLinkToken(): string {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
 /** Single-use set-password links: 256 random bits, stored only as a SHA-256 hash. */
 export class PasswordLinks {
   constructor(
@@ -19,7 +24,7 @@ export class PasswordLinks {
 
   /** Makes a link inside the caller's transaction and returns it (for the mail only). */
   async issue(s: Stores, user: User, purpose: PasswordTokenPurpose): Promise<{ link: string; validFor: string }> {
-    const token = crypto.randomBytes(32).toString('base64url');
+    const token = newLinkToken();
     const ttlMs = purpose === 'welcome' ? this.ttl.welcomeMs : this.ttl.resetMs;
     const now = this.clock.now();
     await s.passwordTokens.insert(user.id, hashLinkToken(token), purpose, now, new Date(now.getTime() + ttlMs));

@@ -102,6 +102,9 @@ export class PasswordService {
       const user = await s.users.findById(consumed.userId);
       if (!user || user.deactivated) throw new InvalidTokenError();
       await s.users.setPassword(user.id, passwordHash, false);
+      // The link was mailed to the address: using it proves the address (a registration never
+      // verified, perhaps made by someone else, becomes the address owner's).
+      await s.users.markEmailVerified(user.id);
       await s.passwordTokens.deleteForUser(user.id);
       await endTokens(s, user.id, 'login_only');
       if (consumed.purpose === 'reset') await s.outbox.enqueue(passwordChangedMail(this.mail, user));

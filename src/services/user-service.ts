@@ -152,7 +152,8 @@ export class UserService {
   }
 }
 
-function checkName(name: string): void {
+/** A user name must not be reserved (`me`); the spec checks the rest of the rule. */
+export function checkName(name: string): void {
   if (RESERVED_USER_NAMES.has(name)) throw new ValidationError(`the name "${name}" is reserved`, [{ path: '/body/name', message: 'is reserved' }]);
 }
 

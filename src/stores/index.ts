@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Pool } from 'pg';
+import { KnexEmailLinkStore, type EmailLinkStore } from './email-link-store';
 import { KnexGroupStore, type GroupStore } from './group-store';
 import { KnexJobStore, type JobStore } from './job-store';
 import { KnexLoginThrottleStore, type LoginThrottleStore } from './login-throttle-store';
@@ -15,6 +16,7 @@ export interface Stores {
   users: UserStore;
   tokens: TokenStore;
   passwordTokens: PasswordTokenStore;
+  emailLinks: EmailLinkStore;
   outbox: OutboxStore;
   settings: SettingsStore;
   groups: GroupStore;
@@ -33,6 +35,7 @@ export function createStores(db: Knex, pool?: Pool): Stores {
     users: new KnexUserStore(db, pool),
     tokens: new KnexTokenStore(db, pool),
     passwordTokens: new KnexPasswordTokenStore(db),
+    emailLinks: new KnexEmailLinkStore(db),
     outbox: new KnexOutboxStore(db),
     settings: new KnexSettingsStore(db),
     groups: new KnexGroupStore(db),

@@ -32,6 +32,7 @@ export interface UserRow {
   last_seen: Date | null;
   deactivated: Date | null;
   password_hash?: string | null;
+  email_verified?: boolean;
 }
 
 export function toUser(row: UserRow): User {
@@ -77,6 +78,18 @@ export interface UserStore {
   /** An active user holding this name or email (a conflict's `user` member). */
   findActiveHolder(name: string | undefined, email: string | undefined, exceptId?: string): Promise<User | undefined>;
   insert(user: NewUserRow): Promise<User>;
+  /**
+   * A self-registered user, address not yet verified; undefined (nothing inserted, no error) when
+   * an active user holds the name or the address, concurrent registrations included.
+   */
+  insertUnverified(user: Pick<NewUserRow, 'name' | 'email' | 'passwordHash'>): Promise<User | undefined>;
+  /** The address is proven; false when the user is not active. */
+  markEmailVerified(id: string): Promise<boolean>;
+  /**
+   * Removes up to `limit` registrations never verified and made before `before` (active, owning
+   * no group); returns how many went.
+   */
+  removeUnverified(before: Date, limit: number): Promise<number>;
   update(id: string, changes: UserChanges): Promise<User>;
   setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void>;
   setForcePasswordChange(id: string, force: boolean): Promise<void>;
@@ -129,11 +142,11 @@ export class KnexUserStore implements UserStore {
   }
 
   async findActiveWithPassword(ref: UserRef): Promise<UserWithPassword | undefined> {
-    const q = this.db('users').select([...USER_COLUMNS, 'users.password_hash']).whereNull('deactivated');
+    const q = this.db('users').select([...USER_COLUMNS, 'users.password_hash', 'users.email_verified']).whereNull('deactivated');
     if ('id' in ref) q.where('id', ref.id);
     else q.whereRaw('lower(email) = lower(?)', [ref.email]);
     const row: UserRow | undefined = await q.first();
-    return row ? { ...toUser(row), passwordHash: row.password_hash ?? null } : undefined;
+    return row ? { ...toUser(row), passwordHash: row.password_hash ?? null, emailVerified: row.email_verified !== false } : undefined;
   }
 
   async findActiveByName(name: string): Promise<User | undefined> {
@@ -172,6 +185,32 @@ export class KnexUserStore implements UserStore {
       if (isUniqueViolation(err)) throw new ConflictError('a user with that name or email already exists');
       throw err;
     }
+  }
+
+  async insertUnverified(user: Pick<NewUserRow, 'name' | 'email' | 'passwordHash'>): Promise<User | undefined> {
+    // No conflict target: either unique index (active name, active address) makes it a no-op,
+    // after waiting for a concurrent insert of the same to commit or roll back.
+    const [row] = await this.db('users')
+      .insert({ name: user.name, email: user.email, password_hash: user.passwordHash, is_admin: false, force_password_change: false, email_verified: false })
+      .onConflict()
+      .ignore()
+      .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
+    return row ? toUser(row) : undefined;
+  }
+
+  async markEmailVerified(id: string): Promise<boolean> {
+    return (await this.db('users').where('id', id).whereNull('deactivated').update({ email_verified: true })) > 0;
+  }
+
+  async removeUnverified(before: Date, limit: number): Promise<number> {
+    const stale = this.db('users')
+      .select('id')
+      .where('email_verified', false)
+      .whereNull('deactivated')
+      .where('created', '<', before)
+      .whereNotExists((q) => q.select(this.db.raw('1')).from('user_groups').whereRaw('user_groups.owner_id = users.id'))
+      .limit(limit);
+    return this.db('users').whereIn('id', stale).delete();
   }
 
   async update(id: string, changes: UserChanges): Promise<User> {
