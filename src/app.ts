@@ -116,7 +116,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   const rpc = new RpcApi(services, (apiSpec as unknown as Spec).paths['/_admin/api']?.post?.['x-rpc-methods' as never]);
   const handlers = dispatch(table, [
     sessionHandlers(services.auth, services.tokens, { secure: config.cookieSecure }, ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock)),
-    meHandlers(services.users, services.groups),
+    meHandlers(services.users, services.groups, services.emailChanges),
     userHandlers(services.users, services.groups),
     passwordHandlers(services.passwords, services.users, ipThrottle('password_reset', config.throttleIpPerMinute, rateLimits, clock)),
     tokenHandlers(services.tokens, services.users),

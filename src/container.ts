@@ -9,6 +9,7 @@ import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
 import { AuthService } from './services/auth-service';
+import { EmailChanges } from './services/email-change';
 import { GroupService } from './services/group-service';
 import { PasswordHasher } from './services/password-hasher';
 import { PasswordLinks } from './services/password-links';
@@ -28,6 +29,7 @@ export interface Services {
   settings: SettingsService;
   groups: GroupService;
   registration: RegistrationService;
+  emailChanges: EmailChanges;
 }
 
 export interface Container {
@@ -98,7 +100,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
-  const users = new UserService(stores, transact, hasher, links, clock, mail);
+  const emailChanges = new EmailChanges(transact, clock, mail);
+  const users = new UserService(stores, transact, hasher, links, clock, mail, emailChanges);
   const groups = new GroupService(stores);
   const passwords = new PasswordService(stores, transact, hasher, links, clock, mail);
   const services: Services = {
@@ -120,6 +123,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     settings: new SettingsService(stores, transact),
     groups,
     registration: new RegistrationService(stores, transact, hasher, clock, mail, config.registrationTtlMs),
+    emailChanges,
   };
   const handlers = {
     [RESET_JOB]: (p: Record<string, unknown>) => services.passwords.sendResetLink(String(p.email)),

@@ -10,6 +10,11 @@ export interface User {
   lastLogin: Date | null;
   lastSeen: Date | null;
   deactivated: Date | null;
+  /**
+   * The address awaiting confirmation by its link (API.md §2.2), null when none; undefined when
+   * not read (list pages, which do not show it).
+   */
+  pendingEmail?: string | null;
 }
 
 /** A user with the secret part, for the few services that check passwords. */

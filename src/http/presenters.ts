@@ -31,7 +31,7 @@ export function presentUserListItem(u: User, includeDeactivated: boolean) {
 
 /** `groups`: the user's memberships with their effective permission on each. */
 export function presentUserDetailed(u: User, groups: Membership[]) {
-  return { ...presentUser(u), groups: groups.map((g) => ({ id: g.id, name: g.name, permission: g.permission })) };
+  return { ...presentUser(u), pending_email: u.pendingEmail ?? null, groups: groups.map((g) => ({ id: g.id, name: g.name, permission: g.permission })) };
 }
 
 export function presentGroup(g: UserGroup) {

@@ -141,3 +141,55 @@ export function alreadyRegisteredMail(s: MailSettings, to: { name: string; email
     ].join('\n'),
   };
 }
+
+export function confirmEmailLink(settings: MailSettings, token: string): string {
+  return `${settings.appUrl}/confirm-email?token=${encodeURIComponent(token)}`;
+}
+
+export function revertEmailLink(settings: MailSettings, token: string): string {
+  return `${settings.appUrl}/revert-email?token=${encodeURIComponent(token)}`;
+}
+
+/** To the new address of a change the user asked for: the link makes the change. */
+export function confirmEmailMail(s: MailSettings, to: { name: string; email: string }, link: string, validFor: string): OutgoingMail {
+  return {
+    to: [to.email],
+    subject: `Confirm your new ${s.appName} email address`,
+    text: [
+      `Hello ${to.name},`,
+      '',
+      `You asked to use this address for your ${s.appName} account.`,
+      'Confirm it by following this link:',
+      '',
+      link,
+      '',
+      `The link works once and expires in ${validFor}. Until then your account keeps its`,
+      'current address. If you did not ask for this, ignore this mail.',
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}
+
+/** To the old address of a change: the link undoes it, the defence against a stolen session. */
+export function emailChangingMail(s: MailSettings, to: { name: string; email: string }, newEmail: string, link: string, validFor: string): OutgoingMail {
+  return {
+    to: [to.email],
+    subject: `Your ${s.appName} email address is changing`,
+    text: [
+      `Hello ${to.name},`,
+      '',
+      `Someone signed in to your ${s.appName} account asked to change its address`,
+      `to ${newEmail}; the change is made when that address confirms it.`,
+      '',
+      'If it was not you, follow this link: it keeps (or puts back) this address, ends every',
+      'session and token of the account, and has you choose a new password at your next login.',
+      '',
+      link,
+      '',
+      `The link works once and expires in ${validFor}.`,
+      '',
+      `-- ${s.appName}`,
+    ].join('\n'),
+  };
+}

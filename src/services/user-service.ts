@@ -5,6 +5,7 @@ import type { Clock, NewUserInput, Page, User, UserChanges } from '../domain/typ
 import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
 import { decodeCursor, pageOf } from './cursor';
+import type { EmailChanges } from './email-change';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordLinks } from './password-links';
 
@@ -33,6 +34,7 @@ export class UserService {
     private readonly links: PasswordLinks,
     private readonly clock: Clock,
     private readonly mail: MailSettings,
+    private readonly emailChanges: EmailChanges,
   ) {}
 
   /**
@@ -80,19 +82,31 @@ export class UserService {
     );
   }
 
-  /** `POST /user/me` and `POST /user/:user`: only fields that differ count. */
+  /**
+   * `POST /user/me` and `POST /user/:user`: only fields that differ count. A user changing their
+   * own address does not change it: the new one must confirm it first (EmailChanges.request, its
+   * mails sent whatever `sendMail` says); an admin changing someone else's changes it at once.
+   */
   async update(actor: User, target: User, changes: UserChanges, sendMail: boolean): Promise<User> {
     const diff = changedFields(target, changes);
     if (diff.length === 0) return target;
     if (changes.name !== undefined && diff.includes('name')) checkName(changes.name);
     if (diff.includes('isAdmin') && !actor.isAdmin) throw new ForbiddenError('only admins may change is_admin');
-    const patch: UserChanges = Object.fromEntries(diff.map((k) => [k, changes[k]]));
-    return this.withConflictHolder(actor, patch.name, patch.email, target.id, () =>
+    const newEmail = diff.includes('email') ? changes.email : undefined;
+    const confirmFirst = newEmail !== undefined && actor.id === target.id;
+    const now = confirmFirst ? diff.filter((k) => k !== 'email') : diff;
+    const patch: UserChanges = Object.fromEntries(now.map((k) => [k, changes[k]]));
+    return this.withConflictHolder(actor, patch.name, newEmail, target.id, () =>
       this.transact(async (s) => {
         if (patch.isAdmin === false) await assertNotLastAdmin(s, target, actor);
-        const updated = await s.users.update(target.id, patch);
-        if (sendMail) {
-          const lines: FieldChange[] = diff.map((k) => ({ field: FIELD_LABELS[k], from: show(target[k]), to: show(updated[k]) }));
+        if (confirmFirst && (await s.users.findActiveHolder(undefined, newEmail, target.id))) {
+          throw new ConflictError('a user with that name or email already exists');
+        }
+        let updated = now.length > 0 ? await s.users.update(target.id, patch) : target;
+        if (patch.email !== undefined) await s.emailLinks.deleteForUser(target.id, ['confirm']); // set at once: a pending change ends
+        if (confirmFirst) updated = await this.emailChanges.request(s, updated, newEmail);
+        if (sendMail && now.length > 0) {
+          const lines: FieldChange[] = now.map((k) => ({ field: FIELD_LABELS[k], from: show(target[k]), to: show(updated[k]) }));
           const to = updated.email === target.email ? [updated.email] : [updated.email, target.email];
           await s.outbox.enqueue(accountUpdatedMail(this.mail, to, updated.name, lines));
         }
@@ -101,7 +115,7 @@ export class UserService {
     );
   }
 
-  /** Deactivates: no login, no tokens, no links, no group memberships or grants; the row stays. */
+  /** Deactivates: no login, no tokens, no links (password or address), no group memberships or grants; the row stays. */
   async deactivate(actor: User, target: User): Promise<void> {
     await this.transact(async (s) => {
       if (target.isAdmin) await assertNotLastAdmin(s, target, actor);
@@ -109,6 +123,7 @@ export class UserService {
       if (!(await s.users.deactivate(target.id, this.clock.now()))) throw new UserDeactivatedError((await s.users.findById(target.id)) ?? target);
       await s.tokens.deleteForUser(target.id);
       await s.passwordTokens.deleteForUser(target.id);
+      await s.emailLinks.deleteForUser(target.id);
       await s.groups.removeUserEverywhere(target.id);
     });
   }

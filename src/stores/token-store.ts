@@ -4,7 +4,7 @@ import { ConflictError } from '../domain/errors';
 import type { CallerToken, Scope, Token, TokenKind, User } from '../domain/types';
 import { runPrepared, type PreparedStatement } from '../db/prepared';
 import { isUniqueViolation } from './pg-errors';
-import { USER_COLUMNS, toUser, type UserRow } from './user-store';
+import { USER_DETAIL_COLUMNS, toUser, type UserRow } from './user-store';
 
 const TOKEN_COLUMNS = [
   'user_tokens.id',
@@ -98,7 +98,7 @@ interface FindLiveRow extends Omit<UserRow, 'deactivated'> {
 const FIND_LIVE: PreparedStatement = {
   name: 'token_find_live',
   text: `select t.id as t_id, t.kind as t_kind, t.scopes as t_scopes, t.last_used as t_last_used,
-      ${USER_COLUMNS.filter((c) => c !== 'users.deactivated').join(', ')},
+      ${USER_DETAIL_COLUMNS.filter((c) => c !== 'users.deactivated').join(', ')},
       exists (select 1 from user_group_members where user_group_members.user_id = users.id) as in_groups
     from user_tokens t join users on users.id = t.user_id
     where t.id = $1 and t.user_id = $2 and t.expires > $3 and users.deactivated is null`,

@@ -19,6 +19,13 @@ export const USER_COLUMNS = [
   'users.deactivated',
 ] as const;
 
+/**
+ * The columns of a single user shown in full (`UserDetailed`): the list columns and the address
+ * awaiting confirmation. List pages read `USER_COLUMNS` only.
+ */
+export const USER_DETAIL_COLUMNS = [...USER_COLUMNS, 'users.pending_email', 'users.pending_email_expires'] as const;
+const RETURNING_DETAIL = USER_DETAIL_COLUMNS.map((c) => c.replace('users.', ''));
+
 export interface UserRow {
   id: string;
   name: string;
@@ -33,6 +40,8 @@ export interface UserRow {
   deactivated: Date | null;
   password_hash?: string | null;
   email_verified?: boolean;
+  pending_email?: string | null;
+  pending_email_expires?: Date | null;
 }
 
 export function toUser(row: UserRow): User {
@@ -48,7 +57,17 @@ export function toUser(row: UserRow): User {
     lastLogin: row.last_login,
     lastSeen: row.last_seen,
     deactivated: row.deactivated,
+    pendingEmail: pendingEmailOf(row),
   };
+}
+
+/**
+ * The address awaiting confirmation while its link lives (the database's rows keep it until
+ * replaced, confirmed or reverted); undefined when the row was read without it (a list page).
+ */
+function pendingEmailOf(row: UserRow): string | null | undefined {
+  if (row.pending_email === undefined) return undefined;
+  return row.pending_email && row.pending_email_expires && row.pending_email_expires.getTime() > Date.now() ? row.pending_email : null;
 }
 
 export interface UserListQuery {
@@ -83,6 +102,14 @@ export interface UserStore {
    * an active user holds the name or the address, concurrent registrations included.
    */
   insertUnverified(user: Pick<NewUserRow, 'name' | 'email' | 'passwordHash'>): Promise<User | undefined>;
+  /** The address awaiting confirmation (null: none); returns the user as now. */
+  setPendingEmail(id: string, pending: { email: string; expires: Date } | null): Promise<User>;
+  /**
+   * Sets an active user's address (proven: verified), ending any pending change; optionally
+   * forces a password change. undefined when the user is not active; ConflictError when an
+   * active user holds the address.
+   */
+  changeEmail(id: string, email: string, options?: { forcePasswordChange?: boolean }): Promise<User | undefined>;
   /** The address is proven; false when the user is not active. */
   markEmailVerified(id: string): Promise<boolean>;
   /**
@@ -127,14 +154,14 @@ export class KnexUserStore implements UserStore {
   ) {}
 
   async findById(id: string): Promise<User | undefined> {
-    const row = await this.db('users').select(USER_COLUMNS).where('id', id).first();
+    const row = await this.db('users').select(USER_DETAIL_COLUMNS).where('id', id).first();
     return row ? toUser(row) : undefined;
   }
 
   async findByRef(ref: UserRef): Promise<User | undefined> {
     if ('id' in ref) return this.findById(ref.id);
     const row = await this.db('users')
-      .select(USER_COLUMNS)
+      .select(USER_DETAIL_COLUMNS)
       .whereRaw('lower(email) = lower(?)', [ref.email])
       .orderByRaw('deactivated is not null, deactivated desc')
       .first();
@@ -202,6 +229,34 @@ export class KnexUserStore implements UserStore {
     return (await this.db('users').where('id', id).whereNull('deactivated').update({ email_verified: true })) > 0;
   }
 
+  async setPendingEmail(id: string, pending: { email: string; expires: Date } | null): Promise<User> {
+    const [row] = await this.db('users')
+      .where('id', id)
+      .update({ pending_email: pending?.email ?? null, pending_email_expires: pending?.expires ?? null })
+      .returning(RETURNING_DETAIL);
+    return toUser(row);
+  }
+
+  async changeEmail(id: string, email: string, options: { forcePasswordChange?: boolean } = {}): Promise<User | undefined> {
+    try {
+      const [row] = await this.db('users')
+        .where('id', id)
+        .whereNull('deactivated')
+        .update({
+          email,
+          email_verified: true,
+          pending_email: null,
+          pending_email_expires: null,
+          ...(options.forcePasswordChange && { force_password_change: true }),
+        })
+        .returning(RETURNING_DETAIL);
+      return row ? toUser(row) : undefined;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('an active user now has that email');
+      throw err;
+    }
+  }
+
   async removeUnverified(before: Date, limit: number): Promise<number> {
     const stale = this.db('users')
       .select('id')
@@ -220,11 +275,9 @@ export class KnexUserStore implements UserStore {
     if (changes.firstName !== undefined) patch.first_name = changes.firstName;
     if (changes.lastName !== undefined) patch.last_name = changes.lastName;
     if (changes.isAdmin !== undefined) patch.is_admin = changes.isAdmin;
+    if (changes.email !== undefined) Object.assign(patch, { pending_email: null, pending_email_expires: null }); // set at once: nothing pends
     try {
-      const [row] = await this.db('users')
-        .where('id', id)
-        .update(patch)
-        .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
+      const [row] = await this.db('users').where('id', id).update(patch).returning(RETURNING_DETAIL);
       return toUser(row);
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError('a user with that name or email already exists');
@@ -258,7 +311,7 @@ export class KnexUserStore implements UserStore {
         .where('id', id)
         .whereNotNull('deactivated')
         .update({ deactivated: null, password_hash: null, force_password_change: true })
-        .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
+        .returning(RETURNING_DETAIL);
       return row ? toUser(row) : undefined;
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError('an active user now has that name or email');

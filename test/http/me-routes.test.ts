@@ -20,6 +20,7 @@ describe('GET /user/me', () => {
       id: u.user.id,
       name: u.user.name,
       email: u.email,
+      pending_email: null,
       first_name: null,
       last_name: null,
       created: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
@@ -48,20 +49,19 @@ describe('GET /user/me', () => {
 });
 
 describe('POST /user/me', () => {
-  it('changes the given fields and mails "field: old -> new" to the new and the old address', async () => {
+  it('changes the given fields at once (the email only once confirmed) and mails "field: old -> new"', async () => {
     const u = await t.factory.loggedIn();
     const newName = unique('renamed');
     const newEmail = `${newName}@example.test`;
     const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ name: newName, email: newEmail, first_name: 'Ada' });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: u.user.id, name: newName, email: newEmail, first_name: 'Ada', last_name: null, groups: [] });
+    expect(res.body).toMatchObject({ id: u.user.id, name: newName, email: u.email, pending_email: newEmail, first_name: 'Ada', last_name: null, groups: [] });
     const row = await t.knex('users').where({ id: u.user.id }).first();
-    expect([row.name, row.email, row.first_name]).toEqual([newName, newEmail, 'Ada']);
-    const [mail] = await t.mail.waitFor((m) => m.to.includes(newEmail));
-    expect(mail.to.sort()).toEqual([newEmail, u.email].sort());
-    expect(mail.subject).toBe('Your Accounts account has been updated');
+    expect([row.name, row.email, row.pending_email, row.first_name]).toEqual([newName, u.email, newEmail, 'Ada']);
+    const [mail] = await t.mail.waitFor((m) => m.subject === 'Your Accounts account has been updated' && m.to.includes(u.email));
+    expect(mail.to).toEqual([u.email]);
     expect(mail.text).toContain(`name: ${u.user.name} -> ${newName}`);
-    expect(mail.text).toContain(`email: ${u.email} -> ${newEmail}`);
+    expect(mail.text).not.toContain('email:');
     expect(mail.text).toContain('first_name: (none) -> Ada');
     expect(mail.text).not.toContain(u.password);
   });

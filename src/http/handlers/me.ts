@@ -1,3 +1,4 @@
+import type { EmailChanges } from '../../services/email-change';
 import type { GroupService } from '../../services/group-service';
 import type { UserService } from '../../services/user-service';
 import { callerOf } from '../authenticate';
@@ -7,8 +8,8 @@ import type { Handlers } from '../mount';
 import { presentUserDetailed } from '../presenters';
 import { toUserChanges } from '../user-bodies';
 
-/** The caller's own account. */
-export function meHandlers(users: UserService, groups: GroupService): Handlers {
+/** The caller's own account, and the links that confirm or undo a change of its address. */
+export function meHandlers(users: UserService, groups: GroupService, emailChanges: EmailChanges): Handlers {
   return {
     getMe: async (req, res) => {
       const { user, inGroups } = callerOf(req);
@@ -20,6 +21,16 @@ export function meHandlers(users: UserService, groups: GroupService): Handlers {
       const { user } = callerOf(req);
       const updated = await users.update(user, user, toUserChanges(body(req, 'updateMe')), flag(query(req, 'updateMe').send_mail, true));
       res.json(presentUserDetailed(updated, await groups.membershipsOf(updated)));
+    },
+
+    confirmEmailChange: async (req, res) => {
+      await emailChanges.confirm(body(req, 'confirmEmailChange').token);
+      res.status(204).end();
+    },
+
+    revertEmailChange: async (req, res) => {
+      await emailChanges.revert(body(req, 'revertEmailChange').token);
+      res.status(204).end();
     },
   };
 }

@@ -1,0 +1,76 @@
+import ms from 'ms';
+import { InvalidTokenError } from '../domain/errors';
+import type { Clock, User } from '../domain/types';
+import { confirmEmailLink, confirmEmailMail, emailChangingMail, revertEmailLink, type MailSettings } from '../mail/templates';
+import type { Stores, Transactor } from '../stores';
+import { hashLinkToken, newLinkToken } from './password-links';
+
+/** How long the new address's confirmation link lives. */
+export const CONFIRM_LINK_TTL_MS = 24 * 3_600_000;
+/** How long the old address's revert link lives. */
+export const REVERT_LINK_TTL_MS = 7 * 24 * 3_600_000;
+
+/**
+ * A user changing their own address (API.md §2.2): the address changes only when the new one
+ * confirms it by its link, and the old one is told, with a link that undoes the change (within 7
+ * days), ends every token and forces a new password: the defence against a stolen session. An
+ * admin changing someone else's address does it at once (UserService.update).
+ */
+export class EmailChanges {
+  constructor(
+    private readonly transact: Transactor,
+    private readonly clock: Clock,
+    private readonly mail: MailSettings,
+  ) {}
+
+  /**
+   * Inside the caller's transaction: `newEmail` becomes the user's pending address (replacing
+   * any pending one, whose link dies), the new address gets a confirmation link and the old one
+   * a notice with a revert link, whatever `send_mail` says. Returns the user as now.
+   */
+  async request(s: Stores, user: User, newEmail: string): Promise<User> {
+    const now = this.clock.now();
+    await s.emailLinks.deleteForUser(user.id, ['confirm']);
+    const confirm = await this.issue(s, user.id, 'confirm', newEmail, now, CONFIRM_LINK_TTL_MS);
+    const revert = await this.issue(s, user.id, 'revert', user.email, now, REVERT_LINK_TTL_MS);
+    const pending = await s.users.setPendingEmail(user.id, { email: newEmail, expires: new Date(now.getTime() + CONFIRM_LINK_TTL_MS) });
+    await s.outbox.enqueue(confirmEmailMail(this.mail, { name: user.name, email: newEmail }, confirmEmailLink(this.mail, confirm), ms(CONFIRM_LINK_TTL_MS, { long: true })));
+    await s.outbox.enqueue(emailChangingMail(this.mail, user, newEmail, revertEmailLink(this.mail, revert), ms(REVERT_LINK_TTL_MS, { long: true })));
+    return pending;
+  }
+
+  /**
+   * `POST /user/me/email/confirm`: a live, unused confirmation link makes the change (the new
+   * address is proven). `409` if an active user has taken the address meanwhile (the link stays
+   * usable); `400 invalid_token` otherwise.
+   */
+  async confirm(token: string): Promise<void> {
+    await this.transact(async (s) => {
+      const link = await s.emailLinks.consume(hashLinkToken(token), 'confirm', this.clock.now());
+      if (!link?.email || !(await s.users.changeEmail(link.userId, link.email))) throw new InvalidTokenError();
+    });
+  }
+
+  /**
+   * `POST /user/me/email/revert`: a live, unused revert link puts its address back (cancelling a
+   * change still pending), ends every token and every link of the user, and forces a password
+   * change at the next login.
+   */
+  async revert(token: string): Promise<void> {
+    await this.transact(async (s) => {
+      const link = await s.emailLinks.consume(hashLinkToken(token), 'revert', this.clock.now());
+      if (!link?.email) throw new InvalidTokenError();
+      const user = await s.users.changeEmail(link.userId, link.email, { forcePasswordChange: true });
+      if (!user) throw new InvalidTokenError();
+      await s.tokens.deleteForUser(user.id);
+      await s.passwordTokens.deleteForUser(user.id); // a reset link may have gone to the address being undone
+      await s.emailLinks.deleteForUser(user.id);
+    });
+  }
+
+  private async issue(s: Stores, userId: string, purpose: 'confirm' | 'revert', email: string, now: Date, ttlMs: number): Promise<string> {
+    const token = newLinkToken();
+    await s.emailLinks.insert({ userId, tokenHash: hashLinkToken(token), purpose, email, created: now, expires: new Date(now.getTime() + ttlMs) });
+    return token;
+  }
+}
