@@ -9,6 +9,7 @@ import { NotFoundError, ValidationError } from './domain/errors';
 import { isRfc3339DateTime } from './domain/timestamps';
 import type { Clock } from './domain/types';
 import { errorHandler } from './http/error-handler';
+import { auditHandlers } from './http/handlers/audit';
 import { groupHandlers } from './http/handlers/groups';
 import { healthHandlers } from './http/handlers/health';
 import { meHandlers } from './http/handlers/me';
@@ -122,6 +123,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
     tokenHandlers(services.tokens, services.users),
     settingsHandlers(services.settings, services.users),
     groupHandlers(services.groups),
+    auditHandlers(services.audit),
     registrationHandlers(services.registration, config.allowRegistration, ipThrottle('register', config.throttleIpPerMinute, rateLimits, clock)),
     healthHandlers(db, availability),
     rpcHandlers(rpc, services.auth, log),

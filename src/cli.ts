@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
 import { migrateLatest } from './db/migrate';
+import { SYSTEM, type AuditContext } from './domain/audit';
 import { parseUserRef } from './domain/identifiers';
 import { parseRfc3339 } from './domain/timestamps';
 import { AppError, ValidationError } from './domain/errors';
@@ -26,6 +27,9 @@ Commands:
 
 Passwords are read from standard input (one line), never from the command line.
 Configuration is the server's (DATABASE_URL, DATA_DIR, ...).`;
+
+/** What the operator's commands leave in the audit log: no actor, and this client. */
+const CLI: AuditContext = { ...SYSTEM, userAgent: 'accounts CLI' };
 
 /** The operator acts as a system admin. */
 const OPERATOR: User = {
@@ -115,7 +119,7 @@ async function runCommand(command: string, values: CliValues, io: CliIo): Promis
       case 'create-user': {
         if (!values.email || !values.name) throw new ValidationError('create-user needs --email and --name');
         const password = values['password-stdin'] ? await readPassword(io.stdin) : undefined;
-        const user = await users.create(OPERATOR, { name: values.name, email: values.email, password, isAdmin: values.admin }, values['send-mail']);
+        const user = await users.create(OPERATOR, { name: values.name, email: values.email, password, isAdmin: values.admin }, values['send-mail'], CLI);
         if (values['send-mail']) await container.outbox.runOnce();
         io.stdout.write(`${JSON.stringify({ id: user.id, email: user.email, name: user.name, is_admin: user.isAdmin })}\n`);
         return 0;
@@ -130,19 +134,19 @@ async function runCommand(command: string, values: CliValues, io: CliIo): Promis
         const expires = values.expires === undefined ? undefined : parseRfc3339(values.expires);
         if (values.expires !== undefined && !expires) throw new ValidationError('--expires takes an RFC 3339 time');
         const owner = await users.target(who);
-        const { token, jwt } = await container.services.tokens.create(owner, { name: values.name, scopes, expires });
+        const { token, jwt } = await container.services.tokens.create(owner, { name: values.name, scopes, expires }, CLI);
         io.stdout.write(`${JSON.stringify({ name: token.name, scopes: token.scopes, expires: token.expires.toISOString(), token: jwt })}\n`);
         return 0;
       }
       case 'passwd': {
         if (!values.user) throw new ValidationError('passwd needs --user');
-        await passwords.setPassword(parseUserRef(values.user), await readPassword(io.stdin));
+        await passwords.setPassword(parseUserRef(values.user), await readPassword(io.stdin), CLI);
         io.stdout.write('password set\n');
         return 0;
       }
       case 'force-password-change': {
         if (!values.user) throw new ValidationError('force-password-change needs --user');
-        await passwords.forcePasswordChange(parseUserRef(values.user));
+        await passwords.forcePasswordChange(parseUserRef(values.user), CLI);
         io.stdout.write('the user must change their password\n');
         return 0;
       }

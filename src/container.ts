@@ -5,10 +5,12 @@ import type { Config } from './config';
 import { Housekeeping, LOGIN_FAILURES_REMEMBERED_MS } from './background/housekeeping';
 import { JobRunner } from './background/job-runner';
 import { DatabaseAvailability } from './db/availability';
+import type { RequestMeta } from './domain/audit';
 import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
 import { AuthService } from './services/auth-service';
+import { AuditService } from './services/audit-service';
 import { EmailChanges } from './services/email-change';
 import { GroupService } from './services/group-service';
 import { PasswordHasher } from './services/password-hasher';
@@ -30,6 +32,7 @@ export interface Services {
   groups: GroupService;
   registration: RegistrationService;
   emailChanges: EmailChanges;
+  audit: AuditService;
 }
 
 export interface Container {
@@ -84,7 +87,7 @@ export type ContainerConfig = Pick<
 /** The one place that builds stores and services from a database handle. */
 export function createContainer(db: Knex, config: ContainerConfig, log: Logger, options: ContainerOptions = {}): Container {
   const clock = options.clock ?? systemClock;
-  const stores = createStores(db, options.pool);
+  const stores = createStores(db, options.pool, clock);
   const availability = new DatabaseAvailability(() => db.raw('select 1'), log);
   const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl) : new EmlFileTransport(config.mailOutboxDir));
   const outbox = new OutboxSender(stores.outbox, transport, clock, log, {
@@ -95,7 +98,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     availability,
   });
   let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
-  const transact = createTransactor(db, { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick() });
+  const transact = createTransactor(db, { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick() }, clock);
   const hasher = new PasswordHasher(config.bcryptCost);
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };
@@ -124,9 +127,10 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     groups,
     registration: new RegistrationService(stores, transact, hasher, clock, mail, config.registrationTtlMs),
     emailChanges,
+    audit: new AuditService(stores.audit),
   };
   const handlers = {
-    [RESET_JOB]: (p: Record<string, unknown>) => services.passwords.sendResetLink(String(p.email)),
+    [RESET_JOB]: (p: Record<string, unknown>) => services.passwords.sendResetLink(String(p.email), jobMeta(p)),
     [REGISTER_JOB]: async (p: Record<string, unknown>) => {
       if ((await services.registration.complete(p as unknown as RegistrationJob)) === 'name_taken') {
         log.info('a registration made nothing: its name was taken after it was answered');
@@ -169,4 +173,11 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       availability.stop();
     },
   };
+}
+
+/** The request a job was queued by (its address, client and id), for the audit rows the job writes. */
+function jobMeta(payload: Record<string, unknown>): RequestMeta {
+  const m = (payload.meta ?? {}) as Partial<Record<keyof RequestMeta, unknown>>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  return { ip: text(m.ip), userAgent: text(m.userAgent), requestId: text(m.requestId) };
 }

@@ -1,4 +1,5 @@
 import { authorize, parsePolicy, type Policy } from '../domain/policy';
+import type { RequestMeta } from '../domain/audit';
 import type { Caller } from '../domain/types';
 import { parseArgs } from './args';
 import { toRpcError } from './errors';
@@ -39,7 +40,7 @@ export class RpcApi {
    * Runs a method for an authenticated caller. Expected failures are RpcErrors in RhodeCode's
    * words; anything else (an outage, a bug) propagates.
    */
-  async call(caller: Caller, method: string, raw: Record<string, unknown>): Promise<unknown> {
+  async call(caller: Caller, method: string, raw: Record<string, unknown>, meta: RequestMeta): Promise<unknown> {
     const m = RPC_METHODS[method];
     // A self_or_admin method names its user in `userid` (RhodeCode's get_user); user names count.
     const named = raw.userid === undefined || raw.userid === null ? undefined : String(raw.userid);
@@ -50,7 +51,8 @@ export class RpcApi {
     }
     const args = parseArgs(m.args, raw);
     try {
-      return await m.run({ actor: caller.user, ...this.services }, args);
+      const audit = { actor: { id: caller.user.id, name: caller.user.name }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+      return await m.run({ ...this.services, actor: caller.user, audit }, args);
     } catch (err) {
       throw toRpcError(err, m.subjects?.(args));
     }

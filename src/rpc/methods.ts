@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { GroupNotFoundError, type ConflictError } from '../domain/errors';
 import { parseUserRef } from '../domain/identifiers';
 import type { UserGroup } from '../domain/groups';
+import type { AuditContext } from '../domain/audit';
 import type { User } from '../domain/types';
 import type { GroupService } from '../services/group-service';
 import type { PasswordService } from '../services/password-service';
@@ -25,6 +26,8 @@ export interface RpcServices {
 
 interface Context extends RpcServices {
   actor: User;
+  /** The caller and the request, for the audit log. */
+  audit: AuditContext;
 }
 
 export interface RpcMethod<S extends z.ZodObject = z.ZodObject> {
@@ -104,9 +107,10 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
           forcePasswordChange: a.force_password_change ?? false,
         },
         false,
+        ctx.audit,
       );
       if (a.active === false) {
-        await ctx.users.deactivate(ctx.actor, user);
+        await ctx.users.deactivate(ctx.actor, user, ctx.audit);
         user = await ctx.users.target(user.id, { allowDeactivated: true });
       }
       return { msg: `created new user \`${a.username}\``, user: rhodecodeUser(user) };
@@ -138,12 +142,12 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
       if (a.password !== undefined) ctx.passwords.checkPolicy(a.password); // before anything changes
       const ref = await userRef(ctx, a.userid);
       // Reactivate first (so the changes apply to an active user); deactivate last.
-      const target = a.active === true ? await ctx.users.reactivate(ctx.actor, await ctx.users.target(ref, { allowDeactivated: true }), false) : await ctx.users.target(ref);
+      const target = a.active === true ? await ctx.users.reactivate(ctx.actor, await ctx.users.target(ref, { allowDeactivated: true }), false, ctx.audit) : await ctx.users.target(ref);
       const changes = { name: a.username, email: a.email, firstName: a.firstname, lastName: a.lastname, isAdmin: a.admin };
-      let user = await ctx.users.update(ctx.actor, target, changes, false);
-      if (a.password !== undefined) await ctx.passwords.setByAdmin(user, a.password);
+      let user = await ctx.users.update(ctx.actor, target, changes, false, ctx.audit);
+      if (a.password !== undefined) await ctx.passwords.setByAdmin(user, a.password, ctx.audit);
       if (a.active === false) {
-        await ctx.users.deactivate(ctx.actor, user);
+        await ctx.users.deactivate(ctx.actor, user, ctx.audit);
         user = await ctx.users.target(user.id, { allowDeactivated: true });
       }
       return { msg: `updated user ID:${user.id} ${user.name}`, user: rhodecodeUser(user) };
@@ -156,7 +160,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     subjects: (a) => ({ user: a.userid }),
     async run(ctx, a) {
       const user = await ctx.users.target(await userRef(ctx, a.userid));
-      await ctx.users.deactivate(ctx.actor, user);
+      await ctx.users.deactivate(ctx.actor, user, ctx.audit);
       return { msg: `deleted user ID:${user.id} ${user.name}`, user: null };
     },
   }),

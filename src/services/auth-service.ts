@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { EmailUnverifiedError, ForbiddenError, RateLimitedError, UnauthenticatedError } from '../domain/errors';
 import { LOGIN_TOKEN_PREFIX } from '../domain/rules';
+import { userTarget, type RequestMeta } from '../domain/audit';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
 import type { LoginThrottlePolicy } from '../stores/login-throttle-store';
@@ -46,9 +47,13 @@ export class AuthService {
    * 429 for a delay that doubles with each further failure; a success starts the count again. A
    * hash of another cost than the configured one is replaced at the first successful login.
    */
-  async login(ref: UserRef, password: string, ctx: RequestContext): Promise<LoginResult> {
+  async login(ref: UserRef, password: string, ctx: RequestMeta): Promise<LoginResult> {
     const user = await this.stores.users.findActiveWithPassword(ref);
     const key = user ? `user:${user.id}` : 'id' in ref ? `id:${ref.id}` : `email:${ref.email.toLowerCase()}`;
+    // The identifier tried (never the password), and the account it names if there is one.
+    const tried = { identifier: 'id' in ref ? ref.id : ref.email };
+    const target = user ? userTarget(user) : null;
+    const anonymous = { actor: null, ...pickMeta(ctx) };
     const throttled = this.throttle.failures > 0;
     if (throttled) {
       const until = await this.stores.loginThrottle.blockedUntil(key, this.clock.now());
@@ -56,17 +61,27 @@ export class AuthService {
     }
     const ok = await this.hasher.verify(password, user?.passwordHash ?? null);
     if (!user || !ok) {
-      if (throttled) await this.stores.loginThrottle.recordFailure(key, this.clock.now(), this.throttle);
+      // A failure changes nothing but the throttle's count, and still leaves its audit row.
+      await this.transact(async (s) => {
+        s.audit.add(anonymous, { action: 'login.failed', target, summary: tried });
+        if (!throttled) return;
+        const failures = await s.loginThrottle.recordFailure(key, this.clock.now(), this.throttle);
+        if (failures === this.throttle.failures) s.audit.add(anonymous, { action: 'login.throttled', target, summary: { ...tried, failures } });
+      });
       throw new UnauthenticatedError('Unauthorized');
     }
     // Only the right password learns this (a wrong one got the ordinary 401 above); no token.
-    if (!user.emailVerified) throw new EmailUnverifiedError();
+    if (!user.emailVerified) {
+      await this.transact(async (s) => s.audit.add(anonymous, { action: 'login.failed', target, summary: { ...tried, reason: 'email_unverified' } }));
+      throw new EmailUnverifiedError();
+    }
     const rehashed = user.passwordHash && this.hasher.needsRehash(user.passwordHash) ? await this.hasher.hash(password) : undefined;
     const now = this.clock.now();
     const result = await this.transact(async (s) => {
       await s.users.recordLogin(user.id, now);
       if (throttled) await s.loginThrottle.clear(key);
       if (rehashed) await s.users.replacePasswordHash(user.id, user.passwordHash!, rehashed);
+      s.audit.add({ actor: { id: user.id, name: user.name }, ...pickMeta(ctx) }, { action: 'login.succeeded', target, summary: tried });
       return this.issueLoginToken(s, user, ctx);
     });
     return { ...result, passwordChangeRequired: user.forcePasswordChange };
@@ -107,8 +122,12 @@ export class AuthService {
   }
 
   /** Ends the presented login token; an API token (or no token) is left alone. */
-  async logout(caller: Caller | undefined): Promise<void> {
-    if (caller && caller.token.kind === 'login') await this.stores.tokens.delete(caller.token.id);
+  async logout(caller: Caller | undefined, ctx: RequestMeta): Promise<void> {
+    if (!caller || caller.token.kind !== 'login') return;
+    await this.transact(async (s) => {
+      if (!(await s.tokens.delete(caller.token.id))) return;
+      s.audit.add({ actor: { id: caller.user.id, name: caller.user.name }, ...pickMeta(ctx) }, { action: 'session.ended', target: userTarget(caller.user), summary: { how: 'logout' } });
+    });
   }
 
   /** Swaps the presented login token for a new one. */
@@ -139,4 +158,9 @@ export class AuthService {
       used: { at: now, ip: ctx.ip },
     };
   }
+}
+
+/** The request's part of an audit context (a RequestMeta may be a richer object). */
+function pickMeta(m: RequestMeta): RequestMeta {
+  return { ip: m.ip, userAgent: m.userAgent, requestId: m.requestId };
 }

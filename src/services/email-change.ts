@@ -1,4 +1,5 @@
 import ms from 'ms';
+import { userTarget, type AuditContext } from '../domain/audit';
 import { InvalidTokenError } from '../domain/errors';
 import type { Clock, User } from '../domain/types';
 import { confirmEmailLink, confirmEmailMail, emailChangingMail, revertEmailLink, type MailSettings } from '../mail/templates';
@@ -28,7 +29,7 @@ export class EmailChanges {
    * any pending one, whose link dies), the new address gets a confirmation link and the old one
    * a notice with a revert link, whatever `send_mail` says. Returns the user as now.
    */
-  async request(s: Stores, user: User, newEmail: string): Promise<User> {
+  async request(s: Stores, user: User, newEmail: string, ctx: AuditContext): Promise<User> {
     const now = this.clock.now();
     await s.emailLinks.deleteForUser(user.id, ['confirm']);
     const confirm = await this.issue(s, user.id, 'confirm', newEmail, now, CONFIRM_LINK_TTL_MS);
@@ -36,6 +37,7 @@ export class EmailChanges {
     const pending = await s.users.setPendingEmail(user.id, { email: newEmail, expires: new Date(now.getTime() + CONFIRM_LINK_TTL_MS) });
     await s.outbox.enqueue(confirmEmailMail(this.mail, { name: user.name, email: newEmail }, confirmEmailLink(this.mail, confirm), ms(CONFIRM_LINK_TTL_MS, { long: true })));
     await s.outbox.enqueue(emailChangingMail(this.mail, user, newEmail, revertEmailLink(this.mail, revert), ms(REVERT_LINK_TTL_MS, { long: true })));
+    s.audit.add(ctx, { action: 'email.change_requested', target: userTarget(user), summary: { from: user.email, to: newEmail } });
     return pending;
   }
 
@@ -44,10 +46,13 @@ export class EmailChanges {
    * address is proven). `409` if an active user has taken the address meanwhile (the link stays
    * usable); `400 invalid_token` otherwise.
    */
-  async confirm(token: string): Promise<void> {
+  async confirm(token: string, ctx: AuditContext): Promise<void> {
     await this.transact(async (s) => {
       const link = await s.emailLinks.consume(hashLinkToken(token), 'confirm', this.clock.now());
-      if (!link?.email || !(await s.users.changeEmail(link.userId, link.email))) throw new InvalidTokenError();
+      const before = link && (await s.users.findById(link.userId));
+      const user = link?.email && before ? await s.users.changeEmail(link.userId, link.email) : undefined;
+      if (!user || !before) throw new InvalidTokenError();
+      s.audit.add(ctx, { action: 'email.change_confirmed', target: userTarget(user), summary: { from: before.email, to: user.email } });
     });
   }
 
@@ -56,12 +61,17 @@ export class EmailChanges {
    * change still pending), ends every token and every link of the user, and forces a password
    * change at the next login.
    */
-  async revert(token: string): Promise<void> {
+  async revert(token: string, ctx: AuditContext): Promise<void> {
     await this.transact(async (s) => {
       const link = await s.emailLinks.consume(hashLinkToken(token), 'revert', this.clock.now());
-      if (!link?.email) throw new InvalidTokenError();
-      const user = await s.users.changeEmail(link.userId, link.email, { forcePasswordChange: true });
-      if (!user) throw new InvalidTokenError();
+      const before = link && (await s.users.findById(link.userId));
+      const user = link?.email && before ? await s.users.changeEmail(link.userId, link.email, { forcePasswordChange: true }) : undefined;
+      if (!user || !before) throw new InvalidTokenError();
+      s.audit.add(ctx, {
+        action: 'email.change_reverted',
+        target: userTarget(user),
+        summary: { from: before.email, to: user.email, cancelled_pending: before.pendingEmail ?? null, tokens_ended: 'all', force_password_change: true },
+      });
       await s.tokens.deleteForUser(user.id);
       await s.passwordTokens.deleteForUser(user.id); // a reset link may have gone to the address being undone
       await s.emailLinks.deleteForUser(user.id);

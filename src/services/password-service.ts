@@ -1,4 +1,5 @@
 import { InvalidTokenError, UserNotFoundError, ValidationError, WrongPasswordError } from '../domain/errors';
+import { userTarget, type AuditContext, type RequestMeta } from '../domain/audit';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import { passwordChangedMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
@@ -33,7 +34,7 @@ export class PasswordService {
    * token confined by a forced change. Clears the forced change, kills every reset link, ends
    * the tokens `clear` names, and sends a notice with no secret in it.
    */
-  async changeOwn(caller: Caller, password: string, currentPassword: string | undefined, clear: ClearTokens): Promise<void> {
+  async changeOwn(caller: Caller, password: string, currentPassword: string | undefined, clear: ClearTokens, ctx: AuditContext): Promise<void> {
     const forced = caller.token.kind === 'login' && caller.user.forcePasswordChange;
     if (!forced) {
       if (currentPassword === undefined) {
@@ -49,6 +50,7 @@ export class PasswordService {
       await s.passwordTokens.deleteForUser(caller.user.id);
       await endTokens(s, caller.user.id, clear);
       await s.outbox.enqueue(passwordChangedMail(this.mail, caller.user));
+      s.audit.add(ctx, { action: 'password.changed', target: userTarget(caller.user), summary: { by: 'self', tokens_ended: clear, was_forced: forced } });
     });
   }
 
@@ -56,12 +58,13 @@ export class PasswordService {
    * `DELETE /user/:user/password`: the password stops working at once, the user must change it,
    * the named tokens end, and (with mail on) a single-use reset link is mailed.
    */
-  async adminReset(target: User, clear: ClearTokens, sendMail: boolean): Promise<void> {
+  async adminReset(target: User, clear: ClearTokens, sendMail: boolean, ctx: AuditContext): Promise<void> {
     await this.transact(async (s) => {
       await s.users.setPassword(target.id, null, true);
       await s.passwordTokens.deleteForUser(target.id);
       await endTokens(s, target.id, clear);
       if (sendMail) await this.links.queueReset(s, target);
+      s.audit.add(ctx, { action: 'password.admin_reset', target: userTarget(target), summary: { tokens_ended: clear, link_mailed: sendMail } });
     });
   }
 
@@ -70,21 +73,22 @@ export class PasswordService {
    * found out later, by the background job (`sendResetLink`), so the request does the very same
    * work (one insert) either way and its answer's timing tells nothing.
    */
-  async requestReset(email: string): Promise<void> {
-    await this.transact((s) => s.jobs.enqueue(RESET_JOB, { email }));
+  async requestReset(email: string, meta: RequestMeta): Promise<void> {
+    await this.transact((s) => s.jobs.enqueue(RESET_JOB, { email, meta: { ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId } }));
   }
 
   /**
    * The reset job: mails a reset link to an active user with that address, at most once a minute
    * per account; nothing for an address without an account.
    */
-  async sendResetLink(email: string): Promise<void> {
+  async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
     const user = await this.stores.users.findActiveWithPassword({ email });
     if (!user) return;
     const since = new Date(this.clock.now().getTime() - RESET_REQUEST_INTERVAL_MS);
     await this.transact(async (s) => {
       if (await s.passwordTokens.issuedSince(user.id, 'reset', since)) return;
       await this.links.queueReset(s, user);
+      s.audit.add({ actor: null, ...meta }, { action: 'password.reset_requested', target: userTarget(user), summary: { email: user.email } });
     });
   }
 
@@ -93,7 +97,7 @@ export class PasswordService {
    * change, ends every login token and kills the user's other links. Of two concurrent uses of
    * one link, exactly one succeeds.
    */
-  async confirmReset(token: string, password: string): Promise<void> {
+  async confirmReset(token: string, password: string, ctx: AuditContext): Promise<void> {
     this.hasher.checkPolicy(password);
     const passwordHash = await this.hasher.hash(password);
     await this.transact(async (s) => {
@@ -108,6 +112,7 @@ export class PasswordService {
       await s.passwordTokens.deleteForUser(user.id);
       await endTokens(s, user.id, 'login_only');
       if (consumed.purpose === 'reset') await s.outbox.enqueue(passwordChangedMail(this.mail, user));
+      s.audit.add(ctx, { action: 'password.reset_used', target: userTarget(user), summary: { link: consumed.purpose, tokens_ended: 'login_only' } });
     });
   }
 
@@ -121,7 +126,7 @@ export class PasswordService {
    * policy applies, every reset link dies, the user's login tokens end, the forced-change flag
    * stays as it was, and the user gets the "password changed" notice (no secret in it).
    */
-  async setByAdmin(target: User, password: string): Promise<void> {
+  async setByAdmin(target: User, password: string, ctx: AuditContext): Promise<void> {
     this.hasher.checkPolicy(password);
     const passwordHash = await this.hasher.hash(password);
     await this.transact(async (s) => {
@@ -129,6 +134,7 @@ export class PasswordService {
       await s.passwordTokens.deleteForUser(target.id);
       await endTokens(s, target.id, 'login_only');
       await s.outbox.enqueue(passwordChangedMail(this.mail, target));
+      s.audit.add(ctx, { action: 'password.changed', target: userTarget(target), summary: { by: 'admin', tokens_ended: 'login_only' } });
     });
   }
 
@@ -136,7 +142,7 @@ export class PasswordService {
    * Sets a password (the operator's `passwd`): clears the forced change, kills every
    * set-password link and ends the tokens `clearTokens` names.
    */
-  async setPassword(ref: UserRef, password: string, clear: ClearTokens = 'login_only'): Promise<void> {
+  async setPassword(ref: UserRef, password: string, ctx: AuditContext, clear: ClearTokens = 'login_only'): Promise<void> {
     this.hasher.checkPolicy(password);
     const passwordHash = await this.hasher.hash(password);
     await this.transact(async (s) => {
@@ -144,14 +150,16 @@ export class PasswordService {
       await s.users.setPassword(user.id, passwordHash, false);
       await s.passwordTokens.deleteForUser(user.id);
       await endTokens(s, user.id, clear);
+      s.audit.add(ctx, { action: 'password.changed', target: userTarget(user), summary: { by: 'operator', tokens_ended: clear } });
     });
   }
 
   /** The operator's `force-password-change`: the user's login tokens are confined until they change it. */
-  async forcePasswordChange(ref: UserRef): Promise<void> {
+  async forcePasswordChange(ref: UserRef, ctx: AuditContext): Promise<void> {
     await this.transact(async (s) => {
       const user = await activeUser(s, ref);
       await s.users.setForcePasswordChange(user.id, true);
+      s.audit.add(ctx, { action: 'user.updated', target: userTarget(user), summary: { changes: { force_password_change: { from: user.forcePasswordChange, to: true } } } });
     });
   }
 }

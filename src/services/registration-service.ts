@@ -1,5 +1,6 @@
 import ms from 'ms';
 import { ConflictError, InvalidTokenError } from '../domain/errors';
+import { SYSTEM, userTarget, type AuditContext, type RequestMeta } from '../domain/audit';
 import type { Clock } from '../domain/types';
 import { alreadyRegisteredMail, verifyEmailLink, verifyEmailMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
@@ -17,6 +18,8 @@ export interface RegistrationJob {
   name: string;
   email: string;
   passwordHash: string;
+  /** The request that asked (for the audit row). */
+  meta?: RequestMeta;
 }
 
 /**
@@ -40,12 +43,12 @@ export class RegistrationService {
    * work is the same whether or not the address has an account: one lookup by name, one bcrypt
    * hash, one queued job.
    */
-  async register(name: string, email: string, password: string): Promise<void> {
+  async register(name: string, email: string, password: string, meta: RequestMeta): Promise<void> {
     checkName(name);
     this.hasher.checkPolicy(password);
     if (await this.stores.users.findActiveByName(name)) throw new ConflictError('that name is taken');
     const passwordHash = await this.hasher.hash(password);
-    const job: RegistrationJob = { name, email, passwordHash };
+    const job: RegistrationJob = { name, email, passwordHash, meta: { ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId } };
     await this.transact((s) => s.jobs.enqueue(REGISTER_JOB, { ...job }));
   }
 
@@ -69,15 +72,18 @@ export class RegistrationService {
       const token = newLinkToken();
       await s.emailLinks.insert({ userId: user.id, tokenHash: hashLinkToken(token), purpose: 'verify', email: user.email, created: now, expires: new Date(now.getTime() + this.ttlMs) });
       await s.outbox.enqueue(verifyEmailMail(this.mail, user, verifyEmailLink(this.mail, token), ms(this.ttlMs, { long: true })));
+      s.audit.add({ ...SYSTEM, ...job.meta }, { action: 'user.registered', target: userTarget(user), summary: { email: user.email } });
       return 'created';
     });
   }
 
   /** `POST /register/verify`: a live, unused link proves the address; the account can log in. */
-  async verify(token: string): Promise<void> {
+  async verify(token: string, ctx: AuditContext): Promise<void> {
     await this.transact(async (s) => {
       const link = await s.emailLinks.consume(hashLinkToken(token), 'verify', this.clock.now());
-      if (!link || !(await s.users.markEmailVerified(link.userId))) throw new InvalidTokenError();
+      const user = link && (await s.users.findById(link.userId));
+      if (!user || !(await s.users.markEmailVerified(user.id))) throw new InvalidTokenError();
+      s.audit.add(ctx, { action: 'user.verified', target: userTarget(user), summary: { email: user.email } });
     });
   }
 }

@@ -1,3 +1,4 @@
+import { userTarget, type AuditContext } from '../domain/audit';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { Settings, User } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
@@ -40,7 +41,7 @@ export class SettingsService {
   }
 
   /** Replaces the whole set. */
-  async replace(user: User, settings: Settings): Promise<void> {
+  async replace(user: User, settings: Settings, ctx: AuditContext): Promise<void> {
     const entries = Object.entries(settings);
     if (entries.length === 0) throw new ValidationError('give at least one setting', [{ path: '/body', message: 'must not be empty' }]);
     if (entries.length > MAX_SETTINGS) throw new ValidationError(`at most ${MAX_SETTINGS} settings`, [{ path: '/body', message: 'has too many keys' }]);
@@ -51,11 +52,12 @@ export class SettingsService {
     await this.transact(async (s) => {
       await s.settings.lockUser(user.id);
       await s.settings.replaceAll(user.id, settings);
+      s.audit.add(ctx, { action: 'settings.changed', target: userTarget(user), summary: { op: 'replace', keys: Object.keys(settings).sort() } });
     });
   }
 
   /** Sets one key; the body must be exactly `{ "<key>": value }`. */
-  async set(user: User, key: string, body: Settings): Promise<void> {
+  async set(user: User, key: string, body: Settings, ctx: AuditContext): Promise<void> {
     checkKey(key, '/path/key');
     const names = Object.keys(body);
     if (names.length !== 1 || names[0] !== key) {
@@ -68,10 +70,14 @@ export class SettingsService {
         throw new ValidationError(`at most ${MAX_SETTINGS} settings`, [{ path: '/body', message: 'one setting too many' }]);
       }
       await s.settings.set(user.id, key, body[key]);
+      s.audit.add(ctx, { action: 'settings.changed', target: userTarget(user), summary: { op: 'set', keys: [key] } });
     });
   }
 
-  async delete(user: User, key: string): Promise<void> {
-    if (!(await this.stores.settings.delete(user.id, key))) throw new NotFoundError(`no setting ${key}`);
+  async delete(user: User, key: string, ctx: AuditContext): Promise<void> {
+    await this.transact(async (s) => {
+      if (!(await s.settings.delete(user.id, key))) throw new NotFoundError(`no setting ${key}`);
+      s.audit.add(ctx, { action: 'settings.changed', target: userTarget(user), summary: { op: 'delete', keys: [key] } });
+    });
   }
 }

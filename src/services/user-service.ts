@@ -6,6 +6,7 @@ import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail
 import type { Stores, Transactor } from '../stores';
 import { decodeCursor, pageOf } from './cursor';
 import type { EmailChanges } from './email-change';
+import { userTarget, type AuditContext } from '../domain/audit';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordLinks } from './password-links';
 
@@ -61,7 +62,7 @@ export class UserService {
     return pageOf(rows, filters.limit);
   }
 
-  async create(actor: User, input: NewUserInput, sendMail: boolean): Promise<User> {
+  async create(actor: User, input: NewUserInput, sendMail: boolean, ctx: AuditContext): Promise<User> {
     checkName(input.name);
     if (input.password !== undefined) this.hasher.checkPolicy(input.password);
     const passwordHash = input.password === undefined ? null : await this.hasher.hash(input.password);
@@ -77,6 +78,11 @@ export class UserService {
           forcePasswordChange: input.forcePasswordChange ?? true,
         });
         if (sendMail) await this.links.queueWelcome(s, user);
+        s.audit.add(ctx, {
+          action: 'user.created',
+          target: userTarget(user),
+          summary: { email: user.email, is_admin: user.isAdmin, password_set: passwordHash !== null, welcome_mail: sendMail },
+        });
         return user;
       }),
     );
@@ -87,7 +93,7 @@ export class UserService {
    * own address does not change it: the new one must confirm it first (EmailChanges.request, its
    * mails sent whatever `sendMail` says); an admin changing someone else's changes it at once.
    */
-  async update(actor: User, target: User, changes: UserChanges, sendMail: boolean): Promise<User> {
+  async update(actor: User, target: User, changes: UserChanges, sendMail: boolean, ctx: AuditContext): Promise<User> {
     const diff = changedFields(target, changes);
     if (diff.length === 0) return target;
     if (changes.name !== undefined && diff.includes('name')) checkName(changes.name);
@@ -104,7 +110,11 @@ export class UserService {
         }
         let updated = now.length > 0 ? await s.users.update(target.id, patch) : target;
         if (patch.email !== undefined) await s.emailLinks.deleteForUser(target.id, ['confirm']); // set at once: a pending change ends
-        if (confirmFirst) updated = await this.emailChanges.request(s, updated, newEmail);
+        if (now.length > 0) {
+          const fields = Object.fromEntries(now.map((k) => [FIELD_LABELS[k], { from: target[k] ?? null, to: updated[k] ?? null }]));
+          s.audit.add(ctx, { action: 'user.updated', target: userTarget(target), summary: { changes: fields } });
+        }
+        if (confirmFirst) updated = await this.emailChanges.request(s, updated, newEmail, ctx);
         if (sendMail && now.length > 0) {
           const lines: FieldChange[] = now.map((k) => ({ field: FIELD_LABELS[k], from: show(target[k]), to: show(updated[k]) }));
           const to = updated.email === target.email ? [updated.email] : [updated.email, target.email];
@@ -116,7 +126,7 @@ export class UserService {
   }
 
   /** Deactivates: no login, no tokens, no links (password or address), no group memberships or grants; the row stays. */
-  async deactivate(actor: User, target: User): Promise<void> {
+  async deactivate(actor: User, target: User, ctx: AuditContext): Promise<void> {
     await this.transact(async (s) => {
       if (target.isAdmin) await assertNotLastAdmin(s, target, actor);
       // Of concurrent deactivations, one deactivates; the others find the user gone (410).
@@ -125,6 +135,7 @@ export class UserService {
       await s.passwordTokens.deleteForUser(target.id);
       await s.emailLinks.deleteForUser(target.id);
       await s.groups.removeUserEverywhere(target.id);
+      s.audit.add(ctx, { action: 'user.deactivated', target: userTarget(target), summary: { email: target.email } });
     });
   }
 
@@ -132,7 +143,7 @@ export class UserService {
    * Makes a deactivated user active again with no tokens and no usable password; an already
    * active user is answered as is, and nothing changes.
    */
-  async reactivate(actor: User, target: User, sendMail: boolean): Promise<User> {
+  async reactivate(actor: User, target: User, sendMail: boolean, ctx: AuditContext): Promise<User> {
     if (!target.deactivated) return target;
     return this.withConflictHolder(actor, target.name, target.email, target.id, () =>
       this.transact(async (s) => {
@@ -141,6 +152,7 @@ export class UserService {
         if (!user) return (await s.users.findById(target.id)) ?? target;
         await s.tokens.deleteForUser(target.id);
         if (sendMail) await this.links.queueWelcome(s, user);
+        s.audit.add(ctx, { action: 'user.reactivated', target: userTarget(user), summary: { welcome_mail: sendMail } });
         return user;
       }),
     );

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 import type { Pool } from 'pg';
+import { systemClock, type Clock } from '../domain/types';
+import { KnexAuditStore, type AuditStore } from './audit-store';
 import { KnexEmailLinkStore, type EmailLinkStore } from './email-link-store';
 import { KnexGroupStore, type GroupStore } from './group-store';
 import { KnexJobStore, type JobStore } from './job-store';
@@ -24,13 +26,14 @@ export interface Stores {
   rateLimits: RateLimitStore;
   jobs: JobStore;
   maintenance: MaintenanceStore;
+  audit: AuditStore;
 }
 
 /**
  * The stores over a database handle. `pool` (the pool Knex runs on) lets the hot path run its
  * prepared statements directly; stores bound to a transaction go without it.
  */
-export function createStores(db: Knex, pool?: Pool): Stores {
+export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, inTransaction = false): Stores {
   return {
     users: new KnexUserStore(db, pool),
     tokens: new KnexTokenStore(db, pool),
@@ -43,6 +46,7 @@ export function createStores(db: Knex, pool?: Pool): Stores {
     rateLimits: new KnexRateLimitStore(db),
     jobs: new KnexJobStore(db),
     maintenance: new KnexMaintenanceStore(db),
+    audit: new KnexAuditStore(db, clock, inTransaction),
   };
 }
 
@@ -64,16 +68,22 @@ export interface CommitListener {
 }
 
 /**
- * `onCommit` hears after a commit whether it queued mail or jobs, so they are handled at once. A
+ * `onCommit` hears after a commit whether it queued mail or jobs, so they are handled at once. The
+ * audit entries the work added are written last, just before the commit. A
  * transaction that lost a deadlock or a serialization conflict runs again (with fresh stores, so
  * nothing of the failed attempt, its mail included, survives), at most three times in all.
  */
-export function createTransactor(db: Knex, onCommit?: CommitListener): Transactor {
+export function createTransactor(db: Knex, onCommit?: CommitListener, clock: Clock = systemClock): Transactor {
   return async (work) => {
     for (let attempt = 1; ; attempt++) {
       let stores: Stores | undefined;
       try {
-        const result = await db.transaction((trx) => work((stores = createStores(trx))));
+        const result = await db.transaction(async (trx) => {
+          const bound = (stores = createStores(trx, undefined, clock, true));
+          const value = await work(bound);
+          await bound.audit.flush(); // last: the append lock is held only from here to the commit
+          return value;
+        });
         if (stores && stores.outbox.enqueued > 0) onCommit?.mailQueued();
         if (stores && stores.jobs.enqueued > 0) onCommit?.jobQueued();
         return result;

@@ -14,7 +14,8 @@ export interface LoginThrottleStore {
   /** When the key's attempts are refused until, if that is after `now`. */
   blockedUntil(key: string, now: Date): Promise<Date | undefined>;
   /** Counts one more failure in a row, and from the threshold on blocks the key for a doubling delay. One statement. */
-  recordFailure(key: string, now: Date, policy: LoginThrottlePolicy): Promise<void>;
+  /** Counts a failure; returns the failures in the run so far (from `policy.failures` on, the key is blocked). */
+  recordFailure(key: string, now: Date, policy: LoginThrottlePolicy): Promise<number>;
   /** A success: the count starts again. */
   clear(key: string): Promise<void>;
   /** Forgets keys whose last failure is older than `before` and that are not blocked at `now`. */
@@ -29,18 +30,19 @@ export class KnexLoginThrottleStore implements LoginThrottleStore {
     return row?.blocked_until && row.blocked_until > now ? row.blocked_until : undefined;
   }
 
-  async recordFailure(key: string, now: Date, policy: LoginThrottlePolicy): Promise<void> {
+  async recordFailure(key: string, now: Date, policy: LoginThrottlePolicy): Promise<number> {
     // n: this failure's place in the run (a run whose last failure is older than forgetAfterMs
     // starts again at 1). From n = failures on, the key is blocked for base * 2^(n - failures), capped.
     const n = '(case when t.last_failure < :forgetBefore then 1 else t.failures + 1 end)';
-    await this.db.raw(
+    const { rows } = await this.db.raw<{ rows: { failures: number }[] }>(
       `insert into login_throttle as t (key, failures, last_failure, blocked_until)
        values (:key, 1, :now, case when 1 >= :threshold then cast(:now as timestamptz) + :base * interval '1 millisecond' end)
        on conflict (key) do update set
          failures = ${n},
          last_failure = excluded.last_failure,
          blocked_until = case when ${n} >= :threshold
-           then cast(:now as timestamptz) + least(:base * power(2, ${n} - :threshold), :max) * interval '1 millisecond' end`,
+           then cast(:now as timestamptz) + least(:base * power(2, ${n} - :threshold), :max) * interval '1 millisecond' end
+       returning failures`,
       {
         key,
         now,
@@ -50,6 +52,7 @@ export class KnexLoginThrottleStore implements LoginThrottleStore {
         forgetBefore: new Date(now.getTime() - policy.forgetAfterMs),
       },
     );
+    return rows[0].failures;
   }
 
   async clear(key: string): Promise<void> {

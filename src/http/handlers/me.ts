@@ -1,6 +1,7 @@
 import type { EmailChanges } from '../../services/email-change';
 import type { GroupService } from '../../services/group-service';
 import type { UserService } from '../../services/user-service';
+import { auditContext } from '../audit-context';
 import { callerOf } from '../authenticate';
 import { body, query } from '../bodies';
 import { flag } from '../flags';
@@ -19,17 +20,17 @@ export function meHandlers(users: UserService, groups: GroupService, emailChange
 
     updateMe: async (req, res) => {
       const { user } = callerOf(req);
-      const updated = await users.update(user, user, toUserChanges(body(req, 'updateMe')), flag(query(req, 'updateMe').send_mail, true));
+      const updated = await users.update(user, user, toUserChanges(body(req, 'updateMe')), flag(query(req, 'updateMe').send_mail, true), auditContext(req));
       res.json(presentUserDetailed(updated, await groups.membershipsOf(updated)));
     },
 
     confirmEmailChange: async (req, res) => {
-      await emailChanges.confirm(body(req, 'confirmEmailChange').token);
+      await emailChanges.confirm(body(req, 'confirmEmailChange').token, auditContext(req));
       res.status(204).end();
     },
 
     revertEmailChange: async (req, res) => {
-      await emailChanges.revert(body(req, 'revertEmailChange').token);
+      await emailChanges.revert(body(req, 'revertEmailChange').token, auditContext(req));
       res.status(204).end();
     },
   };

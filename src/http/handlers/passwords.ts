@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { PasswordService } from '../../services/password-service';
 import type { UserService } from '../../services/user-service';
+import { auditContext, requestMeta } from '../audit-context';
 import { callerOf } from '../authenticate';
 import { body, query } from '../bodies';
 import { clearTokens, flag } from '../flags';
@@ -12,26 +13,26 @@ export function passwordHandlers(passwords: PasswordService, users: UserService,
     requestPasswordReset: [
       resetThrottle,
       async (req, res) => {
-        await passwords.requestReset(body(req, 'requestPasswordReset').email);
+        await passwords.requestReset(body(req, 'requestPasswordReset').email, requestMeta(req));
         res.status(202).end();
       },
     ],
 
     confirmPasswordReset: async (req, res) => {
       const { token, password } = body(req, 'confirmPasswordReset');
-      await passwords.confirmReset(token, password);
+      await passwords.confirmReset(token, password, auditContext(req));
       res.status(204).end();
     },
 
     changeMyPassword: async (req, res) => {
       const { password, current_password } = body(req, 'changeMyPassword');
-      await passwords.changeOwn(callerOf(req), password, current_password, clearTokens(query(req, 'changeMyPassword').clear_tokens, 'login_only'));
+      await passwords.changeOwn(callerOf(req), password, current_password, clearTokens(query(req, 'changeMyPassword').clear_tokens, 'login_only'), auditContext(req));
       res.status(204).end();
     },
 
     resetUserPassword: async (req, res) => {
       const q = query(req, 'resetUserPassword');
-      await passwords.adminReset(await users.target(req.params.user as string), clearTokens(q.clear_tokens, 'login_only'), flag(q.send_mail ?? q.send_password_reset_mail, true));
+      await passwords.adminReset(await users.target(req.params.user as string), clearTokens(q.clear_tokens, 'login_only'), flag(q.send_mail ?? q.send_password_reset_mail, true), auditContext(req));
       res.status(204).end();
     },
   };

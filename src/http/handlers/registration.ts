@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { RegistrationService } from '../../services/registration-service';
+import { auditContext, requestMeta } from '../audit-context';
 import { body } from '../bodies';
 import type { Handlers } from '../mount';
 
@@ -17,14 +18,14 @@ export function registrationHandlers(registration: RegistrationService, enabled:
         throttle,
         async (req, res) => {
           const { name, email, password } = body(req, 'register');
-          await registration.register(name, email, password);
+          await registration.register(name, email, password, requestMeta(req));
           res.status(202).end();
         },
       ],
     }),
 
     verifyRegistration: async (req, res) => {
-      await registration.verify(body(req, 'verifyRegistration').token);
+      await registration.verify(body(req, 'verifyRegistration').token, auditContext(req));
       res.status(204).end();
     },
   };

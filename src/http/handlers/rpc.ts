@@ -9,6 +9,7 @@ import { readEnvelope, isObject } from '../../rpc/envelope';
 import { INVALID_API_KEY, RpcError } from '../../rpc/errors';
 import type { AuthService } from '../../services/auth-service';
 import { requestContext } from '../authenticate';
+import { requestMeta } from '../audit-context';
 import type { Handlers } from '../mount';
 import { findInvalidJson } from '../text-rule';
 
@@ -89,7 +90,7 @@ export function rpcHandlers(rpc: RpcApi, auth: AuthService, log: Logger): Handle
       res.set('Cache-Control', 'no-store');
 
       try {
-        answer(res, id, await rpc.call(caller, method, args), null);
+        answer(res, id, await rpc.call(caller, method, args, requestMeta(req)), null);
       } catch (err) {
         if (err instanceof RpcError) return answer(res, id, null, err.message);
         if (isDatabaseUnavailable(err) || (err as { code?: string }).code === 'unavailable') throw err;

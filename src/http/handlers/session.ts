@@ -4,6 +4,7 @@ import { parseLoginUser } from '../../domain/identifiers';
 import type { UserRef } from '../../domain/types';
 import type { AuthService, LoginResult } from '../../services/auth-service';
 import type { TokenService } from '../../services/token-service';
+import { auditContext, requestMeta } from '../audit-context';
 import { callerOf, lookupCaller, requestContext, SESSION_COOKIE } from '../authenticate';
 import { body } from '../bodies';
 import type { Handlers } from '../mount';
@@ -36,13 +37,13 @@ export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie:
         else if (login.user_id !== undefined) ref = { id: login.user_id };
         else ref = parseLoginUser(login.user ?? '');
         if (!ref) throw new ValidationError('user must be a UUID or an email address', [{ path: '/body/user', message: 'is neither a UUID nor an email address' }]);
-        sendToken(res, await auth.login(ref, login.password, requestContext(req)), login.set_session === true);
+        sendToken(res, await auth.login(ref, login.password, requestMeta(req)), login.set_session === true);
       },
     ],
 
     logout: async (req, res) => {
       const caller = await lookupCaller(req, auth).catch(() => undefined);
-      await auth.logout(caller);
+      await auth.logout(caller, requestMeta(req));
       res.clearCookie(SESSION_COOKIE, cookieOptions);
       res.status(204).end();
     },
@@ -61,7 +62,7 @@ export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie:
     },
 
     endMySession: async (req, res) => {
-      await tokens.endSession(callerOf(req), (req.params.id as string).toLowerCase());
+      await tokens.endSession(callerOf(req), (req.params.id as string).toLowerCase(), auditContext(req));
       res.status(204).end();
     },
   };

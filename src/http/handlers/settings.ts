@@ -3,6 +3,7 @@ import type { Settings } from '../../domain/types';
 import type { SettingsService } from '../../services/settings-service';
 import type { UserService } from '../../services/user-service';
 import { body } from '../bodies';
+import { auditContext } from '../audit-context';
 import type { Handlers } from '../mount';
 import { owner } from './users';
 
@@ -13,7 +14,7 @@ export function settingsHandlers(settings: SettingsService, users: UserService):
     res.json(await settings.all(await ownerOf(req)));
   };
   const replace = async (req: Request, res: Response) => {
-    await settings.replace(await ownerOf(req), body(req, 'replaceMySettings') as Settings);
+    await settings.replace(await ownerOf(req), body(req, 'replaceMySettings') as Settings, auditContext(req));
     res.status(204).end();
   };
   const get = async (req: Request, res: Response) => {
@@ -21,11 +22,11 @@ export function settingsHandlers(settings: SettingsService, users: UserService):
     res.json({ [key]: await settings.get(await ownerOf(req), key) });
   };
   const set = async (req: Request, res: Response) => {
-    await settings.set(await ownerOf(req), req.params.key as string, body(req, 'setMySetting') as Settings);
+    await settings.set(await ownerOf(req), req.params.key as string, body(req, 'setMySetting') as Settings, auditContext(req));
     res.status(204).end();
   };
   const remove = async (req: Request, res: Response) => {
-    await settings.delete(await ownerOf(req), req.params.key as string);
+    await settings.delete(await ownerOf(req), req.params.key as string, auditContext(req));
     res.status(204).end();
   };
   return {

@@ -3,6 +3,7 @@ import { ValidationError } from '../../domain/errors';
 import { parseRfc3339 } from '../../domain/timestamps';
 import type { TokenService } from '../../services/token-service';
 import type { UserService } from '../../services/user-service';
+import { auditContext } from '../audit-context';
 import { callerOf } from '../authenticate';
 import { body, query } from '../bodies';
 import { flag, revokeMode } from '../flags';
@@ -20,7 +21,7 @@ export function tokenHandlers(tokens: TokenService, users: UserService): Handler
     res.json(presentToken(await tokens.get(await ownerOf(req), req.params.name as string)));
   };
   const remove = async (req: Request, res: Response) => {
-    await tokens.delete(await ownerOf(req), req.params.name as string);
+    await tokens.delete(await ownerOf(req), req.params.name as string, auditContext(req));
     res.status(204).end();
   };
 
@@ -40,7 +41,7 @@ export function tokenHandlers(tokens: TokenService, users: UserService): Handler
         name: input.name,
         scopes: input.scopes ? [...new Set(input.scopes)] : undefined,
         expires,
-      });
+      }, auditContext(req));
       res.set('Cache-Control', 'no-store');
       res.status(201).location(`/user/me/token/${encodeURIComponent(token.name)}`).json(presentNewToken(token, jwt));
     },
@@ -48,13 +49,13 @@ export function tokenHandlers(tokens: TokenService, users: UserService): Handler
     revokeMyTokens: async (req, res) => {
       const { user } = callerOf(req);
       const q = query(req, 'revokeMyTokens');
-      await tokens.revoke(user, user, revokeMode(q.login_only, q.api_only), false);
+      await tokens.revoke(user, user, revokeMode(q.login_only, q.api_only), false, auditContext(req));
       res.status(204).end();
     },
 
     revokeUserTokens: async (req, res) => {
       const q = query(req, 'revokeUserTokens');
-      await tokens.revoke(callerOf(req).user, await ownerOf(req), revokeMode(q.login_only, q.api_only), flag(q.send_mail, true));
+      await tokens.revoke(callerOf(req).user, await ownerOf(req), revokeMode(q.login_only, q.api_only), flag(q.send_mail, true), auditContext(req));
       res.status(204).end();
     },
   };

@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import type { User } from '../../domain/types';
 import type { GroupService } from '../../services/group-service';
 import type { UserService } from '../../services/user-service';
+import { auditContext } from '../audit-context';
 import { callerOf } from '../authenticate';
 import { body, query } from '../bodies';
 import { flag } from '../flags';
@@ -34,7 +35,7 @@ export function userHandlers(users: UserService, groups: GroupService): Handlers
     },
 
     createUser: async (req, res) => {
-      const user = await users.create(callerOf(req).user, toNewUser(body(req, 'createUser')), flag(query(req, 'createUser').send_mail, true));
+      const user = await users.create(callerOf(req).user, toNewUser(body(req, 'createUser')), flag(query(req, 'createUser').send_mail, true), auditContext(req));
       res.status(201).location(`/user/${user.id}`).json(presentNewUser(user));
     },
 
@@ -43,17 +44,17 @@ export function userHandlers(users: UserService, groups: GroupService): Handlers
     },
 
     updateUser: async (req, res) => {
-      const updated = await users.update(callerOf(req).user, await target(req), toUserChanges(body(req, 'updateUser')), flag(query(req, 'updateUser').send_mail, true));
+      const updated = await users.update(callerOf(req).user, await target(req), toUserChanges(body(req, 'updateUser')), flag(query(req, 'updateUser').send_mail, true), auditContext(req));
       res.json(await detailed(updated));
     },
 
     deactivateUser: async (req, res) => {
-      await users.deactivate(callerOf(req).user, await target(req));
+      await users.deactivate(callerOf(req).user, await target(req), auditContext(req));
       res.status(204).end();
     },
 
     reactivateUser: async (req, res) => {
-      const user = await users.reactivate(callerOf(req).user, await target(req, { allowDeactivated: true }), flag(query(req, 'reactivateUser').send_mail, true));
+      const user = await users.reactivate(callerOf(req).user, await target(req, { allowDeactivated: true }), flag(query(req, 'reactivateUser').send_mail, true), auditContext(req));
       res.json(await detailed(user));
     },
   };
