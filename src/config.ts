@@ -33,6 +33,8 @@ export interface Config {
   allowRegistration: boolean;
   /** How long a registration's verification link lives; unverified accounts older than this are removed. */
   registrationTtlMs: number;
+  /** Audit entries older than this many days are removed; 0 keeps them all. */
+  auditRetentionDays: number;
   cookieSecure: boolean;
   bodyLimit: string;
   shutdownTimeoutMs: number;
@@ -106,6 +108,7 @@ const schema = z
     RESET_LINK_TTL: duration('1h'),
     ALLOW_REGISTRATION: flag('0'),
     REGISTRATION_TTL: duration('24h'),
+    AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(100_000).default(365),
     COOKIE_SECURE: flag('1'),
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
     SHUTDOWN_TIMEOUT: duration('10s'),
@@ -170,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     resetLinkTtlMs: e.RESET_LINK_TTL,
     allowRegistration: e.ALLOW_REGISTRATION,
     registrationTtlMs: e.REGISTRATION_TTL,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     cookieSecure: e.COOKIE_SECURE,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,

@@ -77,6 +77,7 @@ export type ContainerConfig = Pick<
   | 'welcomeLinkTtlMs'
   | 'resetLinkTtlMs'
   | 'registrationTtlMs'
+  | 'auditRetentionDays'
   | 'smtpUrl'
   | 'mailOutboxDir'
   | 'mailFrom'
@@ -149,6 +150,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     availability,
     analyzeEveryMs: options.analyzeEveryMs,
     registrationTtlMs: config.registrationTtlMs,
+    auditRetentionMs: config.auditRetentionDays * 86_400_000,
   });
   return {
     services,

@@ -13,7 +13,8 @@ const BATCH = 1000;
  * Forgets what has stopped mattering, in small batches so no pass holds locks for long: ended
  * rate-limit windows, runs of failed logins whose last failure is older than a day (unless
  * still blocked), and registrations never verified whose link has expired (so nobody can hold an
- * address they do not own for ever). With `analyzeEveryMs` (the embedded database, which has no autovacuum to do
+ * address they do not own for ever), and audit entries past their retention (oldest first, so what
+ * is kept is one unbroken chain). With `analyzeEveryMs` (the embedded database, which has no autovacuum to do
  * it) it also refreshes the planner's statistics that often, so list pages keep their plans as
  * the tables grow.
  */
@@ -21,7 +22,7 @@ export class Housekeeping extends PollingWorker {
   private lastAnalyze: number;
 
   constructor(
-    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle' | 'maintenance' | 'users'>,
+    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle' | 'maintenance' | 'users' | 'audit'>,
     private readonly clock: Clock,
     log: Logger,
     private readonly options: {
@@ -30,6 +31,8 @@ export class Housekeeping extends PollingWorker {
       analyzeEveryMs?: number;
       /** Registrations never verified within this long are removed (API.md §2.4b). */
       registrationTtlMs?: number;
+      /** Audit entries older than this are removed, oldest first (0 or unset: kept for ever). */
+      auditRetentionMs?: number;
     },
   ) {
     super(log, 'housekeeping', options.intervalMs, options.availability);
@@ -50,6 +53,10 @@ export class Housekeeping extends PollingWorker {
     if (this.options.registrationTtlMs) {
       const unverifiedBefore = new Date(now.getTime() - this.options.registrationTtlMs);
       for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.users.removeUnverified(unverifiedBefore, BATCH);
+    }
+    if (this.options.auditRetentionMs) {
+      const auditBefore = new Date(now.getTime() - this.options.auditRetentionMs);
+      for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.audit.prune(auditBefore, BATCH);
     }
     return removed;
   }

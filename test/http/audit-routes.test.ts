@@ -1,0 +1,252 @@
+import { countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+
+let t: TestApp;
+let admin: TestUser & { jwt: string };
+beforeAll(async () => {
+  t = await createTestApp({ env: { ALLOW_REGISTRATION: '1' } });
+  admin = await t.factory.loggedIn({ admin: true });
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const bearer = (jwt: string) => ({ Authorization: `Bearer ${jwt}` });
+
+interface Entry {
+  id: string;
+  time: string;
+  action: string;
+  actor: { id: string; name: string } | null;
+  target: { type: string; id: string; name: string } | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  summary: Record<string, unknown>;
+}
+
+/** Every entry a query finds, following the Link header; and the raw text of the pages. */
+async function audit(query = '', limit = 1000): Promise<{ entries: Entry[]; text: string }> {
+  const entries: Entry[] = [];
+  let text = '';
+  let next: string | undefined = `/audit?limit=${limit}${query ? `&${query}` : ''}`;
+  while (next) {
+    const res = await t.http().get(next).set(bearer(admin.jwt));
+    expect([next, res.status, res.body.details]).toEqual([next, 200, undefined]);
+    entries.push(...(res.body as Entry[]));
+    text += res.text;
+    next = /<([^>]+)>; rel="next"/.exec(res.headers.link ?? '')?.[1];
+  }
+  return { entries, text };
+}
+
+const linkToken = (text: string) => /token=([A-Za-z0-9_-]+)/.exec(text)![1];
+
+describe('GET /audit', () => {
+  it('records each change with its actor, target, address and request id, and none of the secrets involved', async () => {
+    const secrets: string[] = [];
+    const name = unique('audited');
+    const email = `${name}@example.test`;
+    const password = 'first password 123';
+    secrets.push(password);
+    const created = await t.http().post('/user?send_mail=0').set(bearer(admin.jwt)).set('X-Request-Id', 'req-create-1').send({ name, email, password });
+    const id = created.body.id as string;
+    await t.http().post(`/user/${id}`).set(bearer(admin.jwt)).send({ first_name: 'Ada' }).expect(200);
+    await t.http().post('/login').send({ email, password: 'not it at all' }).expect(401);
+    secrets.push('not it at all');
+    const login = await t.http().post('/login').set('User-Agent', 'audit-test/1.0').send({ email, password });
+    const jwt = login.body.jwt_token as string;
+    secrets.push(jwt);
+    await t.http().post('/user/me/password').set(bearer(jwt)).send({ password: 'second password 456' }).expect(204);
+    secrets.push('second password 456');
+    const jwt2 = await t.factory.login({ email, password: 'second password 456' });
+    secrets.push(jwt2);
+    const token = await t.http().post('/user/me/token').set(bearer(jwt2)).send({ name: 'ci' });
+    secrets.push(token.body.token);
+    await t.http().delete('/user/me/token/ci').set(bearer(jwt2)).expect(204);
+    await t.http().post('/user/me/settings/theme').set(bearer(jwt2)).send({ theme: 'secret-setting-value' }).expect(204);
+    secrets.push('secret-setting-value');
+    await t.http().delete('/user/me/settings/theme').set(bearer(jwt2)).expect(204);
+    await t.http().post('/user/me').set(bearer(jwt2)).send({ email: `${name}-new@example.test` }).expect(200);
+    const [confirm] = await t.mail.waitFor((m) => m.to.includes(`${name}-new@example.test`));
+    secrets.push(linkToken(confirm.text));
+    await t.http().post('/user/me/email/confirm').send({ token: linkToken(confirm.text) }).expect(204);
+    const [notice] = await t.mail.waitFor((m) => m.to.includes(email) && m.subject.includes('is changing'));
+    secrets.push(linkToken(notice.text));
+    await t.http().post('/user/me/email/revert').send({ token: linkToken(notice.text) }).expect(204);
+    await t.http().delete(`/user/${id}/password?send_mail=1`).set(bearer(admin.jwt)).expect(204);
+    const [reset] = await t.mail.waitFor((m) => m.to.includes(email) && m.subject.startsWith('Reset'));
+    secrets.push(linkToken(reset.text));
+    await t.http().post('/password/reset/confirm').send({ token: linkToken(reset.text), password: 'third password 789' }).expect(204);
+    secrets.push('third password 789');
+    const jwt3 = await t.factory.login({ email, password: 'third password 789' });
+    await t.http().post(`/user/${id}/revoke`).set(bearer(admin.jwt)).expect(204);
+    await t.http().delete(`/user/${id}`).set(bearer(admin.jwt)).expect(204);
+    await t.http().post(`/user/${id}/reactivate?send_mail=0`).set(bearer(admin.jwt)).expect(200);
+    secrets.push(jwt3);
+
+    const { entries, text } = await audit(`target=${id}`);
+    for (const secret of secrets) expect(text).not.toContain(secret);
+    const actions = entries.map((e) => e.action).reverse(); // oldest first
+    expect(actions).toEqual([
+      'user.created',
+      'user.updated',
+      'login.failed',
+      'login.succeeded',
+      'password.changed',
+      'login.succeeded',
+      'token.created',
+      'token.deleted',
+      'settings.changed',
+      'settings.changed',
+      'email.change_requested',
+      'email.change_confirmed',
+      'email.change_reverted',
+      'password.admin_reset',
+      'password.reset_used',
+      'login.succeeded',
+      'tokens.revoked',
+      'user.deactivated',
+      'user.reactivated',
+    ]);
+    const byAction = (a: string) => entries.filter((e) => e.action === a);
+    const [createdEntry] = byAction('user.created');
+    expect(createdEntry).toMatchObject({ actor: { id: admin.user.id, name: admin.user.name }, target: { type: 'user', id, name }, request_id: 'req-create-1' });
+    expect(createdEntry.ip).toMatch(/127\.0\.0\.1/);
+    expect(createdEntry.summary).toEqual({ email, is_admin: false, password_set: true, welcome_mail: false });
+    expect(byAction('user.updated')[0].summary).toEqual({ changes: { first_name: { from: null, to: 'Ada' } } });
+    expect(byAction('login.failed')[0]).toMatchObject({ actor: null, target: { id }, summary: { identifier: email } });
+    expect(byAction('login.succeeded').at(-1)).toMatchObject({ actor: { id }, user_agent: 'audit-test/1.0' });
+    expect(byAction('password.changed')[0]).toMatchObject({ actor: { id }, summary: { by: 'self', tokens_ended: 'login_only' } });
+    expect(byAction('token.created')[0].summary).toMatchObject({ name: 'ci', scopes: ['api'] });
+    expect(byAction('settings.changed').map((e) => e.summary).reverse()).toEqual([
+      { op: 'set', keys: ['theme'] },
+      { op: 'delete', keys: ['theme'] },
+    ]);
+    expect(byAction('email.change_confirmed')[0]).toMatchObject({ actor: null, summary: { from: email, to: `${name}-new@example.test` } });
+    expect(byAction('email.change_reverted')[0]).toMatchObject({ actor: null, summary: { from: `${name}-new@example.test`, to: email } });
+    expect(byAction('password.reset_used')[0]).toMatchObject({ actor: null, summary: { link: 'reset' } });
+    expect(byAction('tokens.revoked')[0]).toMatchObject({ actor: { id: admin.user.id }, summary: { mode: 'all', login_tokens: 1, api_tokens: [] } });
+    for (const e of entries) expect(e.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  it('records registration, verification, a reset request (from its job) and a throttled account, with the request they came from', async () => {
+    const who = { name: unique('reg'), email: `${unique('reg')}@example.test`, password: 'registered password' };
+    await t.http().post('/register').set('X-Request-Id', 'req-register').send(who).expect(202);
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(who.email));
+    await t.http().post('/register/verify').send({ token: linkToken(mail.text) }).expect(204);
+    await t.http().post('/password/reset').set('X-Request-Id', 'req-reset').send({ email: who.email }).expect(202);
+    await t.mail.waitFor((m) => m.to.includes(who.email) && m.subject.startsWith('Reset'));
+    const row = await t.knex('users').where({ email: who.email }).first();
+    const { entries, text } = await audit(`target=${row.id}`);
+    expect(text).not.toContain(who.password);
+    expect(text).not.toContain(linkToken(mail.text));
+    expect(entries.map((e) => e.action).reverse()).toEqual(['user.registered', 'user.verified', 'password.reset_requested']);
+    expect(entries.find((e) => e.action === 'user.registered')).toMatchObject({ actor: null, request_id: 'req-register' });
+    expect(entries.find((e) => e.action === 'password.reset_requested')).toMatchObject({ actor: null, request_id: 'req-reset' });
+
+    const strict = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '2' } });
+    try {
+      const u = await strict.factory.user();
+      for (let i = 0; i < 3; i++) await strict.http().post('/login').send({ email: u.email, password: 'wrong password' });
+      const actions = (await strict.knex('audit_log').where({ target_id: u.user.id }).orderBy('seq')).map((r) => r.action);
+      expect(actions).toEqual(['login.failed', 'login.failed', 'login.throttled']);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('writes nothing for a change that fails, and a row for a failed login by an unknown address', async () => {
+    const taken = await t.factory.user();
+    const before = await countRows(t.knex, 'audit_log');
+    const conflict = await t.http().post('/user').set(bearer(admin.jwt)).send({ name: unique('dup'), email: taken.email });
+    expect(conflict.status).toBe(409);
+    expect((await t.http().post(`/user/${taken.user.id}`).set(bearer(admin.jwt)).send({ name: admin.user.name })).status).toBe(409);
+    expect((await t.http().delete('/user/me/token/nothing-here').set(bearer(admin.jwt))).status).toBe(404);
+    expect(await countRows(t.knex, 'audit_log')).toBe(before);
+    const nobody = `nobody-${unique('x')}@example.test`;
+    await t.http().post('/login').send({ email: nobody, password: 'whatever password' }).expect(401);
+    const rows = await t.knex('audit_log').where({ action: 'login.failed' }).orderBy('seq', 'desc').limit(1);
+    expect(rows[0]).toMatchObject({ actor_id: null, target_id: null });
+    expect(rows[0].summary).toEqual({ identifier: nobody });
+  });
+
+  it('pages newest first with a Link header, and filters by actor, target, action (repeatable), since and until', async () => {
+    const u = await t.factory.loggedIn();
+    const start = new Date(Date.now() - 1).toISOString();
+    for (const key of ['a', 'b', 'c']) await t.http().post(`/user/me/settings/${key}`).set(bearer(u.jwt)).send({ [key]: 1 }).expect(204);
+    await t.http().post(`/user/${u.user.id}`).set(bearer(admin.jwt)).send({ last_name: 'Paged' }).expect(200);
+
+    const mine = (await audit(`actor=${u.user.id}`, 2)).entries;
+    expect(mine.map((e) => e.summary.keys)).toEqual([['c'], ['b'], ['a']]);
+    const first = await t.http().get(`/audit?actor=${u.user.id}&limit=2`).set(bearer(admin.jwt)).expect(200);
+    expect(first.body).toHaveLength(2);
+    expect(first.headers.link).toMatch(new RegExp(`^</audit\\?actor=${u.user.id}&limit=2&cursor=[^>]+>; rel="next"$`));
+
+    const onTarget = (await audit(`target=${u.user.id}&since=${start}`)).entries;
+    expect(onTarget.map((e) => e.action)).toEqual(['user.updated', 'settings.changed', 'settings.changed', 'settings.changed']);
+    const both = (await audit(`target=${u.user.id}&action=user.updated&action=login.succeeded`)).entries;
+    expect(both.map((e) => e.action).sort()).toEqual(['login.succeeded', 'user.updated']);
+    const byAdmin = (await audit(`target=${u.user.id}&actor=${admin.user.id}`)).entries;
+    expect(byAdmin.map((e) => e.action)).toEqual(['user.updated']);
+    const until = onTarget[1].time; // the newest settings change
+    const window = (await audit(`target=${u.user.id}&since=${start}&until=${until}`)).entries;
+    expect(window.every((e) => e.time < until)).toBe(true);
+    expect(window.length).toBeGreaterThanOrEqual(2);
+    expect((await audit(`target=${u.user.id}&since=2999-01-01T00:00:00Z`)).entries).toEqual([]);
+  });
+
+  it('is for system admins only, and refuses unknown filters, bad values and foreign cursors with 400', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().get('/audit').set(bearer(u.jwt));
+    expect([res.status, res.body.code]).toEqual([403, 'forbidden']);
+    expect((await t.http().get('/audit/verify').set(bearer(u.jwt))).status).toBe(403);
+    expect((await t.http().get('/audit')).status).toBe(401);
+    for (const q of ['who=me', 'action=user.exploded', 'actor=not-a-uuid', 'since=yesterday', 'until=2027-02-30T00:00:00Z', 'limit=0', 'cursor=bm9wZQ']) {
+      const bad = await t.http().get(`/audit?${q}`).set(bearer(admin.jwt));
+      expect([q, bad.status, bad.body.code]).toEqual([q, 400, 'validation_failed']);
+    }
+  });
+});
+
+describe('GET /audit/verify', () => {
+  it('finds the chain whole, then the first entry altered, inserted or after one removed; retention keeps the rest whole', async () => {
+    const own = await createTestApp();
+    try {
+      const boss = await own.factory.loggedIn({ admin: true });
+      const u = await own.factory.loggedIn();
+      // Concurrent changes (on Postgres, from several connections) still make one chain.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => own.http().post(`/user/me/settings/k${i}`).set(bearer(u.jwt)).send({ [`k${i}`]: i }).expect(204)));
+      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      const total = await countRows(own.knex, 'audit_log');
+      expect(await verify()).toEqual({ ok: true, rows: total });
+
+      const rows = await own.knex('audit_log').orderBy('seq');
+      const victim = rows[10];
+      await own.knex('audit_log').where({ seq: victim.seq }).update({ summary: { op: 'set', keys: ['forged'] } });
+      expect(await verify()).toEqual({ ok: false, broken_at: victim.id, rows: 10 });
+      await own.knex('audit_log').where({ seq: victim.seq }).update({ summary: victim.summary });
+      expect((await verify()).ok).toBe(true);
+
+      await own.knex('audit_log').where({ seq: rows[5].seq }).delete();
+      expect(await verify()).toMatchObject({ ok: false, broken_at: rows[6].id, rows: 5 });
+      await own.knex('audit_log').insert({ ...rows[5], seq: undefined });
+      // Put back at the end it is out of place too: the chain breaks where it stood, and after it.
+      expect((await verify()).ok).toBe(false);
+      await own.knex('audit_log').where({ id: rows[5].id }).delete();
+
+      // Retention removes the oldest entries, only ever a prefix: what is kept checks out.
+      await own.knex('audit_log').where('seq', '<=', rows[7].seq).update({ time: new Date(Date.now() - 400 * 86_400_000) });
+      await own.container.housekeeping.stop();
+      try {
+        await own.container.housekeeping.runOnce();
+      } finally {
+        own.container.housekeeping.start();
+      }
+      const kept = await own.knex('audit_log').orderBy('seq');
+      expect(kept[0].id).toBe(rows[8].id);
+      expect(await verify()).toEqual({ ok: true, rows: kept.length });
+    } finally {
+      await own.close();
+    }
+  });
+});
