@@ -106,7 +106,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
   const emailChanges = new EmailChanges(transact, clock, mail);
   const users = new UserService(stores, transact, hasher, links, clock, mail, emailChanges);
-  const groups = new GroupService(stores);
+  const groups = new GroupService(stores, transact);
   const passwords = new PasswordService(stores, transact, hasher, links, clock, mail);
   const services: Services = {
     auth: new AuthService(

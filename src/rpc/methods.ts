@@ -169,7 +169,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ group_name: required(arg.name()), description: optional(arg.text(10_000)), owner: optional(arg.ref()), active: optional(arg.boolean()) }),
     subjects: (a) => ({ user: a.owner, conflict: () => `user group \`${a.group_name}\` already exist` }),
     async run(ctx, a) {
-      const group = await ctx.groups.create(ctx.actor, { name: a.group_name, description: a.description, owner: a.owner, active: a.active }, 'loose');
+      const group = await ctx.groups.create(ctx.actor, { name: a.group_name, description: a.description, owner: a.owner, active: a.active }, ctx.audit, 'loose');
       return { msg: `created new user group \`${a.group_name}\``, user_group: rhodecodeUserGroup(group, []) };
     },
   }),
@@ -211,7 +211,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
       // Members first: a new owner may leave the caller unable to read the group afterwards.
       const before = await ctx.groups.access(ctx.actor, a.usergroupid, 'usergroup.admin');
       const members = await allMembers(ctx, before);
-      const group = await ctx.groups.update(ctx.actor, before.id, { name: a.group_name, description: a.description, owner: a.owner, active: a.active }, 'loose');
+      const group = await ctx.groups.update(ctx.actor, before.id, { name: a.group_name, description: a.description, owner: a.owner, active: a.active }, ctx.audit, 'loose');
       return { msg: `updated user group ID:${group.id} ${group.name}`, user_group: rhodecodeUserGroup(group, members) };
     },
   }),
@@ -220,7 +220,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ usergroupid: required(arg.ref()) }),
     subjects: (a) => ({ group: a.usergroupid }),
     async run(ctx, a) {
-      const group = await ctx.groups.delete(ctx.actor, a.usergroupid);
+      const group = await ctx.groups.delete(ctx.actor, a.usergroupid, ctx.audit);
       return { msg: `deleted user group ID:${group.id} ${group.name}`, user_group: null };
     },
   }),
@@ -229,7 +229,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ usergroupid: required(arg.ref()), userid: required(arg.ref()) }),
     subjects: (a) => ({ group: a.usergroupid, user: a.userid }),
     async run(ctx, a) {
-      const { added, group, user } = await ctx.groups.addMember(ctx.actor, a.usergroupid, a.userid, 'loose');
+      const { added, group, user } = await ctx.groups.addMember(ctx.actor, a.usergroupid, a.userid, ctx.audit, 'loose');
       return { success: added, msg: added ? `added member \`${user.name}\` to user group \`${group.name}\`` : 'User is already in that group' };
     },
   }),
@@ -238,7 +238,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ usergroupid: required(arg.ref()), userid: required(arg.ref()) }),
     subjects: (a) => ({ group: a.usergroupid, user: a.userid }),
     async run(ctx, a) {
-      const { removed, group, user } = await ctx.groups.removeMember(ctx.actor, a.usergroupid, a.userid, 'loose');
+      const { removed, group, user } = await ctx.groups.removeMember(ctx.actor, a.usergroupid, a.userid, ctx.audit, 'loose');
       return { success: removed, msg: removed ? `removed member \`${user.name}\` from user group \`${group.name}\`` : "User wasn't in group" };
     },
   }),
@@ -247,7 +247,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ usergroupid: required(arg.ref()), userid: required(arg.ref()), perm: required(arg.permission()) }),
     subjects: (a) => ({ group: a.usergroupid, user: a.userid }),
     async run(ctx, a) {
-      const { group, user } = await ctx.groups.grantUser(ctx.actor, a.usergroupid, a.userid, a.perm, 'loose');
+      const { group, user } = await ctx.groups.grantUser(ctx.actor, a.usergroupid, a.userid, a.perm, ctx.audit, 'loose');
       return { msg: `Granted perm: \`${a.perm}\` for user: \`${user.name}\` in user group: \`${group.name}\``, success: true };
     },
   }),
@@ -256,7 +256,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ usergroupid: required(arg.ref()), userid: required(arg.ref()) }),
     subjects: (a) => ({ group: a.usergroupid, user: a.userid }),
     async run(ctx, a) {
-      const { group, user } = await ctx.groups.revokeUser(ctx.actor, a.usergroupid, a.userid, 'loose');
+      const { group, user } = await ctx.groups.revokeUser(ctx.actor, a.usergroupid, a.userid, ctx.audit, 'loose');
       return { msg: `Revoked perm for user: \`${user.name}\` in user group: \`${group.name}\``, success: true };
     },
   }),
@@ -266,7 +266,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     async run(ctx, a) {
       // The target is checked first, so that a "does not exist" names the right group.
       const target = await guard({ group: a.usergroupid }, () => ctx.groups.access(ctx.actor, a.usergroupid, 'usergroup.admin'));
-      const done = await guard({ group: a.sourceusergroupid }, () => ctx.groups.grantGroup(ctx.actor, target.id, a.sourceusergroupid, a.perm));
+      const done = await guard({ group: a.sourceusergroupid }, () => ctx.groups.grantGroup(ctx.actor, target.id, a.sourceusergroupid, a.perm, ctx.audit));
       return { msg: `Granted perm: \`${a.perm}\` for user group: \`${done.source.name}\` in user group: \`${done.group.name}\``, success: true };
     },
   }),
@@ -275,7 +275,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ usergroupid: required(arg.ref()), sourceusergroupid: required(arg.ref()) }),
     async run(ctx, a) {
       const target = await guard({ group: a.usergroupid }, () => ctx.groups.access(ctx.actor, a.usergroupid, 'usergroup.admin'));
-      const done = await guard({ group: a.sourceusergroupid }, () => ctx.groups.revokeGroup(ctx.actor, target.id, a.sourceusergroupid));
+      const done = await guard({ group: a.sourceusergroupid }, () => ctx.groups.revokeGroup(ctx.actor, target.id, a.sourceusergroupid, ctx.audit));
       return { msg: `Revoked perm for user group: \`${done.source.name}\` in user group: \`${done.group.name}\``, success: true };
     },
   }),

@@ -3,7 +3,8 @@ import { rank, type Effective, type GroupGrant, type GroupPermission, type Membe
 import { isUuid, parseUserRef } from '../domain/identifiers';
 import { isName, NAME_MAX } from '../domain/rules';
 import type { Page, User, UserRef } from '../domain/types';
-import type { Stores } from '../stores';
+import type { Stores, Transactor } from '../stores';
+import type { AuditContext, AuditTarget } from '../domain/audit';
 import { decodeCursor, pageOf } from './cursor';
 
 export interface NewGroupInput {
@@ -41,7 +42,10 @@ export const GROUP_DETAIL_MEMBERS = 100;
  * A group the caller cannot read is answered 404, never 403.
  */
 export class GroupService {
-  constructor(private readonly stores: Stores) {}
+  constructor(
+    private readonly stores: Stores,
+    private readonly transact: Transactor,
+  ) {}
 
   async permission(actor: User, group: UserGroup): Promise<Effective> {
     if (actor.isAdmin) return { permission: 'usergroup.admin', via: { type: 'system_admin' } };
@@ -108,10 +112,14 @@ export class GroupService {
   }
 
   /** Only system admins create groups: the operation's policy (createUserGroup, create_user_group) says so. */
-  async create(actor: User, input: NewGroupInput, naming: UserNaming = 'strict'): Promise<UserGroup> {
+  async create(actor: User, input: NewGroupInput, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<UserGroup> {
     checkName(input.name);
     const owner = input.owner === undefined ? actor : await this.user(actor, input.owner, naming, undefined);
-    return this.stores.groups.insert({ name: input.name, description: input.description ?? '', active: input.active ?? true, ownerId: owner.id });
+    return this.transact(async (s) => {
+      const group = await s.groups.insert({ name: input.name, description: input.description ?? '', active: input.active ?? true, ownerId: owner.id });
+      s.audit.add(ctx, { action: 'group.created', target: groupTarget(group), summary: { owner: group.owner, active: group.active, description: group.description } });
+      return group;
+    });
   }
 
   async details(actor: User, raw: string): Promise<GroupDetails> {
@@ -127,18 +135,30 @@ export class GroupService {
     return { group, membersCount, members, grants };
   }
 
-  async update(actor: User, raw: string, patch: GroupPatch, naming: UserNaming = 'strict'): Promise<UserGroup> {
+  async update(actor: User, raw: string, patch: GroupPatch, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<UserGroup> {
     const group = await this.access(actor, raw, 'usergroup.admin');
     if (patch.name !== undefined) checkName(patch.name);
     const owner = patch.owner === undefined ? undefined : await this.user(actor, patch.owner, naming, group);
-    return this.stores.groups.update(group.id, { name: patch.name, description: patch.description, active: patch.active, ownerId: owner?.id });
+    return this.transact(async (s) => {
+      const updated = await s.groups.update(group.id, { name: patch.name, description: patch.description, active: patch.active, ownerId: owner?.id });
+      const changes = Object.fromEntries(
+        (['name', 'description', 'active', 'owner'] as const)
+          .filter((k) => JSON.stringify(group[k]) !== JSON.stringify(updated[k]))
+          .map((k) => [k, { from: group[k], to: updated[k] }]),
+      );
+      if (Object.keys(changes).length > 0) s.audit.add(ctx, { action: 'group.updated', target: groupTarget(group), summary: { changes } });
+      return updated;
+    });
   }
 
   /** Members and grants go with it, and so do the grants it held on other groups. */
-  async delete(actor: User, raw: string): Promise<UserGroup> {
+  async delete(actor: User, raw: string, ctx: AuditContext): Promise<UserGroup> {
     const group = await this.access(actor, raw, 'usergroup.admin');
-    // Of concurrent deletes, one deletes; the others find it gone.
-    if (!(await this.stores.groups.delete(group.id))) throw new GroupNotFoundError();
+    await this.transact(async (s) => {
+      // Of concurrent deletes, one deletes; the others find it gone.
+      if (!(await s.groups.delete(group.id))) throw new GroupNotFoundError();
+      s.audit.add(ctx, { action: 'group.deleted', target: groupTarget(group), summary: { owner: group.owner } });
+    });
     return group;
   }
 
@@ -149,43 +169,69 @@ export class GroupService {
   }
 
   /** Whether the user was added (false: already a member). */
-  async addMember(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ added: boolean; group: UserGroup; user: User }> {
+  async addMember(actor: User, raw: string, userRaw: string, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<{ added: boolean; group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.write');
     const user = await this.user(actor, userRaw, naming, group);
-    return { added: await this.stores.groups.addMember(group.id, user.id), group, user };
+    const added = await this.transact(async (s) => {
+      const done = await s.groups.addMember(group.id, user.id);
+      if (done) s.audit.add(ctx, { action: 'group.member_added', target: groupTarget(group), summary: { user: { id: user.id, name: user.name } } });
+      return done;
+    });
+    return { added, group, user };
   }
 
-  async removeMember(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ removed: boolean; group: UserGroup; user: User }> {
+  async removeMember(actor: User, raw: string, userRaw: string, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<{ removed: boolean; group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.write');
     const user = await this.user(actor, userRaw, naming, group);
-    return { removed: await this.stores.groups.removeMember(group.id, user.id), group, user };
+    const removed = await this.transact(async (s) => {
+      const done = await s.groups.removeMember(group.id, user.id);
+      if (done) s.audit.add(ctx, { action: 'group.member_removed', target: groupTarget(group), summary: { user: { id: user.id, name: user.name } } });
+      return done;
+    });
+    return { removed, group, user };
   }
 
-  async grantUser(actor: User, raw: string, userRaw: string, permission: GroupPermission, naming: UserNaming = 'strict'): Promise<{ group: UserGroup; user: User }> {
+  async grantUser(actor: User, raw: string, userRaw: string, permission: GroupPermission, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<{ group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.admin');
     const user = await this.user(actor, userRaw, naming, group);
-    await this.stores.groups.setUserGrant(group.id, user.id, permission);
+    await this.transact(async (s) => {
+      await s.groups.setUserGrant(group.id, user.id, permission);
+      s.audit.add(ctx, { action: 'group.grant_set', target: groupTarget(group), summary: { to: { type: 'user', id: user.id, name: user.name }, permission } });
+    });
     return { group, user };
   }
 
-  async revokeUser(actor: User, raw: string, userRaw: string, naming: UserNaming = 'strict'): Promise<{ revoked: boolean; group: UserGroup; user: User }> {
+  async revokeUser(actor: User, raw: string, userRaw: string, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<{ revoked: boolean; group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.admin');
     const user = await this.user(actor, userRaw, naming, group);
-    return { revoked: await this.stores.groups.deleteUserGrant(group.id, user.id), group, user };
+    const revoked = await this.transact(async (s) => {
+      const done = await s.groups.deleteUserGrant(group.id, user.id);
+      if (done) s.audit.add(ctx, { action: 'group.grant_removed', target: groupTarget(group), summary: { to: { type: 'user', id: user.id, name: user.name } } });
+      return done;
+    });
+    return { revoked, group, user };
   }
 
-  async grantGroup(actor: User, raw: string, sourceRaw: string, permission: GroupPermission): Promise<{ group: UserGroup; source: UserGroup }> {
+  async grantGroup(actor: User, raw: string, sourceRaw: string, permission: GroupPermission, ctx: AuditContext): Promise<{ group: UserGroup; source: UserGroup }> {
     const group = await this.access(actor, raw, 'usergroup.admin');
     const source = await this.access(actor, sourceRaw, 'usergroup.read');
     if (source.id === group.id) throw new ValidationError('a user group cannot be granted a permission on itself');
-    await this.stores.groups.setGroupGrant(group.id, source.id, permission);
+    await this.transact(async (s) => {
+      await s.groups.setGroupGrant(group.id, source.id, permission);
+      s.audit.add(ctx, { action: 'group.grant_set', target: groupTarget(group), summary: { to: { type: 'user_group', id: source.id, name: source.name }, permission } });
+    });
     return { group, source };
   }
 
-  async revokeGroup(actor: User, raw: string, sourceRaw: string): Promise<{ revoked: boolean; group: UserGroup; source: UserGroup }> {
+  async revokeGroup(actor: User, raw: string, sourceRaw: string, ctx: AuditContext): Promise<{ revoked: boolean; group: UserGroup; source: UserGroup }> {
     const group = await this.access(actor, raw, 'usergroup.admin');
     const source = await this.access(actor, sourceRaw, 'usergroup.read');
-    return { revoked: await this.stores.groups.deleteGroupGrant(group.id, source.id), group, source };
+    const revoked = await this.transact(async (s) => {
+      const done = await s.groups.deleteGroupGrant(group.id, source.id);
+      if (done) s.audit.add(ctx, { action: 'group.grant_removed', target: groupTarget(group), summary: { to: { type: 'user_group', id: source.id, name: source.name } } });
+      return done;
+    });
+    return { revoked, group, source };
   }
 
   /** The target user's winning permission on the group, and where it comes from. */
@@ -208,3 +254,7 @@ function checkName(name: string): void {
   if (!isName(name)) throw new ValidationError(`user group names are 1 to ${NAME_MAX} characters with no leading or trailing white space`, [{ path: '/body/name', message: 'is not a name' }]);
 }
 
+/** A group as an audit target. */
+function groupTarget(g: UserGroup): AuditTarget {
+  return { type: 'group', id: g.id, name: g.name };
+}

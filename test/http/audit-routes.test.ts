@@ -1,3 +1,4 @@
+import type { Response } from 'supertest';
 import { countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 let t: TestApp;
@@ -30,7 +31,7 @@ async function audit(query = '', limit = 1000): Promise<{ entries: Entry[]; text
   let text = '';
   let next: string | undefined = `/audit?limit=${limit}${query ? `&${query}` : ''}`;
   while (next) {
-    const res = await t.http().get(next).set(bearer(admin.jwt));
+    const res: Response = await t.http().get(next).set(bearer(admin.jwt));
     expect([next, res.status, res.body.details]).toEqual([next, 200, undefined]);
     entries.push(...(res.body as Entry[]));
     text += res.text;
@@ -153,6 +154,45 @@ describe('GET /audit', () => {
     } finally {
       await strict.close();
     }
+  });
+
+  it('records group changes from REST and JSON-RPC alike', async () => {
+    const member = await t.factory.user();
+    const other = await t.factory.user();
+    const name = unique('grp');
+    const created = await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name, description: 'first' }).expect(201);
+    const id = created.body.id as string;
+    const source = (await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name: unique('src') }).expect(201)).body.id as string;
+    await t.http().post(`/user_group/${id}`).set(bearer(admin.jwt)).send({ description: 'second' }).expect(200);
+    await t.http().put(`/user_group/${id}/member/${member.user.id}`).set(bearer(admin.jwt)).expect(201);
+    await t.http().put(`/user_group/${id}/member/${member.user.id}`).set(bearer(admin.jwt)).expect(200); // already: nothing changes
+    await t.http().put(`/user_group/${id}/grant/user/${other.user.id}`).set(bearer(admin.jwt)).send({ permission: 'usergroup.write' }).expect(200);
+    await t.http().put(`/user_group/${id}/grant/user_group/${source}`).set(bearer(admin.jwt)).send({ permission: 'usergroup.read' }).expect(200);
+    await t.http().delete(`/user_group/${id}/grant/user/${other.user.id}`).set(bearer(admin.jwt)).expect(204);
+    const apiKey = await t.factory.apiToken(admin.user);
+    const rpc = await t.http().post('/_admin/api').send({ id: 1, auth_token: apiKey, method: 'remove_user_from_user_group', args: { usergroupid: id, userid: member.user.id } });
+    expect(rpc.body.error).toBeNull();
+    await t.http().delete(`/user_group/${id}`).set(bearer(admin.jwt)).expect(204);
+
+    const { entries, text } = await audit(`target=${id}`);
+    expect(text).not.toContain(apiKey);
+    expect(entries.map((e) => e.action).reverse()).toEqual([
+      'group.created',
+      'group.updated',
+      'group.member_added',
+      'group.grant_set',
+      'group.grant_set',
+      'group.grant_removed',
+      'group.member_removed',
+      'group.deleted',
+    ]);
+    for (const e of entries) expect(e).toMatchObject({ actor: { id: admin.user.id }, target: { type: 'group', id, name } });
+    const summaries = entries.map((e) => e.summary).reverse();
+    expect(summaries[1]).toEqual({ changes: { description: { from: 'first', to: 'second' } } });
+    expect(summaries[2]).toEqual({ user: { id: member.user.id, name: member.user.name } });
+    expect(summaries[3]).toEqual({ to: { type: 'user', id: other.user.id, name: other.user.name }, permission: 'usergroup.write' });
+    expect(summaries[4]).toMatchObject({ to: { type: 'user_group', id: source }, permission: 'usergroup.read' });
+    expect(entries.find((e) => e.action === 'group.member_removed')!.request_id).toEqual(expect.any(String));
   });
 
   it('writes nothing for a change that fails, and a row for a failed login by an unknown address', async () => {

@@ -4,6 +4,7 @@ import type { GroupPermission } from '../../domain/groups';
 import type { GroupService } from '../../services/group-service';
 import { callerOf } from '../authenticate';
 import { body } from '../bodies';
+import { auditContext } from '../audit-context';
 import type { Handlers } from '../mount';
 import { linkNext, pageQuery } from '../paging';
 import { presentEffective, presentGroup, presentGroupDetailed, presentUser } from '../presenters';
@@ -23,7 +24,7 @@ export function groupHandlers(groups: GroupService): Handlers {
     },
 
     createUserGroup: async (req, res) => {
-      const created = await groups.create(actor(req), body(req, 'createUserGroup'));
+      const created = await groups.create(actor(req), body(req, 'createUserGroup'), auditContext(req));
       res.status(201).location(`/user_group/${created.id}`).json(presentGroupDetailed(await groups.detailsOf(created)));
     },
 
@@ -32,12 +33,12 @@ export function groupHandlers(groups: GroupService): Handlers {
     },
 
     updateUserGroup: async (req, res) => {
-      const updated = await groups.update(actor(req), group(req), body(req, 'updateUserGroup'));
+      const updated = await groups.update(actor(req), group(req), body(req, 'updateUserGroup'), auditContext(req));
       res.json(presentGroupDetailed(await groups.detailsOf(updated)));
     },
 
     deleteUserGroup: async (req, res) => {
-      await groups.delete(actor(req), group(req));
+      await groups.delete(actor(req), group(req), auditContext(req));
       res.status(204).end();
     },
 
@@ -49,34 +50,34 @@ export function groupHandlers(groups: GroupService): Handlers {
     },
 
     addUserGroupMember: async (req, res) => {
-      const { added } = await groups.addMember(actor(req), group(req), req.params.user as string);
+      const { added } = await groups.addMember(actor(req), group(req), req.params.user as string, auditContext(req));
       res.status(added ? 201 : 200).json({ added });
     },
 
     removeUserGroupMember: async (req, res) => {
-      const { removed } = await groups.removeMember(actor(req), group(req), req.params.user as string);
+      const { removed } = await groups.removeMember(actor(req), group(req), req.params.user as string, auditContext(req));
       if (!removed) throw new NotFoundError('not a member of this user group');
       res.status(204).end();
     },
 
     grantUserOnUserGroup: async (req, res) => {
-      await groups.grantUser(actor(req), group(req), req.params.user as string, permission(req));
+      await groups.grantUser(actor(req), group(req), req.params.user as string, permission(req), auditContext(req));
       res.json({ permission: permission(req) });
     },
 
     revokeUserOnUserGroup: async (req, res) => {
-      const { revoked } = await groups.revokeUser(actor(req), group(req), req.params.user as string);
+      const { revoked } = await groups.revokeUser(actor(req), group(req), req.params.user as string, auditContext(req));
       if (!revoked) throw new NotFoundError('no such grant');
       res.status(204).end();
     },
 
     grantUserGroupOnUserGroup: async (req, res) => {
-      await groups.grantGroup(actor(req), group(req), req.params.source as string, permission(req));
+      await groups.grantGroup(actor(req), group(req), req.params.source as string, permission(req), auditContext(req));
       res.json({ permission: permission(req) });
     },
 
     revokeUserGroupOnUserGroup: async (req, res) => {
-      const { revoked } = await groups.revokeGroup(actor(req), group(req), req.params.source as string);
+      const { revoked } = await groups.revokeGroup(actor(req), group(req), req.params.source as string, auditContext(req));
       if (!revoked) throw new NotFoundError('no such grant');
       res.status(204).end();
     },
