@@ -96,6 +96,15 @@ describe('cli', () => {
     expect((await cli(['create-token', '--email', 'ops@example.test', '--name', 'x', '--scopes', 'root'])).code).toBe(1);
   }, 60_000);
 
+  it('leaves its changes in the audit log with no actor and its own client name, and never a secret', async () => {
+    const rows = await withDb((k) => k('audit_log').join('users', 'users.id', 'audit_log.target_id').where('users.email', 'ops@example.test').orderBy('seq').select('audit_log.*'));
+    expect(rows.map((r) => r.action)).toEqual(['user.created', 'password.changed', 'user.updated', 'token.created']);
+    for (const r of rows) expect(r).toMatchObject({ actor_id: null, user_agent: 'accounts CLI', ip: null });
+    expect(rows[1].summary).toEqual({ by: 'operator', tokens_ended: 'login_only' });
+    const text = JSON.stringify(rows);
+    for (const secret of ['operator password', 'a new operator password']) expect(text).not.toContain(secret);
+  }, 60_000);
+
   it('prints usage for no command and an unknown one', async () => {
     expect((await cli([])).code).toBe(2);
     const unknown = await cli(['frobnicate']);
