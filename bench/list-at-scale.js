@@ -1,7 +1,8 @@
 'use strict';
 /**
- * list_at_scale: what a page of GET /user, GET /user_group and GET /user_group/:g/member costs
- * with 1 000 users (and groups) and with 1 000 000, through the service's HTTP API, on Postgres
+ * list_at_scale: what a page of GET /user, GET /user_group, GET /user_group/:g/member and GET
+ * /audit costs with 1 000 users (and groups, and audit entries) and with 1 000 000, through the
+ * service's HTTP API, on Postgres
  * and on the embedded PGlite. API.md: "the cost of a page does not grow with the number of users".
  *
  * Per database kind, two databases are made alike but for their size, each served by its own
@@ -100,6 +101,24 @@ function seedStatements(users, groups) {
      select (select id from user_groups where name = 'everyone'), id from users where deactivated is null`,
     `insert into user_group_members (group_id, user_id)
      select id, (select id from users where name = 'gall') from user_groups where name like 'group %'`,
+    // The audit log: as many entries as filler users, by gall, of four common actions, newest
+    // first in i; then the same few special entries at both sizes, in June 2025 (older than
+    // every filler entry at the small size, and in the middle of them at the large one).
+    `insert into audit_log (id, time, action, actor_id, actor_name, target_type, target_id, target_name, ip, user_agent, request_id, summary, prev_hash, hash)
+     select gen_random_uuid(), now() - make_interval(secs => i),
+            (array['settings.changed', 'login.succeeded', 'user.updated', 'token.created'])[1 + i % 4],
+            (select id from users where name = 'gall'), 'gall', 'user', gen_random_uuid(), 'user ' || i,
+            '127.0.0.1', 'bench', 'req-' || i, '{"op": "set", "keys": ["k"]}', '', md5(i::text)
+       from generate_series(1, ${users}) i`,
+    `insert into audit_log (id, time, action, actor_id, actor_name, target_type, target_id, target_name, ip, user_agent, request_id, summary, prev_hash, hash)
+     select gen_random_uuid(), timestamptz '2025-06-01 12:00:00+00' + make_interval(mins => k), 'group.deleted',
+            (select id from users where name = 'gmember'), 'gmember', 'group', gen_random_uuid(), 'gone ' || k, '127.0.0.1', 'bench', 'special', '{}', '', md5(k::text)
+       from generate_series(1, 5) k`,
+    `insert into audit_log (id, time, action, actor_id, actor_name, target_type, target_id, target_name, ip, user_agent, request_id, summary, prev_hash, hash)
+     select gen_random_uuid(), timestamptz '2025-06-01 13:00:00+00' + make_interval(mins => k), 'group.member_added',
+            (select id from users where email = ${literal(ADMIN_EMAIL)}), 'admin', 'group', (select id from user_groups where name = 'zz small'), 'zz small',
+            '127.0.0.1', 'bench', 'special', '{}', '', md5(k::text)
+       from generate_series(1, 3) k`,
     'vacuum analyze',
   ];
 }
@@ -136,6 +155,17 @@ const PAGES = [
   { name: 'members: of everyone', as: 'admin', path: '/user_group/:everyone/member' },
   { name: 'members: of everyone, second page', as: 'admin', next: 'members: of everyone' },
   { name: 'members: of a small group', as: 'admin', path: '/user_group/:small/member', same: true },
+  { name: 'audit: first page', as: 'admin', path: '/audit' },
+  { name: 'audit: second page', as: 'admin', next: 'audit: first page' },
+  { name: 'audit: by a rare actor', as: 'admin', path: '/audit?actor=:gmember', same: true },
+  { name: 'audit: by the common actor', as: 'admin', path: '/audit?actor=:gall' },
+  { name: 'audit: on a rare target', as: 'admin', path: '/audit?target=:small', same: true },
+  { name: 'audit: a rare action', as: 'admin', path: '/audit?action=group.deleted', same: true },
+  { name: 'audit: a common action', as: 'admin', path: '/audit?action=settings.changed' },
+  { name: 'audit: a common action, second page', as: 'admin', next: 'audit: a common action' },
+  { name: 'audit: a day in the past', as: 'admin', path: '/audit?since=2025-06-01T00:00:00Z&until=2025-06-02T00:00:00Z', same: true },
+  { name: 'audit: two rare actions', as: 'admin', path: '/audit?action=group.deleted&action=group.member_added', same: true },
+  { name: 'audit: two common actions', as: 'admin', path: '/audit?action=settings.changed&action=user.updated', info: true },
 ];
 
 /** One database at one size, served by a service of its own. */
@@ -261,10 +291,12 @@ async function measureKind(kind, opts) {
     const [counts] = await inst.sql([
       `select (select count(*) from users)::int as users, (select count(*) from user_groups)::int as groups,
               (select count(*) from user_group_members)::int as members,
-              (select id from user_groups where name = 'everyone') as everyone, (select id from user_groups where name = 'zz small') as small`,
+              (select count(*) from audit_log)::int as audit,
+              (select id from user_groups where name = 'everyone') as everyone, (select id from user_groups where name = 'zz small') as small,
+              (select id from users where name = 'gmember') as gmember, (select id from users where name = 'gall') as gall`,
     ]);
     inst.counts = counts;
-    console.log(`${kind} ${inst.size}: ${counts.users} users, ${counts.groups} groups, ${counts.members} memberships; seeded in ${inst.seedSeconds} s`);
+    console.log(`${kind} ${inst.size}: ${counts.users} users, ${counts.groups} groups, ${counts.members} memberships, ${counts.audit} audit entries; seeded in ${inst.seedSeconds} s`);
   }
   for (const inst of both) {
     const s0 = Date.now();
@@ -287,11 +319,15 @@ async function measureKind(kind, opts) {
       if (!m) throw new Error(`${kind} ${inst.size}: ${p.next} has no next page`);
       p.path[inst.size] = m[1];
     } else {
-      p.path[inst.size] = p.path[inst.size] ?? PAGES.find((q) => q.name === p.name).path.replace(':everyone', inst.counts.everyone).replace(':small', inst.counts.small);
+      p.path[inst.size] = p.path[inst.size] ?? PAGES.find((q) => q.name === p.name)
+          .path.replace(':everyone', inst.counts.everyone)
+          .replace(':small', inst.counts.small)
+          .replace(':gmember', inst.counts.gmember)
+          .replace(':gall', inst.counts.gall);
     }
     const r = await timed(inst.base, p.path[inst.size], inst.tokens[p.as]);
     p.items[inst.size] = itemsOf(r.body).length;
-    p.names[inst.size] = itemsOf(r.body).map((x) => x.name);
+    p.names[inst.size] = itemsOf(r.body).map((x) => x.name ?? `${x.action} ${x.target?.name}`); // audit entries: no name, and times of their own
   };
   for (const p of pages) for (const inst of both) await resolve(p, inst);
   for (const p of pages.filter((x) => x.same)) {
@@ -367,7 +403,9 @@ async function measureKind(kind, opts) {
   console.log(`\n${kind}: ${targeted.length - failed.length}/${targeted.length} pages within ${TARGETS.p50RatioMax}x; set-up ${setupSeconds} s`);
   return {
     kind,
-    sizes: Object.fromEntries(both.map((i) => [i.size, { ...i.counts, everyone: undefined, small: undefined, seedSeconds: i.seedSeconds, startSeconds: i.startSeconds }])),
+    sizes: Object.fromEntries(
+      both.map((i) => [i.size, { ...i.counts, everyone: undefined, small: undefined, gmember: undefined, gall: undefined, seedSeconds: i.seedSeconds, startSeconds: i.startSeconds }]),
+    ),
     setupSeconds,
     pages: rows,
     passed: targeted.length - failed.length,
