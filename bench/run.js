@@ -9,8 +9,10 @@
  *   login                POST /login at the configured bcrypt cost, against the bcrypt bound
  *   user_me_under_login  GET /user/me p99 at a light fixed rate while logins saturate the hash pool
  *   groups               GET /user_group/:g (1000 members, 50 granting groups) as a non-admin caller
- *   list_at_scale        p50 of filtered user, group and member pages at 1 000 and at 1 000 000 users,
- *                        on Postgres and on PGlite (bench/list-at-scale.js)
+ *   audit_cost           CPU per request of POST /user/me and POST /login with the audit log written
+ *                        (as shipped) and without (AUDIT_LOG=0), alternating
+ *   list_at_scale        p50 of filtered user, group, member and audit pages at 1 000 and at
+ *                        1 000 000 rows, on Postgres and on PGlite (bench/list-at-scale.js)
  *
  * Each scenario prints a table and PASS/FAIL against its target; everything goes to
  * bench/results/latest.json. A missed target is reported, not an error; anything that fails to
@@ -67,7 +69,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'list_at_scale'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'audit_cost', 'list_at_scale'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -101,6 +103,8 @@ const CFG = {
   groupMembers: int('BENCH_GROUP_MEMBERS', 1000),
   grantingGroups: int('BENCH_GRANTING_GROUPS', 50),
   groupCallers: int('BENCH_GROUP_CALLERS', 10),
+  auditRounds: int('BENCH_AUDIT_ROUNDS', 3),
+  auditConnections: int('BENCH_AUDIT_CONNECTIONS', 16),
   threadPoolSize: int('UV_THREADPOOL_SIZE', 4), // libuv's default; the service inherits this environment
   scale: listAtScale.config(),
 };
@@ -111,6 +115,7 @@ const TARGETS = {
   login: { boundRatioMin: 0.9 },
   user_me_under_login: { p99RatioMax: 2 },
   groups: {}, // no target: reported beside GET /user/me's
+  audit_cost: { cpuRatioMax: 1.1 }, // the audit entry adds at most 10% to a request's CPU (service + its Postgres backends)
   list_at_scale: listAtScale.TARGETS,
 };
 const SETUP_CONCURRENCY = 16;
@@ -294,6 +299,81 @@ async function scenarioRefresh(ctx) {
     ['per core of service + its Postgres backends (info)', perServiceAndPgCore, '', ''],
   ]);
   return { connections: n, ...s, cores, refreshesPerServiceCore: perServiceCore, refreshesPerMachineCore: perMachineCore, refreshesPerServiceAndPgCore: perServiceAndPgCore, targets: t, pass };
+}
+
+// ---- the audit log's cost ----
+
+/**
+ * What writing the audit entry costs a request that changes something: POST /user/me (each
+ * connection's user alternates its first_name, so every request is a change and an entry) and
+ * POST /login (at the set-up bcrypt cost, 4, where the entry's share is largest), on the service
+ * as shipped and restarted with AUDIT_LOG=0, in rounds alternating which goes first. The figure is
+ * CPU per request of the service (all threads) and of its Postgres backends.
+ */
+async function scenarioAuditCost(ctx, pinning) {
+  heading('audit_cost', 'POST /user/me and POST /login, with the audit log written and without (AUDIT_LOG=0)');
+  const n = CFG.auditConnections;
+  const users = await mapLimit(range(n), SETUP_CONCURRENCY, (i) => lib.createActiveUser(ctx.base, ctx.adminJwt, { name: `audited${i}` }));
+  const flips = users.map(() => 0);
+  const routes = {
+    'POST /user/me': [
+      {
+        method: 'POST',
+        path: '/user/me?send_mail=0', // no mail: the request's own work only, so the entry's share is the larger
+        setupRequest: (req, c) => {
+          const i = c.slot ?? 0;
+          flips[i] ^= 1;
+          return { ...req, headers: { ...req.headers, authorization: `Bearer ${users[i].jwt}`, 'content-type': 'application/json' }, body: JSON.stringify({ first_name: flips[i] ? 'Ada' : 'Grace' }) };
+        },
+      },
+    ],
+    'POST /login': [
+      {
+        method: 'POST',
+        path: '/login',
+        setupRequest: (req, c) => ({ ...req, headers: { ...req.headers, 'content-type': 'application/json' }, body: JSON.stringify({ email: users[c.slot ?? 0].email, password: PASSWORD }) }),
+      },
+    ],
+  };
+  console.log(`${n} connections, each with its own user; ${CFG.auditRounds} rounds, each ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured per route and mode; ${ctx.pinningNote}`);
+  const runs = { on: {}, off: {} };
+  for (const route of Object.keys(routes)) for (const mode of ['on', 'off']) runs[mode][route] = [];
+  for (let round = 0; round < CFG.auditRounds; round++) {
+    for (const mode of round % 2 === 0 ? ['on', 'off'] : ['off', 'on']) {
+      await lib.stopChild(ctx.serviceChild);
+      await startService(ctx, CFG.setupBcryptCost, { pinned: pinning, env: { AUDIT_LOG: mode === 'on' ? '1' : '0' } });
+      for (const [route, requests] of Object.entries(routes)) {
+        const r = await load(ctx.service, { requests, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds, connections: n, setupClient: perConnectionSlot() });
+        runs[mode][route].push(r);
+        const s = summarize([r]);
+        console.log(`  round ${round + 1} audit ${mode.padEnd(3)} ${route.padEnd(14)} ${s.rps} req/s, ${s.cpuUsPerRequest} + ${s.pgCpuUsPerRequest} µs CPU/req (service + PG)`);
+      }
+    }
+  }
+  // Back to the service as shipped for whatever runs next.
+  await lib.stopChild(ctx.serviceChild);
+  await startService(ctx, CFG.setupBcryptCost, { pinned: pinning });
+  const entries = lib.adminClient(ctx.dbName);
+  await entries.connect();
+  const written = Number((await entries.query("select count(*) from audit_log where action in ('user.updated', 'login.succeeded')")).rows[0].count);
+  await entries.end();
+
+  const out = { connections: n, rounds: CFG.auditRounds, entriesWritten: written, routes: {} };
+  const rows = [['route', 'audit', 'req/s', 'CPU µs/req', 'PG µs/req', 'total µs/req', 'ratio on/off', 'target', '']];
+  for (const route of Object.keys(routes)) {
+    const on = summarize(runs.on[route]);
+    const off = summarize(runs.off[route]);
+    const total = (s) => s.cpuUsPerRequest + (s.pgCpuUsPerRequest ?? 0);
+    const cpuRatio = round3(total(on) / total(off));
+    const pass = cpuRatio <= TARGETS.audit_cost.cpuRatioMax;
+    out.routes[route] = { on: { ...on, totalCpuUs: total(on) }, off: { ...off, totalCpuUs: total(off) }, cpuRatio, serviceCpuRatio: round3(on.cpuUsPerRequest / off.cpuUsPerRequest), pass };
+    rows.push([route, 'on', on.rps, on.cpuUsPerRequest, on.pgCpuUsPerRequest, total(on), `${cpuRatio}x`, `<= ${TARGETS.audit_cost.cpuRatioMax}x`, verdict(pass)]);
+    rows.push([route, 'off', off.rps, off.cpuUsPerRequest, off.pgCpuUsPerRequest, total(off), '', '', '']);
+  }
+  console.log();
+  table(rows);
+  console.log(`(${written} entries of these two kinds written by the runs with the log on)`);
+  return out;
 }
 
 // ---- the bcrypt bound ----
@@ -523,7 +603,7 @@ async function scenarioGroups(ctx, results) {
 
 // ---- the benchmark ----
 
-async function startService(ctx, bcryptCost, { pinned }) {
+async function startService(ctx, bcryptCost, { pinned, env = {} }) {
   const port = await lib.freePort();
   const appName = 'bench-service';
   const service = lib.startChild(
@@ -544,6 +624,7 @@ async function startService(ctx, bcryptCost, { pinned }) {
       DATABASE_POOL_SIZE: '', // blank: the default, whatever this shell has
       SMTP_URL: '',
       VALIDATE_RESPONSES: '0',
+      ...env,
     },
     { nodeArgs: ctx.serviceNodeArgs, cpu: pinned ? CFG.serverCpu : undefined },
   );
@@ -580,7 +661,7 @@ async function main() {
   console.log(`scenarios: ${SCENARIOS.filter(want).join(', ')}; ${cores} cores, load average ${os.loadavg()[0].toFixed(2)}; ${pinningNote}`);
 
   const results = {};
-  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups'].some(want);
+  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'audit_cost'].some(want);
   if (main) {
     await lib.createDatabase(ctx.dbName);
     if (want('user_me') || want('user_list')) {
@@ -632,6 +713,7 @@ async function main() {
     if (ctx.floor) await lib.stopChild(ctx.floor.child); // done with it
     if (want('refresh')) results.refresh = await scenarioRefresh(ctx);
     if (want('groups')) results.groups = await scenarioGroups(ctx, results);
+    if (want('audit_cost')) results.audit_cost = await scenarioAuditCost(ctx, pinning);
 
     if (want('login') || want('user_me_under_login')) {
       // Second run of the service, at the configured cost and on every core (the bound is the
@@ -691,6 +773,11 @@ async function main() {
     summary.push(['user_me_under_login', `p99 ${u.underLogins.p99Ms} ms = ${u.ratioToIdleLightP99}x same load idle`, `<= ${TARGETS.user_me_under_login.p99RatioMax}x`, verdict(u.pass.p99VsIdleLight)]);
   }
   if (r.groups) summary.push(['groups', `${r.groups.rps} req/s = ${r.groups.ratioToUserMe}x GET /user/me`, 'none', 'info']);
+  if (r.audit_cost) {
+    for (const [route, x] of Object.entries(r.audit_cost.routes)) {
+      summary.push(['audit_cost', `${route}: ${x.cpuRatio}x CPU/req with the audit log (${x.on.totalCpuUs} vs ${x.off.totalCpuUs} µs, service + PG)`, `<= ${TARGETS.audit_cost.cpuRatioMax}x`, verdict(x.pass)]);
+    }
+  }
   if (r.list_at_scale) summary.push(...listAtScale.summaryRows(r.list_at_scale));
   table(summary);
 
@@ -721,6 +808,7 @@ const budgetMs =
     (CFG.scenarios.has('login') ? runSeconds + 60 : 0) +
     (CFG.scenarios.has('user_me_under_login') ? 2 * runSeconds + 60 : 0) +
     (CFG.scenarios.has('groups') ? 2 * runSeconds + 180 : 0) +
+    (CFG.scenarios.has('audit_cost') ? CFG.auditRounds * 2 * (2 * runSeconds + 30) + 120 : 0) +
     (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
   1000;
 const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);

@@ -35,6 +35,8 @@ export interface Config {
   registrationTtlMs: number;
   /** Audit entries older than this many days are removed; 0 keeps them all. */
   auditRetentionDays: number;
+  /** false: no audit entries are written (only to measure what they cost; the contract wants them). */
+  auditLog: boolean;
   cookieSecure: boolean;
   bodyLimit: string;
   shutdownTimeoutMs: number;
@@ -109,6 +111,7 @@ const schema = z
     ALLOW_REGISTRATION: flag('0'),
     REGISTRATION_TTL: duration('24h'),
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(100_000).default(365),
+    AUDIT_LOG: flag('1'),
     COOKIE_SECURE: flag('1'),
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
     SHUTDOWN_TIMEOUT: duration('10s'),
@@ -174,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     allowRegistration: e.ALLOW_REGISTRATION,
     registrationTtlMs: e.REGISTRATION_TTL,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    auditLog: e.AUDIT_LOG,
     cookieSecure: e.COOKIE_SECURE,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,

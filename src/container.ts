@@ -78,6 +78,7 @@ export type ContainerConfig = Pick<
   | 'resetLinkTtlMs'
   | 'registrationTtlMs'
   | 'auditRetentionDays'
+  | 'auditLog'
   | 'smtpUrl'
   | 'mailOutboxDir'
   | 'mailFrom'
@@ -99,7 +100,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     availability,
   });
   let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
-  const transact = createTransactor(db, { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick() }, clock);
+  const transact = createTransactor(db, { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick() }, clock, { audit: config.auditLog });
   const hasher = new PasswordHasher(config.bcryptCost);
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };

@@ -27,9 +27,6 @@ export interface AuditStore {
   prune(before: Date, limit: number): Promise<number>;
 }
 
-/** One key for the advisory lock that serialises appends, so each row chains to the one before it. */
-const APPEND_LOCK = 0x61756469; // 'audi'
-
 interface Row {
   seq: string;
   id: string;
@@ -74,41 +71,36 @@ export class KnexAuditStore implements AuditStore {
     private readonly db: Knex,
     private readonly clock: Clock,
     private readonly inTransaction: boolean,
+    /** false (AUDIT_LOG=0, for measuring what the log costs): nothing is written. */
+    private readonly enabled = true,
   ) {}
 
   add(ctx: AuditContext, event: AuditEvent): void {
     if (!this.inTransaction) throw new Error('audit entries are written in the transaction of the change they record');
-    this.pending.push({ ctx, event });
+    if (this.enabled) this.pending.push({ ctx, event });
   }
 
   async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
-    // Taken last in the transaction (the transactor flushes just before commit) and held until
-    // it ends, so appends are serialised without holding the lock while the change is made.
-    await this.db.raw('select pg_advisory_xact_lock(?)', [APPEND_LOCK]);
+    // The transactor's last step before the commit: audit_append (see its migration) takes the
+    // append lock, held from here to the commit, so appends are serialised without holding it
+    // while the change is made, and chains each entry to the last one committed.
     for (const { ctx, event } of this.pending.splice(0)) {
       const entry = { id: crypto.randomUUID(), time: this.clock.now(), action: event.action, actor: ctx.actor, target: event.target, ip: ctx.ip, userAgent: ctx.userAgent, requestId: ctx.requestId, summary: event.summary };
-      // A new statement after the lock: it sees the last row committed by whoever held it before.
-      await this.db.raw(
-        `with prev as (select coalesce((select hash from audit_log order by seq desc limit 1), '') as hash)
-         insert into audit_log (id, time, action, actor_id, actor_name, target_type, target_id, target_name, ip, user_agent, request_id, summary, prev_hash, hash)
-         select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, prev.hash, encode(sha256(convert_to(prev.hash || ?, 'UTF8')), 'hex') from prev`,
-        [
-          entry.id,
-          entry.time,
-          entry.action,
-          entry.actor?.id ?? null,
-          entry.actor?.name ?? null,
-          entry.target?.type ?? null,
-          entry.target?.id ?? null,
-          entry.target?.name ?? null,
-          entry.ip,
-          entry.userAgent,
-          entry.requestId,
-          JSON.stringify(entry.summary),
-          auditContent(entry),
-        ],
-      );
+      await this.db.raw('select audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?)', [
+        entry.id,
+        entry.time,
+        entry.action,
+        entry.actor?.id ?? null,
+        entry.actor?.name ?? null,
+        entry.target?.type ?? null,
+        entry.target?.id ?? null,
+        entry.target?.name ?? null,
+        entry.ip,
+        entry.userAgent,
+        entry.requestId,
+        JSON.stringify(entry.summary),
+        auditContent(entry),
+      ]);
     }
   }
 

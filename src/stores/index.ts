@@ -33,7 +33,7 @@ export interface Stores {
  * The stores over a database handle. `pool` (the pool Knex runs on) lets the hot path run its
  * prepared statements directly; stores bound to a transaction go without it.
  */
-export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, inTransaction = false): Stores {
+export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, inTransaction = false, audit = true): Stores {
   return {
     users: new KnexUserStore(db, pool),
     tokens: new KnexTokenStore(db, pool),
@@ -46,7 +46,7 @@ export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, 
     rateLimits: new KnexRateLimitStore(db),
     jobs: new KnexJobStore(db),
     maintenance: new KnexMaintenanceStore(db),
-    audit: new KnexAuditStore(db, clock, inTransaction),
+    audit: new KnexAuditStore(db, clock, inTransaction, audit),
   };
 }
 
@@ -73,13 +73,13 @@ export interface CommitListener {
  * transaction that lost a deadlock or a serialization conflict runs again (with fresh stores, so
  * nothing of the failed attempt, its mail included, survives), at most three times in all.
  */
-export function createTransactor(db: Knex, onCommit?: CommitListener, clock: Clock = systemClock): Transactor {
+export function createTransactor(db: Knex, onCommit?: CommitListener, clock: Clock = systemClock, options: { audit?: boolean } = {}): Transactor {
   return async (work) => {
     for (let attempt = 1; ; attempt++) {
       let stores: Stores | undefined;
       try {
         const result = await db.transaction(async (trx) => {
-          const bound = (stores = createStores(trx, undefined, clock, true));
+          const bound = (stores = createStores(trx, undefined, clock, true, options.audit ?? true));
           const value = await work(bound);
           await bound.audit.flush(); // last: the append lock is held only from here to the commit
           return value;

@@ -4,7 +4,7 @@ import { ConflictError } from '../domain/errors';
 import type { CallerToken, Scope, Token, TokenKind, User } from '../domain/types';
 import { runPrepared, type PreparedStatement } from '../db/prepared';
 import { isUniqueViolation } from './pg-errors';
-import { USER_DETAIL_COLUMNS, toUser, type UserRow } from './user-store';
+import { USER_COLUMNS, toUser, type UserRow } from './user-store';
 
 const TOKEN_COLUMNS = [
   'user_tokens.id',
@@ -92,13 +92,15 @@ interface FindLiveRow extends Omit<UserRow, 'deactivated'> {
 /**
  * findLive runs on every authenticated request, as a prepared statement (see db/prepared.ts):
  * the token row by its id and user, unexpired, joined to its active user, with only the columns
- * a caller needs (each column costs the driver a parse on every request). Its values are the
- * token id, the user id and now.
+ * a caller needs (each column costs the driver a parse on every request): the address awaiting
+ * confirmation comes as one column, null once expired. Its values are the token id, the user id
+ * and now.
  */
 const FIND_LIVE: PreparedStatement = {
   name: 'token_find_live',
   text: `select t.id as t_id, t.kind as t_kind, t.scopes as t_scopes, t.last_used as t_last_used,
-      ${USER_DETAIL_COLUMNS.filter((c) => c !== 'users.deactivated').join(', ')},
+      ${USER_COLUMNS.filter((c) => c !== 'users.deactivated').join(', ')},
+      case when users.pending_email_expires > $3 then users.pending_email end as pending_email,
       exists (select 1 from user_group_members where user_group_members.user_id = users.id) as in_groups
     from user_tokens t join users on users.id = t.user_id
     where t.id = $1 and t.user_id = $2 and t.expires > $3 and users.deactivated is null`,

@@ -67,6 +67,7 @@ export function toUser(row: UserRow): User {
  */
 function pendingEmailOf(row: UserRow): string | null | undefined {
   if (row.pending_email === undefined) return undefined;
+  if (row.pending_email_expires === undefined) return row.pending_email; // the query has applied the expiry (the token check)
   return row.pending_email && row.pending_email_expires && row.pending_email_expires.getTime() > Date.now() ? row.pending_email : null;
 }
 

@@ -266,6 +266,20 @@ describe('GET /audit', () => {
   });
 });
 
+describe('AUDIT_LOG=0', () => {
+  it('writes no entries (it exists only to measure what they cost)', async () => {
+    const off = await createTestApp({ env: { AUDIT_LOG: '0' } });
+    try {
+      const u = await off.factory.loggedIn();
+      await off.http().post('/user/me/settings/x').set(bearer(u.jwt)).send({ x: 1 }).expect(204);
+      await off.http().post('/login').send({ email: u.email, password: 'wrong password' }).expect(401);
+      expect(await countRows(off.knex, 'audit_log')).toBe(0);
+    } finally {
+      await off.close();
+    }
+  });
+});
+
 describe('GET /audit/verify', () => {
   it('finds the chain whole, then the first entry altered, inserted or after one removed; retention keeps the rest whole', async () => {
     const own = await createTestApp();
