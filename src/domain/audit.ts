@@ -95,9 +95,12 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-/** The text an entry's hash covers (with the previous entry's hash in front): everything it says. */
-export function auditContent(e: Omit<AuditEntry, 'seq' | 'prevHash' | 'hash'>): string {
-  return canonicalJson([
+/**
+ * An entry's fields in the order of `audit_append`'s parameters (the time as ISO text): what the
+ * store writes and, as canonical JSON, what its hash covers.
+ */
+export function auditFields(e: Omit<AuditEntry, 'seq' | 'prevHash' | 'hash'>): [string, string, string, ...(string | null)[], Record<string, unknown>] {
+  return [
     e.id,
     e.time.toISOString(),
     e.action,
@@ -110,5 +113,10 @@ export function auditContent(e: Omit<AuditEntry, 'seq' | 'prevHash' | 'hash'>): 
     e.userAgent,
     e.requestId,
     e.summary,
-  ]);
+  ];
+}
+
+/** The text an entry's hash covers (with the previous entry's hash in front): everything it says. */
+export function auditContent(e: Omit<AuditEntry, 'seq' | 'prevHash' | 'hash'>): string {
+  return canonicalJson(auditFields(e));
 }

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import { auditContent, type AuditAction, type AuditContext, type AuditEntry, type AuditEvent } from '../domain/audit';
+import { auditContent, auditFields, type AuditAction, type AuditContext, type AuditEntry, type AuditEvent } from '../domain/audit';
 import type { Clock } from '../domain/types';
 
 export interface AuditQuery {
@@ -86,21 +86,9 @@ export class KnexAuditStore implements AuditStore {
     // while the change is made, and chains each entry to the last one committed.
     for (const { ctx, event } of this.pending.splice(0)) {
       const entry = { id: crypto.randomUUID(), time: this.clock.now(), action: event.action, actor: ctx.actor, target: event.target, ip: ctx.ip, userAgent: ctx.userAgent, requestId: ctx.requestId, summary: event.summary };
-      await this.db.raw('select audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?)', [
-        entry.id,
-        entry.time,
-        entry.action,
-        entry.actor?.id ?? null,
-        entry.actor?.name ?? null,
-        entry.target?.type ?? null,
-        entry.target?.id ?? null,
-        entry.target?.name ?? null,
-        entry.ip,
-        entry.userAgent,
-        entry.requestId,
-        JSON.stringify(entry.summary),
-        auditContent(entry),
-      ]);
+      const fields = auditFields(entry);
+      const summary = fields.pop();
+      await this.db.raw('select audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?)', [...fields, JSON.stringify(summary), auditContent(entry)]);
     }
   }
 
