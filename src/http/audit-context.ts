@@ -3,7 +3,8 @@ import type { AuditContext, RequestMeta } from '../domain/audit';
 
 /** The request's address (the proxy's word only with TRUST_PROXY), client and id, for the audit log. */
 export function requestMeta(req: Request): RequestMeta {
-  return { ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, requestId: req.id === undefined ? null : String(req.id) };
+  // The client's name as the token rows keep it: at most 512 characters.
+  return { ip: req.ip ?? null, userAgent: req.get('user-agent')?.slice(0, 512) ?? null, requestId: req.id === undefined ? null : String(req.id) };
 }
 
 /** Who is making the change (the authenticated caller, if any) and from where. */

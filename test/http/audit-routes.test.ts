@@ -117,6 +117,8 @@ describe('GET /audit', () => {
     expect(byAction('user.updated')[0].summary).toEqual({ changes: { first_name: { from: null, to: 'Ada' } } });
     expect(byAction('login.failed')[0]).toMatchObject({ actor: null, target: { id }, summary: { identifier: email } });
     expect(byAction('login.succeeded').at(-1)).toMatchObject({ actor: { id }, user_agent: 'audit-test/1.0' });
+    await t.http().post('/login').set('User-Agent', 'x'.repeat(4000)).send({ email, password: 'wrong again' }).expect(401);
+    expect((await audit(`target=${id}&action=login.failed`)).entries[0].user_agent).toBe('x'.repeat(512));
     expect(byAction('password.changed')[0]).toMatchObject({ actor: { id }, summary: { by: 'self', tokens_ended: 'login_only' } });
     expect(byAction('token.created')[0].summary).toMatchObject({ name: 'ci', scopes: ['api'] });
     expect(byAction('settings.changed').map((e) => e.summary).reverse()).toEqual([
