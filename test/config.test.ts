@@ -26,6 +26,7 @@ describe('loadConfig', () => {
     expect(c.apiTokenTtlMs).toBe(365 * 86_400_000);
     expect(c.welcomeLinkTtlMs).toBe(7 * 86_400_000);
     expect(c.resetLinkTtlMs).toBe(3_600_000);
+    expect([c.allowRegistration, c.registrationTtlMs, c.auditRetentionDays, c.auditLog]).toEqual([false, 86_400_000, 365, true]);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -40,7 +41,11 @@ describe('loadConfig', () => {
       ADMIN_EMAIL: 'root@example.test',
       ADMIN_PASSWORD: 'secret password',
       APP_URL: 'https://accounts.example.com/',
+      ALLOW_REGISTRATION: '1',
+      REGISTRATION_TTL: '2d',
+      AUDIT_RETENTION_DAYS: '0',
     });
+    expect([c.allowRegistration, c.registrationTtlMs, c.auditRetentionDays]).toEqual([true, 2 * 86_400_000, 0]);
     expect(c.port).toBe(8080);
     expect(c.bcryptCost).toBe(10);
     expect(c.jwtSecrets).toEqual(['a'.repeat(32), 'b'.repeat(40)]);
@@ -60,6 +65,10 @@ describe('loadConfig', () => {
     ['LOGIN_TOKEN_TTL', 'forever'],
     ['COOKIE_SECURE', 'maybe'],
     ['ADMIN_EMAIL', 'not-an-email'],
+    ['ALLOW_REGISTRATION', 'perhaps'],
+    ['REGISTRATION_TTL', 'a while'],
+    ['AUDIT_RETENTION_DAYS', '-1'],
+    ['AUDIT_LOG', 'off-ish'],
   ])('stops on a bad %s, naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
