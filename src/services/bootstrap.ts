@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { SYSTEM, userTarget } from '../domain/audit';
 import type { Stores, Transactor } from '../stores';
 import type { PasswordHasher } from './password-hasher';
 
@@ -19,7 +20,7 @@ export async function bootstrapAdmin(
     return await transact(async (s) => {
       // Checked again inside the transaction, with the admins' rows locked.
       if ((await s.users.lockActiveAdminIds()).length > 0) return 'exists' as const;
-      await s.users.insert({
+      const user = await s.users.insert({
         name: admin.name,
         email: admin.email,
         firstName: null,
@@ -28,6 +29,10 @@ export async function bootstrapAdmin(
         isAdmin: true,
         forcePasswordChange: false,
       });
+      s.audit.add(
+        { ...SYSTEM, userAgent: 'start-up (ADMIN_EMAIL)' },
+        { action: 'user.created', target: userTarget(user), summary: { email: user.email, is_admin: true, password_set: true, welcome_mail: false } },
+      );
       log.info({ email: admin.email }, 'created the bootstrap admin');
       return 'created' as const;
     });

@@ -21,6 +21,9 @@ describe('bootstrapAdmin', () => {
     const rows = await t.knex('users').where({ is_admin: true });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ email: admin.email, name: 'root', force_password_change: false });
+    const entries = await t.knex('audit_log').where({ target_id: rows[0].id });
+    expect(entries.map((e) => [e.action, e.actor_id, e.user_agent])).toEqual([['user.created', null, 'start-up (ADMIN_EMAIL)']]);
+    expect(JSON.stringify(entries)).not.toContain(admin.password);
     const login = await t.http().post('/login').send({ email: admin.email, password: admin.password });
     expect(login.status).toBe(200);
     expect(login.body.password_change_required).toBeUndefined();
