@@ -53,7 +53,7 @@ export class AuthService {
     // The identifier tried (never the password), and the account it names if there is one.
     const tried = { identifier: 'id' in ref ? ref.id : ref.email };
     const target = user ? userTarget(user) : null;
-    const anonymous = { actor: null, ...pickMeta(ctx) };
+    const anonymous = { actor: null, ...ctx };
     const throttled = this.throttle.failures > 0;
     if (throttled) {
       const until = await this.stores.loginThrottle.blockedUntil(key, this.clock.now());
@@ -81,7 +81,7 @@ export class AuthService {
       await s.users.recordLogin(user.id, now);
       if (throttled) await s.loginThrottle.clear(key);
       if (rehashed) await s.users.replacePasswordHash(user.id, user.passwordHash!, rehashed);
-      s.audit.add({ actor: { id: user.id, name: user.name }, ...pickMeta(ctx) }, { action: 'login.succeeded', target, summary: tried });
+      s.audit.add({ actor: { id: user.id, name: user.name }, ...ctx }, { action: 'login.succeeded', target, summary: tried });
       return this.issueLoginToken(s, user, ctx);
     });
     return { ...result, passwordChangeRequired: user.forcePasswordChange };
@@ -126,7 +126,7 @@ export class AuthService {
     if (!caller || caller.token.kind !== 'login') return;
     await this.transact(async (s) => {
       if (!(await s.tokens.delete(caller.token.id))) return;
-      s.audit.add({ actor: { id: caller.user.id, name: caller.user.name }, ...pickMeta(ctx) }, { action: 'session.ended', target: userTarget(caller.user), summary: { how: 'logout' } });
+      s.audit.add({ actor: { id: caller.user.id, name: caller.user.name }, ...ctx }, { action: 'session.ended', target: userTarget(caller.user), summary: { how: 'logout' } });
     });
   }
 
@@ -158,9 +158,4 @@ export class AuthService {
       used: { at: now, ip: ctx.ip },
     };
   }
-}
-
-/** The request's part of an audit context (a RequestMeta may be a richer object). */
-function pickMeta(m: RequestMeta): RequestMeta {
-  return { ip: m.ip, userAgent: m.userAgent, requestId: m.requestId };
 }

@@ -214,6 +214,22 @@ describe('GET /audit', () => {
     expect(entries.find((e) => e.action === 'group.member_removed')!.request_id).toEqual(expect.any(String));
   });
 
+  it('writes an entry in the transaction of its change: one that rolls back leaves none, even after the entry was added', async () => {
+    const u = await t.factory.user();
+    const before = await countRows(t.knex, 'audit_log');
+    await expect(
+      t.container.transact(async (s) => {
+        await s.settings.set(u.user.id, 'k', 1);
+        s.audit.add({ actor: null, ip: null, userAgent: null, requestId: 'rolled-back' }, { action: 'settings.changed', target: { type: 'user', id: u.user.id, name: u.user.name }, summary: { op: 'set', keys: ['k'] } });
+        throw new Error('the change fails after its entry was added');
+      }),
+    ).rejects.toThrow('the change fails');
+    expect(await countRows(t.knex, 'audit_log')).toBe(before);
+    expect(await t.knex('user_settings').where({ user_id: u.user.id })).toHaveLength(0);
+    // And outside a transaction no entry can be added at all.
+    expect(() => t.container.stores.audit.add({ actor: null, ip: null, userAgent: null, requestId: null }, { action: 'user.updated', target: null, summary: {} })).toThrow(/transaction/);
+  });
+
   it('writes nothing for a change that fails, and a row for a failed login by an unknown address', async () => {
     const taken = await t.factory.user();
     const before = await countRows(t.knex, 'audit_log');

@@ -134,6 +134,22 @@ describe('POST /user/me/email/confirm', () => {
   });
 });
 
+describe('the link routes, given bad input', () => {
+  it('answer 400 validation_failed to a missing, mistyped, too long or NUL token, and change nothing', async () => {
+    const u = await requested();
+    for (const route of ['/user/me/email/confirm', '/user/me/email/revert']) {
+      for (const body of [{}, { token: 12345 }, { token: 'a'.repeat(513) }, { token: `${u.confirm}\u0000` }, { token: u.confirm, extra: 1 }]) {
+        const res = await t.http().post(route).send(body);
+        expect([route, res.status, res.body.code]).toEqual([route, 400, 'validation_failed']);
+      }
+    }
+    const row = await t.knex('users').where({ id: u.user.id }).first();
+    expect([row.email, row.pending_email]).toEqual([u.email, u.newEmail]);
+    expect((await t.knex('email_links').where({ user_id: u.user.id }).whereNotNull('used')).length).toBe(0);
+    expect(await works(u.jwt)).toBe(true);
+  });
+});
+
 describe('POST /user/me/email/revert', () => {
   it('puts the old address back, ends every token and reset link, and forces a new password', async () => {
     const u = await requested();

@@ -192,6 +192,16 @@ describe('POST /register/verify', () => {
     expect((await t.knex('users').where({ id: late.id }).first()).email_verified).toBe(false);
   });
 
+  it('answers 400 validation_failed to a missing, mistyped, too long or NUL token, and verifies nothing', async () => {
+    const u = await registered();
+    for (const body of [{}, { token: 12345 }, { token: 'a'.repeat(513) }, { token: `${u.token}\u0000` }, { token: u.token, extra: 1 }]) {
+      const res = await t.http().post('/register/verify').send(body);
+      expect([res.status, res.body.code]).toEqual([400, 'validation_failed']);
+    }
+    expect((await t.knex('users').where({ id: u.id }).first()).email_verified).toBe(false);
+    await t.http().post('/register/verify').send({ token: u.token }).expect(204); // the link still works
+  });
+
   it('does not take a password-reset token, nor verify a deactivated account', async () => {
     const u = await registered();
     await t.http().delete(`/user/${u.id}`).set('Authorization', `Bearer ${adminJwt}`).expect(204);
