@@ -57,6 +57,6 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  await knex.raw('drop function audit_append');
+  await knex.raw('drop function if exists audit_append'); // gone already after 20261201120000's down
   await knex.schema.dropTable('audit_log');
 }

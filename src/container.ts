@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from './config';
+import { AuditChainer } from './background/audit-chainer';
 import { Housekeeping, LOGIN_FAILURES_REMEMBERED_MS } from './background/housekeeping';
 import { JobRunner } from './background/job-runner';
 import { DatabaseAvailability } from './db/availability';
@@ -44,12 +45,13 @@ export interface Container {
   outbox: OutboxSender;
   jobs: JobRunner;
   housekeeping: Housekeeping;
+  auditChainer: AuditChainer;
   /** Database outages, logged once each. */
   availability: DatabaseAvailability;
   clock: Clock;
-  /** Starts the background workers (mail, jobs, housekeeping). */
+  /** Starts the background workers (mail, jobs, housekeeping, the audit chain). */
   start(): void;
-  /** Stops them, after a last pass of mail and jobs. */
+  /** Stops them, after a last pass of each. */
   stop(): Promise<void>;
 }
 
@@ -86,6 +88,14 @@ export type ContainerConfig = Pick<
   | 'throttleAccountFailures'
 >;
 
+/**
+ * The audit chainer's pass comes this long after the first commit that wrote an entry (the
+ * entries of the requests in between go in the same pass), and every poll in any case (for
+ * entries another process committed).
+ */
+const AUDIT_CHAIN_DELAY_MS = 100;
+const AUDIT_CHAIN_POLL_MS = 5_000;
+
 /** The one place that builds stores and services from a database handle. */
 export function createContainer(db: Knex, config: ContainerConfig, log: Logger, options: ContainerOptions = {}): Container {
   const clock = options.clock ?? systemClock;
@@ -100,7 +110,9 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     availability,
   });
   let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
-  const transact = createTransactor(db, { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick() }, clock, { audit: config.auditLog });
+  const auditChainer = new AuditChainer(stores.audit, log, { intervalMs: AUDIT_CHAIN_POLL_MS, kickDelayMs: AUDIT_CHAIN_DELAY_MS, availability });
+  const onCommit = { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick(), audited: () => auditChainer.kick() };
+  const transact = createTransactor(db, onCommit, clock, { audit: config.auditLog });
   const hasher = new PasswordHasher(config.bcryptCost);
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };
@@ -129,7 +141,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     groups,
     registration: new RegistrationService(stores, transact, hasher, clock, mail, config.registrationTtlMs),
     emailChanges,
-    audit: new AuditService(stores.audit),
+    audit: new AuditService(stores.audit, () => auditChainer.runOnce()),
   };
   const handlers = {
     [RESET_JOB]: (p: Record<string, unknown>) => services.passwords.sendResetLink(String(p.email), jobMeta(p)),
@@ -162,16 +174,19 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     outbox,
     jobs,
     housekeeping,
+    auditChainer,
     availability,
     clock,
     start: () => {
       outbox.start();
       jobs.start();
       housekeeping.start();
+      auditChainer.start();
     },
     stop: async () => {
       await housekeeping.stop();
-      await jobs.stop(); // its last jobs may queue mail: the outbox goes last
+      await jobs.stop(); // its last jobs may queue mail and write audit entries: the outbox and the chain go last
+      await auditChainer.stop();
       await outbox.stop();
       availability.stop();
     },

@@ -2,11 +2,13 @@ import type { Logger } from 'pino';
 import type { DatabaseAvailability } from '../db/availability';
 
 /**
- * Runs a pass of background work now and then: every `intervalMs`, and soon after `kick()` (when
- * work was just queued). One pass at a time; a kick during a pass runs another right after it.
+ * Runs a pass of background work now and then: every `intervalMs`, and `kickDelayMs` after `kick()`
+ * (when work was just queued; a delay gathers the work of many kicks into one pass, and later kicks
+ * never put a pass off). One pass at a time; a kick during a pass runs another after it.
  */
 export class Poller {
   private timer: NodeJS.Timeout | undefined;
+  private dueAt = Infinity;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = true;
@@ -14,6 +16,7 @@ export class Poller {
   constructor(
     private readonly pass: () => Promise<void>,
     private readonly intervalMs: number,
+    private readonly kickDelayMs = 0,
   ) {}
 
   start(): void {
@@ -24,7 +27,7 @@ export class Poller {
   kick(): void {
     if (this.stopped) return;
     if (this.running) this.again = true;
-    else this.schedule(0);
+    else if (Date.now() + this.kickDelayMs < this.dueAt) this.schedule(this.kickDelayMs);
   }
 
   /** Stops polling and waits for the pass under way, if any. */
@@ -36,18 +39,20 @@ export class Poller {
 
   private schedule(delayMs: number): void {
     if (this.timer) clearTimeout(this.timer);
+    this.dueAt = Date.now() + delayMs;
     this.timer = setTimeout(() => this.tick(), delayMs);
     this.timer.unref();
   }
 
   private tick(): void {
+    this.dueAt = Infinity;
     if (this.stopped || this.running) return;
     this.running = this.pass().finally(() => {
       this.running = undefined;
       if (this.stopped) return;
       const again = this.again;
       this.again = false;
-      this.schedule(again ? 0 : this.intervalMs);
+      this.schedule(again ? this.kickDelayMs : this.intervalMs);
     });
   }
 }
@@ -65,6 +70,7 @@ export abstract class PollingWorker {
     private readonly name: string,
     intervalMs: number,
     availability: DatabaseAvailability | undefined,
+    kickDelayMs = 0,
   ) {
     this.poller = new Poller(
       () =>
@@ -75,6 +81,7 @@ export abstract class PollingWorker {
           },
         ),
       intervalMs,
+      kickDelayMs,
     );
   }
 

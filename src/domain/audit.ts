@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { User } from './types';
 
 /** Where a change came from: the request's address, client and id (all null for the CLI and background work). */
@@ -79,8 +80,6 @@ export interface AuditEntry extends AuditEvent, RequestMeta {
   seq: string;
   time: Date;
   actor: { id: string; name: string } | null;
-  prevHash: string;
-  hash: string;
 }
 
 /** JSON with every object's keys sorted: the same text for the same value, however stored. */
@@ -96,10 +95,10 @@ export function canonicalJson(value: unknown): string {
 }
 
 /**
- * An entry's fields in the order of `audit_append`'s parameters (the time as ISO text): what the
- * store writes and, as canonical JSON, what its hash covers.
+ * An entry's fields in the order of the store's insert (the time as ISO text): what the store
+ * writes and, as canonical JSON, what its hash covers.
  */
-export function auditFields(e: Omit<AuditEntry, 'seq' | 'prevHash' | 'hash'>): [string, string, string, ...(string | null)[], Record<string, unknown>] {
+export function auditFields(e: Omit<AuditEntry, 'seq'>): [string, string, string, ...(string | null)[], Record<string, unknown>] {
   return [
     e.id,
     e.time.toISOString(),
@@ -117,6 +116,11 @@ export function auditFields(e: Omit<AuditEntry, 'seq' | 'prevHash' | 'hash'>): [
 }
 
 /** The text an entry's hash covers (with the previous entry's hash in front): everything it says. */
-export function auditContent(e: Omit<AuditEntry, 'seq' | 'prevHash' | 'hash'>): string {
+export function auditContent(e: Omit<AuditEntry, 'seq'>): string {
   return canonicalJson(auditFields(e));
+}
+
+/** An entry's link in the chain: SHA-256 (hex) over the previous link's hash and the entry's content. */
+export function chainHash(prevHash: string, e: Omit<AuditEntry, 'seq'>): string {
+  return crypto.createHash('sha256').update(prevHash + auditContent(e), 'utf8').digest('hex');
 }

@@ -1,5 +1,4 @@
-import crypto from 'node:crypto';
-import { auditContent, type AuditAction, type AuditEntry } from '../domain/audit';
+import { chainHash, type AuditAction, type AuditEntry } from '../domain/audit';
 import { ValidationError } from '../domain/errors';
 import type { Page } from '../domain/types';
 import type { AuditStore } from '../stores/audit-store';
@@ -14,7 +13,11 @@ export interface AuditFilters {
   until?: Date;
 }
 
-export type ChainCheck = { ok: true; rows: number } | { ok: false; brokenAt: string; rows: number };
+/** `pending`: entries written but not chained yet (committed a moment ago, or behind a transaction still open). */
+export type ChainCheck = { ok: true; rows: number; pending: number } | { ok: false; brokenAt: string; rows: number; pending: number };
+
+/** How long verify waits for entries not chained yet (behind a transaction still open) before it walks. */
+const VERIFY_WAIT_MS = 1000;
 
 /** Rows read at a time while walking the chain. */
 const WALK_BATCH = 1000;
@@ -37,13 +40,13 @@ function decodeCursor(raw: string): { time: Date; seq: string } {
   throw new ValidationError('invalid cursor', [{ path: '/query/cursor', message: 'is not a cursor this service issued' }]);
 }
 
-function hashOf(prevHash: string, e: AuditEntry): string {
-  return crypto.createHash('sha256').update(prevHash + auditContent(e), 'utf8').digest('hex');
-}
-
 /** `GET /audit` and `GET /audit/verify` (system admins; the policy has checked). */
 export class AuditService {
-  constructor(private readonly store: AuditStore) {}
+  constructor(
+    private readonly store: AuditStore,
+    /** Chains what has been committed and not chained yet (the chainer's pass). */
+    private readonly chainNow: () => Promise<number>,
+  ) {}
 
   async list(f: AuditFilters): Promise<Page<AuditEntry>> {
     const rows = await this.store.list({
@@ -61,23 +64,44 @@ export class AuditService {
   }
 
   /**
-   * Walks the chain in the order it was written: each row's hash must cover its content and the
-   * previous row's hash, which it must name. The oldest row kept (retention removes the oldest)
-   * is trusted for the hash before it. Reports the first row that breaks the chain.
+   * Chains what is committed and not chained yet, then walks the chain in its order: each link
+   * must name the hash of the one before it, and its hash must cover that and its entry's content
+   * as stored now. The oldest link kept (retention removes the oldest) is trusted for the hash
+   * before it. Reports the first entry that breaks the chain: one altered, the one after one
+   * removed (or the removed one, when nothing follows it), or one put in behind the chain, which
+   * the chainer has passed over.
    */
   async verify(): Promise<ChainCheck> {
+    // An entry committed after another transaction began (anywhere in the database) is chained
+    // once that one ends: most end within milliseconds, so wait a little for them.
+    await this.chainNow();
+    let pending = await this.store.unchained();
+    for (let wait = 0; pending > 0 && wait < VERIFY_WAIT_MS; wait += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await this.chainNow();
+      pending = await this.store.unchained();
+    }
     let rows = 0;
     let prev: string | undefined;
+    let removed: string | undefined;
     let after: string | undefined;
     for (;;) {
       const batch = await this.store.walk(after, WALK_BATCH);
-      for (const e of batch) {
-        if ((prev !== undefined && e.prevHash !== prev) || e.hash !== hashOf(e.prevHash, e)) return { ok: false, brokenAt: e.id, rows };
-        prev = e.hash;
-        rows++;
+      for (const { link, entry } of batch) {
+        if (!entry) {
+          removed ??= link.id;
+        } else if (removed !== undefined || (prev !== undefined && link.prevHash !== prev) || link.hash !== chainHash(link.prevHash, entry)) {
+          return { ok: false, brokenAt: entry.id, rows, pending };
+        } else {
+          rows++;
+        }
+        prev = link.hash;
       }
-      if (batch.length < WALK_BATCH) return { ok: true, rows };
-      after = batch[batch.length - 1].seq;
+      if (batch.length < WALK_BATCH) break;
+      after = batch[batch.length - 1].link.pos;
     }
+    if (removed !== undefined) return { ok: false, brokenAt: removed, rows, pending };
+    const passed = await this.store.passedOver();
+    return passed ? { ok: false, brokenAt: passed.id, rows, pending } : { ok: true, rows, pending };
   }
 }

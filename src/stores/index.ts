@@ -65,11 +65,13 @@ const ATTEMPTS = 3;
 export interface CommitListener {
   mailQueued(): void;
   jobQueued(): void;
+  /** Audit entries were written: the chainer chains them soon. */
+  audited?(): void;
 }
 
 /**
- * `onCommit` hears after a commit whether it queued mail or jobs, so they are handled at once. The
- * audit entries the work added are written last, just before the commit. A
+ * `onCommit` hears after a commit whether it queued mail or jobs or wrote audit entries, so they
+ * are handled soon. The audit entries the work added are written last, just before the commit. A
  * transaction that lost a deadlock or a serialization conflict runs again (with fresh stores, so
  * nothing of the failed attempt, its mail included, survives), at most three times in all.
  */
@@ -77,15 +79,17 @@ export function createTransactor(db: Knex, onCommit?: CommitListener, clock: Clo
   return async (work) => {
     for (let attempt = 1; ; attempt++) {
       let stores: Stores | undefined;
+      let audited = 0;
       try {
         const result = await db.transaction(async (trx) => {
           const bound = (stores = createStores(trx, undefined, clock, true, options.audit ?? true));
           const value = await work(bound);
-          await bound.audit.flush(); // last: the append lock is held only from here to the commit
+          audited = await bound.audit.flush();
           return value;
         });
         if (stores && stores.outbox.enqueued > 0) onCommit?.mailQueued();
         if (stores && stores.jobs.enqueued > 0) onCommit?.jobQueued();
+        if (audited > 0) onCommit?.audited?.();
         return result;
       } catch (err) {
         if (attempt >= ATTEMPTS || !isRetryable(err)) throw err;

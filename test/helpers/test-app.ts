@@ -189,15 +189,17 @@ export async function countRows(knex: Knex, table: string): Promise<number> {
 
 /** The background workers' polls (mail, jobs, housekeeping), which may fall in the same moment as a request. */
 const BACKGROUND = /^update "mail_outbox"|^select .* from "mail_outbox"|^update "background_jobs"|^delete from "(rate_limits|login_throttle)" where "key" in/;
+/** A statement of the audit chainer's pass: its whole transaction is the chainer's. */
+const CHAINER = /pg_advisory_xact_lock|audit_chain|pg_snapshot_xmin/;
 
 /**
  * The SQL statements `work` sends through `knex` (to show how many queries a request costs),
- * less the background workers' polls.
+ * less the background workers' polls and the audit chainer's passes.
  */
 export async function captureQueries(knex: Knex, work: () => Promise<unknown>): Promise<string[]> {
-  const statements: string[] = [];
-  const listener = (q: { sql: string }) => {
-    if (!BACKGROUND.test(q.sql)) statements.push(q.sql);
+  const statements: { sql: string; tx?: string }[] = [];
+  const listener = (q: { sql: string; __knexTxId?: string }) => {
+    if (!BACKGROUND.test(q.sql)) statements.push({ sql: q.sql, tx: q.__knexTxId });
   };
   knex.on('query', listener);
   try {
@@ -205,7 +207,8 @@ export async function captureQueries(knex: Knex, work: () => Promise<unknown>): 
   } finally {
     knex.removeListener('query', listener);
   }
-  return statements;
+  const chainer = new Set(statements.filter((s) => s.tx !== undefined && CHAINER.test(s.sql)).map((s) => s.tx));
+  return statements.filter((s) => !chainer.has(s.tx)).map((s) => s.sql);
 }
 
 /**

@@ -1,4 +1,8 @@
+import crypto from 'node:crypto';
+import type { Knex } from 'knex';
+import pg from 'pg';
 import type { Response } from 'supertest';
+import { onPostgres } from '../helpers/test-database';
 import { countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 let t: TestApp;
@@ -298,8 +302,16 @@ describe('AUDIT_LOG=0', () => {
   });
 });
 
+/** The log's entries in the chain's order (those chained). */
+async function inChainOrder(knex: Knex): Promise<(Record<string, unknown> & { seq: string; id: string })[]> {
+  const { rows } = await knex.raw<{ rows: (Record<string, unknown> & { seq: string; id: string })[] }>(
+    'select a.* from audit_log a join audit_chain c on c.seq = a.seq order by c.pos',
+  );
+  return rows;
+}
+
 describe('GET /audit/verify', () => {
-  it('finds the chain whole, then the first entry altered, inserted or after one removed; retention keeps the rest whole', async () => {
+  it('finds the chain whole, then the first entry altered, put in behind the chain, removed or after one removed; retention keeps the rest whole', async () => {
     const own = await createTestApp();
     try {
       const boss = await own.factory.loggedIn({ admin: true });
@@ -308,35 +320,103 @@ describe('GET /audit/verify', () => {
       await Promise.all(Array.from({ length: 20 }, (_, i) => own.http().post(`/user/me/settings/k${i}`).set(bearer(u.jwt)).send({ [`k${i}`]: i }).expect(204)));
       const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
       const total = await countRows(own.knex, 'audit_log');
-      expect(await verify()).toEqual({ ok: true, rows: total });
+      expect(await verify()).toEqual({ ok: true, rows: total, pending: 0 });
+      expect(await countRows(own.knex, 'audit_chain')).toBe(total); // verify chained every entry committed
 
-      const rows = await own.knex('audit_log').orderBy('seq');
+      let rows = await inChainOrder(own.knex);
       const victim = rows[10];
       await own.knex('audit_log').where({ seq: victim.seq }).update({ summary: { op: 'set', keys: ['forged'] } });
-      expect(await verify()).toEqual({ ok: false, broken_at: victim.id, rows: 10 });
+      expect(await verify()).toEqual({ ok: false, broken_at: victim.id, rows: 10, pending: 0 });
       await own.knex('audit_log').where({ seq: victim.seq }).update({ summary: victim.summary });
       expect((await verify()).ok).toBe(true);
 
-      await own.knex('audit_log').where({ seq: rows[5].seq }).delete();
-      expect(await verify()).toMatchObject({ ok: false, broken_at: rows[6].id, rows: 5 });
-      await own.knex('audit_log').insert({ ...rows[5], seq: undefined });
-      // Put back at the end it is out of place too: the chain breaks where it stood, and after it.
-      expect((await verify()).ok).toBe(false);
-      await own.knex('audit_log').where({ id: rows[5].id }).delete();
+      // An entry put in behind the chain (an old writer's id) is never chained: verify names it.
+      const forged = { ...rows[3], seq: undefined, id: crypto.randomUUID(), xid: '1' };
+      await own.knex('audit_log').insert(forged);
+      expect(await verify()).toEqual({ ok: false, broken_at: forged.id, rows: total, pending: 0 });
+      await own.knex('audit_log').where({ id: forged.id }).delete();
+      expect((await verify()).ok).toBe(true);
 
-      // Retention removes the oldest entries, only ever a prefix: what is kept checks out.
-      await own.knex('audit_log').where('seq', '<=', rows[7].seq).update({ time: new Date(Date.now() - 400 * 86_400_000) });
+      // Retention removes the oldest entries, only ever the start of the chain: what is kept checks out.
+      const cut = new Date(Date.now() - 400 * 86_400_000);
+      await own.knex('audit_log').whereIn('seq', rows.slice(0, 8).map((r) => r.seq)).update({ time: cut });
       await own.container.housekeeping.stop();
       try {
         await own.container.housekeeping.runOnce();
       } finally {
         own.container.housekeeping.start();
       }
-      const kept = await own.knex('audit_log').orderBy('seq');
-      expect(kept[0].id).toBe(rows[8].id);
-      expect(await verify()).toEqual({ ok: true, rows: kept.length });
+      const chainBefore = rows;
+      rows = await inChainOrder(own.knex);
+      expect(rows[0].id).toBe(chainBefore[8].id);
+      expect(await countRows(own.knex, 'audit_chain')).toBe(total - 8);
+      expect(await countRows(own.knex, 'audit_log')).toBe(total - 8);
+      expect(await verify()).toEqual({ ok: true, rows: total - 8, pending: 0 });
+
+      // The last entry removed: nothing follows it, so it is named itself.
+      const last = rows[rows.length - 1];
+      await own.knex('audit_log').where({ seq: last.seq }).delete();
+      expect(await verify()).toEqual({ ok: false, broken_at: last.id, rows: rows.length - 1, pending: 0 });
+      // One removed from the middle: the entry after it is the first that breaks the chain.
+      await own.knex('audit_log').where({ seq: rows[2].seq }).delete();
+      expect(await verify()).toEqual({ ok: false, broken_at: rows[3].id, rows: 2, pending: 0 });
     } finally {
       await own.close();
     }
   });
+
+  it('chains a committed entry shortly after its commit, without being asked', async () => {
+    const u = await t.factory.loggedIn();
+    await t.http().post('/user/me/settings/chained').set(bearer(u.jwt)).send({ chained: 1 }).expect(204);
+    const [entry] = await t.knex('audit_log').where({ actor_id: u.user.id, action: 'settings.changed' });
+    const deadline = Date.now() + 5000;
+    let link: { prev_hash: string; hash: string } | undefined;
+    while (!link && Date.now() < deadline) {
+      link = await t.knex('audit_chain').where({ seq: entry.seq }).first();
+      if (!link) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(link).toMatchObject({ id: entry.id, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+  });
 });
+
+// Only a server has a second connection to hold a transaction open on while requests go on.
+if (onPostgres) {
+  describe('the audit chain and transactions still open', () => {
+    it('waits for an older transaction to end, then chains its entry before the later ones: none is left behind', async () => {
+      const own = await createTestApp();
+      const early = new pg.Client({ connectionString: own.databaseUrl });
+      await early.connect();
+      try {
+        const boss = await own.factory.loggedIn({ admin: true });
+        const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+        expect(await verify()).toMatchObject({ ok: true, pending: 0 });
+
+        // A transaction that began (and took its id) before the next change, and commits after it.
+        await early.query('begin');
+        await early.query('select pg_current_xact_id()');
+        const u = await own.factory.loggedIn(); // entries written and committed after it began
+        const later = await own.knex('audit_log').where({ target_id: u.user.id }).orderBy('seq');
+        expect(later.length).toBeGreaterThan(0);
+        const held = await verify();
+        expect(held).toMatchObject({ ok: true, pending: later.length });
+        expect(await own.knex('audit_chain').whereIn('seq', later.map((e) => e.seq))).toHaveLength(0);
+
+        const lateId = crypto.randomUUID();
+        await early.query(
+          `insert into audit_log (id, time, action, summary) values ($1, now() - interval '1 minute', 'settings.changed', '{"op":"set","keys":["late"]}')`,
+          [lateId],
+        );
+        await early.query('commit');
+
+        expect(await verify()).toMatchObject({ ok: true, pending: 0 });
+        const chained = (await inChainOrder(own.knex)).map((e) => e.id);
+        expect(chained.indexOf(lateId)).toBeGreaterThanOrEqual(0);
+        expect(chained.indexOf(lateId)).toBeLessThan(chained.indexOf(later[0].id));
+        expect(chained.slice(-later.length)).toEqual(later.map((e) => e.id));
+      } finally {
+        await early.end();
+        await own.close();
+      }
+    });
+  });
+}

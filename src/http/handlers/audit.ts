@@ -44,7 +44,7 @@ export function auditHandlers(audit: AuditService): Handlers {
 
     verifyAudit: async (_req, res) => {
       const check = await audit.verify();
-      res.json(check.ok ? { ok: true, rows: check.rows } : { ok: false, broken_at: check.brokenAt, rows: check.rows });
+      res.json(check.ok ? { ok: true, rows: check.rows, pending: check.pending } : { ok: false, broken_at: check.brokenAt, rows: check.rows, pending: check.pending });
     },
   };
 }
