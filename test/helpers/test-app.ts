@@ -194,7 +194,8 @@ const CHAINER = /pg_advisory_xact_lock|audit_chain|pg_snapshot_xmin/;
 
 /**
  * The SQL statements `work` sends through `knex` (to show how many queries a request costs),
- * less the background workers' polls and the audit chainer's passes.
+ * less the background workers' polls and the audit chainer's passes (which may be under way
+ * when the capture begins).
  */
 export async function captureQueries(knex: Knex, work: () => Promise<unknown>): Promise<string[]> {
   const statements: { sql: string; tx?: string }[] = [];
@@ -207,8 +208,10 @@ export async function captureQueries(knex: Knex, work: () => Promise<unknown>): 
   } finally {
     knex.removeListener('query', listener);
   }
+  // A transaction `work` made began while it ran: one that began before is a background worker's.
+  const begun = new Set(statements.filter((s) => s.tx !== undefined && /^BEGIN/.test(s.sql)).map((s) => s.tx));
   const chainer = new Set(statements.filter((s) => s.tx !== undefined && CHAINER.test(s.sql)).map((s) => s.tx));
-  return statements.filter((s) => !chainer.has(s.tx)).map((s) => s.sql);
+  return statements.filter((s) => s.tx === undefined || (begun.has(s.tx) && !chainer.has(s.tx))).map((s) => s.sql);
 }
 
 /**
