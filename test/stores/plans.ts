@@ -13,13 +13,13 @@ export interface PlanNode {
 }
 
 /**
- * The last statement `work` sends through `knex`, run again under EXPLAIN (ANALYZE, FORMAT JSON):
- * the plan the store's own query gets, with what each node really read.
+ * Each statement `work` sends through `knex`, run again under EXPLAIN (ANALYZE, FORMAT JSON): the
+ * plans the store's own queries get, with what each node really read.
  */
-export async function explainLast(knex: Knex, work: () => Promise<unknown>): Promise<PlanNode> {
-  let last: { sql: string; bindings: readonly unknown[] } | undefined;
+export async function explainEach(knex: Knex, work: () => Promise<unknown>): Promise<PlanNode[]> {
+  const sent: { sql: string; bindings: readonly unknown[] }[] = [];
   const listener = (q: { sql: string; bindings?: readonly unknown[] }) => {
-    last = { sql: q.sql, bindings: q.bindings ?? [] };
+    sent.push({ sql: q.sql, bindings: q.bindings ?? [] });
   };
   knex.on('query', listener);
   try {
@@ -27,12 +27,22 @@ export async function explainLast(knex: Knex, work: () => Promise<unknown>): Pro
   } finally {
     knex.removeListener('query', listener);
   }
-  if (!last) throw new Error('no statement was sent');
-  // The pg client numbers its parameters ($1, $2, ...) in the order of the bindings.
-  const sql = last.sql.replace(/\$\d+/g, '?');
-  const { rows } = await knex.raw(`explain (analyze, format json) ${sql}`, last.bindings as Knex.RawBinding[]);
-  const json = rows[0]['QUERY PLAN'];
-  return (typeof json === 'string' ? JSON.parse(json) : json)[0].Plan as PlanNode;
+  if (sent.length === 0) throw new Error('no statement was sent');
+  const plans: PlanNode[] = [];
+  for (const statement of sent) {
+    // The pg client numbers its parameters ($1, $2, ...) in the order of the bindings.
+    const sql = statement.sql.replace(/\$\d+/g, '?');
+    const { rows } = await knex.raw(`explain (analyze, format json) ${sql}`, statement.bindings as Knex.RawBinding[]);
+    const json = rows[0]['QUERY PLAN'];
+    plans.push((typeof json === 'string' ? JSON.parse(json) : json)[0].Plan as PlanNode);
+  }
+  return plans;
+}
+
+/** The plan of the last statement `work` sends through `knex` (see explainEach). */
+export async function explainLast(knex: Knex, work: () => Promise<unknown>): Promise<PlanNode> {
+  const plans = await explainEach(knex, work);
+  return plans[plans.length - 1];
 }
 
 export function nodes(plan: PlanNode): PlanNode[] {

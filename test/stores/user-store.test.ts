@@ -1,7 +1,7 @@
 import type { User } from '../../src/domain/types';
-import { KnexUserStore, type UserListQuery } from '../../src/stores/user-store';
 import { onPostgres, openTestDatabase } from '../helpers/test-database';
-import { byNameC, explainLast, indexesUsed, isAfter, mostRowsRead } from './plans';
+import { KnexUserStore, prefixRange, FEW_MATCHES, type UserListQuery } from '../../src/stores/user-store';
+import { byNameC, explainEach, indexesUsed, isAfter, mostRowsRead } from './plans';
 
 /**
  * KnexUserStore.list on this run's database (PGlite, or Postgres with DATABASE_URL): the order,
@@ -177,11 +177,13 @@ describe('KnexUserStore.list at a size where the planner cares', () => {
     );
   });
 
+  const PATTERN = ['users_lower_email_pattern_idx', 'users_lower_name_pattern_idx'];
   const cases: [string, UserListQuery, string[]][] = [
-    ['a selective prefix: the matches through the pattern indexes', { limit: 101, prefix: 'zq', includeDeactivated: false }, ['users_lower_email_pattern_idx', 'users_lower_name_pattern_idx']],
-    ['a selective prefix, deactivated users too', { limit: 101, prefix: 'zq', includeDeactivated: true }, ['users_lower_email_pattern_idx', 'users_lower_name_pattern_idx']],
-    ['a prefix nobody has', { limit: 101, prefix: 'zzzz', includeDeactivated: false }, ['users_lower_email_pattern_idx', 'users_lower_name_pattern_idx']],
-    ['a prefix most users have: a walk in list order', { limit: 101, prefix: 'fi', includeDeactivated: false }, ['users_active_name_id_idx']],
+    ['a selective prefix: the matches through the pattern indexes, then by id', { limit: 101, prefix: 'zq', includeDeactivated: false }, [...PATTERN, 'users_pkey']],
+    ['a selective prefix, limit 2 (where a planner trusting the statistics may walk the name order)', { limit: 2, prefix: 'zq', includeDeactivated: false }, [...PATTERN, 'users_pkey']],
+    ['a selective prefix, deactivated users too', { limit: 101, prefix: 'zq', includeDeactivated: true }, [...PATTERN, 'users_pkey']],
+    ['a prefix nobody has', { limit: 101, prefix: 'zzzz', includeDeactivated: false }, PATTERN],
+    ['a prefix most users have: FEW_MATCHES of them, then a walk in list order', { limit: 101, prefix: 'fi', includeDeactivated: false }, [...PATTERN, 'users_active_name_id_idx']],
     ['no filter', { limit: 101, includeDeactivated: false }, ['users_active_name_id_idx']],
     ['no filter, deactivated users too', { limit: 101, includeDeactivated: true }, ['users_name_id_idx']],
     ['is_admin=1', { limit: 101, isAdmin: true, includeDeactivated: false }, ['users_active_admin_name_id_idx']],
@@ -190,11 +192,42 @@ describe('KnexUserStore.list at a size where the planner cares', () => {
   ];
 
   it.each(cases)('reads %s, never the whole table', async (_what, query, indexes) => {
-    const plan = await explainLast(db.knex, () => store.list(query));
+    const plans = await explainEach(db.knex, () => store.list(query));
+    const used = [...new Set(plans.flatMap(indexesUsed))].sort();
     // PGlite's database collation is "C", so there its plain unique index on lower(email) serves a
-    // LIKE prefix as well as the pattern index does, and the planner may take either.
-    if (onPostgres) expect(indexesUsed(plan)).toEqual(indexes);
-    // On both databases: no step of the plan reads more than a page's worth of rows.
-    expect(mostRowsRead(plan)).toBeLessThan(500);
+    // LIKE prefix (the walk's filter) as well as the pattern index does, and the planner may take either.
+    if (onPostgres || !query.prefix) expect(used).toEqual([...indexes].sort());
+    else expect(used).toEqual(expect.arrayContaining(indexes.filter((i) => !PATTERN.includes(i))));
+    // On both databases: no step of any plan reads more than a page's worth of rows.
+    expect(Math.max(...plans.map(mostRowsRead))).toBeLessThan(500);
+  });
+
+  it('finds every match of a q below FEW_MATCHES, and pages through a q above it, the same as by walking', async () => {
+    const all = async (prefix: string) => {
+      const out: string[] = [];
+      for (let after: UserListQuery['after']; ; ) {
+        const page = await store.list({ limit: 37, prefix, includeDeactivated: true, after });
+        out.push(...page.map((u) => u.name));
+        if (page.length < 37) return out;
+        after = { name: page[page.length - 1].name, id: page[page.length - 1].id };
+      }
+    };
+    expect(await all('zq')).toEqual(['ZQ two', 'yves', 'zq one']);
+    // 'filler 1' starts 1 111 names (1, 10-19, 100-199, 1000-1999, 10000-19999 among 20 000): above FEW_MATCHES.
+    const ones = await all('filler 1');
+    expect(ones.length).toBeGreaterThan(FEW_MATCHES);
+    const { rows } = await db.knex.raw<{ rows: { n: string }[] }>(`select count(*) as n from users where name like 'filler 1%'`);
+    expect(ones).toHaveLength(Number(rows[0].n));
+  });
+});
+
+describe('prefixRange', () => {
+  it('bounds the strings that start with a prefix, in code point order', () => {
+    expect(prefixRange('zq')).toEqual({ lower: 'zq', upper: 'zr' });
+    expect(prefixRange('a\u{10FFFF}')).toEqual({ lower: 'a\u{10FFFF}', upper: 'b' });
+    expect(prefixRange('\u{10FFFF}\u{10FFFF}')).toEqual({ lower: '\u{10FFFF}\u{10FFFF}', upper: undefined });
+    expect(prefixRange('x\uD7FF')).toEqual({ lower: 'x\uD7FF', upper: 'x\uE000' });
+    expect(prefixRange('é')).toEqual({ lower: 'é', upper: 'ê' });
+    expect(prefixRange('😀')).toEqual({ lower: '😀', upper: '😁' });
   });
 });
