@@ -134,13 +134,13 @@ export interface UserStore {
   list(query: UserListQuery): Promise<User[]>;
 }
 
-type ListValue = 'isAdmin' | 'pattern' | 'ids' | 'afterName' | 'afterId' | 'limit';
+type ListValue = 'isAdmin' | 'pattern' | 'afterName' | 'afterId' | 'limit';
 interface ListShape {
   statement: PreparedStatement;
   values: ListValue[];
 }
 /** Stand-ins for a list query's values while its shape is rendered. */
-const LIST_VALUE = { isAdmin: '\u0000isAdmin', pattern: '\u0000pattern', ids: '\u0000ids', afterName: '\u0000afterName', afterId: '\u0000afterId' } as const;
+const LIST_VALUE = { isAdmin: '\u0000isAdmin', pattern: '\u0000pattern', afterName: '\u0000afterName', afterId: '\u0000afterId' } as const;
 const LIST_LIMIT = 987_654_321;
 const listShapes = new Map<string, ListShape>();
 
@@ -149,36 +149,37 @@ function escapeLike(value: string): string {
 }
 
 /**
- * How many matches a `q` is looked up to through each pattern index: fewer on both sides, and the
- * page is made from them alone; as many on either, and it counts as a `q` that many users match.
+ * How many matches of a `q` are read through each pattern index: fewer on both sides, and the page
+ * is made of them alone; as many on either, and it counts as a `q` that many users match.
  */
 export const FEW_MATCHES = 200;
 
 /**
- * The users whose lower(name), and those whose lower(email), lie in [$1, $2) in byte order (the
- * pattern indexes' order: the strings that start with a prefix), at most $3 of each, read in index
- * order so the read stops there whatever the statistics say. `side` tells the two apart.
+ * A page for a `q` few users match, in one statement: the users whose lower(name), and those whose
+ * lower(email), start with the prefix ($1, a LIKE pattern), read through the pattern indexes in
+ * their order and at most FEW_MATCHES of each (a bounded read, whatever the planner believes of
+ * the prefix), then filtered, sorted and cut to the page. `many_matches`, on every row (and on one
+ * row of nulls when the page is empty), says a side reached FEW_MATCHES: the page is then not
+ * complete, and the walk in list order makes it instead.
  */
-const PREFIX_MATCHES = {
-  name: 'user_prefix_matches',
-  text: `(select id, 1 as side from users where lower(name) ~>=~ $1 and lower(name) ~<~ $2 order by lower(name) using ~<~ limit $3)
-         union all
-         (select id, 2 as side from users where lower(email) ~>=~ $1 and lower(email) ~<~ $2 order by lower(email) using ~<~ limit $3)`,
-};
-
-/**
- * The strings that start with `prefix`, in code point order (UTF-8's byte order, the pattern
- * indexes' order): from `prefix` up to, not including, `upper`, the prefix with its last code point
- * made the next one (carrying past the last code point there is). No `upper`: nothing bounds them.
- */
-export function prefixRange(prefix: string): { lower: string; upper: string | undefined } {
-  const points = Array.from(prefix);
-  while (points.length > 0) {
-    let next = points.pop()!.codePointAt(0)! + 1;
-    if (next === 0xd800) next = 0xe000; // past the surrogates, which no string holds on its own
-    if (next <= 0x10ffff) return { lower: prefix, upper: points.join('') + String.fromCodePoint(next) };
-  }
-  return { lower: prefix, upper: undefined };
+function fewMatchesStatement(query: UserListQuery): { text: string; values: ListValue[] } {
+  const values: ListValue[] = ['pattern'];
+  const param = (v: ListValue) => `$${values.push(v)}`;
+  const columns = USER_COLUMNS.join(', ');
+  const filters = [
+    query.includeDeactivated ? '' : 'm.deactivated is null',
+    query.isAdmin === undefined ? '' : `m.is_admin = ${param('isAdmin')}`,
+    query.after ? `(m.name collate "C", m.id) > (${param('afterName')} collate "C", ${param('afterId')}::uuid)` : '',
+  ].filter(Boolean);
+  const text = `with n as (select ${columns} from users where lower(name) like $1 order by lower(name) using ~<~ limit ${FEW_MATCHES}),
+      e as (select ${columns} from users where lower(email) like $1 order by lower(email) using ~<~ limit ${FEW_MATCHES}),
+      c as (select (select count(*) from n) >= ${FEW_MATCHES} or (select count(*) from e) >= ${FEW_MATCHES} as many_matches)
+    select c.many_matches, p.* from c left join lateral (
+      select m.* from (select * from n union all select * from e where e.id not in (select id from n)) m
+      ${filters.length ? `where ${filters.join(' and ')}` : ''}
+      order by m.name collate "C", m.id limit ${param('limit')}
+    ) p on true`;
+  return { text, values };
 }
 
 export class KnexUserStore implements UserStore {
@@ -374,8 +375,8 @@ export class KnexUserStore implements UserStore {
    * migrations/20261130220000_create_list_indexes.ts). With `q`, its matches are first read
    * through the lower(name) and lower(email) pattern indexes, in index order and at most
    * FEW_MATCHES of each, so that read is bounded whatever the planner believes; when there are
-   * fewer on both sides, the page is made of them alone (looked up by id and sorted). Otherwise
-   * many users match, and the walk in list order finds a page soon. A `q` matching a sizeable
+   * fewer on both sides, the page is made of them alone, in the same statement. Otherwise many
+   * users match, and the walk in list order finds a page soon. A `q` matching a sizeable
    * share of the users that all sit late in the name order is the case neither way bounds (see
    * bench/README.md).
    *
@@ -385,48 +386,37 @@ export class KnexUserStore implements UserStore {
    * shape needs.
    */
   async list(query: UserListQuery): Promise<User[]> {
-    const prefix = query.prefix?.toLowerCase();
-    // A q few users match: its matches, found through the pattern indexes (a bounded read), make the page.
-    const ids = prefix ? await this.fewPrefixMatches(prefix) : undefined;
-    if (ids?.length === 0) return [];
-    const shape = this.listShape(query, ids !== undefined);
     const values: Record<ListValue, unknown> = {
       isAdmin: query.isAdmin,
-      pattern: prefix ? `${escapeLike(prefix)}%` : undefined,
-      ids,
+      pattern: query.prefix ? `${escapeLike(query.prefix.toLowerCase())}%` : undefined,
       afterName: query.after?.name,
       afterId: query.after?.id,
       limit: query.limit,
     };
-    // A q many users match is planned afresh each time (unnamed, through Knex's connection): a
+    const run = (shape: ListShape, pool: Pool | undefined) => runPrepared<UserRow & { many_matches?: boolean }>(this.db, pool, shape.statement, shape.values.map((v) => values[v]));
+    if (!query.prefix) return (await run(this.listShape(query, 'walk'), this.pool)).map(toUser);
+    // A statement with a prefix is planned afresh each time (unnamed, through Knex's connection): a
     // prepared statement's generic plan cannot see the prefix, so it could not use the prefix indexes.
-    const planned = prefix !== undefined && ids === undefined;
-    const rows = await runPrepared<UserRow>(this.db, planned ? undefined : this.pool, shape.statement, shape.values.map((v) => values[v]));
-    return rows.map(toUser);
+    const few = await run(this.listShape(query, 'few'), undefined);
+    if (!few[0]?.many_matches) return few.filter((r) => r.id !== null).map(toUser);
+    return (await run(this.listShape(query, 'walk'), undefined)).map(toUser);
   }
 
-  /** The ids of the users a lower-cased prefix matches by name or email, if fewer than FEW_MATCHES each. */
-  private async fewPrefixMatches(prefix: string): Promise<string[] | undefined> {
-    const { lower, upper } = prefixRange(prefix);
-    if (upper === undefined) return undefined;
-    const rows = await runPrepared<{ id: string; side: number }>(this.db, this.pool, PREFIX_MATCHES, [lower, upper, FEW_MATCHES]);
-    let names = 0;
-    for (const r of rows) if (r.side === 1) names++;
-    if (names >= FEW_MATCHES || rows.length - names >= FEW_MATCHES) return undefined;
-    return [...new Set(rows.map((r) => r.id))];
-  }
-
-  private listShape(query: UserListQuery, byIds: boolean): ListShape {
-    const key = `${query.includeDeactivated ? 'all' : 'active'}_${query.isAdmin === undefined ? 'any' : 'admin'}${byIds ? '_ids' : query.prefix ? '_q' : ''}${query.after ? '_after' : ''}`;
+  /** `few`: the page of a `q` few users match (fewMatchesStatement); `walk`: in list order, through an index in that order. */
+  private listShape(query: UserListQuery, way: 'few' | 'walk'): ListShape {
+    const key = `${query.includeDeactivated ? 'all' : 'active'}_${query.isAdmin === undefined ? 'any' : 'admin'}${query.prefix ? `_q_${way}` : ''}${query.after ? '_after' : ''}`;
     let shape = listShapes.get(key);
+    if (!shape && way === 'few') {
+      const few = fewMatchesStatement(query);
+      shape = { statement: { name: `user_list_${key}`, text: few.text }, values: few.values };
+      listShapes.set(key, shape);
+    }
     if (!shape) {
       // Rendered with each value's name in its place, then mapped back to the names.
       const q = this.db('users').select(USER_COLUMNS);
       if (!query.includeDeactivated) q.whereNull('deactivated');
       if (query.isAdmin !== undefined) q.where('is_admin', LIST_VALUE.isAdmin);
-      if (byIds) {
-        q.whereRaw('id = any(?::uuid[])', [LIST_VALUE.ids]);
-      } else if (query.prefix) {
+      if (query.prefix) {
         q.where((w) => w.whereRaw('lower(name) like ?', [LIST_VALUE.pattern]).orWhereRaw('lower(email) like ?', [LIST_VALUE.pattern]));
       }
       if (query.after) {

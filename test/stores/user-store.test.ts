@@ -1,6 +1,6 @@
 import type { User } from '../../src/domain/types';
 import { onPostgres, openTestDatabase } from '../helpers/test-database';
-import { KnexUserStore, prefixRange, FEW_MATCHES, type UserListQuery } from '../../src/stores/user-store';
+import { FEW_MATCHES, KnexUserStore, type UserListQuery } from '../../src/stores/user-store';
 import { byNameC, explainEach, indexesUsed, isAfter, mostRowsRead } from './plans';
 
 /**
@@ -179,9 +179,9 @@ describe('KnexUserStore.list at a size where the planner cares', () => {
 
   const PATTERN = ['users_lower_email_pattern_idx', 'users_lower_name_pattern_idx'];
   const cases: [string, UserListQuery, string[]][] = [
-    ['a selective prefix: the matches through the pattern indexes, then by id', { limit: 101, prefix: 'zq', includeDeactivated: false }, [...PATTERN, 'users_pkey']],
-    ['a selective prefix, limit 2 (where a planner trusting the statistics may walk the name order)', { limit: 2, prefix: 'zq', includeDeactivated: false }, [...PATTERN, 'users_pkey']],
-    ['a selective prefix, deactivated users too', { limit: 101, prefix: 'zq', includeDeactivated: true }, [...PATTERN, 'users_pkey']],
+    ['a selective prefix: the matches through the pattern indexes', { limit: 101, prefix: 'zq', includeDeactivated: false }, PATTERN],
+    ['a selective prefix, limit 2 (where a planner trusting the statistics may walk the name order)', { limit: 2, prefix: 'zq', includeDeactivated: false }, PATTERN],
+    ['a selective prefix, deactivated users too', { limit: 101, prefix: 'zq', includeDeactivated: true }, PATTERN],
     ['a prefix nobody has', { limit: 101, prefix: 'zzzz', includeDeactivated: false }, PATTERN],
     ['a prefix most users have: FEW_MATCHES of them, then a walk in list order', { limit: 101, prefix: 'fi', includeDeactivated: false }, [...PATTERN, 'users_active_name_id_idx']],
     ['no filter', { limit: 101, includeDeactivated: false }, ['users_active_name_id_idx']],
@@ -218,16 +218,5 @@ describe('KnexUserStore.list at a size where the planner cares', () => {
     expect(ones.length).toBeGreaterThan(FEW_MATCHES);
     const { rows } = await db.knex.raw<{ rows: { n: string }[] }>(`select count(*) as n from users where name like 'filler 1%'`);
     expect(ones).toHaveLength(Number(rows[0].n));
-  });
-});
-
-describe('prefixRange', () => {
-  it('bounds the strings that start with a prefix, in code point order', () => {
-    expect(prefixRange('zq')).toEqual({ lower: 'zq', upper: 'zr' });
-    expect(prefixRange('a\u{10FFFF}')).toEqual({ lower: 'a\u{10FFFF}', upper: 'b' });
-    expect(prefixRange('\u{10FFFF}\u{10FFFF}')).toEqual({ lower: '\u{10FFFF}\u{10FFFF}', upper: undefined });
-    expect(prefixRange('x\uD7FF')).toEqual({ lower: 'x\uD7FF', upper: 'x\uE000' });
-    expect(prefixRange('é')).toEqual({ lower: 'é', upper: 'ê' });
-    expect(prefixRange('😀')).toEqual({ lower: '😀', upper: '😁' });
   });
 });
