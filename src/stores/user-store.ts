@@ -144,42 +144,11 @@ const LIST_VALUE = { isAdmin: '\u0000isAdmin', pattern: '\u0000pattern', afterNa
 const LIST_LIMIT = 987_654_321;
 const listShapes = new Map<string, ListShape>();
 
+/** The least LIMIT a prefix search is planned with (see KnexUserStore.list). */
+export const PREFIX_PLAN_LIMIT = 100;
+
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
-/**
- * How many matches of a `q` are read through each pattern index: fewer on both sides, and the page
- * is made of them alone; as many on either, and it counts as a `q` that many users match.
- */
-export const FEW_MATCHES = 200;
-
-/**
- * A page for a `q` few users match, in one statement: the users whose lower(name), and those whose
- * lower(email), start with the prefix ($1, a LIKE pattern), read through the pattern indexes in
- * their order and at most FEW_MATCHES of each (a bounded read, whatever the planner believes of
- * the prefix), then filtered, sorted and cut to the page. `many_matches`, on every row (and on one
- * row of nulls when the page is empty), says a side reached FEW_MATCHES: the page is then not
- * complete, and the walk in list order makes it instead.
- */
-function fewMatchesStatement(query: UserListQuery): { text: string; values: ListValue[] } {
-  const values: ListValue[] = ['pattern'];
-  const param = (v: ListValue) => `$${values.push(v)}`;
-  const columns = USER_COLUMNS.join(', ');
-  const filters = [
-    query.includeDeactivated ? '' : 'm.deactivated is null',
-    query.isAdmin === undefined ? '' : `m.is_admin = ${param('isAdmin')}`,
-    query.after ? `(m.name collate "C", m.id) > (${param('afterName')} collate "C", ${param('afterId')}::uuid)` : '',
-  ].filter(Boolean);
-  const text = `with n as (select ${columns} from users where lower(name) like $1 order by lower(name) using ~<~ limit ${FEW_MATCHES}),
-      e as (select ${columns} from users where lower(email) like $1 order by lower(email) using ~<~ limit ${FEW_MATCHES}),
-      c as (select (select count(*) from n) >= ${FEW_MATCHES} or (select count(*) from e) >= ${FEW_MATCHES} as many_matches)
-    select c.many_matches, p.* from c left join lateral (
-      select m.* from (select * from n union all select * from e where e.id not in (select id from n)) m
-      ${filters.length ? `where ${filters.join(' and ')}` : ''}
-      order by m.name collate "C", m.id limit ${param('limit')}
-    ) p on true`;
-  return { text, values };
 }
 
 export class KnexUserStore implements UserStore {
@@ -369,16 +338,14 @@ export class KnexUserStore implements UserStore {
   }
 
   /**
-   * A page in (name collate "C", id) order. Its cost does not grow with the number of users:
-   * without `q`, an index already in list order is walked until the page is full (all active
-   * users, `include_deactivated`, `is_admin` either way; see
-   * migrations/20261130220000_create_list_indexes.ts). With `q`, its matches are first read
-   * through the lower(name) and lower(email) pattern indexes, in index order and at most
-   * FEW_MATCHES of each, so that read is bounded whatever the planner believes; when there are
-   * fewer on both sides, the page is made of them alone, in the same statement. Otherwise many
-   * users match, and the walk in list order finds a page soon. A `q` matching a sizeable
-   * share of the users that all sit late in the name order is the case neither way bounds (see
-   * bench/README.md).
+   * A page in (name collate "C", id) order. Its cost does not grow with the number of users as
+   * long as the planner can choose, from the statistics, between two ways of reading it (see
+   * migrations/20261130220000_create_list_indexes.ts): walking an index already in list order
+   * until the page is full (all active users, `include_deactivated`, `is_admin` either way, or a
+   * `q` that most users match), or, for a `q` that few users match, fetching the matches through
+   * the lower(name) and lower(email) pattern indexes (a BitmapOr of the two LIKE prefix ranges)
+   * and sorting them. A `q` matching a sizeable share of the users that all sit late in the name
+   * order is the case neither way bounds (see bench/README.md).
    *
    * Each shape of the query (which filters are given) is rendered by Knex once, so no query is
    * built per request, and runs as a named prepared statement (Postgres plans it once per
@@ -386,31 +353,26 @@ export class KnexUserStore implements UserStore {
    * shape needs.
    */
   async list(query: UserListQuery): Promise<User[]> {
+    const shape = this.listShape(query);
     const values: Record<ListValue, unknown> = {
       isAdmin: query.isAdmin,
       pattern: query.prefix ? `${escapeLike(query.prefix.toLowerCase())}%` : undefined,
       afterName: query.after?.name,
       afterId: query.after?.id,
-      limit: query.limit,
+      // A prefix search asks for at least PREFIX_PLAN_LIMIT rows (the page is cut here): with a
+      // small limit the planner, costing a walk in list order as "stop after a few matches",
+      // could pick that walk for a prefix whose few matches sort last, and read the whole table.
+      limit: query.prefix ? Math.max(query.limit, PREFIX_PLAN_LIMIT) : query.limit,
     };
-    const run = (shape: ListShape, pool: Pool | undefined) => runPrepared<UserRow & { many_matches?: boolean }>(this.db, pool, shape.statement, shape.values.map((v) => values[v]));
-    if (!query.prefix) return (await run(this.listShape(query, 'walk'), this.pool)).map(toUser);
-    // A statement with a prefix is planned afresh each time (unnamed, through Knex's connection): a
-    // prepared statement's generic plan cannot see the prefix, so it could not use the prefix indexes.
-    const few = await run(this.listShape(query, 'few'), undefined);
-    if (!few[0]?.many_matches) return few.filter((r) => r.id !== null).map(toUser);
-    return (await run(this.listShape(query, 'walk'), undefined)).map(toUser);
+    // A prefix search is planned afresh each time (unnamed, through Knex's connection): a prepared
+    // statement's generic plan cannot see the prefix, so it could not use the prefix indexes.
+    const rows = await runPrepared<UserRow>(this.db, query.prefix ? undefined : this.pool, shape.statement, shape.values.map((v) => values[v]));
+    return (rows.length > query.limit ? rows.slice(0, query.limit) : rows).map(toUser);
   }
 
-  /** `few`: the page of a `q` few users match (fewMatchesStatement); `walk`: in list order, through an index in that order. */
-  private listShape(query: UserListQuery, way: 'few' | 'walk'): ListShape {
-    const key = `${query.includeDeactivated ? 'all' : 'active'}_${query.isAdmin === undefined ? 'any' : 'admin'}${query.prefix ? `_q_${way}` : ''}${query.after ? '_after' : ''}`;
+  private listShape(query: UserListQuery): ListShape {
+    const key = `${query.includeDeactivated ? 'all' : 'active'}_${query.isAdmin === undefined ? 'any' : 'admin'}${query.prefix ? '_q' : ''}${query.after ? '_after' : ''}`;
     let shape = listShapes.get(key);
-    if (!shape && way === 'few') {
-      const few = fewMatchesStatement(query);
-      shape = { statement: { name: `user_list_${key}`, text: few.text }, values: few.values };
-      listShapes.set(key, shape);
-    }
     if (!shape) {
       // Rendered with each value's name in its place, then mapped back to the names.
       const q = this.db('users').select(USER_COLUMNS);

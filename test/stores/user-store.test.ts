@@ -1,6 +1,6 @@
 import type { User } from '../../src/domain/types';
 import { onPostgres, openTestDatabase } from '../helpers/test-database';
-import { FEW_MATCHES, KnexUserStore, type UserListQuery } from '../../src/stores/user-store';
+import { KnexUserStore, PREFIX_PLAN_LIMIT, type UserListQuery } from '../../src/stores/user-store';
 import { byNameC, explainEach, indexesUsed, isAfter, mostRowsRead } from './plans';
 
 /**
@@ -183,7 +183,8 @@ describe('KnexUserStore.list at a size where the planner cares', () => {
     ['a selective prefix, limit 2 (where a planner trusting the statistics may walk the name order)', { limit: 2, prefix: 'zq', includeDeactivated: false }, PATTERN],
     ['a selective prefix, deactivated users too', { limit: 101, prefix: 'zq', includeDeactivated: true }, PATTERN],
     ['a prefix nobody has', { limit: 101, prefix: 'zzzz', includeDeactivated: false }, PATTERN],
-    ['a prefix most users have: FEW_MATCHES of them, then a walk in list order', { limit: 101, prefix: 'fi', includeDeactivated: false }, [...PATTERN, 'users_active_name_id_idx']],
+    ['a prefix most users have: a walk in list order', { limit: 101, prefix: 'fi', includeDeactivated: false }, ['users_active_name_id_idx']],
+    ['a prefix most users have, limit 2: a walk in list order', { limit: 2, prefix: 'fi', includeDeactivated: false }, ['users_active_name_id_idx']],
     ['no filter', { limit: 101, includeDeactivated: false }, ['users_active_name_id_idx']],
     ['no filter, deactivated users too', { limit: 101, includeDeactivated: true }, ['users_name_id_idx']],
     ['is_admin=1', { limit: 101, isAdmin: true, includeDeactivated: false }, ['users_active_admin_name_id_idx']],
@@ -202,7 +203,7 @@ describe('KnexUserStore.list at a size where the planner cares', () => {
     expect(Math.max(...plans.map(mostRowsRead))).toBeLessThan(500);
   });
 
-  it('finds every match of a q below FEW_MATCHES, and pages through a q above it, the same as by walking', async () => {
+  it(`pages with a limit below the ${PREFIX_PLAN_LIMIT} a prefix search is planned with: every match once, in order`, async () => {
     const all = async (prefix: string) => {
       const out: string[] = [];
       for (let after: UserListQuery['after']; ; ) {
@@ -213,9 +214,10 @@ describe('KnexUserStore.list at a size where the planner cares', () => {
       }
     };
     expect(await all('zq')).toEqual(['ZQ two', 'yves', 'zq one']);
-    // 'filler 1' starts 1 111 names (1, 10-19, 100-199, 1000-1999, 10000-19999 among 20 000): above FEW_MATCHES.
+    // 'filler 1' starts 1 111 names (1, 10-19, 100-199, 1000-1999, 10000-19999 among 20 000).
     const ones = await all('filler 1');
-    expect(ones.length).toBeGreaterThan(FEW_MATCHES);
+    expect(ones.length).toBeGreaterThan(PREFIX_PLAN_LIMIT);
+    expect(ones).toEqual([...ones].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
     const { rows } = await db.knex.raw<{ rows: { n: string }[] }>(`select count(*) as n from users where name like 'filler 1%'`);
     expect(ones).toHaveLength(Number(rows[0].n));
   });
