@@ -195,12 +195,12 @@ const CHAINER = /pg_advisory_xact_lock|audit_chain|pg_snapshot_xmin/;
 /**
  * The SQL statements `work` sends through `knex` (to show how many queries a request costs),
  * less the background workers' polls and the audit chainer's passes (which may be under way
- * when the capture begins).
+ * when the capture begins or ends).
  */
 export async function captureQueries(knex: Knex, work: () => Promise<unknown>): Promise<string[]> {
   const statements: { sql: string; tx?: string }[] = [];
   const listener = (q: { sql: string; __knexTxId?: string }) => {
-    if (!BACKGROUND.test(q.sql)) statements.push({ sql: q.sql, tx: q.__knexTxId });
+    statements.push({ sql: q.sql, tx: q.__knexTxId });
   };
   knex.on('query', listener);
   try {
@@ -208,10 +208,22 @@ export async function captureQueries(knex: Knex, work: () => Promise<unknown>): 
   } finally {
     knex.removeListener('query', listener);
   }
-  // A transaction `work` made began while it ran: one that began before is a background worker's.
-  const begun = new Set(statements.filter((s) => s.tx !== undefined && /^BEGIN/.test(s.sql)).map((s) => s.tx));
-  const chainer = new Set(statements.filter((s) => s.tx !== undefined && CHAINER.test(s.sql)).map((s) => s.tx));
-  return statements.filter((s) => s.tx === undefined || (begun.has(s.tx) && !chainer.has(s.tx))).map((s) => s.sql);
+  // A transaction of `work`'s began and ended while it ran, and holds no background statement: one
+  // that straddles either end of the capture, or holds a poll or a chain pass, is a worker's.
+  const txs = new Map<string, { begun: boolean; ended: boolean; background: boolean }>();
+  for (const s of statements) {
+    if (s.tx === undefined) continue;
+    const t = txs.get(s.tx) ?? { begun: false, ended: false, background: false };
+    if (/^BEGIN/.test(s.sql)) t.begun = true;
+    else if (/^(COMMIT|ROLLBACK)/.test(s.sql)) t.ended = true;
+    else if (BACKGROUND.test(s.sql) || CHAINER.test(s.sql)) t.background = true;
+    txs.set(s.tx, t);
+  }
+  const ours = (tx: string) => {
+    const t = txs.get(tx)!;
+    return t.begun && t.ended && !t.background;
+  };
+  return statements.filter((s) => !BACKGROUND.test(s.sql) && (s.tx === undefined || ours(s.tx))).map((s) => s.sql);
 }
 
 /**
