@@ -64,6 +64,9 @@ interface Row {
 const COLUMNS = ['seq', 'id', 'time', 'action', 'actor_id', 'actor_name', 'target_type', 'target_id', 'target_name', 'ip', 'user_agent', 'request_id', 'summary'];
 const SELECT_ENTRY = COLUMNS.map((c) => `a.${c}`).join(', ');
 
+/** The chain's last link: where the next pass goes on from, and what verify counts from. */
+const LAST_LINK = 'select pos, xid, seq, hash from audit_chain order by pos desc limit 1';
+
 /** The advisory lock that serialises chain passes across processes (one key, 'chai'). */
 const CHAIN_LOCK = 0x63686169;
 
@@ -135,7 +138,7 @@ export class KnexAuditStore implements AuditStore {
       await trx.raw('select pg_advisory_xact_lock(?)', [CHAIN_LOCK]);
       // Statements from here on see what the pass before (in any process) chained.
       const { rows: lasts } = await trx.raw<{ rows: { pos: string; xid: string; seq: string; hash: string }[] }>(
-        'select pos, xid::text as xid, seq, hash from audit_chain order by pos desc limit 1',
+        `select pos, xid::text as xid, seq, hash from (${LAST_LINK}) last`,
       );
       const last = lasts[0];
       // Below the snapshot's xmin every transaction has ended: the entries there are all there
@@ -179,7 +182,7 @@ export class KnexAuditStore implements AuditStore {
 
   async passedOver(): Promise<{ id: string } | undefined> {
     const { rows } = await this.db.raw<{ rows: { id: string }[] }>(
-      `with last as (select xid, seq from audit_chain order by pos desc limit 1)
+      `with last as (${LAST_LINK})
        select a.id from audit_log a, last
         where (a.xid, a.seq) <= (last.xid, last.seq) and not exists (select 1 from audit_chain c where c.seq = a.seq)
         order by a.xid, a.seq limit 1`,
@@ -190,7 +193,7 @@ export class KnexAuditStore implements AuditStore {
   async unchained(): Promise<number> {
     const { rows } = await this.db.raw<{ rows: { n: string }[] }>(
       `select count(*) as n from audit_log a
-        where (a.xid, a.seq) > coalesce((select (xid, seq) from audit_chain order by pos desc limit 1), ('0'::xid8, 0::bigint))`,
+        where (a.xid, a.seq) > coalesce((select (xid, seq) from (${LAST_LINK}) last), ('0'::xid8, 0::bigint))`,
     );
     return Number(rows[0].n);
   }
