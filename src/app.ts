@@ -22,6 +22,7 @@ import { tokenHandlers } from './http/handlers/tokens';
 import { userHandlers } from './http/handlers/users';
 import { chain, dispatch } from './http/mount';
 import { enforcePolicy } from './http/policy';
+import { assertFieldsAreData } from './http/request-objects';
 import { requestLogger } from './http/request-logger';
 import { RouteTable, type Spec } from './http/route-table';
 import { textRule, verifyUtf8 } from './http/text-rule';
@@ -157,5 +158,6 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
     ]),
   );
   app.use(errorHandler(log, availability));
+  assertFieldsAreData(app);
   return app;
 }

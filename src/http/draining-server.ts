@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type RequestListener } from 'node:http';
 import { RETRY_AFTER_SECONDS } from '../domain/errors';
+import { ServiceRequest, ServiceResponse } from './request-objects';
 import { requestIdOf } from './request-logger';
 
 export interface DrainingServer {
@@ -56,7 +57,8 @@ function responseHooks(state: Drain) {
 export function createDrainingServer(app: RequestListener): DrainingServer {
   const state: Drain = { draining: false, inFlight: 0 };
   const hooks = responseHooks(state);
-  const server = http.createServer((req, res) => {
+  // Requests and responses made with every field they will get already declared (see request-objects.ts).
+  const server = http.createServer({ IncomingMessage: ServiceRequest, ServerResponse: ServiceResponse }, (req, res) => {
     if (state.draining) return refuse(req, res);
     state.inFlight++;
     res.writeHead = hooks.writeHead as typeof res.writeHead;

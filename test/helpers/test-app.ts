@@ -12,6 +12,7 @@ import { loadApiSpec } from '../../src/api-spec';
 import { createApp } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createContainer, type Container } from '../../src/container';
+import { createDrainingServer } from '../../src/http/draining-server';
 import type { Clock, Scope, User } from '../../src/domain/types';
 import { openDatabase } from '../../src/db/database';
 import { createLogger } from '../../src/logger';
@@ -39,6 +40,8 @@ export interface TestUser {
 
 export interface TestApp {
   app: Express;
+  /** Where the app is served (by the draining server, as in production). */
+  baseUrl: string;
   knex: Knex;
   /** The database's URL on Postgres; undefined on PGlite. */
   databaseUrl?: string;
@@ -104,6 +107,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool });
   container.start();
   const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock });
+  // Served as server.ts serves it (the draining server, its request and response objects), on a
+  // free port, as supertest would listen (every interface).
+  const served = await listen(app);
   const testApp: TestApp = {
     app,
     knex: db.knex,
@@ -114,9 +120,11 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     clock,
     mail,
     dataDir,
-    http: () => supertest.agent(app),
+    baseUrl: served.baseUrl,
+    http: () => supertest.agent(served.baseUrl),
     factory: undefined as unknown as Factory,
     close: async () => {
+      await served.close();
       await container.stop();
       await mail.stop();
       await db.close();
@@ -125,6 +133,21 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   };
   testApp.factory = new Factory(testApp);
   return testApp;
+}
+
+/** The app behind the draining server, listening on a free port; close() ends every connection. */
+async function listen(app: http.RequestListener): Promise<{ baseUrl: string; close(): Promise<void> }> {
+  const { server } = createDrainingServer(app);
+  server.listen(0);
+  await new Promise((resolve) => server.once('listening', resolve));
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 /** A second handle on a test app's database: its own pool on Postgres; PGlite has one connection to share. */
@@ -156,7 +179,7 @@ export class Factory {
 
   /** Logs in through the API and returns the JWT. */
   async login(u: { email: string; password: string }): Promise<string> {
-    const res = await supertest(this.t.app).post('/login').send({ email: u.email, password: u.password });
+    const res = await supertest(this.t.baseUrl).post('/login').send({ email: u.email, password: u.password });
     if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.jwt_token as string;
   }
@@ -234,7 +257,8 @@ export async function rawRequest(
   app: Express,
   options: { method: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> {
-  const server = http.createServer(app).listen(0, '127.0.0.1');
+  const { server } = createDrainingServer(app);
+  server.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   try {
     const { port } = server.address() as AddressInfo;
