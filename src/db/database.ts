@@ -63,6 +63,20 @@ export function parseTimestamptz(value: string): Date {
   return parseTimestamptzSlowly(value);
 }
 
+/**
+ * timestamptz as JSON writes it in the session time zone UTC (`2026-11-30T22:42:38.123456+00:00`),
+ * to the millisecond, kept as its ISO text like `parseTimestamptz`'s. null stays null.
+ */
+export function timestampFromJson(value: string | null): Date | null {
+  if (value === null) return null;
+  if (value.length >= 25 && value.charCodeAt(10) === 84 && value.endsWith('+00:00')) {
+    const fraction = value.slice(19, -6);
+    const ms = fraction.length >= 4 ? fraction.slice(0, 4) : `${fraction || '.'}000`.slice(0, 4);
+    return new DbTimestamp(`${value.slice(0, 19)}${ms}Z`);
+  }
+  return new Date(value);
+}
+
 /** The pool's type parsers (pg's own, but for timestamptz). */
 const types = {
   getTypeParser: (oid: number, format?: 'text' | 'binary') =>
