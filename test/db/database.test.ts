@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { parseTimestamptz } from '../../src/db/database';
+import { parseTimestamptz, timestampFromJson } from '../../src/db/database';
 import { onPostgres, openTestDatabase } from '../helpers/test-database';
 
 describe('timestamptz', () => {
@@ -12,6 +12,24 @@ describe('timestamptz', () => {
     expect([parsed instanceof Date, parsed.getTime(), JSON.stringify({ at: parsed })]).toEqual([true, Date.UTC(2026, 10, 30, 22, 42, 38, 123), '{"at":"2026-11-30T22:42:38.123Z"}']);
     expect(parseTimestamptz('2026-11-30 22:42:38.5+02').toISOString()).toBe('2026-11-30T20:42:38.500Z');
     expect(parseTimestamptz('infinity') as unknown).toBe(Infinity); // pg's answer, as it is
+  });
+
+  it('reads what JSON holds of it (the token check reads its row as one JSON array) to the millisecond, in the ISO form it was read in', async () => {
+    expect(timestampFromJson('2026-11-30T22:42:38.123456+00:00')!.toISOString()).toBe('2026-11-30T22:42:38.123Z');
+    expect(timestampFromJson('2026-11-30T22:42:38+00:00')!.toISOString()).toBe('2026-11-30T22:42:38.000Z');
+    expect(timestampFromJson('2026-11-30T22:42:38.5+00:00')!.toISOString()).toBe('2026-11-30T22:42:38.500Z');
+    expect(timestampFromJson('2026-11-30T22:42:38.5+02:00')!.toISOString()).toBe('2026-11-30T20:42:38.500Z');
+    expect(timestampFromJson(null)).toBeNull();
+    const db = await openTestDatabase();
+    try {
+      for (const iso of ['2026-11-30T22:42:38.123Z', '1999-12-31T23:59:59.999Z', '2027-06-01T00:00:00.000Z']) {
+        const { rows } = await db.knex.raw<{ rows: { v: [string] }[] }>('select json_build_array(?::timestamptz) as v', [iso]);
+        const read = timestampFromJson(rows[0].v[0])!;
+        expect([read.getTime(), JSON.stringify(read)]).toEqual([Date.parse(iso), `"${iso}"`]);
+      }
+    } finally {
+      await db.close();
+    }
   });
 
   it('comes back from the database as the instant it went in, to the millisecond', async () => {
