@@ -47,6 +47,12 @@ export interface Config {
   admin: { email: string; password: string; name: string } | undefined;
   /** Validate responses against openapi.yaml (on in tests). */
   validateResponses: boolean;
+  /** Browser origins allowed to call the API (CORS, with credentials); none by default. */
+  corsOrigins: string[];
+  /** When set, `GET /metrics` wants it as a bearer token. */
+  metricsToken: string | undefined;
+  /** `/docs` (the interactive API documentation) is served. */
+  docs: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -121,6 +127,28 @@ const schema = z
     ADMIN_PASSWORD: z.string().min(1).optional(),
     ADMIN_NAME: z.string().min(1).default('admin'),
     VALIDATE_RESPONSES: flag('0'),
+    CORS_ORIGINS: z
+      .string()
+      .default('')
+      .transform((value, ctx) => {
+        const origins = value.split(',').map((o) => o.trim()).filter(Boolean);
+        for (const origin of origins) {
+          let parsed: URL | undefined;
+          try {
+            parsed = new URL(origin);
+          } catch {
+            parsed = undefined;
+          }
+          // An origin is scheme://host[:port], nothing more: exactly what a browser sends in Origin.
+          if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+            ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin (expected like https://app.example.com, no path or trailing slash)` });
+            return z.NEVER;
+          }
+        }
+        return origins;
+      }),
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    DOCS: flag('1'),
   })
   .superRefine((env, ctx) => {
     if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {
@@ -185,5 +213,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     throttleAccountFailures: e.THROTTLE_ACCOUNT_FAILURES,
     admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL, password: e.ADMIN_PASSWORD, name: e.ADMIN_NAME } : undefined,
     validateResponses: e.VALIDATE_RESPONSES,
+    corsOrigins: e.CORS_ORIGINS,
+    metricsToken: e.METRICS_TOKEN,
+    docs: e.DOCS,
   });
 }
