@@ -16,9 +16,37 @@ export interface MailTransport {
   close(): void;
 }
 
+/** A line of a message body may hold at most 998 octets (RFC 5322 §2.1.1). */
+const MAX_LINE_OCTETS = 998;
+const BODY_PLACEHOLDER = 'body-placeholder-7f3e1c9a';
+
+/**
+ * The whole message, composed by Nodemailer, with its text sent as it is written: `7bit` when it
+ * is ASCII, else `8bit` (API.md §4: a link can be copied from the raw message as is). Nodemailer
+ * encodes any text with a line over 76 characters as quoted-printable, and a link is longer than
+ * that, so it would be split by a soft line break (`token=3D...=\n...`). It composes the message
+ * around a one-line placeholder (which it leaves as `7bit`), and the text takes its place. A text
+ * with a line over 998 octets, which no transfer encoding but QP or base64 allows, is composed
+ * or a control character 8bit text may not hold (a bare CR, NUL...), is composed by Nodemailer
+ * as usual.
+ */
+export async function composeMessage(composer: Transporter, mail: RawMail, newline: '\n' | '\r\n'): Promise<Buffer> {
+  const lines = mail.text.split(/\r?\n/);
+  if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)/.test(mail.text) || lines.some((line) => Buffer.byteLength(line) > MAX_LINE_OCTETS)) {
+    return ((await composer.sendMail(mail)) as { message: Buffer }).message;
+  }
+  const around = ((await composer.sendMail({ ...mail, text: BODY_PLACEHOLDER })) as { message: Buffer }).message.toString('utf8');
+  const [head, tail, extra] = around.split(BODY_PLACEHOLDER);
+  const encodingHeader = /^Content-Transfer-Encoding: 7bit(?=\r?$)/im;
+  if (tail === undefined || extra !== undefined || !encodingHeader.test(head)) throw new Error('unexpected message layout from the mail composer');
+  const encoding = /^[\x00-\x7f]*$/.test(mail.text) ? '7bit' : '8bit';
+  return Buffer.from(head.replace(encodingHeader, `Content-Transfer-Encoding: ${encoding}`) + lines.join(newline) + tail, 'utf8');
+}
+
 /** SMTP through Nodemailer, with short timeouts so a dead server only delays the outbox. */
 export class SmtpTransport implements MailTransport {
   private readonly transporter: Transporter;
+  private readonly composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
 
   constructor(url: string) {
     this.transporter = nodemailer.createTransport(url, {
@@ -29,7 +57,8 @@ export class SmtpTransport implements MailTransport {
   }
 
   async send(mail: RawMail): Promise<void> {
-    await this.transporter.sendMail(mail);
+    const raw = await composeMessage(this.composer, mail, '\r\n');
+    await this.transporter.sendMail({ envelope: { from: mail.from, to: mail.to }, raw });
   }
 
   close(): void {
@@ -44,11 +73,11 @@ export class EmlFileTransport implements MailTransport {
   constructor(private readonly dir: string) {}
 
   async send(mail: RawMail): Promise<void> {
-    const info = (await this.composer.sendMail(mail)) as { message: Buffer };
+    const message = await composeMessage(this.composer, mail, '\n');
     await fs.mkdir(this.dir, { recursive: true });
     const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}.eml`;
     const tmp = path.join(this.dir, `.${name}.tmp`);
-    await fs.writeFile(tmp, info.message, { mode: 0o600 });
+    await fs.writeFile(tmp, message, { mode: 0o600 });
     await fs.rename(tmp, path.join(this.dir, name));
   }
 
