@@ -148,7 +148,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   // one error handler.
   app.use(
     chain([
-      requestLogger(log) as RequestHandler,
+      requestLogger(log, table.queryNames) as RequestHandler,
       route(table),
       readBody(config.bodyLimit),
       enforcePolicy(services.auth) as RequestHandler,

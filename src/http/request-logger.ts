@@ -18,8 +18,33 @@ function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
   return id;
 }
 
+/**
+ * The URL as the request log shows it: the value of every query parameter that no operation
+ * declares is replaced by `[redacted]`. No operation takes a secret in its query, but a mailed
+ * link followed to the API (`/reset-password?token=...`) or a client's mistake can put one there.
+ */
+export function loggableUrl(url: string, shown: ReadonlySet<string>): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      let name: string;
+      try {
+        name = decodeURIComponent(pair.slice(0, eq).replace(/\+/g, ' '));
+      } catch {
+        name = '';
+      }
+      return shown.has(name) ? pair : `${pair.slice(0, eq)}=[redacted]`;
+    });
+  return `${url.slice(0, q)}?${query.join('&')}`;
+}
+
 /** Request ids (a sane incoming X-Request-Id is kept) and one log line per request. */
-export function requestLogger(log: Logger) {
+export function requestLogger(log: Logger, shownQueryNames: ReadonlySet<string>) {
   // pino-http makes a child logger and hooks the response on every request even when the access
   // line would be dropped; with info off, only the request id is needed (the error handler uses it).
   if (!log.isLevelEnabled('info')) {
@@ -37,7 +62,7 @@ export function requestLogger(log: Logger) {
       req: (req: { id: string; method: string; url: string; remoteAddress?: string; raw?: { isHead?: boolean } }) => ({
         id: req.id,
         method: req.raw?.isHead ? 'HEAD' : req.method, // routed as GET (app.ts), logged as what it was
-        url: req.url,
+        url: loggableUrl(req.url, shownQueryNames),
         remoteAddress: req.remoteAddress,
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),

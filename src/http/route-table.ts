@@ -100,6 +100,8 @@ function bySpecificity(a: Compiled, b: Compiled): number {
  */
 export class RouteTable {
   readonly operations: Operation[] = [];
+  /** Every query parameter some operation declares: what the request log may show the value of. */
+  readonly queryNames = new Set<string>();
   private readonly exact = new Map<string, Operation>();
   private readonly templated = new Map<string, Compiled[]>(); // by method
 
@@ -128,6 +130,10 @@ export class RouteTable {
           throw new Error(`${where}: x-policy caller ${policy.caller} but security ${accepts ? 'requires a credential' : 'is public'}`);
         }
         const body = bodyOf(spec, op, where);
+        for (const p of [...(item.parameters ?? []), ...(op.parameters ?? [])]) {
+          const parameter = deref<{ in?: string; name?: string }>(spec, p as { in?: string; name?: string });
+          if (parameter?.in === 'query' && parameter.name) this.queryNames.add(parameter.name);
+        }
         if (without.has(op.operationId)) continue;
         const operation: Operation = {
           id: op.operationId,
