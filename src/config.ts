@@ -57,6 +57,18 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+/**
+ * JWT_SECRET values copied from an example rather than generated: the one docker-compose.yml
+ * offered before it required a secret, and the words such examples are made of. Signing with a
+ * published value lets anyone mint tokens.
+ */
+const PLACEHOLDER_SECRETS: ReadonlySet<string> = new Set(['replace-this-with-48-random-characters-0123456789']);
+const PLACEHOLDER_WORDS = /replace[-_ ]?(this|me)|change[-_ ]?(this|me)|placeholder|your[-_ ]?(jwt[-_ ]?)?secret/i;
+
+export function isPlaceholderSecret(secret: string): boolean {
+  return PLACEHOLDER_SECRETS.has(secret) || PLACEHOLDER_WORDS.test(secret);
+}
+
 const duration = (fallback: string) =>
   z
     .string()
@@ -107,6 +119,9 @@ const schema = z
       .optional()
       .refine((v) => v === undefined || v.split(',').every((s) => s.trim().length >= 32), {
         message: 'each comma-separated secret must be at least 32 characters',
+      })
+      .refine((v) => v === undefined || !v.split(',').some((s) => isPlaceholderSecret(s.trim())), {
+        message: 'a placeholder, not a secret: set 32 or more random characters (openssl rand -base64 48)',
       }),
     LOGIN_TOKEN_TTL: duration('1d'),
     ADMIN_LOGIN_TOKEN_TTL: duration('30d'),

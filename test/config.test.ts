@@ -74,6 +74,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
   });
 
+  it.each([
+    'replace-this-with-48-random-characters-0123456789',
+    `${'a'.repeat(32)},replace-this-with-48-random-characters-0123456789`,
+    'change-me-change-me-change-me-change-me',
+    'your_jwt_secret_goes_here_at_least_32_chars',
+    'PLACEHOLDER-0123456789abcdefghijklmnopqrstuvwxyz',
+  ])('refuses a placeholder JWT_SECRET (%s), even when long enough', (value) => {
+    expect(() => loadConfig({ JWT_SECRET: value })).toThrow(/^Invalid configuration:\n  JWT_SECRET: a placeholder, not a secret/);
+  });
+
+  it('takes a generated JWT_SECRET', () => {
+    const secret = 'q3J6mU1x8bZ0c+Yw/HfT2nLkPa9sVdRe4GiBo7XjCl5NtMy0uEzK1WpQhS6rIv3A';
+    expect(loadConfig({ JWT_SECRET: secret }).jwtSecrets).toEqual([secret]);
+  });
+
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
     expect(() => loadConfig({ ADMIN_EMAIL: 'root@example.test' })).toThrow(/ADMIN_PASSWORD/);
   });
