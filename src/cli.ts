@@ -1,32 +1,14 @@
-import { parseArgs } from 'node:util';
+#!/usr/bin/env node
 import { ConfigError, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
 import { migrateLatest } from './db/migrate';
 import { SYSTEM, type AuditContext } from './domain/audit';
 import { parseUserRef } from './domain/identifiers';
-import { parseRfc3339 } from './domain/timestamps';
-import { AppError, ValidationError } from './domain/errors';
-import { SCOPES, type Scope, type User } from './domain/types';
+import { AppError } from './domain/errors';
+import type { User } from './domain/types';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
-
-const USAGE = `Usage: npm run cli -- <command> [options]
-
-Commands:
-  create-user --email E --name N [--admin] [--password-stdin] [--send-mail]
-      Create a user (must change their password at first login). Without a password the user
-      sets one through a welcome link (--send-mail) or an admin reset.
-  create-token --email E --name N [--scopes api,api:read,api:write] [--expires 2027-01-01T00:00:00Z]
-      Mint an API token for a user and print it (the only time it is shown).
-  passwd --user <id|email> [--password-stdin]
-      Set a user's password; ends their login tokens.
-  force-password-change --user <id|email>
-      Make the user change their password at next use of a login token.
-  migrate
-      Run the database migrations.
-
-Passwords are read from standard input (one line), never from the command line.
-Configuration is the server's (DATABASE_URL, DATA_DIR, ...).`;
+import { parseCommand, USAGE, UsageError, type Command } from './cli/parse-command';
 
 /** What the operator's commands leave in the audit log: no actor, and this client. */
 const CLI: AuditContext = { ...SYSTEM, userAgent: 'accounts CLI' };
@@ -57,102 +39,80 @@ async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
   const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
-  if (!line) throw new ValidationError('no password on standard input');
+  if (!line) throw new UsageError('no password on standard input');
   return line;
 }
 
+/**
+ * Runs one command line; resolves to the exit status: 0 done, 1 refused or failed (one line on
+ * stderr), 2 bad usage (one line, then the usage). The values are checked by the API's rules
+ * before any database is opened; what only the database can tell (a taken name, a weak password,
+ * an unknown user) the same services as the API's refuse.
+ */
 export async function runCli(argv: string[], io: CliIo = process): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      email: { type: 'string' },
-      name: { type: 'string' },
-      user: { type: 'string' },
-      admin: { type: 'boolean', default: false },
-      'password-stdin': { type: 'boolean', default: false },
-      'send-mail': { type: 'boolean', default: false },
-      scopes: { type: 'string' },
-      expires: { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  const [command] = positionals;
-  if (!command || values.help) {
-    io.stdout.write(`${USAGE}\n`);
-    return command || values.help ? 0 : 2;
-  }
   try {
-    return await runCommand(command, values, io);
+    const command = parseCommand(argv);
+    if (command.kind === 'help') {
+      io.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    return await runCommand(command, io);
   } catch (err) {
+    if (err instanceof UsageError || (err instanceof AppError && err.code === 'validation_failed')) {
+      io.stderr.write(`accounts: ${oneLine(err.message)}\n\n${USAGE}\n`);
+      return 2;
+    }
     if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirLockedError) {
-      io.stderr.write(`${err.message}\n`);
+      io.stderr.write(`accounts: ${oneLine(err.message)}\n`);
       return 1;
     }
-    throw err;
+    // Anything else (the database out of reach, a bug): its message, one line, and no stack.
+    const code = (err as { code?: unknown }).code;
+    io.stderr.write(`accounts: failed: ${oneLine(err instanceof Error ? err.message : String(err))}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+    return 1;
   }
 }
 
-type CliValues = {
-  email?: string;
-  name?: string;
-  user?: string;
-  admin: boolean;
-  'password-stdin': boolean;
-  'send-mail': boolean;
-  scopes?: string;
-  expires?: string;
-};
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
 
-async function runCommand(command: string, values: CliValues, io: CliIo): Promise<number> {
+async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo): Promise<number> {
   const config = loadConfig(io.env);
+  // Read before the database opens: a missing password costs no start-up.
+  const password = command.kind === 'passwd' || (command.kind === 'create-user' && command.passwordStdin) ? await readPassword(io.stdin) : undefined;
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const { database, container } = await openRuntime(config, log);
   try {
-    const { users, passwords } = container.services;
-    switch (command) {
+    const { users, passwords, tokens } = container.services;
+    switch (command.kind) {
       case 'migrate': {
         const applied = await migrateLatest(database.knex);
         io.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'already up to date\n');
         return 0;
       }
       case 'create-user': {
-        if (!values.email || !values.name) throw new ValidationError('create-user needs --email and --name');
-        const password = values['password-stdin'] ? await readPassword(io.stdin) : undefined;
-        const user = await users.create(OPERATOR, { name: values.name, email: values.email, password, isAdmin: values.admin }, values['send-mail'], CLI);
-        if (values['send-mail']) await container.outbox.runOnce();
+        const user = await users.create(OPERATOR, { name: command.name, email: command.email, password, isAdmin: command.admin }, command.sendMail, CLI);
+        if (command.sendMail) await container.outbox.runOnce();
         io.stdout.write(`${JSON.stringify({ id: user.id, email: user.email, name: user.name, is_admin: user.isAdmin })}\n`);
         return 0;
       }
       case 'create-token': {
-        const who = values.email ?? values.user;
-        if (!who || !values.name) throw new ValidationError('create-token needs --email and --name');
-        const scopes = (values.scopes ?? 'api').split(',').map((x) => x.trim());
-        if (!scopes.every((x): x is Scope => (SCOPES as readonly string[]).includes(x))) {
-          throw new ValidationError(`--scopes takes a comma-separated list of ${SCOPES.join(', ')}`);
-        }
-        const expires = values.expires === undefined ? undefined : parseRfc3339(values.expires);
-        if (values.expires !== undefined && !expires) throw new ValidationError('--expires takes an RFC 3339 time');
-        const owner = await users.target(who);
-        const { token, jwt } = await container.services.tokens.create(owner, { name: values.name, scopes, expires }, CLI);
+        const owner = await users.target(command.user);
+        const { token, jwt } = await tokens.create(owner, { name: command.name, scopes: command.scopes, expires: command.expires }, CLI);
         io.stdout.write(`${JSON.stringify({ name: token.name, scopes: token.scopes, expires: token.expires.toISOString(), token: jwt })}\n`);
         return 0;
       }
       case 'passwd': {
-        if (!values.user) throw new ValidationError('passwd needs --user');
-        await passwords.setPassword(parseUserRef(values.user), await readPassword(io.stdin), CLI);
+        await passwords.setPassword(parseUserRef(command.user), password as string, CLI);
         io.stdout.write('password set\n');
         return 0;
       }
       case 'force-password-change': {
-        if (!values.user) throw new ValidationError('force-password-change needs --user');
-        await passwords.forcePasswordChange(parseUserRef(values.user), CLI);
+        await passwords.forcePasswordChange(parseUserRef(command.user), CLI);
         io.stdout.write('the user must change their password\n');
         return 0;
       }
-      default:
-        io.stderr.write(`unknown command ${command}\n${USAGE}\n`);
-        return 2;
     }
   } finally {
     await database.close();
@@ -160,11 +120,6 @@ async function runCommand(command: string, values: CliValues, io: CliIo): Promis
 }
 
 if (require.main === module) {
-  runCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  // exit at once: a pool or the outbox's timers must not keep a finished command alive.
+  void runCli(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -93,7 +93,7 @@ describe('cli', () => {
     expect(JSON.stringify(row)).not.toContain(out.token);
     const again = await cli(['create-token', '--email', 'ops@example.test', '--name', 'deploy bot']);
     expect(again.code).toBe(1);
-    expect((await cli(['create-token', '--email', 'ops@example.test', '--name', 'x', '--scopes', 'root'])).code).toBe(1);
+    expect((await cli(['create-token', '--email', 'ops@example.test', '--name', 'x', '--scopes', 'root'])).code).toBe(2); // bad usage
   }, 60_000);
 
   it('leaves its changes in the audit log with no actor and its own client name, and never a secret', async () => {

@@ -1,0 +1,179 @@
+import { parseArgs } from 'node:util';
+import { loadApiSpec } from '../api-spec';
+import { parseUserRef } from '../domain/identifiers';
+import { isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX } from '../domain/rules';
+import { isText } from '../domain/text';
+import { parseRfc3339 } from '../domain/timestamps';
+import { SCOPES, type Scope } from '../domain/types';
+
+export const USAGE = `Usage: accounts <command> [options]      (from a checkout: npx accounts ...)
+
+Commands:
+  create-user --email E --name N [--admin] [--password-stdin] [--send-mail]
+      Create a user (must change their password at first login). Without a password the user
+      sets one through a welcome link (--send-mail) or an admin reset.
+  create-token --user <id|email> --name N [--scopes api,api:read,api:write] [--expires 2027-01-01T00:00:00Z]
+      Mint an API token for a user and print it (the only time it is shown). --email E is --user E.
+  passwd --user <id|email> [--password-stdin]
+      Set a user's password; ends their login tokens.
+  force-password-change --user <id|email>
+      Make the user change their password at next use of a login token.
+  migrate
+      Run the database migrations.
+
+Names, addresses, scopes and times follow the API's rules. Passwords are read from standard
+input (one line), never from the command line. Configuration is the server's (DATABASE_URL,
+DATA_DIR, ...). Exit status: 0 done, 1 refused or failed, 2 bad usage.`;
+
+/** A command line that cannot run as given: one line, then the usage; exit status 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export type Command =
+  | { kind: 'help' }
+  | { kind: 'migrate' }
+  | { kind: 'create-user'; email: string; name: string; admin: boolean; passwordStdin: boolean; sendMail: boolean }
+  | { kind: 'create-token'; user: string; name: string; scopes: Scope[]; expires?: Date }
+  | { kind: 'passwd'; user: string }
+  | { kind: 'force-password-change'; user: string };
+
+type OptionSpec = { type: 'string' | 'boolean' };
+const STRING: OptionSpec = { type: 'string' };
+const BOOLEAN: OptionSpec = { type: 'boolean' };
+
+/** Each command's options: any other is refused by name. */
+const OPTIONS: Record<Exclude<Command['kind'], 'help'>, Record<string, OptionSpec>> = {
+  migrate: {},
+  'create-user': { email: STRING, name: STRING, admin: BOOLEAN, 'password-stdin': BOOLEAN, 'send-mail': BOOLEAN },
+  'create-token': { user: STRING, email: STRING, name: STRING, scopes: STRING, expires: STRING },
+  // Passwords come from standard input only; --password-stdin says so explicitly.
+  passwd: { user: STRING, 'password-stdin': BOOLEAN },
+  'force-password-change': { user: STRING },
+};
+
+function isCommand(name: string): name is keyof typeof OPTIONS {
+  return Object.prototype.hasOwnProperty.call(OPTIONS, name);
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+/** Reads and checks a command line with the API's rules (src/domain, and the spec), before any database is opened. */
+export function parseCommand(argv: string[]): Command {
+  const [first] = argv;
+  if (argv.includes('--help') || argv.includes('-h') || first === 'help') return { kind: 'help' };
+  if (first === undefined) throw new UsageError('no command given');
+  if (first.startsWith('-')) throw new UsageError(`unknown option ${first.split('=')[0]} before the command (the command comes first)`);
+  if (!isCommand(first)) throw new UsageError(`unknown command ${first}`);
+  const command = first;
+  const options = OPTIONS[command];
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as typeof parsed;
+  } catch (err) {
+    throw new UsageError(parseArgsMessage(command, err, options));
+  }
+  const extra = parsed.positionals.slice(1);
+  if (extra.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(extra[0])}`);
+  const v = parsed.values;
+
+  switch (command) {
+    case 'migrate':
+      return { kind: 'migrate' };
+    case 'create-user':
+      return {
+        kind: 'create-user',
+        email: email(command, required(command, v, 'email')),
+        name: userName(command, required(command, v, 'name')),
+        admin: v.admin === true,
+        passwordStdin: v['password-stdin'] === true,
+        sendMail: v['send-mail'] === true,
+      };
+    case 'create-token': {
+      if (v.user !== undefined && v.email !== undefined) throw new UsageError(`${command}: give --user or --email, not both`);
+      const who = typeof v.email === 'string' ? email(command, v.email) : userRef(command, required(command, v, 'user'));
+      return {
+        kind: 'create-token',
+        user: who,
+        name: tokenName(command, required(command, v, 'name')),
+        scopes: scopes(command, typeof v.scopes === 'string' ? v.scopes : 'api'),
+        expires: typeof v.expires === 'string' ? expires(command, v.expires) : undefined,
+      };
+    }
+    case 'passwd':
+      return { kind: 'passwd', user: userRef(command, required(command, v, 'user')) };
+    case 'force-password-change':
+      return { kind: 'force-password-change', user: userRef(command, required(command, v, 'user')) };
+  }
+}
+
+/** node:util's parseArgs errors, as one line naming the option (its own messages span lines). */
+function parseArgsMessage(command: string, err: unknown, options: Record<string, OptionSpec>): string {
+  const code = (err as { code?: string }).code;
+  const option = /'(-[^']*)'/.exec((err as Error).message ?? '')?.[1] ?? '';
+  const name = option.replace(/^-+/, '').split(/[= ]/)[0];
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `${command}: unknown option ${option.split('=')[0]}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return options[name]?.type === 'boolean' ? `${command}: --${name} takes no value` : `${command}: --${name} needs a value`;
+    default:
+      return `${command}: ${String((err as Error).message ?? err).split('\n')[0]}`;
+  }
+}
+
+function required(command: string, values: Values, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string') throw new UsageError(`${command} needs --${name}`);
+  return value;
+}
+
+function email(command: string, value: string): string {
+  if (!isEmail(value)) throw new UsageError(`${command}: --email ${JSON.stringify(value)} is not an email address`);
+  return value;
+}
+
+function userName(command: string, value: string): string {
+  if (!isText(value) || !isName(value)) {
+    throw new UsageError(`${command}: --name ${JSON.stringify(value)} is not a name (1 to ${NAME_MAX} characters, no white space at either end)`);
+  }
+  return value;
+}
+
+function userRef(command: string, value: string): string {
+  try {
+    parseUserRef(value);
+  } catch {
+    throw new UsageError(`${command}: --user ${JSON.stringify(value)} is neither a user id nor an email address`);
+  }
+  return value;
+}
+
+/**
+ * A token name by the spec's TokenName schema, the rule the API applies to `POST /user/me/token`
+ * (src/domain has no token name rule yet), and the service's reserved prefix.
+ */
+function tokenName(command: string, value: string): string {
+  const schema = (loadApiSpec() as { components: { schemas: Record<string, { pattern: string; minLength: number; maxLength: number }> } }).components.schemas.TokenName;
+  const length = [...value].length;
+  if (!isText(value) || length < schema.minLength || length > schema.maxLength || !new RegExp(schema.pattern, 'u').test(value)) {
+    throw new UsageError(`${command}: --name ${JSON.stringify(value)} is not a token name (${schema.minLength} to ${schema.maxLength} characters, no control characters)`);
+  }
+  if (value.startsWith(LOGIN_TOKEN_PREFIX)) throw new UsageError(`${command}: token names starting with ${LOGIN_TOKEN_PREFIX} are reserved`);
+  return value;
+}
+
+function scopes(command: string, value: string): Scope[] {
+  const list = value.split(',').map((s) => s.trim());
+  const wrong = list.find((s) => !(SCOPES as readonly string[]).includes(s));
+  if (wrong !== undefined) {
+    throw new UsageError(`${command}: --scopes takes a comma-separated list of ${SCOPES.join(', ')} (not ${JSON.stringify(wrong)})`);
+  }
+  return list as Scope[];
+}
+
+function expires(command: string, value: string): Date {
+  const date = parseRfc3339(value);
+  if (!date) throw new UsageError(`${command}: --expires ${JSON.stringify(value)} is not an RFC 3339 time such as 2027-01-01T00:00:00Z`);
+  return date;
+}
