@@ -8,6 +8,7 @@ import type { DatabaseAvailability } from './db/availability';
 import { NotFoundError, ValidationError } from './domain/errors';
 import { isRfc3339DateTime } from './domain/timestamps';
 import type { Clock } from './domain/types';
+import { crossOrigin, securityHeaders } from './http/browsers';
 import { errorHandler } from './http/error-handler';
 import { auditHandlers } from './http/handlers/audit';
 import { groupHandlers } from './http/handlers/groups';
@@ -31,7 +32,7 @@ import { RpcApi } from './rpc/api';
 import type { RateLimitStore } from './stores/rate-limit-store';
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute' | 'allowRegistration'>;
+  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute' | 'allowRegistration' | 'corsOrigins' | 'metricsToken' | 'docs'>;
   services: Services;
   db: Knex;
   log: Logger;
@@ -110,8 +111,9 @@ function validate(validator: RequestHandler[], validateResponses: boolean): Requ
 
 /**
  * The service as an Express app: the route table and the handlers come from openapi.yaml (by
- * operationId), and a request goes through, in order: route → body → policy (who may call) →
- * text rule → validation → handler; any failure to the one error handler.
+ * operationId), and a request goes through, in order: request id → security headers → CORS (when
+ * CORS_ORIGINS is set) → route → body → policy (who may call) → text rule → validation →
+ * handler; any failure to the one error handler.
  */
 export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock }: AppDeps): express.Express {
   const table = new RouteTable(apiSpec as unknown as Spec, config.allowRegistration ? new Set() : REGISTRATION_OPERATIONS);
@@ -140,6 +142,8 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
     formats: { 'date-time': isRfc3339DateTime },
   });
 
+  const cors = crossOrigin(config.corsOrigins);
+
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -149,6 +153,8 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   app.use(
     chain([
       requestLogger(log, table.queryNames) as RequestHandler,
+      securityHeaders(),
+      ...(cors ? [cors] : []),
       route(table),
       readBody(config.bodyLimit),
       enforcePolicy(services.auth) as RequestHandler,

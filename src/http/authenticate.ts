@@ -1,6 +1,6 @@
 import { parse as parseCookies } from 'cookie';
 import type { Request } from 'express';
-import { UnauthenticatedError } from '../domain/errors';
+import { ForbiddenError, UnauthenticatedError } from '../domain/errors';
 import type { Caller } from '../domain/types';
 import type { AuthService, RequestContext } from '../services/auth-service';
 import type { Accepts, Operation } from './route-table';
@@ -51,11 +51,34 @@ function credential(req: Request, accepts: Accepts): { jwt: string; via: Caller[
   return typeof cookie === 'string' && cookie !== '' ? { jwt: cookie, via: 'cookie' } : undefined;
 }
 
+/**
+ * A request that changes something and is signed in by the session cookie must show it was sent
+ * by a page's script, not by a form of another site: a JSON body (`Content-Type:
+ * application/json`) or an `X-Requested-With` header, neither of which a cross-site form can send
+ * (and a cross-site script cannot without a CORS preflight that only CORS_ORIGINS pass). Besides
+ * the cookie's `SameSite=Strict`, which sibling subdomains get around.
+ */
+export class CookieWithoutScriptError extends ForbiddenError {
+  constructor() {
+    super('a request that changes something with the session cookie must send a JSON body or an X-Requested-With header');
+  }
+}
+
+function sentByScript(req: Request): boolean {
+  if (req.method === 'GET') return true; // HEAD is routed as GET
+  const type = req.headers['content-type'];
+  return (type !== undefined && /^application\/json\s*(;|$)/i.test(type)) || req.headers['x-requested-with'] !== undefined;
+}
+
 /** The caller behind the request's credential, looked up once per request. */
 export function lookupCaller(req: Request, auth: AuthService, accepts: Accepts = ANY_CREDENTIAL): Promise<Caller> {
   if (!req.callerLookup) {
     const cred = credential(req, accepts);
-    req.callerLookup = cred ? auth.authenticate(cred.jwt, requestContext(req), cred.via) : Promise.reject(new UnauthenticatedError());
+    req.callerLookup = !cred
+      ? Promise.reject(new UnauthenticatedError())
+      : cred.via === 'cookie' && !sentByScript(req)
+        ? Promise.reject(new CookieWithoutScriptError())
+        : auth.authenticate(cred.jwt, requestContext(req), cred.via);
   }
   return req.callerLookup;
 }

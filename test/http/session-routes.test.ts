@@ -292,7 +292,10 @@ describe('POST /logout', () => {
     const u = await t.factory.user();
     const agent = t.http();
     await agent.post('/login').send({ email: u.email, password: u.password, set_session: true }).expect(200);
-    const res = await agent.post('/logout').expect(204);
+    // Without a sign that a script sent it (a cross-site form could have): refused, the session lives on.
+    expect((await agent.post('/logout')).body).toMatchObject({ code: 'forbidden' });
+    expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(1);
+    const res = await agent.post('/logout').set('X-Requested-With', 'fetch').expect(204);
     expect(String(res.headers['set-cookie'])).toMatch(/account_session=;.*Expires=Thu, 01 Jan 1970/);
     expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(0);
   });
@@ -331,7 +334,8 @@ describe('POST /refresh_token', () => {
     const u = await t.factory.user();
     const agent = t.http();
     const login = await agent.post('/login').send({ email: u.email, password: u.password, set_session: true });
-    const res = await agent.post('/refresh_token').expect(200);
+    expect((await agent.post('/refresh_token')).status).toBe(403); // the cookie alone, as a cross-site form would send it
+    const res = await agent.post('/refresh_token').set('X-Requested-With', 'fetch').expect(200);
     const cookie = String(res.headers['set-cookie']);
     expect(cookie).toContain(`account_session=${res.body.jwt_token}`);
     expect((await t.http().get('/me').set(bearer(login.body.jwt_token))).status).toBe(401);

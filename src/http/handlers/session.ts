@@ -5,7 +5,7 @@ import type { UserRef } from '../../domain/types';
 import type { AuthService, LoginResult } from '../../services/auth-service';
 import type { TokenService } from '../../services/token-service';
 import { auditContext, requestMeta } from '../audit-context';
-import { callerOf, lookupCaller, requestContext, SESSION_COOKIE } from '../authenticate';
+import { callerOf, CookieWithoutScriptError, lookupCaller, requestContext, SESSION_COOKIE } from '../authenticate';
 import { body } from '../bodies';
 import type { Handlers } from '../mount';
 import { presentSession } from '../presenters';
@@ -42,7 +42,11 @@ export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie:
     ],
 
     logout: async (req, res) => {
-      const caller = await lookupCaller(req, auth).catch(() => undefined);
+      // No caller, or a bad token: nothing to end. A cookie that a cross-site form may have sent: 403.
+      const caller = await lookupCaller(req, auth).catch((err: unknown) => {
+        if (err instanceof CookieWithoutScriptError) throw err;
+        return undefined;
+      });
       await auth.logout(caller, requestMeta(req));
       res.clearCookie(SESSION_COOKIE, cookieOptions);
       res.status(204).end();
