@@ -9,6 +9,7 @@ import { NotFoundError, ValidationError } from './domain/errors';
 import { isRfc3339DateTime } from './domain/timestamps';
 import type { Clock } from './domain/types';
 import { crossOrigin, securityHeaders } from './http/browsers';
+import { docsPage, SPEC_OPERATIONS, specHandlers } from './http/docs';
 import { errorHandler } from './http/error-handler';
 import { auditHandlers } from './http/handlers/audit';
 import { groupHandlers } from './http/handlers/groups';
@@ -32,7 +33,7 @@ import { RpcApi } from './rpc/api';
 import type { RateLimitStore } from './stores/rate-limit-store';
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute' | 'allowRegistration' | 'corsOrigins' | 'metricsToken' | 'docs'>;
+  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute' | 'allowRegistration' | 'corsOrigins' | 'metricsToken' | 'docs' | 'appUrl'>;
   services: Services;
   db: Knex;
   log: Logger;
@@ -112,11 +113,12 @@ function validate(validator: RequestHandler[], validateResponses: boolean): Requ
 /**
  * The service as an Express app: the route table and the handlers come from openapi.yaml (by
  * operationId), and a request goes through, in order: request id → security headers → CORS (when
- * CORS_ORIGINS is set) → route → body → policy (who may call) → text rule → validation →
+ * CORS_ORIGINS is set) → the docs page (`/docs`, unless DOCS=0) → route → body → policy (who may call) → text rule → validation →
  * handler; any failure to the one error handler.
  */
 export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock }: AppDeps): express.Express {
-  const table = new RouteTable(apiSpec as unknown as Spec, config.allowRegistration ? new Set() : REGISTRATION_OPERATIONS);
+  const notServed = new Set([...(config.allowRegistration ? [] : REGISTRATION_OPERATIONS), ...(config.docs ? [] : SPEC_OPERATIONS)]);
+  const table = new RouteTable(apiSpec as unknown as Spec, notServed);
   const rpc = new RpcApi(services, (apiSpec as unknown as Spec).paths['/_admin/api']?.post?.['x-rpc-methods' as never]);
   const handlers = dispatch(table, [
     sessionHandlers(services.auth, services.tokens, { secure: config.cookieSecure }, ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock)),
@@ -129,6 +131,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
     auditHandlers(services.audit),
     registrationHandlers(services.registration, config.allowRegistration, ipThrottle('register', config.throttleIpPerMinute, rateLimits, clock)),
     healthHandlers(db, availability),
+    specHandlers(apiSpec, config.appUrl, config.docs),
     rpcHandlers(rpc, services.auth, log),
   ]);
   const validator = OpenApiValidator.middleware({
@@ -155,6 +158,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
       requestLogger(log, table.queryNames) as RequestHandler,
       securityHeaders(),
       ...(cors ? [cors] : []),
+      ...(config.docs ? [docsPage()] : []),
       route(table),
       readBody(config.bodyLimit),
       enforcePolicy(services.auth) as RequestHandler,
