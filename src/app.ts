@@ -11,6 +11,7 @@ import type { Clock } from './domain/types';
 import { crossOrigin, securityHeaders } from './http/browsers';
 import { docsPage, SPEC_OPERATIONS, specHandlers } from './http/docs';
 import { errorHandler } from './http/error-handler';
+import { countRequests, metricsHandlers } from './http/handlers/metrics';
 import { auditHandlers } from './http/handlers/audit';
 import { groupHandlers } from './http/handlers/groups';
 import { healthHandlers } from './http/handlers/health';
@@ -29,6 +30,7 @@ import { requestLogger } from './http/request-logger';
 import { RouteTable, type Spec } from './http/route-table';
 import { textRule, verifyUtf8 } from './http/text-rule';
 import { ipThrottle } from './http/throttle';
+import type { Metrics } from './metrics';
 import { RpcApi } from './rpc/api';
 import type { RateLimitStore } from './stores/rate-limit-store';
 
@@ -43,6 +45,8 @@ export interface AppDeps {
   /** Where the per-IP throttles count (shared by every instance). */
   rateLimits: RateLimitStore;
   clock: Clock;
+  /** What `GET /metrics` shows; every answered request is counted in it. */
+  metrics: Metrics;
 }
 
 declare module 'express-serve-static-core' {
@@ -112,11 +116,11 @@ function validate(validator: RequestHandler[], validateResponses: boolean): Requ
 
 /**
  * The service as an Express app: the route table and the handlers come from openapi.yaml (by
- * operationId), and a request goes through, in order: request id → security headers → CORS (when
+ * operationId), and a request goes through, in order: its count and time (metrics) → request id → security headers → CORS (when
  * CORS_ORIGINS is set) → the docs page (`/docs`, unless DOCS=0) → route → body → policy (who may call) → text rule → validation →
  * handler; any failure to the one error handler.
  */
-export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock }: AppDeps): express.Express {
+export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock, metrics }: AppDeps): express.Express {
   const notServed = new Set([...(config.allowRegistration ? [] : REGISTRATION_OPERATIONS), ...(config.docs ? [] : SPEC_OPERATIONS)]);
   const table = new RouteTable(apiSpec as unknown as Spec, notServed);
   const rpc = new RpcApi(services, (apiSpec as unknown as Spec).paths['/_admin/api']?.post?.['x-rpc-methods' as never]);
@@ -132,6 +136,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
     registrationHandlers(services.registration, config.allowRegistration, ipThrottle('register', config.throttleIpPerMinute, rateLimits, clock)),
     healthHandlers(db, availability),
     specHandlers(apiSpec, config.appUrl, config.docs),
+    metricsHandlers(metrics, config.metricsToken),
     rpcHandlers(rpc, services.auth, log),
   ]);
   const validator = OpenApiValidator.middleware({
@@ -155,6 +160,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   // one error handler.
   app.use(
     chain([
+      countRequests(metrics),
       requestLogger(log, table.queryNames) as RequestHandler,
       securityHeaders(),
       ...(cors ? [cors] : []),

@@ -9,6 +9,7 @@ import { DatabaseAvailability } from './db/availability';
 import type { RequestMeta } from './domain/audit';
 import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
+import { Metrics } from './metrics';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
 import { AuthService } from './services/auth-service';
 import { AuditService } from './services/audit-service';
@@ -49,6 +50,8 @@ export interface Container {
   /** Database outages, logged once each. */
   availability: DatabaseAvailability;
   clock: Clock;
+  /** What `GET /metrics` shows. */
+  metrics: Metrics;
   /** Starts the background workers (mail, jobs, housekeeping, the audit chain). */
   start(): void;
   /** Stops them, after a last pass of each. */
@@ -64,6 +67,8 @@ export interface ContainerOptions {
   pool?: Pool;
   /** How often housekeeping refreshes the planner's statistics (the embedded database has no autovacuum). */
   analyzeEveryMs?: number;
+  /** The metrics include prom-client's process metrics (the server's; not the CLI's or tests'). */
+  processMetrics?: boolean;
 }
 
 export type ContainerConfig = Pick<
@@ -101,6 +106,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const clock = options.clock ?? systemClock;
   const stores = createStores(db, options.pool, clock);
   const availability = new DatabaseAvailability(() => db.raw('select 1'), log);
+  const metrics = new Metrics({ pool: options.pool, outboxBacklog: () => stores.outbox.backlog(clock.now()) }, { process: options.processMetrics });
   const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl) : new EmlFileTransport(config.mailOutboxDir));
   const outbox = new OutboxSender(stores.outbox, transport, clock, log, {
     from: config.mailFrom,
@@ -108,6 +114,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     retryBaseMs: options.mailRetryBaseMs ?? 1000,
     retryMaxMs: 15 * 60_000,
     availability,
+    onFailure: () => metrics.mailFailed(),
   });
   let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
   const auditChainer = new AuditChainer(stores.audit, log, { intervalMs: AUDIT_CHAIN_POLL_MS, kickDelayMs: AUDIT_CHAIN_DELAY_MS, availability });
@@ -130,6 +137,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       clock,
       { loginMs: config.loginTokenTtlMs, adminLoginMs: config.adminLoginTokenTtlMs },
       { failures: config.throttleAccountFailures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS },
+      (valid) => metrics.tokenChecked(valid),
     ),
     users,
     passwords,
@@ -166,6 +174,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     auditRetentionMs: config.auditRetentionDays * 86_400_000,
   });
   return {
+    metrics,
     services,
     stores,
     transact,

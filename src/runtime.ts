@@ -17,7 +17,7 @@ export interface Runtime {
  * What both the server and the CLI need: the database, migrated, and the services over it. The
  * embedded database's directory is locked first (one process at a time), until the database closes.
  */
-export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
+export async function openRuntime(config: Config, log: Logger, options: { processMetrics?: boolean } = {}): Promise<Runtime> {
   const release = config.databaseUrl ? () => undefined : lockDataDir(config.dataDir);
   let database: Database;
   try {
@@ -43,6 +43,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     const container = createContainer(database.knex, { ...config, jwtSecrets }, log, {
       pool: database.pool,
       analyzeEveryMs: database.kind === 'pglite' ? 3_600_000 : undefined,
+      processMetrics: options.processMetrics,
     });
     return { config, database, container };
   } catch (err) {

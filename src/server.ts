@@ -19,11 +19,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  const { database, container } = await openRuntime(config, log);
+  const { database, container } = await openRuntime(config, log, { processMetrics: true });
   await container.hasher.dummy(); // so the first unknown-user login costs what the others do
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);
 
-  const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock });
+  const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   const http = createDrainingServer(app);
   const { server } = http;
   await new Promise<void>((resolve, reject) => {

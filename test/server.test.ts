@@ -100,6 +100,10 @@ describe('server', () => {
     const base = `http://127.0.0.1:${first.port}`;
     expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    // The server's metrics include prom-client's process metrics (tests' apps leave them out).
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(metrics).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
     const login = await fetch(`${base}/login`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },

@@ -14,6 +14,8 @@ export interface OutboxSenderOptions {
   leaseMs?: number;
   /** Told of database errors, so an outage is logged once rather than at every poll. */
   availability?: DatabaseAvailability;
+  /** Told of each failed delivery (the metrics count them). */
+  onFailure?: () => void;
 }
 
 /**
@@ -54,6 +56,7 @@ export class OutboxSender extends PollingWorker {
           await this.outbox.markSent(message.id, this.clock.now());
           delivered++;
         } catch (err) {
+          this.options.onFailure?.();
           const delay = Math.min(this.options.retryBaseMs * 2 ** (message.attempts - 1), this.options.retryMaxMs);
           this.log.warn({ mailId: message.id, attempts: message.attempts, retryInMs: delay, err: String(err) }, 'mail delivery failed; will retry');
           await this.outbox.markFailed(message.id, new Date(this.clock.now().getTime() + delay), String(err));

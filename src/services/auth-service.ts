@@ -37,6 +37,8 @@ export class AuthService {
     private readonly clock: Clock,
     private readonly lifetimes: TokenLifetimes,
     private readonly throttle: LoginThrottlePolicy,
+    /** Told of every presented token checked, valid or not (the metrics count them). */
+    private readonly onTokenChecked: (valid: boolean) => void = () => undefined,
   ) {}
 
   /**
@@ -94,9 +96,13 @@ export class AuthService {
    */
   authenticate(jwt: string, ctx: RequestContext, via: Caller['via']): Promise<Caller> {
     const claims = this.signer.verify(jwt);
-    if (!claims) return Promise.reject(new UnauthenticatedError());
+    if (!claims) {
+      this.onTokenChecked(false);
+      return Promise.reject(new UnauthenticatedError());
+    }
     const now = this.clock.now();
     return this.stores.tokens.findLive(claims.tokenId, claims.userId, now).then((found) => {
+      this.onTokenChecked(found !== undefined);
       if (!found) throw new UnauthenticatedError();
       const caller: Caller = { user: found.user, token: found.token, via, inGroups: found.inGroups };
       // last_used / last_seen: written at most once a minute per token, not on every request.

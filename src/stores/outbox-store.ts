@@ -20,6 +20,8 @@ export interface OutboxStore {
   claimDue(now: Date, limit: number, leaseMs: number): Promise<OutboxMessage[]>;
   markSent(id: string, at: Date): Promise<void>;
   markFailed(id: string, nextAttempt: Date, error: string): Promise<void>;
+  /** Mail not yet delivered: how many, and the oldest one's age in seconds at `now` (0 when none). */
+  backlog(now: Date): Promise<{ depth: number; oldestAgeSeconds: number }>;
 }
 
 export class KnexOutboxStore implements OutboxStore {
@@ -41,6 +43,12 @@ export class KnexOutboxStore implements OutboxStore {
       where: (q) => q.whereNull('sent'),
     });
     return rows.map((r) => ({ id: String(r.id), to: r.recipients, subject: r.subject, text: r.body_text ?? '', attempts: r.attempts }));
+  }
+
+  async backlog(now: Date): Promise<{ depth: number; oldestAgeSeconds: number }> {
+    const row = await this.db('mail_outbox').whereNull('sent').first(this.db.raw('count(*)::int as depth'), this.db.raw('min(created) as oldest'));
+    const oldest = row?.oldest as Date | null | undefined;
+    return { depth: Number(row?.depth ?? 0), oldestAgeSeconds: oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : 0 };
   }
 
   async markSent(id: string, at: Date): Promise<void> {

@@ -106,7 +106,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const clock = new TestClock();
   const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool });
   container.start();
-  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock });
+  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a
   // free port, as supertest would listen (every interface).
   const served = await listen(app);

@@ -1,0 +1,110 @@
+import type { Pool } from 'pg';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** What the metrics read when scraped. */
+export interface MetricsSources {
+  /** The database connections (pg's pool, also Knex's). */
+  pool?: Pool;
+  /** Mail waiting in the outbox: how many, and the oldest one's age in seconds (0 when none). */
+  outboxBacklog(): Promise<{ depth: number; oldestAgeSeconds: number }>;
+}
+
+type RequestChildren = { count: Counter.Internal; duration: Histogram.Internal<'operation' | 'status'> };
+
+/** `POST /login`'s answer, as an outcome. */
+function loginOutcome(status: number): string {
+  if (status === 200) return 'succeeded';
+  if (status === 401) return 'refused';
+  if (status === 429) return 'throttled';
+  if (status === 403) return 'unverified';
+  if (status >= 500) return 'error';
+  return 'invalid';
+}
+
+/**
+ * The service's Prometheus metrics (prom-client), in a registry of its own (so that several
+ * instances in one process, as in tests, do not share counters). Requests are counted and timed
+ * by operationId and status, labels' children cached so a request costs two map lookups and
+ * two increments.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({ name: 'http_requests_total', help: 'Requests answered, by operationId ("none": no route) and status.', labelNames: ['operation', 'status'], registers: [this.registry] });
+  private readonly durations = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from a request reaching the service to its answer being sent, by operationId and status.',
+    labelNames: ['operation', 'status'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  private readonly logins = new Counter({ name: 'login_attempts_total', help: 'POST /login answers by outcome: succeeded, refused (wrong credentials), throttled, unverified, invalid, error.', labelNames: ['outcome'], registers: [this.registry] });
+  private readonly throttled = new Counter({ name: 'rate_limited_total', help: 'Requests refused with 429, by operationId.', labelNames: ['operation'], registers: [this.registry] });
+  private readonly tokenChecks = new Counter({ name: 'token_checks_total', help: 'Presented tokens checked against the database, by result (valid, refused).', labelNames: ['result'], registers: [this.registry] });
+  private readonly mailFailures = new Counter({ name: 'mail_send_failures_total', help: 'Mail deliveries that failed (each is retried).', registers: [this.registry] });
+  private readonly children = new Map<string, RequestChildren>();
+  private readonly validTokens = this.tokenChecks.labels('valid');
+  private readonly refusedTokens = this.tokenChecks.labels('refused');
+
+  constructor(sources: MetricsSources, options: { process?: boolean } = {}) {
+    const { pool } = sources;
+    new Gauge({
+      name: 'db_pool_connections',
+      help: 'Database connections of this process, by state: in_use, idle; and requests waiting for one (waiting).',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        if (!pool) return;
+        this.set({ state: 'in_use' }, pool.totalCount - pool.idleCount);
+        this.set({ state: 'idle' }, pool.idleCount);
+        this.set({ state: 'waiting' }, pool.waitingCount);
+      },
+    });
+    let backlog: Promise<{ depth: number; oldestAgeSeconds: number }> | undefined;
+    const readBacklog = () => (backlog ??= sources.outboxBacklog().finally(() => setImmediate(() => (backlog = undefined))));
+    new Gauge({
+      name: 'mail_outbox_depth',
+      help: 'Mails waiting in the outbox to be delivered.',
+      registers: [this.registry],
+      async collect() {
+        this.set((await readBacklog()).depth);
+      },
+    });
+    new Gauge({
+      name: 'mail_outbox_oldest_age_seconds',
+      help: 'Age of the oldest mail waiting in the outbox (0 when none waits).',
+      registers: [this.registry],
+      async collect() {
+        this.set((await readBacklog()).oldestAgeSeconds);
+      },
+    });
+    if (options.process) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One answered request. */
+  request(operation: string, status: number, seconds: number): void {
+    const key = `${operation} ${status}`;
+    let child = this.children.get(key);
+    if (!child) {
+      const labels = { operation, status: String(status) };
+      child = { count: this.requests.labels(labels), duration: this.durations.labels(labels) };
+      this.children.set(key, child);
+    }
+    child.count.inc();
+    child.duration.observe(seconds);
+    if (status === 429) this.throttled.inc({ operation });
+    if (operation === 'login') this.logins.inc({ outcome: loginOutcome(status) });
+  }
+
+  tokenChecked(valid: boolean): void {
+    (valid ? this.validTokens : this.refusedTokens).inc();
+  }
+
+  mailFailed(): void {
+    this.mailFailures.inc();
+  }
+
+  /** The text a scrape gets, and its content type. */
+  async scrape(): Promise<{ text: string; contentType: string }> {
+    return { text: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+}
