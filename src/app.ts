@@ -11,7 +11,7 @@ import type { Clock } from './domain/types';
 import { crossOrigin, securityHeaders } from './http/browsers';
 import { docsPage, SPEC_OPERATIONS, specHandlers } from './http/docs';
 import { errorHandler } from './http/error-handler';
-import { countRequests, metricsHandlers } from './http/handlers/metrics';
+import { metricsHandlers } from './http/handlers/metrics';
 import { auditHandlers } from './http/handlers/audit';
 import { groupHandlers } from './http/handlers/groups';
 import { healthHandlers } from './http/handlers/health';
@@ -45,7 +45,7 @@ export interface AppDeps {
   /** Where the per-IP throttles count (shared by every instance). */
   rateLimits: RateLimitStore;
   clock: Clock;
-  /** What `GET /metrics` shows; every answered request is counted in it. */
+  /** What `GET /metrics` shows (the server counts the answers in it: see countAnswers). */
   metrics: Metrics;
 }
 
@@ -116,7 +116,7 @@ function validate(validator: RequestHandler[], validateResponses: boolean): Requ
 
 /**
  * The service as an Express app: the route table and the handlers come from openapi.yaml (by
- * operationId), and a request goes through, in order: its count and time (metrics) → request id → security headers → CORS (when
+ * operationId), and a request goes through, in order: request id → security headers → CORS (when
  * CORS_ORIGINS is set) → the docs page (`/docs`, unless DOCS=0) → route → body → policy (who may call) → text rule → validation →
  * handler; any failure to the one error handler.
  */
@@ -160,7 +160,6 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   // one error handler.
   app.use(
     chain([
-      countRequests(metrics),
       requestLogger(log, table.queryNames) as RequestHandler,
       securityHeaders(),
       ...(cors ? [cors] : []),

@@ -3,6 +3,7 @@ import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
 import { createDrainingServer } from './http/draining-server';
+import { countAnswers } from './http/handlers/metrics';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
 import { bootstrapAdmin } from './services/bootstrap';
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);
 
   const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
-  const http = createDrainingServer(app);
+  const http = createDrainingServer(app, countAnswers(container.metrics));
   const { server } = http;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

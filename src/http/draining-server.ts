@@ -19,7 +19,11 @@ interface Drain {
   draining: boolean;
   inFlight: number;
   server?: http.Server;
+  answered?: AnswerObserver;
 }
+
+/** Told of every answer the app gives, as it ends: the request, the response, the seconds since the request arrived. */
+export type AnswerObserver = (req: http.IncomingMessage, res: http.ServerResponse, seconds: number) => void;
 
 const writeHead = http.ServerResponse.prototype.writeHead;
 const end = http.ServerResponse.prototype.end;
@@ -29,7 +33,8 @@ const end = http.ServerResponse.prototype.end;
  * as own properties at the start of a request: Express replaces a response's prototype, so a
  * subclass would not do): while draining, an answer's headers say `Connection: close`, so its
  * connection ends with it, and once it has ended the server's idle connections are closed. Until
- * a drain begins this costs a request two property stores, no listener and no closure.
+ * a drain begins this costs a request two property stores, no listener and no closure. The
+ * `answered` observer (the metrics) is called from `end` too, for the same reason.
  */
 function responseHooks(state: Drain) {
   return {
@@ -40,6 +45,7 @@ function responseHooks(state: Drain) {
     end(this: http.ServerResponse, ...args: unknown[]) {
       if (!this.writableEnded) {
         state.inFlight--;
+        if (state.answered) state.answered(this.req, this, (performance.now() - (this.req as ServiceRequest).arrived) / 1000);
         if (state.draining) setImmediate(() => state.server?.closeIdleConnections());
       }
       return (end as (...a: unknown[]) => http.ServerResponse).apply(this, args);
@@ -54,8 +60,8 @@ function responseHooks(state: Drain) {
  * arrives on an open connection is answered `503 unavailable` with `Connection: close` and never
  * reaches the app, so nothing of it commits. Requests already in the app run to their end.
  */
-export function createDrainingServer(app: RequestListener): DrainingServer {
-  const state: Drain = { draining: false, inFlight: 0 };
+export function createDrainingServer(app: RequestListener, answered?: AnswerObserver): DrainingServer {
+  const state: Drain = { draining: false, inFlight: 0, answered };
   const hooks = responseHooks(state);
   // Requests and responses made with every field they will get already declared (see request-objects.ts).
   const server = http.createServer({ IncomingMessage: ServiceRequest, ServerResponse: ServiceResponse }, (req, res) => {

@@ -38,8 +38,11 @@ export const REQUEST_FIELDS = [
 /** Express sets `locals`; `statusCode` and `statusMessage` have their defaults on Node's prototype, so the first set adds them. */
 export const RESPONSE_FIELDS = ['locals', 'log', 'allLogs'] as const;
 
-/** A request with REQUEST_FIELDS declared (undefined until set, as they would be absent). */
+/** A request with REQUEST_FIELDS declared (undefined until set, as they would be absent), and when it arrived. */
 export class ServiceRequest extends http.IncomingMessage {
+  /** `performance.now()` when its headers had been read. */
+  readonly arrived = performance.now();
+
   constructor(socket: Socket) {
     super(socket);
     const self = this as unknown as Record<string, unknown>;

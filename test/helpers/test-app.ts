@@ -12,7 +12,8 @@ import { loadApiSpec } from '../../src/api-spec';
 import { createApp } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createContainer, type Container } from '../../src/container';
-import { createDrainingServer } from '../../src/http/draining-server';
+import { createDrainingServer, type AnswerObserver } from '../../src/http/draining-server';
+import { countAnswers } from '../../src/http/handlers/metrics';
 import type { Clock, Scope, User } from '../../src/domain/types';
 import { openDatabase } from '../../src/db/database';
 import { createLogger } from '../../src/logger';
@@ -109,7 +110,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a
   // free port, as supertest would listen (every interface).
-  const served = await listen(app);
+  const served = await listen(app, countAnswers(container.metrics));
   const testApp: TestApp = {
     app,
     knex: db.knex,
@@ -136,8 +137,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
 }
 
 /** The app behind the draining server, listening on a free port; close() ends every connection. */
-async function listen(app: http.RequestListener): Promise<{ baseUrl: string; close(): Promise<void> }> {
-  const { server } = createDrainingServer(app);
+async function listen(app: http.RequestListener, answered: AnswerObserver): Promise<{ baseUrl: string; close(): Promise<void> }> {
+  const { server } = createDrainingServer(app, answered);
   server.listen(0);
   await new Promise((resolve) => server.once('listening', resolve));
   return {

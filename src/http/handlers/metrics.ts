@@ -1,16 +1,16 @@
 import crypto from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { Request } from 'express';
+import type { AnswerObserver } from '../draining-server';
 import { UnauthenticatedError } from '../../domain/errors';
 import type { Metrics } from '../../metrics';
 import type { Handlers } from '../mount';
 
-/** Counts and times every answered request by its operationId ("none" when no route matched) and status. */
-export function countRequests(metrics: Metrics): RequestHandler {
-  return (req, res, next) => {
-    const start = performance.now();
-    res.once('finish', () => metrics.request(req.operation?.id ?? 'none', res.statusCode, (performance.now() - start) / 1000));
-    next();
-  };
+/**
+ * Counts and times every answer of the app by its operationId ("none" when no route matched)
+ * and status: the draining server's observer (no listener a request; see draining-server.ts).
+ */
+export function countAnswers(metrics: Metrics): AnswerObserver {
+  return (req, res, seconds) => metrics.request((req as Request).operation?.id ?? 'none', res.statusCode, seconds);
 }
 
 /** The bearer token equals METRICS_TOKEN, compared in constant time. */
