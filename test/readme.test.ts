@@ -1,0 +1,78 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * The README's curl session, as written: the sh block after `<!-- run by test/readme.test.ts -->`,
+ * run top to bottom by bash against a fresh server (the embedded database, mail as .eml files in
+ * ./data/outbox of the directory the session runs in). Every `curl` fails on an error status
+ * (`--fail-with-body`), and the script stops at the first failure (`set -euo pipefail`).
+ */
+const root = path.join(__dirname, '..');
+
+function session(): string {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const marker = readme.indexOf('<!-- run by test/readme.test.ts -->');
+  if (marker < 0) throw new Error('README.md has no block marked for this test');
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(marker));
+  if (!block) throw new Error('no sh block after the marker');
+  return block[1];
+}
+
+function startServer(dir: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/server.ts')], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATA_DIR: path.join(dir, 'data'),
+      PORT: '0',
+      BCRYPT_COST: '4',
+      ADMIN_EMAIL: 'admin@example.com',
+      ADMIN_PASSWORD: 'correct horse battery',
+      ALLOW_REGISTRATION: '1',
+      MAIL_POLL_INTERVAL_MS: '100',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const line = output.split('\n').find((l) => l.includes('"msg":"listening"'));
+      if (line) resolve({ child, port: JSON.parse(line).port, output: () => output });
+    });
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)));
+    setTimeout(() => reject(new Error(`server did not start: ${output}`)), 40_000).unref();
+  });
+}
+
+describe('the README', () => {
+  it('runs its curl session top to bottom against a fresh server', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-readme-'));
+    const server = await startServer(dir);
+    try {
+      const script = session().replaceAll('localhost:3000', `localhost:${server.port}`);
+      const prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error "$@"; }\n';
+      const run = spawnSync('bash', ['-c', prelude + script], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      const said = `exit ${run.status}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
+      expect(said).toMatch(/^exit 0\n/);
+      // The steps answered what the README says they do.
+      expect(run.stdout).toContain('"name":"ada"');
+      expect(run.stdout).toMatch(/"permission":"usergroup\.write"/);
+      expect(run.stdout).toMatch(/"ok":true,"rows":\d+,"pending":0/);
+      expect(run.stdout).toContain('"pending_email":"me@example.org"');
+    } finally {
+      server.child.kill('SIGTERM');
+      await new Promise((r) => server.child.once('exit', r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('marks a block that fails when a step fails (the check is not empty)', () => {
+    const run = spawnSync('bash', ['-c', 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error "$@"; }\ncurl -s localhost:9/nothing'], { encoding: 'utf8' });
+    expect(run.status).not.toBe(0);
+  });
+});
