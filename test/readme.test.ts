@@ -4,20 +4,22 @@ import os from 'node:os';
 import path from 'node:path';
 
 /**
- * The README's curl session, as written: the sh block after `<!-- run by test/readme.test.ts -->`,
- * run top to bottom by bash against a fresh server (the embedded database, mail as .eml files in
+ * The README's curl session and JSON-RPC example, as written: the sh blocks after
+ * `<!-- run by test/readme.test.ts -->`, run top to bottom as one script by bash against a fresh server (the embedded database, mail as .eml files in
  * ./data/outbox of the directory the session runs in). Every `curl` fails on an error status
  * (`--fail-with-body`), and the script stops at the first failure (`set -euo pipefail`).
  */
 const root = path.join(__dirname, '..');
 
-function session(): string {
+/** Every sh block marked for this test, in the README's order, as one script. */
+function session(): { script: string; blocks: number } {
   const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const marker = readme.indexOf('<!-- run by test/readme.test.ts -->');
-  if (marker < 0) throw new Error('README.md has no block marked for this test');
-  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(marker));
-  if (!block) throw new Error('no sh block after the marker');
-  return block[1];
+  const blocks = readme.split('<!-- run by test/readme.test.ts -->').slice(1).map((after) => {
+    const block = /^\s*```sh\n([\s\S]*?)```/.exec(after);
+    if (!block) throw new Error('a marker of this test is not followed by an sh block');
+    return block[1];
+  });
+  return { script: blocks.join('\n'), blocks: blocks.length };
 }
 
 function startServer(dir: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
@@ -54,7 +56,9 @@ describe('the README', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-readme-'));
     const server = await startServer(dir);
     try {
-      const script = session().replaceAll('localhost:3000', `localhost:${server.port}`);
+      const { script: written, blocks } = session();
+      expect(blocks).toBe(2); // the curl session and the JSON-RPC example
+      const script = written.replaceAll('localhost:3000', `localhost:${server.port}`);
       const prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error "$@"; }\n';
       const run = spawnSync('bash', ['-c', prelude + script], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
       const said = `exit ${run.status}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
@@ -64,6 +68,10 @@ describe('the README', () => {
       expect(run.stdout).toMatch(/"permission":"usergroup\.write"/);
       expect(run.stdout).toMatch(/"ok":true,"rows":\d+,"pending":0/);
       expect(run.stdout).toContain('"pending_email":"me@example.org"');
+      // The JSON-RPC example's answers, as the README shows them.
+      const shown = [...fs.readFileSync(path.join(root, 'README.md'), 'utf8').matchAll(/^# (\{"id":\d+,"result".*)$/gm)].map((m) => m[1]);
+      expect(shown).toHaveLength(2);
+      for (const answer of shown) expect(run.stdout).toContain(answer);
     } finally {
       server.child.kill('SIGTERM');
       await new Promise((r) => server.child.once('exit', r));
