@@ -9,6 +9,7 @@
  *   login                POST /login at the configured bcrypt cost, against the bcrypt bound
  *   user_me_under_login  GET /user/me p99 at a light fixed rate while logins saturate the hash pool
  *   groups               GET /user_group/:g (1000 members, 50 granting groups) as a non-admin caller
+ *   metrics_cost         CPU per request of GET /user/me with the metrics counting it and without (METRICS=0)
  *   audit_cost           CPU per request of POST /user/me and POST /login with the audit log written
  *                        (as shipped: the entry, and its chaining after the commit) and
  *                        without (AUDIT_LOG=0), alternating
@@ -70,7 +71,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'audit_cost', 'list_at_scale'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -116,6 +117,7 @@ const TARGETS = {
   login: { boundRatioMin: 0.9 },
   user_me_under_login: { p99RatioMax: 2 },
   groups: {}, // no target: reported beside GET /user/me's
+  metrics_cost: { cpuRatioMax: 1.03 }, // counting a request in the metrics adds at most 3% to its CPU (the service's)
   audit_cost: { cpuRatioMax: 1.1 }, // the audit entry adds at most 10% to a request's CPU (service + its Postgres backends)
   list_at_scale: listAtScale.TARGETS,
 };
@@ -406,6 +408,50 @@ async function scenarioAuditCost(ctx, pinning) {
   return out;
 }
 
+// ---- scenario: what the metrics cost GET /user/me ----
+
+/**
+ * The service as shipped and a second one with METRICS=0 (no request or token check counted),
+ * side by side on the same database, pinned to the same core, loaded in turn with the user_me
+ * load; rounds alternate which goes first. The figure: the service's CPU per request (the
+ * metrics run in the service only).
+ */
+async function scenarioMetricsCost(ctx, pinning) {
+  heading('metrics_cost', 'GET /user/me, with the metrics counting and without (METRICS=0)');
+  await lib.stopChild(ctx.serviceChild);
+  const services = {};
+  for (const mode of ['on', 'off']) {
+    await startService(ctx, CFG.setupBcryptCost, { pinned: pinning, env: { METRICS: mode === 'on' ? '1' : '0' }, appName: `bench-metrics-${mode}` });
+    services[mode] = { target: ctx.service, child: ctx.serviceChild };
+  }
+  const requests = userMeRequests(ctx.tokens);
+  console.log(`${ctx.tokens.length} tokens, ${CFG.connections} connections; a warm-up run per service, then ${CFG.rounds} rounds of ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured per service, alternating; ${ctx.pinningNote}`);
+  for (const mode of ['on', 'off']) await load(services[mode].target, { requests, seconds: CFG.warmupSeconds, connections: CFG.connections });
+  const runs = { on: [], off: [] };
+  for (let round = 0; round < CFG.rounds; round++) {
+    for (const mode of round % 2 === 0 ? ['on', 'off'] : ['off', 'on']) {
+      const r = await load(services[mode].target, { requests, warmupSeconds: CFG.warmupSeconds, seconds: CFG.seconds, connections: CFG.connections });
+      runs[mode].push(r);
+      const s = summarize([r]);
+      console.log(`  round ${round + 1} metrics ${mode.padEnd(3)} ${s.rps} req/s, ${s.cpuUsPerRequest} µs CPU/req`);
+    }
+  }
+  for (const mode of ['on', 'off']) await lib.stopChild(services[mode].child);
+  await startService(ctx, CFG.setupBcryptCost, { pinned: pinning });
+  const on = summarize(runs.on);
+  const off = summarize(runs.off);
+  const cpuRatio = round3(on.cpuUsPerRequest / off.cpuUsPerRequest);
+  const roundRatios = runs.on.map((r, i) => round3(summarize([r]).cpuUsPerRequest / summarize([runs.off[i]]).cpuUsPerRequest));
+  const pass = cpuRatio <= TARGETS.metrics_cost.cpuRatioMax;
+  console.log();
+  table([
+    ['metrics', 'req/s', 'CPU µs/req', 'ratio on/off', 'per round', 'target', ''],
+    ['on', on.rps, on.cpuUsPerRequest, `${cpuRatio}x`, roundRatios.map((x) => `${x}x`).join(' '), `<= ${TARGETS.metrics_cost.cpuRatioMax}x`, verdict(pass)],
+    ['off', off.rps, off.cpuUsPerRequest, '', '', '', ''],
+  ]);
+  return { on, off, cpuRatio, roundRatios, pass };
+}
+
 // ---- the bcrypt bound ----
 
 /**
@@ -690,7 +736,7 @@ async function main() {
   console.log(`scenarios: ${SCENARIOS.filter(want).join(', ')}; ${cores} cores, load average ${os.loadavg()[0].toFixed(2)}; ${pinningNote}`);
 
   const results = {};
-  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'audit_cost'].some(want);
+  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost'].some(want);
   if (main) {
     await lib.createDatabase(ctx.dbName);
     if (want('user_me') || want('user_list')) {
@@ -742,6 +788,7 @@ async function main() {
     if (ctx.floor) await lib.stopChild(ctx.floor.child); // done with it
     if (want('refresh')) results.refresh = await scenarioRefresh(ctx);
     if (want('groups')) results.groups = await scenarioGroups(ctx, results);
+    if (want('metrics_cost')) results.metrics_cost = await scenarioMetricsCost(ctx, pinning);
     if (want('audit_cost')) results.audit_cost = await scenarioAuditCost(ctx, pinning);
 
     if (want('login') || want('user_me_under_login')) {
@@ -802,6 +849,10 @@ async function main() {
     summary.push(['user_me_under_login', `p99 ${u.underLogins.p99Ms} ms = ${u.ratioToIdleLightP99}x same load idle`, `<= ${TARGETS.user_me_under_login.p99RatioMax}x`, verdict(u.pass.p99VsIdleLight)]);
   }
   if (r.groups) summary.push(['groups', `${r.groups.rps} req/s = ${r.groups.ratioToUserMe}x GET /user/me`, 'none', 'info']);
+  if (r.metrics_cost) {
+    const m = r.metrics_cost;
+    summary.push(['metrics_cost', `GET /user/me: ${m.cpuRatio}x CPU/req with the metrics (${m.on.cpuUsPerRequest} vs ${m.off.cpuUsPerRequest} µs)`, `<= ${TARGETS.metrics_cost.cpuRatioMax}x`, verdict(m.pass)]);
+  }
   if (r.audit_cost) {
     for (const [route, x] of Object.entries(r.audit_cost.routes)) {
       summary.push(['audit_cost', `${route}: ${x.cpuRatio}x CPU/req with the audit log (${x.on.totalCpuUs} vs ${x.off.totalCpuUs} µs, service + PG)`, `<= ${TARGETS.audit_cost.cpuRatioMax}x`, verdict(x.pass)]);
@@ -837,6 +888,7 @@ const budgetMs =
     (CFG.scenarios.has('login') ? runSeconds + 60 : 0) +
     (CFG.scenarios.has('user_me_under_login') ? 2 * runSeconds + 60 : 0) +
     (CFG.scenarios.has('groups') ? 2 * runSeconds + 180 : 0) +
+    (CFG.scenarios.has('metrics_cost') ? (CFG.rounds + 1) * 2 * (runSeconds + 15) + 120 : 0) +
     (CFG.scenarios.has('audit_cost') ? (CFG.auditRounds + 1) * 2 * (2 * runSeconds + 30) + 120 : 0) +
     (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
   1000;

@@ -53,6 +53,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** `/docs` (the interactive API documentation) is served. */
   docs: boolean;
+  /** false: requests and token checks are not counted (only to measure what counting costs). */
+  metrics: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -164,6 +166,7 @@ const schema = z
       }),
     METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     DOCS: flag('1'),
+    METRICS: flag('1'),
   })
   .superRefine((env, ctx) => {
     if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {
@@ -231,5 +234,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     corsOrigins: e.CORS_ORIGINS,
     metricsToken: e.METRICS_TOKEN,
     docs: e.DOCS,
+    metrics: e.METRICS,
   });
 }

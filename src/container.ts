@@ -91,6 +91,7 @@ export type ContainerConfig = Pick<
   | 'mailFrom'
   | 'mailPollIntervalMs'
   | 'throttleAccountFailures'
+  | 'metrics'
 >;
 
 /**
@@ -137,7 +138,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       clock,
       { loginMs: config.loginTokenTtlMs, adminLoginMs: config.adminLoginTokenTtlMs },
       { failures: config.throttleAccountFailures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS },
-      (valid) => metrics.tokenChecked(valid),
+      config.metrics ? (valid) => metrics.tokenChecked(valid) : undefined,
     ),
     users,
     passwords,
