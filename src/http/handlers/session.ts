@@ -33,9 +33,9 @@ export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie:
         const login = body(req, 'login');
         // The spec has checked that exactly one is given, and `email`'s format.
         let ref: UserRef | undefined;
-        if ('email' in login) ref = { email: login.email };
-        else if ('user_id' in login) ref = { id: login.user_id };
-        else ref = parseLoginUser(login.user);
+        if (login.email !== undefined) ref = { email: login.email };
+        else if (login.user_id !== undefined) ref = { id: login.user_id };
+        else ref = parseLoginUser(login.user ?? '');
         if (!ref) throw new ValidationError('user must be a UUID or an email address', [{ path: '/body/user', message: 'is neither a UUID nor an email address' }]);
         sendToken(res, await auth.login(ref, login.password, requestMeta(req)), login.set_session === true);
       },
