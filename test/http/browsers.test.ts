@@ -29,6 +29,11 @@ describe('security headers', () => {
       'cross-origin-opener-policy': 'same-origin',
     });
     expect(res.headers['strict-transport-security']).toMatch(/^max-age=\d+/);
+    expect(res.headers['cross-origin-resource-policy']).toBe('same-origin');
+    // helmet's headers for browsers and plug-ins long gone are left out (each costs every answer).
+    for (const gone of ['x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection', 'x-dns-prefetch-control', 'origin-agent-cluster']) {
+      expect(res.headers[gone]).toBeUndefined();
+    }
     expect(res.headers['access-control-allow-origin']).toBeUndefined(); // no CORS unless CORS_ORIGINS says so
   });
 
