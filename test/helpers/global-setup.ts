@@ -4,7 +4,8 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { openDatabase } from '../../src/db/database';
 import { migrateLatest } from '../../src/db/migrate';
-import { adminUrl, TEMPLATE_DB } from './pg-admin';
+import crypto from 'node:crypto';
+import { adminUrl, templateDb } from './pg-admin';
 
 /**
  * Migrates one template for the whole run. PGlite: a migrated instance dumped to a file, loaded
@@ -12,16 +13,17 @@ import { adminUrl, TEMPLATE_DB } from './pg-admin';
  * migrated template database that each test file copies with CREATE DATABASE ... TEMPLATE.
  */
 export default async function globalSetup(): Promise<void> {
+  process.env.TEST_RUN_ID = `${Date.now().toString(36)}${crypto.randomBytes(2).toString('hex')}`;
   const url = process.env.DATABASE_URL;
   if (url) {
     const admin = await openDatabase({ databaseUrl: adminUrl(url), poolSize: 1 });
     try {
-      await dropTestDatabases(admin.knex);
-      await admin.knex.raw(`create database ${TEMPLATE_DB}`);
+      await dropTestDatabases(admin.knex, 'stale');
+      await admin.knex.raw(`create database ${templateDb()}`);
     } finally {
       await admin.close();
     }
-    const template = await openDatabase({ databaseUrl: withDatabase(url, TEMPLATE_DB), poolSize: 1 });
+    const template = await openDatabase({ databaseUrl: withDatabase(url, templateDb()), poolSize: 1 });
     try {
       await migrateLatest(template.knex);
     } finally {
@@ -46,9 +48,24 @@ export function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-export async function dropTestDatabases(knex: import('knex').Knex): Promise<void> {
+/** A run is taken for dead (its databases left behind by a crash) this long after it started. */
+const STALE_AFTER_MS = 6 * 3600_000;
+
+/**
+ * Drops this run's test databases, or those that runs which died left behind ('stale': a run
+ * started more than STALE_AFTER_MS ago, or a name from before run ids). Never another live run's.
+ */
+export async function dropTestDatabases(knex: import('knex').Knex, which: 'this run' | 'stale'): Promise<void> {
   const { rows } = await knex.raw<{ rows: { datname: string }[] }>(
-    `select datname from pg_database where datname like 'acct_test_%'`,
+    `select datname from pg_database where datname like 'acct\\_test\\_%'`,
   );
-  for (const { datname } of rows) await knex.raw(`drop database if exists "${datname}" with (force)`);
+  const own = `acct_test_${process.env.TEST_RUN_ID}_`;
+  const startedAt = (name: string) => {
+    const id = /^acct_test_([0-9a-z]{8,9})[0-9a-f]{4}_/.exec(name)?.[1];
+    return id ? parseInt(id, 36) : 0;
+  };
+  const doomed = rows
+    .map((r) => r.datname)
+    .filter((name) => (which === 'this run' ? name.startsWith(own) : Date.now() - startedAt(name) > STALE_AFTER_MS));
+  for (const name of doomed) await knex.raw(`drop database if exists "${name}" with (force)`);
 }

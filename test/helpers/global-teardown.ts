@@ -8,7 +8,7 @@ export default async function globalTeardown(): Promise<void> {
   if (url) {
     const admin = await openDatabase({ databaseUrl: url, poolSize: 1 });
     try {
-      await dropTestDatabases(admin.knex);
+      await dropTestDatabases(admin.knex, 'this run');
     } finally {
       await admin.close();
     }

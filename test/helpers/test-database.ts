@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { openDatabase, type Database } from '../../src/db/database';
 import { withDatabase } from './global-setup';
-import { TEMPLATE_DB } from './pg-admin';
+import { templateDb, testRunId } from './pg-admin';
 
 /** Whether this run is against a real Postgres server (DATABASE_URL) or the embedded PGlite. */
 export const onPostgres = Boolean(process.env.DATABASE_URL);
@@ -12,10 +12,10 @@ export const onPostgres = Boolean(process.env.DATABASE_URL);
 export async function openTestDatabase(): Promise<Database & { url?: string }> {
   const url = process.env.DATABASE_URL;
   if (url) {
-    const name = `acct_test_${crypto.randomBytes(6).toString('hex')}`;
+    const name = `acct_test_${testRunId()}_${crypto.randomBytes(6).toString('hex')}`;
     const admin = await openDatabase({ databaseUrl: url, poolSize: 1 });
     try {
-      await admin.knex.raw(`create database ${name} template ${TEMPLATE_DB}`);
+      await admin.knex.raw(`create database ${name} template ${templateDb()}`);
     } finally {
       await admin.close();
     }
