@@ -1,56 +1,10 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
-import { runCli } from '../src/cli';
-import { openDatabase } from '../src/db/database';
-import { openTestDatabase } from './helpers/test-database';
+import { cliFixture } from './helpers/cli';
 
-/**
- * The operator CLI against a database of its own: this run's Postgres (a fresh database), or an
- * embedded PGlite in a temporary DATA_DIR, as `npm run cli` would use.
- */
-let env: NodeJS.ProcessEnv;
-let cleanup: () => Promise<void>;
-let dataDir: string;
-
-beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-cli-'));
-  env = { DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_LEVEL: 'silent', MAIL_OUTBOX_DIR: path.join(dataDir, 'outbox') };
-  if (process.env.DATABASE_URL) {
-    const db = await openTestDatabase();
-    await db.knex.destroy();
-    env.DATABASE_URL = db.url;
-    cleanup = db.close;
-  } else {
-    cleanup = async () => undefined;
-  }
-}, 60_000);
-
-afterAll(async () => {
-  await cleanup();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function cli(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += c));
-  stderr.on('data', (c) => (err += c));
-  const code = await runCli(args, { env, stdin: Readable.from([stdin]), stdout, stderr });
-  return { code, out, err };
-}
-
-async function withDb<T>(work: (knex: import('knex').Knex) => Promise<T>): Promise<T> {
-  const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: path.join(dataDir, 'pgdata') });
-  try {
-    return await work(db.knex);
-  } finally {
-    await db.close();
-  }
-}
+/** The operator CLI against a database of its own (see cliFixture). */
+const fixture = cliFixture('accounts-cli-', (dir) => ({ MAIL_OUTBOX_DIR: path.join(dir, 'outbox') }));
+const cli = fixture.run;
+const withDb = fixture.withDb;
 
 describe('cli', () => {
   it('migrates', async () => {

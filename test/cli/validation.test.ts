@@ -1,10 +1,4 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
-import { runCli } from '../../src/cli';
-import { openDatabase } from '../../src/db/database';
-import { openTestDatabase } from '../helpers/test-database';
+import { cliFixture } from '../helpers/cli';
 
 /**
  * The CLI refuses what the API refuses (src/domain's rules, the spec's token name), before it
@@ -12,46 +6,11 @@ import { openTestDatabase } from '../helpers/test-database';
  * nothing written. On this run's Postgres (a fresh database) or an embedded PGlite in a
  * temporary DATA_DIR.
  */
-let env: NodeJS.ProcessEnv;
-let cleanup: () => Promise<void>;
-let dataDir: string;
+const fixture = cliFixture('accounts-cli-rules-');
+const cli = fixture.run;
 
-beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-cli-rules-'));
-  env = { DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_LEVEL: 'silent' };
-  if (process.env.DATABASE_URL) {
-    const db = await openTestDatabase();
-    await db.knex.destroy();
-    env.DATABASE_URL = db.url;
-    cleanup = db.close;
-  } else {
-    cleanup = async () => undefined;
-  }
-}, 60_000);
-
-afterAll(async () => {
-  await cleanup();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function cli(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += c));
-  stderr.on('data', (c) => (err += c));
-  const code = await runCli(args, { env, stdin: Readable.from([stdin]), stdout, stderr });
-  return { code, out, err };
-}
-
-async function users(): Promise<{ name: string; email: string }[]> {
-  const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: path.join(dataDir, 'pgdata') });
-  try {
-    return await db.knex('users').select('name', 'email').orderBy('name');
-  } finally {
-    await db.close();
-  }
+function users(): Promise<{ name: string; email: string }[]> {
+  return fixture.withDb((knex) => knex('users').select('name', 'email').orderBy('name'));
 }
 
 /** A refusal for bad usage: exactly one line of error, then the usage; no stack, nothing on stdout. */

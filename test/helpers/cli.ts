@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import type { Knex } from 'knex';
+import { runCli } from '../../src/cli';
+import { openDatabase } from '../../src/db/database';
+import { openTestDatabase } from './test-database';
+
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/**
+ * The operator CLI, run in-process, against a database of its own: this run's Postgres (a fresh
+ * database), or an embedded PGlite in a temporary DATA_DIR, as `npx accounts` would use it.
+ * Registers the test file's beforeAll/afterAll.
+ */
+export function cliFixture(prefix: string, extraEnv: (dataDir: string) => NodeJS.ProcessEnv = () => ({})) {
+  let env: NodeJS.ProcessEnv = {};
+  let dataDir = '';
+  let cleanup: () => Promise<void> = async () => undefined;
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    env = { DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_LEVEL: 'silent', ...extraEnv(dataDir) };
+    if (process.env.DATABASE_URL) {
+      const db = await openTestDatabase();
+      await db.knex.destroy();
+      env.DATABASE_URL = db.url;
+      cleanup = db.close;
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await cleanup();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  return {
+    get env(): NodeJS.ProcessEnv {
+      return env;
+    },
+    get dataDir(): string {
+      return dataDir;
+    },
+    /** Runs `accounts <args>` with `stdin`; what it wrote and its exit status. */
+    async run(args: string[], stdin = ''): Promise<CliRun> {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.on('data', (c) => (out += c));
+      stderr.on('data', (c) => (err += c));
+      const code = await runCli(args, { env, stdin: Readable.from([stdin]), stdout, stderr });
+      return { code, out, err };
+    },
+    /** The CLI's database, opened for a look (closed after `work`). */
+    async withDb<T>(work: (knex: Knex) => Promise<T>): Promise<T> {
+      const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: path.join(dataDir, 'pgdata') });
+      try {
+        return await work(db.knex);
+      } finally {
+        await db.close();
+      }
+    },
+  };
+}
