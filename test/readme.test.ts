@@ -1,7 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { startServer } from './helpers/server-process';
 
 /**
  * The README's curl session and JSON-RPC example, as written: the sh blocks after
@@ -22,12 +23,10 @@ function session(): { script: string; blocks: number } {
   return { script: blocks.join('\n'), blocks: blocks.length };
 }
 
-function startServer(dir: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/server.ts')], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+describe('the README', () => {
+  it('runs its curl session top to bottom against a fresh server', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-readme-'));
+    const server = await startServer({
       DATA_DIR: path.join(dir, 'data'),
       PORT: '0',
       BCRYPT_COST: '4',
@@ -35,26 +34,7 @@ function startServer(dir: string): Promise<{ child: ChildProcess; port: number; 
       ADMIN_PASSWORD: 'correct horse battery',
       ALLOW_REGISTRATION: '1',
       MAIL_POLL_INTERVAL_MS: '100',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const line = output.split('\n').find((l) => l.includes('"msg":"listening"'));
-      if (line) resolve({ child, port: JSON.parse(line).port, output: () => output });
     });
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)));
-    setTimeout(() => reject(new Error(`server did not start: ${output}`)), 40_000).unref();
-  });
-}
-
-describe('the README', () => {
-  it('runs its curl session top to bottom against a fresh server', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-readme-'));
-    const server = await startServer(dir);
     try {
       const { script: written, blocks } = session();
       expect(blocks).toBe(2); // the curl session and the JSON-RPC example
@@ -74,7 +54,7 @@ describe('the README', () => {
       for (const answer of shown) expect(run.stdout).toContain(answer);
     } finally {
       server.child.kill('SIGTERM');
-      await new Promise((r) => server.child.once('exit', r));
+      await server.exited;
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);

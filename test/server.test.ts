@@ -1,39 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openTestDatabase } from './helpers/test-database';
+import { startServer } from './helpers/server-process';
+import { databaseForProcess } from './helpers/test-database';
 
-/** The real entry point, `src/server.ts`, as a process (through tsx, as `npm start` runs the build). */
 const root = path.join(__dirname, '..');
-
-interface Started {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(env: NodeJS.ProcessEnv): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const line = output.split('\n').find((l) => l.includes('"msg":"listening"'));
-      if (line) resolve({ child, port: JSON.parse(line).port, output: () => output, exited });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    void exited.then((code) => reject(new Error(`server exited with ${code}: ${output}`)));
-    setTimeout(() => reject(new Error(`server did not start: ${output}`)), 40_000).unref();
-  });
-}
 
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
@@ -41,13 +13,9 @@ let cleanup: () => Promise<void> = async () => undefined;
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-server-'));
-  env = { DATA_DIR: dataDir, PORT: '0', BCRYPT_COST: '8', ADMIN_EMAIL: 'root@example.test', ADMIN_PASSWORD: 'root password 1' };
-  if (process.env.DATABASE_URL) {
-    const db = await openTestDatabase();
-    await db.knex.destroy();
-    env.DATABASE_URL = db.url;
-    cleanup = db.close;
-  }
+  const db = await databaseForProcess();
+  env = { DATA_DIR: dataDir, PORT: '0', BCRYPT_COST: '8', ADMIN_EMAIL: 'root@example.test', ADMIN_PASSWORD: 'root password 1', ...db.env };
+  cleanup = db.close;
 }, 60_000);
 
 afterAll(async () => {
@@ -71,7 +39,7 @@ describe('server', () => {
   it('lets one process at a time use an embedded data directory: a second server and the CLI refuse, naming it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-locked-'));
     const embedded = { DATA_DIR: dir, PORT: '0', BCRYPT_COST: '4' };
-    const first = await start(embedded);
+    const first = await startServer(embedded);
     try {
       const second = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env: { PATH: process.env.PATH, ...embedded } });
       let stderr = '';
@@ -96,7 +64,7 @@ describe('server', () => {
   }, 120_000);
 
   it('serves with no other configuration, keeps its secret, and drains on SIGTERM', async () => {
-    const first = await start(env);
+    const first = await startServer(env);
     const base = `http://127.0.0.1:${first.port}`;
     expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
@@ -127,7 +95,7 @@ describe('server', () => {
     expect(await first.exited).toBe(0);
 
     // The token outlives the restart; the bootstrap admin is not made twice.
-    const second = await start(env);
+    const second = await startServer(env);
     try {
       const me = await fetch(`http://127.0.0.1:${second.port}/user/me`, { headers: { Authorization: `Bearer ${token}` } });
       expect(me.status).toBe(200);

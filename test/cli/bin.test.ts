@@ -2,7 +2,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openTestDatabase } from '../helpers/test-database';
+import { databaseForProcess } from '../helpers/test-database';
 
 /**
  * The `accounts` bin as operators run it: `npx accounts` in the checkout, and `accounts` after a
@@ -29,13 +29,9 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-bin-'));
   const prepared = run('npm', ['run', 'prepare']);
   expect(prepared.status).toBe(0);
-  dbEnv = { DATA_DIR: path.join(tmp, 'data'), BCRYPT_COST: '4', LOG_LEVEL: 'silent' };
-  if (process.env.DATABASE_URL) {
-    const db = await openTestDatabase();
-    await db.knex.destroy();
-    dbEnv.DATABASE_URL = db.url;
-    cleanup = db.close;
-  }
+  const db = await databaseForProcess();
+  dbEnv = { DATA_DIR: path.join(tmp, 'data'), BCRYPT_COST: '4', LOG_LEVEL: 'silent', ...db.env };
+  cleanup = db.close;
 }, 180_000);
 
 afterAll(async () => {

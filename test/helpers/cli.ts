@@ -5,7 +5,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import { runCli } from '../../src/cli';
 import { openDatabase } from '../../src/db/database';
-import { openTestDatabase } from './test-database';
+import { databaseForProcess } from './test-database';
 
 export interface CliRun {
   code: number;
@@ -24,13 +24,9 @@ export function cliFixture(prefix: string, extraEnv: (dataDir: string) => NodeJS
   let cleanup: () => Promise<void> = async () => undefined;
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-    env = { DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_LEVEL: 'silent', ...extraEnv(dataDir) };
-    if (process.env.DATABASE_URL) {
-      const db = await openTestDatabase();
-      await db.knex.destroy();
-      env.DATABASE_URL = db.url;
-      cleanup = db.close;
-    }
+    const db = await databaseForProcess();
+    env = { DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_LEVEL: 'silent', ...extraEnv(dataDir), ...db.env };
+    cleanup = db.close;
   }, 60_000);
   afterAll(async () => {
     await cleanup();

@@ -8,6 +8,17 @@ import { templateDb, testRunId } from './pg-admin';
 /** Whether this run is against a real Postgres server (DATABASE_URL) or the embedded PGlite. */
 export const onPostgres = Boolean(process.env.DATABASE_URL);
 
+/**
+ * A database for a process the test starts (the server, the CLI): on Postgres a fresh one of this
+ * test file's own, its URL in `env`; on PGlite nothing (the process keeps its own in DATA_DIR).
+ */
+export async function databaseForProcess(): Promise<{ env: { DATABASE_URL?: string }; close(): Promise<void> }> {
+  if (!process.env.DATABASE_URL) return { env: {}, close: async () => undefined };
+  const db = await openTestDatabase();
+  await db.knex.destroy();
+  return { env: { DATABASE_URL: db.url }, close: db.close };
+}
+
 /** A fresh, migrated database of this test file's own. */
 export async function openTestDatabase(): Promise<Database & { url?: string }> {
   const url = process.env.DATABASE_URL;
