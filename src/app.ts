@@ -9,6 +9,7 @@ import { NotFoundError, ValidationError } from './domain/errors';
 import { isRfc3339DateTime } from './domain/timestamps';
 import type { Clock } from './domain/types';
 import { crossOrigin, securityHeaders } from './http/browsers';
+import { consolePages } from './http/console';
 import { docsPage, SPEC_OPERATIONS, specHandlers } from './http/docs';
 import { errorHandler } from './http/error-handler';
 import { metricsHandlers } from './http/handlers/metrics';
@@ -117,7 +118,8 @@ function validate(validator: RequestHandler[], validateResponses: boolean): Requ
 /**
  * The service as an Express app: the route table and the handlers come from openapi.yaml (by
  * operationId), and a request goes through, in order: request id → security headers → CORS (when
- * CORS_ORIGINS is set) → the docs page (`/docs`, unless DOCS=0) → route → body → policy (who may call) → text rule → validation →
+ * CORS_ORIGINS is set) → the docs page (`/docs`, unless DOCS=0) → the web console (its
+ * pages and `/assets/`, once built) → route → body → policy (who may call) → text rule → validation →
  * handler; any failure to the one error handler.
  */
 export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock, metrics }: AppDeps): express.Express {
@@ -151,6 +153,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   });
 
   const cors = crossOrigin(config.corsOrigins);
+  const webConsole = consolePages({ registration: config.allowRegistration });
 
   const app = express();
   app.disable('x-powered-by');
@@ -164,6 +167,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
       securityHeaders(),
       ...(cors ? [cors] : []),
       ...(config.docs ? [docsPage()] : []),
+      ...(webConsole ? [webConsole] : []),
       route(table),
       readBody(config.bodyLimit),
       enforcePolicy(services.auth) as RequestHandler,

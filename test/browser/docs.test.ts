@@ -32,7 +32,7 @@ describe('the docs page in Chromium', () => {
     expect((await answer).status()).toBe(200);
     await healthz.locator('.live-responses-table .response-col_status').filter({ hasText: '200' }).first().waitFor();
 
-    expect(trouble).toEqual({ consoleErrors: [], failedRequests: [], offOrigin: [] });
+    expect(trouble).toEqual({ consoleErrors: [], failedRequests: [], offOrigin: [], errorAnswers: [] });
     await page.close();
   });
 });

@@ -1,0 +1,431 @@
+import { createContext, type ComponentChildren } from 'preact';
+import { useContext, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError } from './api';
+
+/**
+ * The console's building blocks. Every form and every action shows the API's message next to the
+ * field it is about (or above the form), shows that it is working, and cannot be sent twice.
+ */
+
+function asApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  return new ApiError(0, { error: e instanceof Error ? e.message : String(e), code: 'internal_error', request_id: '' });
+}
+
+interface FormState {
+  errors: Record<string, string>;
+  busy: boolean;
+}
+const FormContext = createContext<FormState>({ errors: {}, busy: false });
+
+export interface FormProps {
+  /** Does the work; may return a message to show once it is done. Throw an ApiError to refuse. */
+  onSubmit: () => Promise<string | void>;
+  /** The submit button's label, and its label while the work runs. */
+  submit: string;
+  busy?: string;
+  /** Error codes that belong to a field: `{ weak_password: 'password' }`. */
+  fieldFor?: Record<string, string>;
+  /** A clearer message for some refusals than the API's (`401` at sign-in); else the API's. */
+  explain?: (error: ApiError) => string | undefined;
+  /** Say the done-message next to the button (default) or leave it to the caller. */
+  quiet?: boolean;
+  class?: string;
+  /** Other buttons, after the submit button. */
+  actions?: ComponentChildren;
+  children?: ComponentChildren;
+  /** An accessible name for the form, when the page has more than one. */
+  label?: string;
+}
+
+export function Form({ onSubmit, submit, busy, fieldFor = {}, explain, quiet, class: className, actions, children, label }: FormProps) {
+  const [state, setState] = useState<FormState>({ errors: {}, busy: false });
+  const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
+  const inFlight = useRef(false);
+  const form = useRef<HTMLFormElement>(null);
+
+  async function submitted(event: Event) {
+    event.preventDefault();
+    if (inFlight.current) return;
+    inFlight.current = true;
+    setState({ errors: {}, busy: true });
+    setMessage(null);
+    try {
+      const done = await onSubmit();
+      if (!form.current) return; // the page moved on
+      setState({ errors: {}, busy: false });
+      if (done && !quiet) setMessage({ text: done, error: false });
+    } catch (e) {
+      const err = asApiError(e);
+      const text = explain?.(err) ?? err.message;
+      const errors = err.fieldMessages();
+      const field = fieldFor[err.code];
+      if (field) errors[field] = text;
+      const shown = Object.keys(errors).some((name) => form.current?.querySelector(`[name="${CSS.escape(name)}"]`));
+      setState({ errors, busy: false });
+      setMessage(shown ? null : { text, error: true });
+      // The first field with a message gets the focus, so a keyboard user lands on it.
+      requestAnimationFrame(() => form.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus());
+    } finally {
+      inFlight.current = false;
+    }
+  }
+
+  return (
+    <FormContext.Provider value={state}>
+      <form ref={form} class={className} onSubmit={submitted} aria-busy={state.busy} aria-label={label} noValidate>
+        {children}
+        <div class="form-actions">
+          <button type="submit" class="primary" disabled={state.busy}>
+            {state.busy ? <Spinner label={busy ?? `${submit}…`} /> : submit}
+          </button>
+          {actions}
+          <span class="form-message" role={message?.error ? 'alert' : 'status'}>
+            {message && <span class={message.error ? 'error' : 'ok'}>{message.text}</span>}
+          </span>
+        </div>
+      </form>
+    </FormContext.Provider>
+  );
+}
+
+export function Spinner({ label }: { label: string }) {
+  return (
+    <span class="busy">
+      <span class="spinner" aria-hidden="true" />
+      {label}
+    </span>
+  );
+}
+
+interface InputProps {
+  type?: 'text' | 'email' | 'password' | 'search' | 'datetime-local' | 'date' | 'number';
+  autoComplete?: string;
+  required?: boolean;
+  placeholder?: string;
+  maxLength?: number;
+  readOnly?: boolean;
+  min?: string;
+  max?: string;
+  spellcheck?: boolean;
+}
+
+export interface FieldProps extends InputProps {
+  name: string;
+  label: string;
+  value: string;
+  onValue: (value: string) => void;
+  hint?: ComponentChildren;
+}
+
+/** A labelled input with its hint and, after a refusal, the API's message about it. */
+export function Field({ name, label, value, onValue, hint, type = 'text', ...rest }: FieldProps) {
+  const { errors, busy } = useContext(FormContext);
+  const id = `field-${name}`;
+  const error = errors[name];
+  const described = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+  return (
+    <div class={`field${error ? ' invalid' : ''}`}>
+      <label for={id}>{label}</label>
+      <input
+        {...rest}
+        id={id}
+        name={name}
+        type={type as 'text'}
+        value={value}
+        readOnly={busy || rest.readOnly}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={described}
+        onInput={(e) => onValue((e.target as HTMLInputElement).value)}
+      />
+      {hint && (
+        <p class="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p class="field-error" id={`${id}-error`}>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+export interface TextAreaProps {
+  name: string;
+  label: string;
+  value: string;
+  onValue: (value: string) => void;
+  hint?: ComponentChildren;
+  rows?: number;
+}
+
+export function TextArea({ name, label, value, onValue, hint, rows = 8 }: TextAreaProps) {
+  const { errors, busy } = useContext(FormContext);
+  const id = `field-${name}`;
+  const error = errors[name];
+  const described = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+  return (
+    <div class={`field${error ? ' invalid' : ''}`}>
+      <label for={id}>{label}</label>
+      <textarea
+        id={id}
+        name={name}
+        rows={rows}
+        value={value}
+        spellcheck={false}
+        readOnly={busy}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={described}
+        onInput={(e) => onValue((e.target as HTMLTextAreaElement).value)}
+      />
+      {hint && (
+        <p class="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p class="field-error" id={`${id}-error`}>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+export function Checkbox({ name, label, checked, onChecked, hint }: { name: string; label: string; checked: boolean; onChecked: (v: boolean) => void; hint?: string }) {
+  const { errors, busy } = useContext(FormContext);
+  const id = `field-${name}`;
+  const error = errors[name];
+  return (
+    <div class={`field checkbox${error ? ' invalid' : ''}`}>
+      <input id={id} name={name} type="checkbox" checked={checked} disabled={busy} aria-invalid={error ? 'true' : undefined} onChange={(e) => onChecked((e.target as HTMLInputElement).checked)} />
+      <label for={id}>{label}</label>
+      {hint && <p class="hint">{hint}</p>}
+      {error && <p class="field-error">{error}</p>}
+    </div>
+  );
+}
+
+export function Select({ name, label, value, onValue, options, hint }: { name: string; label: string; value: string; onValue: (v: string) => void; options: Array<[string, string]>; hint?: string }) {
+  const { errors, busy } = useContext(FormContext);
+  const id = `field-${name}`;
+  const error = errors[name];
+  return (
+    <div class={`field${error ? ' invalid' : ''}`}>
+      <label for={id}>{label}</label>
+      <select id={id} name={name} value={value} disabled={busy} aria-invalid={error ? 'true' : undefined} onChange={(e) => onValue((e.target as HTMLSelectElement).value)}>
+        {options.map(([v, text]) => (
+          <option key={v} value={v}>
+            {text}
+          </option>
+        ))}
+      </select>
+      {hint && <p class="hint">{hint}</p>}
+      {error && <p class="field-error">{error}</p>}
+    </div>
+  );
+}
+
+/**
+ * A button that runs an action: asks first when `confirm` is given (a modal dialog, keyboard
+ * friendly), shows progress, cannot run twice at once, and shows the API's message if refused.
+ */
+export function ActionButton({
+  onClick,
+  children,
+  confirm,
+  confirmLabel,
+  danger,
+  busy,
+  label,
+}: {
+  onClick: () => Promise<unknown>;
+  children: ComponentChildren;
+  confirm?: string;
+  confirmLabel?: string;
+  danger?: boolean;
+  busy?: string;
+  /** An accessible name when the visible text is not enough ("Delete" in a table row). */
+  label?: string;
+}) {
+  const [running, setRunning] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const inFlight = useRef(false);
+  const dialog = useRef<HTMLDialogElement>(null);
+  const alive = useRef(true);
+  useEffect(
+    () => () => {
+      alive.current = false;
+    },
+    [],
+  );
+
+  async function run() {
+    if (inFlight.current) return;
+    inFlight.current = true;
+    setRunning(true);
+    setError(null);
+    try {
+      await onClick();
+    } catch (e) {
+      if (alive.current) setError(asApiError(e).message);
+    } finally {
+      inFlight.current = false;
+      if (alive.current) setRunning(false);
+    }
+  }
+
+  return (
+    <span class="action">
+      <button type="button" class={danger ? 'danger' : undefined} disabled={running} aria-label={label} onClick={() => (confirm ? dialog.current?.showModal() : run())}>
+        {running ? <Spinner label={busy ?? 'Working…'} /> : children}
+      </button>
+      {confirm && (
+        <dialog ref={dialog} class="confirm" aria-label={label ?? (typeof children === 'string' ? children : 'Confirm')}>
+          <form method="dialog">
+            <p>{confirm}</p>
+            <div class="form-actions">
+              <button type="submit" value="cancel" autofocus>
+                Cancel
+              </button>
+              <button
+                type="button"
+                class={danger ? 'danger' : 'primary'}
+                onClick={() => {
+                  dialog.current?.close();
+                  void run();
+                }}
+              >
+                {confirmLabel ?? children}
+              </button>
+            </div>
+          </form>
+        </dialog>
+      )}
+      {error && (
+        <span class="error" role="alert">
+          {error}
+        </span>
+      )}
+    </span>
+  );
+}
+
+/** Load something for a page: `{data, error, reload}`; `data` stays while it reloads, so nothing jumps. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): { data?: T; error?: ApiError; loading: boolean; reload: () => Promise<void> } {
+  const [state, setState] = useState<{ data?: T; error?: ApiError; loading: boolean }>({ loading: true });
+  const generation = useRef(0);
+  async function reload() {
+    const mine = ++generation.current;
+    setState((s) => ({ ...s, loading: true }));
+    try {
+      const data = await load();
+      if (mine === generation.current) setState({ data, loading: false });
+    } catch (e) {
+      if (mine === generation.current) setState((s) => ({ data: s.data, error: asApiError(e), loading: false }));
+    }
+  }
+  useEffect(() => {
+    void reload();
+    return () => {
+      generation.current += 1;
+    };
+  }, deps);
+  return { ...state, reload };
+}
+
+/** Placeholder rows of the size of what is coming, so the page does not move when it arrives. */
+export function Placeholder({ rows = 3 }: { rows?: number }) {
+  return (
+    <div class="placeholder" aria-hidden="true">
+      {Array.from({ length: rows }, (_, i) => (
+        <div key={i} class="placeholder-row" />
+      ))}
+    </div>
+  );
+}
+
+export function ErrorNote({ error }: { error?: ApiError }) {
+  if (!error) return null;
+  return (
+    <p class="error banner" role="alert">
+      {error.message}
+    </p>
+  );
+}
+
+/** A page's title (also the document's) and its heading, which gets the focus when the page opens. */
+export function Page({ title, children, wide }: { title: string; children: ComponentChildren; wide?: boolean }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    document.title = `${title} · Accounts`;
+    heading.current?.focus({ preventScroll: true });
+  }, [title]);
+  return (
+    <section class={`page${wide ? ' wide' : ''}`}>
+      <h1 ref={heading} tabIndex={-1}>
+        {title}
+      </h1>
+      {children}
+    </section>
+  );
+}
+
+export function Time({ value, empty = 'never' }: { value?: string | null; empty?: string }) {
+  if (!value) return <span class="muted">{empty}</span>;
+  const d = new Date(value);
+  return (
+    <time dateTime={value} title={d.toISOString()}>
+      {d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}
+    </time>
+  );
+}
+
+/** Copies `text` to the clipboard and says so. */
+export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+  const [copied, setCopied] = useState<'no' | 'yes' | 'failed'>('no');
+  return (
+    <span class="action">
+      <button
+        type="button"
+        onClick={async () => {
+          try {
+            await navigator.clipboard.writeText(text);
+            setCopied('yes');
+          } catch {
+            setCopied('failed');
+          }
+        }}
+      >
+        {label}
+      </button>
+      <span role="status" class="muted">
+        {copied === 'yes' ? 'Copied.' : copied === 'failed' ? 'Could not copy: select the text and copy it.' : ''}
+      </span>
+    </span>
+  );
+}
+
+/** Keyset paging: "Previous" goes back through the cursors seen, "Next" follows the Link header's. */
+export function usePager(deps: unknown[]) {
+  const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
+  useEffect(() => setCursors([undefined]), deps);
+  const cursor = cursors[cursors.length - 1];
+  return {
+    cursor,
+    pageNumber: cursors.length,
+    controls: (next: string | undefined, loading: boolean) => (
+      <nav class="pager" aria-label="Pages">
+        <button type="button" disabled={cursors.length === 1 || loading} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Previous
+        </button>
+        <span class="muted">Page {cursors.length}</span>
+        <button type="button" disabled={!next || loading} onClick={() => setCursors([...cursors, next])}>
+          Next
+        </button>
+      </nav>
+    ),
+  };
+}

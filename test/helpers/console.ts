@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, watch, type PageTrouble } from './browser';
+import { createTestApp, type TestApp, type TestAppOptions, type TestUser } from './test-app';
+
+/**
+ * The web console in headless Chromium, over a test app of its own (the embedded database unless
+ * DATABASE_URL says otherwise; `.ci/run` runs this suite on the embedded default). Mail goes to
+ * the test app's in-process SMTP server; the links in it are followed on this app's origin.
+ */
+
+/** Where every page's screenshots go, at both widths (README: "The web console"). */
+export const SCREENSHOTS = path.resolve(__dirname, '../../screenshots/console');
+
+/** The widths the console must be readable at. */
+export const WIDTHS = [375, 1440] as const;
+
+export interface ConsoleTab {
+  page: Page;
+  context: BrowserContext;
+  trouble: PageTrouble;
+}
+
+export interface ConsoleRun {
+  t: TestApp;
+  browser: Browser;
+  origin: string;
+  /** A new browser context (its own cookies) and page, watched for trouble from the start. */
+  open(options?: { width?: number }): Promise<ConsoleTab>;
+  /** Signs in through the sign-in page; resolves once the account page shows. */
+  signIn(tab: ConsoleTab, user: Pick<TestUser, 'email' | 'password'>): Promise<void>;
+  /**
+   * What a reviewer looks at on the page now showing: axe finds no serious or critical violation
+   * at either width, nothing is wider than the window, and a full-page screenshot of each width is
+   * written to SCREENSHOTS/<name>-<width>.png. The page is left at 1440 px.
+   */
+  check(tab: ConsoleTab, name: string): Promise<void>;
+  /** A mailed link (to APP_URL) as a path on this app, e.g. `/reset-password?token=...`. */
+  linkIn(text: string, pathname: string): string;
+  close(): Promise<void>;
+}
+
+export async function startConsole(options: TestAppOptions = {}): Promise<ConsoleRun> {
+  const browser = await launchBrowser();
+  const t = await createTestApp(options).catch(async (e: unknown) => {
+    await browser.close();
+    throw e;
+  });
+  const origin = new URL(t.baseUrl).origin;
+  const contexts: BrowserContext[] = [];
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+
+  return {
+    t,
+    browser,
+    origin,
+    async open({ width = 1440 } = {}) {
+      const context = await browser.newContext({ viewport: { width, height: 900 }, baseURL: t.baseUrl, reducedMotion: 'reduce' });
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+      contexts.push(context);
+      const page = await context.newPage();
+      const trouble = await watch(page, origin);
+      return { page, context, trouble };
+    },
+    async signIn({ page }, user) {
+      await page.goto('/sign-in');
+      await page.getByLabel('Email').fill(user.email);
+      await page.getByLabel('Password', { exact: true }).fill(user.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL((u) => u.pathname.startsWith('/account'));
+    },
+    async check({ page }, name) {
+      for (const width of WIDTHS) {
+        await page.setViewportSize({ width, height: 900 });
+        await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+        const results = await new AxeBuilder({ page }).analyze();
+        const serious = results.violations
+          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+          .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+        expect({ page: name, width, serious }).toEqual({ page: name, width, serious: [] });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        expect({ page: name, width, overflow: overflow > 0 ? overflow : 0 }).toEqual({ page: name, width, overflow: 0 });
+        await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${width}.png`), fullPage: true });
+      }
+    },
+    linkIn(text, pathname) {
+      const match = new RegExp(`https?://\\S+${pathname.replace(/[/-]/g, '\\$&')}\\?token=[A-Za-z0-9_\\-.~%]+`).exec(text);
+      if (!match) throw new Error(`no ${pathname} link in: ${text}`);
+      const url = new URL(match[0]);
+      return `${url.pathname}${url.search}`;
+    },
+    async close() {
+      for (const c of contexts) await c.close().catch(() => undefined);
+      await browser.close();
+      await t.close();
+    },
+  };
+}
+
+/**
+ * No console error, no failed request, nothing fetched from another host, and no answer of 400 or
+ * above but those the test provoked on purpose (`['POST /login 401']`), in order.
+ */
+export function expectNoTrouble(trouble: PageTrouble, provoked: string[] = []): void {
+  expect(trouble).toEqual({ consoleErrors: [], failedRequests: [], offOrigin: [], errorAnswers: provoked });
+}
