@@ -10,7 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(root, 'dist', 'console');
+// `node console/build.mjs <dir>` builds elsewhere (served with CONSOLE_DIR=<dir>).
+const out = path.resolve(process.argv[2] ?? path.join(root, 'dist', 'console'));
 const assets = path.join(out, 'assets');
 
 const result = await build({

@@ -153,7 +153,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   });
 
   const cors = crossOrigin(config.corsOrigins);
-  const webConsole = consolePages({ registration: config.allowRegistration });
+  const webConsole = consolePages({ dir: config.consoleDir, registration: config.allowRegistration });
 
   const app = express();
   app.disable('x-powered-by');

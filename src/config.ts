@@ -55,6 +55,8 @@ export interface Config {
   docs: boolean;
   /** false: requests and token checks are not counted (only to measure what counting costs). */
   metrics: boolean;
+  /** Where the built web console is (`npm run build` puts it in dist/console); undefined: there. */
+  consoleDir: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -167,6 +169,7 @@ const schema = z
     METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     DOCS: flag('1'),
     METRICS: flag('1'),
+    CONSOLE_DIR: z.string().min(1).optional(),
   })
   .superRefine((env, ctx) => {
     if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {
@@ -235,5 +238,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     metricsToken: e.METRICS_TOKEN,
     docs: e.DOCS,
     metrics: e.METRICS,
+    consoleDir: e.CONSOLE_DIR,
   });
 }

@@ -44,7 +44,10 @@ export interface ConsoleRun {
 
 export async function startConsole(options: TestAppOptions = {}): Promise<ConsoleRun> {
   const browser = await launchBrowser();
-  const t = await createTestApp(options).catch(async (e: unknown) => {
+  // CONSOLE_DIR: a console built elsewhere (`node console/build.mjs <dir>`), as two checkouts'
+  // worth of work may share one dist/.
+  const consoleDir = process.env.CONSOLE_DIR ? { CONSOLE_DIR: process.env.CONSOLE_DIR } : {};
+  const t = await createTestApp({ ...options, env: { ...consoleDir, ...options.env } }).catch(async (e: unknown) => {
     await browser.close();
     throw e;
   });
@@ -74,13 +77,13 @@ export async function startConsole(options: TestAppOptions = {}): Promise<Consol
     async check({ page }, name) {
       for (const width of WIDTHS) {
         await page.setViewportSize({ width, height: 900 });
-        await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+        await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
         const results = await new AxeBuilder({ page }).analyze();
         const serious = results.violations
           .filter((v) => v.impact === 'serious' || v.impact === 'critical')
           .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
         expect({ page: name, width, serious }).toEqual({ page: name, width, serious: [] });
-        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
         expect({ page: name, width, overflow: overflow > 0 ? overflow : 0 }).toEqual({ page: name, width, overflow: 0 });
         await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${width}.png`), fullPage: true });
       }
