@@ -46,7 +46,7 @@ export async function startConsole(options: TestAppOptions = {}): Promise<Consol
   const browser = await launchBrowser();
   // CONSOLE_DIR: a console built elsewhere (`node console/build.mjs <dir>`), as two checkouts'
   // worth of work may share one dist/.
-  const consoleDir = process.env.CONSOLE_DIR ? { CONSOLE_DIR: process.env.CONSOLE_DIR } : {};
+  const consoleDir: Record<string, string> = process.env.CONSOLE_DIR ? { CONSOLE_DIR: process.env.CONSOLE_DIR } : {};
   const t = await createTestApp({ ...options, env: { ...consoleDir, ...options.env } }).catch(async (e: unknown) => {
     await browser.close();
     throw e;
