@@ -15,6 +15,8 @@
  *                        without (AUDIT_LOG=0), alternating
  *   list_at_scale        p50 of filtered user, group, member and audit pages at 1 000 and at
  *                        1 000 000 rows, on Postgres and on PGlite (bench/list-at-scale.js)
+ *   console_load         the web console's first page, cold cache, in Chromium: time until its form
+ *                        can be used, and the script's compressed size (bench/console-load.js)
  *
  * Each scenario prints a table and PASS/FAIL against its target; everything goes to
  * bench/results/latest.json. A missed target is reported, not an error; anything that fails to
@@ -48,6 +50,7 @@ const bcrypt = require('bcrypt');
 const lib = require('./lib');
 const { startFloor, subjectOf } = require('./floor');
 const listAtScale = require('./list-at-scale');
+const consoleLoad = require('./console-load');
 
 const {
   ROOT,
@@ -71,7 +74,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -821,6 +824,8 @@ async function main() {
     });
   }
 
+  if (want('console_load')) results.console_load = await consoleLoad.scenario();
+
   const totalSeconds = round2((Date.now() - started) / 1000);
   console.log(`\n== summary (${totalSeconds} s)`);
   const summary = [['scenario', 'figure', 'target', '']];
@@ -859,6 +864,7 @@ async function main() {
     }
   }
   if (r.list_at_scale) summary.push(...listAtScale.summaryRows(r.list_at_scale));
+  if (r.console_load) summary.push(...consoleLoad.summaryRows(r.console_load));
   table(summary);
 
   const report = {

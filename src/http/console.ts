@@ -24,6 +24,7 @@ export const CONSOLE_PAGES = [
   '/revert-email',
 ] as const;
 export const CONSOLE_ASSETS = '/assets';
+const ASSET_NAME = /^\/[A-Za-z0-9_-]+\.[a-z0-9]+$/;
 
 /** Where `npm run build` puts the console (console/build.mjs). */
 export function consoleDir(): string {
@@ -57,6 +58,8 @@ export function consolePages(options: { dir?: string; registration: boolean }): 
     const q = req.url.indexOf('?');
     const pathname = q === -1 ? req.url : req.url.slice(0, q);
     if (pathname.startsWith(`${CONSOLE_ASSETS}/`)) {
+      // Only a plain file name (no `..`, no sub-directory) is looked up; anything else is the API's 404.
+      if (!ASSET_NAME.test(pathname.slice(CONSOLE_ASSETS.length))) return next();
       req.url = req.url.slice(CONSOLE_ASSETS.length);
       return assets(req, res, (err?: unknown) => {
         req.url = `${CONSOLE_ASSETS}${req.url}`;
