@@ -1,12 +1,13 @@
 # Images pinned by exact version and digest (the multi-arch index); move both together.
 FROM node:20.19.5-bookworm-slim@sha256:9e70124bd00f47dd023e349cd587132ae61892acc0e47ed641416c3e18f401c3 AS build
 WORKDIR /app
-# npm ci runs `prepare` (the TypeScript build), so the sources come first.
+# npm ci runs `prepare` (the TypeScript build and the web console's), so the sources come first.
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json openapi.yaml ./
 COPY patches ./patches
 COPY src ./src
 COPY migrations ./migrations
-RUN npm ci --no-audit --no-fund && test -f dist/src/server.js && npm prune --omit=dev
+COPY console ./console
+RUN npm ci --no-audit --no-fund && test -f dist/src/server.js && test -f dist/console/index.html && npm prune --omit=dev
 
 FROM node:20.19.5-bookworm-slim@sha256:9e70124bd00f47dd023e349cd587132ae61892acc0e47ed641416c3e18f401c3
 WORKDIR /app

@@ -54,6 +54,15 @@ describe('Dockerfile', () => {
     for (const image of froms) expect(image).toMatch(PINNED);
   });
 
+  it('copies everything the build reads (the service, its migrations, the web console) before npm ci builds', () => {
+    const ci = at(/^RUN npm ci\b/);
+    for (const dir of ['src', 'migrations', 'console', 'patches']) {
+      const copy = at(new RegExp(`^COPY ${dir} \\./${dir}$`));
+      expect([dir, copy >= 0 && copy < ci]).toEqual([dir, true]);
+    }
+    expect(lines[ci]).toMatch(/test -f dist\/console\/index\.html/);
+  });
+
   it("makes the data directory the runtime user's before it becomes that user", () => {
     expect(dockerfile).toMatch(/^ENV .*\bDATA_DIR=\/data\b/m);
     const chown = at(/^RUN mkdir -p \/data && chown node:node \/data$/);
