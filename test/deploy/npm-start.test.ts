@@ -6,11 +6,12 @@ import readline from 'node:readline';
 
 /**
  * `npm start` alone, as the README says, prints JSON lines only: no banner of npm's (the
- * checkout's .npmrc keeps npm quiet), no output of the build it runs first.
+ * checkout's .npmrc keeps npm quiet), no output of the build it runs first; and serves the web
+ * console as well as the API.
  */
 const root = path.resolve(__dirname, '../..');
 
-it('prints only JSON lines up to and including "listening"', async () => {
+it('prints only JSON lines up to and including "listening", and serves the web console at /', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-start-'));
   // Nothing of an enclosing `npm test` (its npm_config_loglevel would hide the banner for us).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'DATABASE_URL' && k !== 'NODE_OPTIONS'));
@@ -21,6 +22,7 @@ it('prints only JSON lines up to and including "listening"', async () => {
     detached: true,
   });
   const lines: string[] = [];
+  let page: { status: number; type: string | null; script?: number } | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no "listening" line in 90 s; got:\n${lines.join('\n')}`)), 90_000);
@@ -33,6 +35,11 @@ it('prints only JSON lines up to and including "listening"', async () => {
         }
       });
     });
+    const url = JSON.parse(lines.find((l) => l.includes('"listening"'))!).url as string;
+    const res = await fetch(`${url}/`);
+    const html = await res.text();
+    const script = /<script type="module" src="(\/assets\/[^"]+)"/.exec(html)?.[1];
+    page = { status: res.status, type: res.headers.get('content-type'), script: script ? (await fetch(`${url}${script}`)).status : undefined };
   } finally {
     if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
     await new Promise((resolve) => (child.exitCode === null ? child.on('exit', resolve) : resolve(undefined)));
@@ -40,4 +47,5 @@ it('prints only JSON lines up to and including "listening"', async () => {
   }
   for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
   expect(lines.map((l) => JSON.parse(l).msg)).toContain('listening');
+  expect(page).toEqual({ status: 200, type: 'text/html; charset=utf-8', script: 200 });
 }, 120_000);
