@@ -124,22 +124,32 @@ describe('the console: signed-out pages and mailed links', () => {
     expectNoTrouble(tab.trouble, ['POST /login 403']);
   });
 
-  it('signing up with an address that is taken shows the same message and makes no account', async () => {
+  it('signing up: messages under the fields; an address that is taken shows the same message and makes no account', async () => {
     const u = await run.t.factory.user();
     const tab = await run.open({ width: 375 });
     const { page } = tab;
     await page.goto('/sign-up');
+    // A taken name (names are public handles, so the API says so) and a malformed address: under their fields.
+    await page.getByLabel('User name').fill(u.user.name);
+    await page.getByLabel('Email').fill('not-an-address');
+    await page.getByLabel('Password', { exact: true }).fill('register password 2');
+    await page.getByLabel('Repeat the password').fill('register password 2');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('#field-email-error').waitFor();
+    expect(await page.getByLabel('Email').getAttribute('aria-invalid')).toBe('true');
+    await page.getByLabel('Email').fill(`${unique('free')}@example.test`);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('#field-name-error').filter({ hasText: 'That user name is taken' }).waitFor();
+
     const name = unique('again');
     await page.getByLabel('User name').fill(name);
     await page.getByLabel('Email').fill(u.email);
-    await page.getByLabel('Password', { exact: true }).fill('register password 2');
-    await page.getByLabel('Repeat the password').fill('register password 2');
     await page.getByRole('button', { name: 'Create account' }).click();
     await page.getByRole('status').filter({ hasText: `Check your mail: we sent a link to ${u.email} to confirm the address.` }).waitFor();
     await run.t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'You already have an Accounts account', 1, 15_000);
     expect(Number((await run.t.knex('users').whereRaw('lower(email) = lower(?)', [u.email]).count({ n: '*' }))[0].n)).toBe(1);
     expect(await run.t.knex('users').where({ name }).first()).toBeUndefined();
-    expectNoTrouble(tab.trouble);
+    expectNoTrouble(tab.trouble, ['POST /register 400', 'POST /register 409']);
   });
 
   it('confirms an email change through the link mailed to the new address', async () => {
