@@ -190,7 +190,7 @@ export function Tokens(_props: { id?: string }) {
       ) : (
         <>
           <div class="table-wrap">
-            <table>
+            <table class="account-table">
               <thead>
                 <tr>
                   <th scope="col">Name</th>
@@ -427,7 +427,7 @@ export function Sessions(_props: { id?: string }) {
       ) : (
         <>
           <div class="table-wrap">
-            <table>
+            <table class="account-table">
               <thead>
                 <tr>
                   <th scope="col">Device</th>
@@ -445,6 +445,12 @@ export function Sessions(_props: { id?: string }) {
                   <tr key={s.id} class={s.current ? 'current' : undefined}>
                     <th scope="row">
                       <span title={s.user_agent ?? undefined}>{deviceOf(s.user_agent)}</span>
+                      {s.current && (
+                        <>
+                          {' '}
+                          <span class="tag current-tag">This session</span>
+                        </>
+                      )}
                     </th>
                     <td>{s.last_ipaddr ?? <span class="muted">unknown</span>}</td>
                     <td>
@@ -457,9 +463,7 @@ export function Sessions(_props: { id?: string }) {
                       <Time value={s.expires} />
                     </td>
                     <td class="row-actions">
-                      {s.current ? (
-                        <span class="tag current-tag">This session</span>
-                      ) : (
+                      {!s.current && (
                         <ActionButton
                           danger
                           label={`End session: ${deviceOf(s.user_agent)}, ${s.last_ipaddr ?? 'unknown address'}`}
@@ -551,7 +555,7 @@ export function Settings(_props: { id?: string }) {
         <p class="muted">You have no settings.</p>
       ) : (
         <div class="table-wrap">
-          <table>
+          <table class="account-table">
             <thead>
               <tr>
                 <th scope="col">Key</th>
