@@ -61,6 +61,9 @@ export async function ok<T>(call: Promise<{ data?: T; error?: unknown; response:
     throw networkError();
   }
   const { data, error, response } = result;
+  // A success without a JSON body (202, 204): openapi-fetch leaves it unread, which Chromium
+  // reports as an aborted request. Read it, so the call ends cleanly.
+  if (response.ok && !response.bodyUsed && response.body) await response.arrayBuffer().catch(() => undefined);
   if (response.ok) return data as T;
   const body: ErrorBody = isErrorBody(error)
     ? error
