@@ -123,7 +123,7 @@ export function Field({ name, label, value, onValue, hint, type = 'text', ...res
   const { errors, busy } = useContext(FormContext);
   const id = `field-${name}`;
   const error = errors[name];
-  const described = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+  const described = describedBy(id, hint, error);
   return (
     <div class={`field${error ? ' invalid' : ''}`}>
       <label for={id}>{label}</label>
@@ -138,16 +138,7 @@ export function Field({ name, label, value, onValue, hint, type = 'text', ...res
         aria-describedby={described}
         onInput={(e) => onValue((e.target as HTMLInputElement).value)}
       />
-      {hint && (
-        <p class="hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-      {error && (
-        <p class="field-error" id={`${id}-error`}>
-          {error}
-        </p>
-      )}
+      <HintAndError id={id} hint={hint} error={error} />
     </div>
   );
 }
@@ -165,7 +156,7 @@ export function TextArea({ name, label, value, onValue, hint, rows = 8 }: TextAr
   const { errors, busy } = useContext(FormContext);
   const id = `field-${name}`;
   const error = errors[name];
-  const described = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+  const described = describedBy(id, hint, error);
   return (
     <div class={`field${error ? ' invalid' : ''}`}>
       <label for={id}>{label}</label>
@@ -180,16 +171,7 @@ export function TextArea({ name, label, value, onValue, hint, rows = 8 }: TextAr
         aria-describedby={described}
         onInput={(e) => onValue((e.target as HTMLTextAreaElement).value)}
       />
-      {hint && (
-        <p class="hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-      {error && (
-        <p class="field-error" id={`${id}-error`}>
-          {error}
-        </p>
-      )}
+      <HintAndError id={id} hint={hint} error={error} />
     </div>
   );
 }
@@ -200,10 +182,18 @@ export function Checkbox({ name, label, checked, onChecked, hint }: { name: stri
   const error = errors[name];
   return (
     <div class={`field checkbox${error ? ' invalid' : ''}`}>
-      <input id={id} name={name} type="checkbox" checked={checked} disabled={busy} aria-invalid={error ? 'true' : undefined} onChange={(e) => onChecked((e.target as HTMLInputElement).checked)} />
+      <input
+        id={id}
+        name={name}
+        type="checkbox"
+        checked={checked}
+        disabled={busy}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+        onChange={(e) => onChecked((e.target as HTMLInputElement).checked)}
+      />
       <label for={id}>{label}</label>
-      {hint && <p class="hint">{hint}</p>}
-      {error && <p class="field-error">{error}</p>}
+      <HintAndError id={id} hint={hint} error={error} />
     </div>
   );
 }
@@ -215,16 +205,50 @@ export function Select({ name, label, value, onValue, options, hint }: { name: s
   return (
     <div class={`field${error ? ' invalid' : ''}`}>
       <label for={id}>{label}</label>
-      <select id={id} name={name} value={value} disabled={busy} aria-invalid={error ? 'true' : undefined} onChange={(e) => onValue((e.target as HTMLSelectElement).value)}>
+      <select
+        id={id}
+        name={name}
+        value={value}
+        disabled={busy}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+        onChange={(e) => onValue((e.target as HTMLSelectElement).value)}
+      >
         {options.map(([v, text]) => (
           <option key={v} value={v}>
             {text}
           </option>
         ))}
       </select>
-      {hint && <p class="hint">{hint}</p>}
-      {error && <p class="field-error">{error}</p>}
+      <HintAndError id={id} hint={hint} error={error} />
     </div>
+  );
+}
+
+/** The message a refusal left for field `name` of the enclosing Form (for fields drawn by a page itself). */
+export function useFieldError(name: string): string | undefined {
+  return useContext(FormContext).errors[name];
+}
+
+function describedBy(id: string, hint: unknown, error: string | undefined): string | undefined {
+  return [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+}
+
+/** A field's hint and its error message, with the ids `aria-describedby` names. */
+export function HintAndError({ id, hint, error }: { id: string; hint?: ComponentChildren; error?: string }) {
+  return (
+    <>
+      {hint && (
+        <p class="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p class="field-error" id={`${id}-error`}>
+          {error}
+        </p>
+      )}
+    </>
   );
 }
 
