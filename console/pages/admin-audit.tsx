@@ -110,7 +110,7 @@ export function AdminAudit(_props: { id?: string }) {
         }}
       >
         <Field name="actor" label="Actor (email or id)" spellcheck={false} value={actor} onValue={setActor} hint="Who made the change." />
-        <Field name="target" label="Target (email, group name or id)" spellcheck={false} value={target} onValue={setTarget} hint="The user or group changed." />
+        <Field name="target" label="Target (email, group or id)" spellcheck={false} value={target} onValue={setTarget} hint="The user or group changed." />
         <Field name="since" label="Since" type="datetime-local" value={since} onValue={setSince} hint={`From this time on (${zone}).`} />
         <Field name="until" label="Until" type="datetime-local" value={until} onValue={setUntil} hint={`Before this time (${zone}).`} />
         <fieldset class="actions-filter">

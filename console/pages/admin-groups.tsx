@@ -1,6 +1,6 @@
 import './admin-groups.css';
 import type { ComponentChildren } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, ok, page, type Schemas } from '../api';
 import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad, usePager } from '../ui';
@@ -42,7 +42,7 @@ export function AdminGroups(_props: { id?: string }) {
         <p class="notice">There are no groups yet. Create the first one below.</p>
       ) : (
         <div class="table-wrap">
-          <table>
+          <table class="g-table">
             <caption class="visually-hidden">Groups, by name</caption>
             <thead>
               <tr>
@@ -239,7 +239,7 @@ function Members({ group, reload }: { group: Group; reload: () => Promise<void> 
         <p class="muted">No members yet.</p>
       ) : (
         <div class="table-wrap">
-          <table>
+          <table class="g-table">
             <caption class="visually-hidden">Members of {group.name}</caption>
             <thead>
               <tr>
@@ -317,7 +317,7 @@ function Grants({ group, reload }: { group: Group; reload: () => Promise<void> }
         highest grant wins.
       </p>
       <div class="table-wrap">
-        <table>
+        <table class="g-table">
           <caption class="visually-hidden">Grants on {group.name}</caption>
           <thead>
             <tr>
@@ -338,7 +338,7 @@ function Grants({ group, reload }: { group: Group; reload: () => Promise<void> }
                 <td>
                   <code>{g.permission}</code>
                 </td>
-                <td>{g.origin === 'owner' ? 'owner' : 'grant'}</td>
+                <td class="nowrap">{g.origin === 'owner' ? 'owner' : 'grant'}</td>
                 <td class="row-actions">
                   {g.origin === 'grant' && (
                     <ActionButton
@@ -504,6 +504,23 @@ async function explain(group: Group, who: string): Promise<Explained> {
 function Explainer({ group }: { group: Group }) {
   const [who, setWho] = useState('');
   const [result, setResult] = useState<Explained | null>(null);
+  // After a change to the group (a grant, a member), explain the same user again.
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    if (!result) return;
+    let live = true;
+    explain(group, result.user.id).then(
+      (r) => live && setResult(r),
+      () => live && setResult(null),
+    );
+    return () => {
+      live = false;
+    };
+  }, [group]);
   return (
     <section class="explainer" aria-labelledby="explainer-heading">
       <h2 id="explainer-heading">Who can do what here</h2>
@@ -561,7 +578,7 @@ function Explanation({ group, result }: { group: Group; result: Explained }) {
         </p>
       )}
       <div class="table-wrap">
-        <table>
+        <table class="g-table">
           <caption class="visually-hidden">Every route by which {user.name} gets something on {group.name}</caption>
           <thead>
             <tr>
@@ -577,7 +594,7 @@ function Explanation({ group, result }: { group: Group; result: Explained }) {
                 <td>
                   <code>{r.permission}</code>
                 </td>
-                <td>{r === winner ? <span class="tag tag-win">wins</span> : <span class="muted">does not win</span>}</td>
+                <td class="nowrap">{r === winner ? <span class="tag tag-win">wins</span> : <span class="muted">does not win</span>}</td>
               </tr>
             ))}
           </tbody>

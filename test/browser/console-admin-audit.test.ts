@@ -69,7 +69,7 @@ describe('the console: the audit log', () => {
 
     // What happened to bob (named by email): created, renamed, a failed sign-in.
     await page.getByLabel('user.updated').uncheck();
-    await page.getByLabel('Target (email, group name or id)').fill('bob@example.test');
+    await page.getByLabel('Target (email, group or id)').fill('bob@example.test');
     await page.getByRole('button', { name: 'Apply filters' }).click();
     const bobs = await http.get(`/audit?target=${bobId}`).set('Authorization', auth);
     expect(bobs.body.map((e: { action: string }) => e.action)).toEqual(['login.failed', 'user.updated', 'user.created']);
