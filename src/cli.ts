@@ -9,6 +9,8 @@ import type { User } from './domain/types';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/parse-command';
+import { runUserCli } from './cli/user/run-user-task';
+import type { TerminalIo } from './cli/user/terminal';
 
 /** What the operator's commands leave in the audit log: no actor, and this client. */
 const CLI: AuditContext = { ...SYSTEM, userAgent: 'accounts CLI' };
@@ -28,11 +30,8 @@ const OPERATOR: User = {
   deactivated: null,
 };
 
-export interface CliIo {
+export interface CliIo extends TerminalIo {
   env: NodeJS.ProcessEnv;
-  stdin: NodeJS.ReadableStream;
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
 }
 
 async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -44,12 +43,19 @@ async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
 }
 
 /**
- * Runs one command line; resolves to the exit status: 0 done, 1 refused or failed (one line on
- * stderr), 2 bad usage (one line, then the usage). The values are checked by the API's rules
- * before any database is opened; what only the database can tell (a taken name, a weak password,
- * an unknown user) the same services as the API's refuse.
+ * Runs one command line; resolves to the exit status. `accounts user <task>` is the user's client
+ * over HTTP (src/cli/user/). `accounts admin <command>`, or the command alone as before, is the
+ * operator's: 0 done, 1 refused or failed (one line on stderr), 2 bad usage (one line, then the
+ * usage). The values are checked by the API's rules before any database is opened; what only the
+ * database can tell (a taken name, a weak password, an unknown user) the same services as the
+ * API's refuse.
  */
 export async function runCli(argv: string[], io: CliIo = process): Promise<number> {
+  if (argv[0] === 'user') return runUserCli(argv.slice(1), io);
+  return runAdmin(argv[0] === 'admin' ? argv.slice(1) : argv, io);
+}
+
+async function runAdmin(argv: string[], io: CliIo): Promise<number> {
   try {
     const command = parseCommand(argv);
     if (command.kind === 'help') {

@@ -8,7 +8,13 @@ import { SCOPES, type Scope } from '../domain/types';
 
 export const USAGE = `Usage: accounts <command> [options]      (from a checkout: npx accounts ...)
 
-Commands:
+  accounts user <task> ...       your own account on a server, over its HTTP API: register, auth,
+                                 whoami, deauth, key generate|list|revoke, reset_password
+                                 (accounts user --help)
+  accounts admin <command> ...   the operator's commands below, on the server's database
+                                 directly (also without "admin", as before)
+
+Admin commands:
   create-user --email E --name N [--admin] [--password-stdin] [--send-mail]
       Create a user (must change their password at first login). Without a password the user
       sets one through a welcome link (--send-mail) or an admin reset.
