@@ -397,12 +397,12 @@ export function Page({ title, children, wide }: { title: string; children: Compo
   );
 }
 
-export function Time({ value, empty = 'never' }: { value?: string | null; empty?: string }) {
+export function Time({ value, empty = 'never', seconds }: { value?: string | null; empty?: string; seconds?: boolean }) {
   if (!value) return <span class="muted">{empty}</span>;
   const d = new Date(value);
   return (
     <time dateTime={value} title={d.toISOString()}>
-      {d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}
+      {d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: seconds ? 'medium' : 'short' })}
     </time>
   );
 }

@@ -160,7 +160,7 @@ function Entries({ filters }: { filters: Filters }) {
             <li key={e.id}>
               <p class="sentence">{sentence(e)}</p>
               <p class="meta">
-                <Time value={e.time} />
+                <Time value={e.time} seconds />
                 <span>
                   <code class="action-name">{e.action}</code>
                 </span>
