@@ -1,18 +1,566 @@
-import { Page } from '../ui';
+import './admin-users.css';
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, ok, page, type Schemas, type UserDetailed } from '../api';
+import { useSession } from '../session';
+import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager } from '../ui';
+
+/**
+ * The system administrators' user pages: the list (search as you type, filters, keyset paging,
+ * creating a user) and one user (facts, edit, password reset, sign-out everywhere, deactivate or
+ * reactivate, their API tokens). Only the public API routes of §2.3.
+ */
+
+const PAGE_SIZE = 50;
+type AdminFilter = 'any' | 'only' | 'none';
+type ConflictUser = Schemas['ConflictUser'];
+
+/**
+ * A `409 conflict` about a user has no `details`, but an admin is told who holds the name or the
+ * email (`user`): the API's message then goes under the field that clashes, so it lands where the
+ * person typed it.
+ */
+function placeConflict(e: unknown, entered: { name?: string; email?: string }): unknown {
+  if (!(e instanceof ApiError) || e.code !== 'conflict' || e.body.details?.length) return e;
+  const holder = e.body.user;
+  let field: 'name' | 'email' | undefined;
+  if (holder && entered.email !== undefined && holder.email.toLowerCase() === entered.email.toLowerCase()) field = 'email';
+  else if (holder && entered.name !== undefined && holder.name === entered.name) field = 'name';
+  if (!field) return e;
+  return new ApiError(e.status, { ...e.body, details: [{ path: `/body/${field}`, message: e.message }] }, e.response);
+}
+
+function userPath(id: string) {
+  return `/admin/users/${encodeURIComponent(id)}`;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The list                                                                                         */
+/* ------------------------------------------------------------------------------------------------ */
 
 export function AdminUsers(_props: { id?: string }) {
+  const [typed, setTyped] = useState('');
+  const [q, setQ] = useState('');
+  const [admins, setAdmins] = useState<AdminFilter>('any');
+  const [withDeactivated, setWithDeactivated] = useState(false);
+
+  // Search as one types: the query settles 250 ms after the last key.
+  useEffect(() => {
+    const timer = setTimeout(() => setQ(typed.trim()), 250);
+    return () => clearTimeout(timer);
+  }, [typed]);
+
+  const filters = JSON.stringify([q, admins, withDeactivated]);
+  const pager = usePager([filters]);
+  // usePager forgets its cursors in an effect, one render after the filters change: until then its
+  // cursor belongs to the old filters, and is not sent with the new ones.
+  const pagedFor = useRef(filters);
+  if (pager.pageNumber === 1) pagedFor.current = filters;
+  const cursor = pagedFor.current === filters ? pager.cursor : undefined;
+
+  const list = useLoad(
+    () =>
+      page(
+        api.GET('/user', {
+          params: {
+            query: {
+              limit: PAGE_SIZE,
+              ...(cursor ? { cursor } : {}),
+              ...(q ? { q } : {}),
+              ...(admins === 'any' ? {} : { is_admin: admins === 'only' ? '1' : '0' }),
+              ...(withDeactivated ? { include_deactivated: '1' } : {}),
+            },
+          },
+        }),
+      ),
+    [filters, cursor],
+  );
+
+  const filtered = q !== '' || admins !== 'any';
+
   return (
-    <Page title="AdminUsers">
-      <p>Not built yet.</p>
+    <Page title="Users" wide>
+      <CreateUser onCreated={() => void list.reload()} />
+
+      <h2 id="users-list">All users</h2>
+      <div class="filters users-filters" role="search" aria-label="Users">
+        <Field
+          name="q"
+          type="search"
+          label="Search users"
+          value={typed}
+          onValue={setTyped}
+          autoComplete="off"
+          spellcheck={false}
+          hint="The start of a name or an email address. Results update as you type."
+        />
+        <Select
+          name="admin_filter"
+          label="Administrators"
+          value={admins}
+          onValue={(v) => setAdmins(v as AdminFilter)}
+          options={[
+            ['any', 'Everyone'],
+            ['only', 'Only administrators'],
+            ['none', 'No administrators'],
+          ]}
+        />
+        <Checkbox name="include_deactivated" label="Include deactivated" checked={withDeactivated} onChecked={setWithDeactivated} />
+      </div>
+
+      <ErrorNote error={list.error} />
+      {list.data === undefined ? (
+        !list.error && <Placeholder rows={8} />
+      ) : (
+        <>
+          <div class="table-wrap users-table" aria-busy={list.loading}>
+            <table>
+              <caption class="users-sr-only">Users{q ? ` whose name or email starts with “${q}”` : ''}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Email</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Last sign-in</th>
+                  <th scope="col">Created</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.data.items.length === 0 && (
+                  <tr>
+                    <td colSpan={5} class="muted">
+                      {filtered || withDeactivated ? 'No user matches.' : 'No users yet.'}
+                    </td>
+                  </tr>
+                )}
+                {list.data.items.map((u) => (
+                  <tr key={u.id} class={u.deactivated ? 'users-deactivated' : undefined}>
+                    <td>
+                      <a href={userPath(u.id)}>{u.name}</a>
+                      {u.deactivated && (
+                        <>
+                          {' '}
+                          <span class="tag">Deactivated</span>
+                        </>
+                      )}
+                      {(u.first_name || u.last_name) && <div class="muted users-small">{[u.first_name, u.last_name].filter(Boolean).join(' ')}</div>}
+                    </td>
+                    <td>{u.email}</td>
+                    <td>{u.is_admin ? <span class="tag users-admin">Administrator</span> : <span class="muted">User</span>}</td>
+                    <td>
+                      <Time value={u.last_login} />
+                    </td>
+                    <td>
+                      <Time value={u.created} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {(list.data.next || pager.pageNumber > 1) && pager.controls(list.data.next, list.loading)}
+        </>
+      )}
     </Page>
   );
 }
 
-export function AdminUser(_props: { id?: string }) {
+function CreateUser({ onCreated }: { onCreated: () => void }) {
+  const empty = { name: '', email: '', is_admin: false, send_mail: true };
+  const [form, setForm] = useState(empty);
+  const [created, setCreated] = useState<{ id: string; name: string; email: string; mailed: boolean } | null>(null);
+  const [holder, setHolder] = useState<ConflictUser | null>(null);
+
   return (
-    <Page title="AdminUser">
-      <p>Not built yet.</p>
+    <details class="users-create">
+      <summary>Create user</summary>
+      <Form
+        submit="Create user"
+        busy="Creating…"
+        label="Create user"
+        onSubmit={async () => {
+          setCreated(null);
+          setHolder(null);
+          const body = { name: form.name.trim(), email: form.email.trim(), is_admin: form.is_admin };
+          try {
+            const user = await ok(api.POST('/user', { params: { query: { send_mail: form.send_mail ? '1' : '0' } }, body }));
+            setCreated({ ...user, mailed: form.send_mail });
+            setForm(empty);
+            onCreated();
+          } catch (e) {
+            if (e instanceof ApiError && e.code === 'conflict' && e.body.user) setHolder(e.body.user);
+            throw placeConflict(e, body);
+          }
+        }}
+      >
+        <p class="hint users-intro">
+          There is no password to choose here: the user sets their own with the link in the welcome mail (valid 7 days). Without the mail, they can
+          ask for a link on the “Forgot password” page.
+        </p>
+        <Field name="name" label="User name" required autoComplete="off" spellcheck={false} value={form.name} onValue={(name) => setForm({ ...form, name })} />
+        <Field name="email" label="Email" type="email" required autoComplete="off" value={form.email} onValue={(email) => setForm({ ...form, email })} />
+        <Checkbox
+          name="is_admin"
+          label="System administrator"
+          hint="May manage every user and group."
+          checked={form.is_admin}
+          onChecked={(is_admin) => setForm({ ...form, is_admin })}
+        />
+        <Checkbox
+          name="send_mail"
+          label="Send a welcome mail with a link to set a password"
+          checked={form.send_mail}
+          onChecked={(send_mail) => setForm({ ...form, send_mail })}
+        />
+      </Form>
+      <div role="status">
+        {created && (
+          <p class="notice">
+            Created <a href={userPath(created.id)}>{created.name}</a>.{' '}
+            {created.mailed ? `A welcome mail with a link to set a password went to ${created.email}.` : 'No mail was sent.'}
+          </p>
+        )}
+        {holder && (
+          <p class="muted">
+            The existing user: <a href={userPath(holder.id)}>{holder.name}</a> ({holder.email}).
+          </p>
+        )}
+      </div>
+    </details>
+  );
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* One user                                                                                         */
+/* ------------------------------------------------------------------------------------------------ */
+
+type Loaded = { active: UserDetailed } | { gone: ConflictUser };
+
+export function AdminUser({ id }: { id?: string }) {
+  const userId = id ?? '';
+  const loaded = useLoad<Loaded>(async () => {
+    try {
+      return { active: await ok(api.GET('/user/{user}', { params: { path: { user: userId } } })) };
+    } catch (e) {
+      // A deactivated user is answered 410, with what an admin may know of them.
+      if (e instanceof ApiError && e.code === 'user_deactivated' && e.body.user) return { gone: e.body.user };
+      throw e;
+    }
+  }, [userId]);
+
+  const back = (
+    <p class="users-back">
+      <a href="/admin/users">← All users</a>
+    </p>
+  );
+
+  if (loaded.data === undefined) {
+    return (
+      <Page title={loaded.error ? 'User not found' : 'User'} wide>
+        {back}
+        <ErrorNote error={loaded.error} />
+        {!loaded.error && <Placeholder rows={10} />}
+      </Page>
+    );
+  }
+  if ('gone' in loaded.data) return <DeactivatedUser user={loaded.data.gone} reload={loaded.reload} back={back} />;
+  return <ActiveUser key={loaded.data.active.id} user={loaded.data.active} reload={loaded.reload} back={back} error={loaded.error} />;
+}
+
+function DeactivatedUser({ user, reload, back }: { user: ConflictUser; reload: () => Promise<void>; back: ComponentChildren }) {
+  return (
+    <Page title={user.name} wide>
+      {back}
+      <p class="notice" role="status">
+        <strong>
+          Deactivated <Time value={user.deactivated} />.
+        </strong>{' '}
+        This user cannot sign in; their sessions, API tokens and group memberships were removed.
+      </p>
+      <dl class="facts">
+        <dt>Id</dt>
+        <dd class="mono">{user.id}</dd>
+        <dt>Name</dt>
+        <dd>{user.name}</dd>
+        <dt>Email</dt>
+        <dd>{user.email}</dd>
+        <dt>Created</dt>
+        <dd>
+          <Time value={user.created} />
+        </dd>
+      </dl>
+      <div class="users-actions">
+        <ActionButton
+          busy="Reactivating…"
+          confirm={`Reactivate ${user.name}? The account becomes active again with no password, no tokens and no groups: ${user.email} gets a mail with a link to set a password (valid 7 days).`}
+          confirmLabel="Reactivate and send the mail"
+          onClick={async () => {
+            await ok(api.POST('/user/{user}/reactivate', { params: { path: { user: user.id }, query: { send_mail: '1' } } }));
+            await reload();
+          }}
+        >
+          Reactivate
+        </ActionButton>
+      </div>
     </Page>
   );
 }
 
+function ActiveUser({
+  user,
+  reload,
+  back,
+  error,
+}: {
+  user: UserDetailed;
+  reload: () => Promise<void>;
+  back: ComponentChildren;
+  error?: ApiError;
+}) {
+  const { me, refresh } = useSession();
+  const self = me?.id === user.id;
+  const [done, setDone] = useState('');
+  const tokens = useLoad(() => ok(api.GET('/user/{user}/token', { params: { path: { user: user.id } } })), [user.id]);
+  const path = { user: user.id };
+
+  return (
+    <Page title={user.name} wide>
+      {back}
+      <ErrorNote error={error} />
+      {user.force_password_change && (
+        <p class="notice">{user.name} must set a new password before they can use the account (with a mailed link, or at their next sign-in).</p>
+      )}
+      <dl class="facts">
+        <dt>Id</dt>
+        <dd class="mono">{user.id}</dd>
+        <dt>Name</dt>
+        <dd>{user.name}</dd>
+        <dt>Email</dt>
+        <dd>{user.email}</dd>
+        {user.pending_email && (
+          <>
+            <dt>Pending email</dt>
+            <dd>{user.pending_email} (waiting for confirmation)</dd>
+          </>
+        )}
+        <dt>First name</dt>
+        <dd>{user.first_name ?? <span class="muted">not set</span>}</dd>
+        <dt>Last name</dt>
+        <dd>{user.last_name ?? <span class="muted">not set</span>}</dd>
+        <dt>Role</dt>
+        <dd>{user.is_admin ? 'System administrator' : 'User'}</dd>
+        <dt>Created</dt>
+        <dd>
+          <Time value={user.created} />
+        </dd>
+        <dt>Last sign-in</dt>
+        <dd>
+          <Time value={user.last_login} />
+        </dd>
+        <dt>Last seen</dt>
+        <dd>
+          <Time value={user.last_seen} />
+        </dd>
+        <dt>Must change password</dt>
+        <dd>{user.force_password_change ? 'Yes' : 'No'}</dd>
+        <dt>Groups</dt>
+        <dd>
+          {user.groups.length === 0 ? (
+            <span class="muted">none</span>
+          ) : (
+            <ul class="users-inline">
+              {user.groups.map((g) => (
+                <li key={g.id}>
+                  <a href={`/admin/groups/${encodeURIComponent(g.id)}`}>{g.name}</a> <span class="muted">({g.permission.replace('usergroup.', '')})</span>
+                </li>
+              ))}
+            </ul>
+          )}
+        </dd>
+      </dl>
+
+      <h2>Edit</h2>
+      <EditUser
+        user={user}
+        self={self}
+        onSaved={async () => {
+          await reload();
+          if (self) await refresh();
+        }}
+      />
+
+      <h2>Access</h2>
+      <div class="users-actions">
+        <ActionButton
+          busy="Resetting…"
+          confirm={`Reset ${user.name}'s password? Their current password stops working at once and their sessions end (API tokens keep working). ${user.email} gets a link to set a new password, valid for 1 hour.`}
+          confirmLabel="Reset and send the link"
+          onClick={async () => {
+            await ok(api.DELETE('/user/{user}/password', { params: { path, query: { send_mail: '1' } } }));
+            setDone(`Password reset. A link to set a new one went to ${user.email}.`);
+            await reload();
+          }}
+        >
+          Reset password
+        </ActionButton>
+        <ActionButton
+          busy="Signing out…"
+          confirm={`Sign ${user.name} out everywhere? Every session and every API token of theirs stops working at once, and ${user.email} gets a mail saying so. Their password stays as it is.`}
+          confirmLabel="Sign out and revoke tokens"
+          onClick={async () => {
+            await ok(api.POST('/user/{user}/revoke', { params: { path, query: { send_mail: '1' } } }));
+            setDone(`${user.name} is signed out everywhere and their API tokens are revoked.`);
+            await tokens.reload();
+          }}
+        >
+          Sign out everywhere / revoke tokens
+        </ActionButton>
+        <ActionButton
+          danger
+          busy="Deactivating…"
+          confirm={`Deactivate ${user.name}? They can no longer sign in, all their sessions and API tokens end, and they leave every group. The account stays and can be reactivated later.`}
+          confirmLabel="Deactivate"
+          onClick={async () => {
+            await ok(api.DELETE('/user/{user}', { params: { path } }));
+            await reload();
+          }}
+        >
+          Deactivate
+        </ActionButton>
+      </div>
+      <p role="status" class="ok users-done">
+        {done}
+      </p>
+
+      <h2 id="user-tokens">API tokens</h2>
+      <ErrorNote error={tokens.error} />
+      {tokens.data === undefined ? (
+        !tokens.error && <Placeholder rows={2} />
+      ) : tokens.data.length === 0 ? (
+        <p class="muted">No API tokens.</p>
+      ) : (
+        <div class="table-wrap users-table" aria-busy={tokens.loading}>
+          <table aria-labelledby="user-tokens">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Scopes</th>
+                <th scope="col">Created</th>
+                <th scope="col">Last used</th>
+                <th scope="col">Last IP</th>
+                <th scope="col">Expires</th>
+                <th scope="col">
+                  <span class="users-sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {tokens.data.map((t) => (
+                <tr key={t.name}>
+                  <td>{t.name}</td>
+                  <td>{t.scopes.join(', ')}</td>
+                  <td>
+                    <Time value={t.created} />
+                  </td>
+                  <td>
+                    <Time value={t.last_used} />
+                  </td>
+                  <td>{t.last_ipaddr ?? <span class="muted">none</span>}</td>
+                  <td>
+                    <Time value={t.expires} />
+                  </td>
+                  <td>
+                    <ActionButton
+                      danger
+                      label={`Delete token ${t.name}`}
+                      busy="Deleting…"
+                      confirm={`Delete ${user.name}'s API token “${t.name}”? Programs using it are refused from their next request.`}
+                      confirmLabel="Delete token"
+                      onClick={async () => {
+                        await ok(api.DELETE('/user/{user}/token/{name}', { params: { path: { user: user.id, name: t.name } } }));
+                        await tokens.reload();
+                      }}
+                    >
+                      Delete
+                    </ActionButton>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </Page>
+  );
+}
+
+type Editable = { name: string; email: string; first_name: string; last_name: string; is_admin: boolean };
+
+function formOf(user: UserDetailed): Editable {
+  return { name: user.name, email: user.email, first_name: user.first_name ?? '', last_name: user.last_name ?? '', is_admin: user.is_admin };
+}
+
+/** Only the fields that differ from `user` (only those are changed, and only those are mailed). */
+function changes(user: UserDetailed, form: Editable, self: boolean) {
+  const body: { name?: string; email?: string; first_name?: string | null; last_name?: string | null; is_admin?: boolean } = {};
+  if (form.name.trim() !== user.name) body.name = form.name.trim();
+  const email = form.email.trim().toLowerCase();
+  if (email !== user.email.toLowerCase() && !(self && email === user.pending_email?.toLowerCase())) body.email = form.email.trim();
+  for (const k of ['first_name', 'last_name'] as const) {
+    const v = form[k].trim() === '' ? null : form[k].trim();
+    if (v !== (user[k] ?? null)) body[k] = v;
+  }
+  if (form.is_admin !== user.is_admin) body.is_admin = form.is_admin;
+  return body;
+}
+
+function EditUser({ user, self, onSaved }: { user: UserDetailed; self: boolean; onSaved: () => Promise<void> }) {
+  const [form, setForm] = useState<Editable>(() => formOf(user));
+  const [sendMail, setSendMail] = useState(true);
+  const set =
+    <K extends keyof Editable>(k: K) =>
+    (v: Editable[K]) =>
+      setForm({ ...form, [k]: v });
+
+  return (
+    <Form
+      submit="Save changes"
+      busy="Saving…"
+      label={`Edit ${user.name}`}
+      onSubmit={async () => {
+        const body = changes(user, form, self);
+        if (Object.keys(body).length === 0) return 'Nothing changed.';
+        let updated: UserDetailed;
+        try {
+          updated = await ok(api.POST('/user/{user}', { params: { path: { user: user.id }, query: { send_mail: sendMail ? '1' : '0' } }, body }));
+        } catch (e) {
+          throw placeConflict(e, body);
+        }
+        setForm(formOf(updated));
+        await onSaved();
+        if (self && body.email) return `Saved. Your new address changes once you follow the link sent to ${body.email}.`;
+        return sendMail ? 'Saved. The user was mailed about the change.' : 'Saved.';
+      }}
+    >
+      <Field name="name" label="User name" required autoComplete="off" spellcheck={false} value={form.name} onValue={set('name')} />
+      <Field
+        name="email"
+        label="Email"
+        type="email"
+        required
+        autoComplete="off"
+        value={form.email}
+        onValue={set('email')}
+        hint={
+          self
+            ? 'Your own address changes once you follow the link sent to the new one.'
+            : 'Changes at once; the old and the new address are both told when the mail below is on.'
+        }
+      />
+      <Field name="first_name" label="First name" autoComplete="off" value={form.first_name} onValue={set('first_name')} />
+      <Field name="last_name" label="Last name" autoComplete="off" value={form.last_name} onValue={set('last_name')} />
+      <Checkbox name="is_admin" label="System administrator" checked={form.is_admin} onChecked={set('is_admin')} hint="May manage every user and group." />
+      <Checkbox name="send_mail" label="Email the user about the change" checked={sendMail} onChecked={setSendMail} />
+    </Form>
+  );
+}
