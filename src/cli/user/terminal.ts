@@ -67,10 +67,11 @@ export class Terminal {
   /** One line typed on the terminal, echoed or not, read in raw mode (so Ctrl-C is ours: exit 130). */
   private readLine(prompt: string, hidden: boolean): Promise<string> {
     const { stdin, stderr } = this.io;
-    stderr.write(prompt);
+    // Raw mode before the prompt: what is typed once the prompt shows is never echoed by the terminal.
     stdin.setRawMode!(true);
     stdin.setEncoding('utf8');
     stdin.resume();
+    stderr.write(prompt);
     return new Promise((resolve, reject) => {
       let value = '';
       const done = (end: () => void) => {
