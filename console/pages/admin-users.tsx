@@ -92,7 +92,7 @@ export function AdminUsers(_props: { id?: string }) {
           onValue={setTyped}
           autoComplete="off"
           spellcheck={false}
-          hint="The start of a name or an email address. Results update as you type."
+          placeholder="Start of a name or an email"
         />
         <Select
           name="admin_filter"
@@ -145,7 +145,7 @@ export function AdminUsers(_props: { id?: string }) {
                       )}
                       {(u.first_name || u.last_name) && <div class="muted users-small">{[u.first_name, u.last_name].filter(Boolean).join(' ')}</div>}
                     </td>
-                    <td>{u.email}</td>
+                    <td class="users-nowrap">{u.email}</td>
                     <td>{u.is_admin ? <span class="tag users-admin">Administrator</span> : <span class="muted">User</span>}</td>
                     <td>
                       <Time value={u.last_login} />
