@@ -94,7 +94,7 @@ describe('on a terminal', () => {
 describe('the spinner', () => {
   /** A server that answers GET /user/me after `delayMs`. */
   async function slowServer(delayMs: number): Promise<{ url: string; close: () => Promise<void> }> {
-    const server = http.createServer((req, res) => {
+    const server = http.createServer((_req, res) => {
       setTimeout(() => {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ id: '00000000-0000-4000-8000-000000000000', name: 'slow', email: 'slow@example.test', is_admin: false }));
