@@ -432,21 +432,26 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
   );
 }
 
-/** Keyset paging: "Previous" goes back through the cursors seen, "Next" follows the Link header's. */
+/**
+ * Keyset paging: "Previous" goes back through the cursors seen, "Next" follows the Link header's.
+ * When `deps` (the filters) change, paging starts again at the first page in that same render, so
+ * a cursor of the old filters is never sent with the new ones.
+ */
 export function usePager(deps: unknown[]) {
-  const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
-  useEffect(() => setCursors([undefined]), deps);
-  const cursor = cursors[cursors.length - 1];
+  const key = JSON.stringify(deps);
+  const [state, setState] = useState<{ key: string; cursors: Array<string | undefined> }>({ key, cursors: [undefined] });
+  const cursors = state.key === key ? state.cursors : [undefined];
+  const go = (next: Array<string | undefined>) => setState({ key, cursors: next });
   return {
-    cursor,
+    cursor: cursors[cursors.length - 1],
     pageNumber: cursors.length,
     controls: (next: string | undefined, loading: boolean) => (
       <nav class="pager" aria-label="Pages">
-        <button type="button" disabled={cursors.length === 1 || loading} onClick={() => setCursors(cursors.slice(0, -1))}>
+        <button type="button" disabled={cursors.length === 1 || loading} onClick={() => go(cursors.slice(0, -1))}>
           Previous
         </button>
         <span class="muted">Page {cursors.length}</span>
-        <button type="button" disabled={!next || loading} onClick={() => setCursors([...cursors, next])}>
+        <button type="button" disabled={!next || loading} onClick={() => go([...cursors, next])}>
           Next
         </button>
       </nav>

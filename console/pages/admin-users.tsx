@@ -1,6 +1,6 @@
 import './admin-users.css';
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, ok, page, type Schemas, type UserDetailed } from '../api';
 import { useSession } from '../session';
 import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager } from '../ui';
@@ -52,11 +52,7 @@ export function AdminUsers(_props: { id?: string }) {
 
   const filters = JSON.stringify([q, admins, withDeactivated]);
   const pager = usePager([filters]);
-  // usePager forgets its cursors in an effect, one render after the filters change: until then its
-  // cursor belongs to the old filters, and is not sent with the new ones.
-  const pagedFor = useRef(filters);
-  if (pager.pageNumber === 1) pagedFor.current = filters;
-  const cursor = pagedFor.current === filters ? pager.cursor : undefined;
+  const cursor = pager.cursor;
 
   const list = useLoad(
     () =>
