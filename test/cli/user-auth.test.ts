@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { openKey, type KeyEntry } from '../../src/cli/user/key-store';
-import { STACK, userCliFixture } from './user-fixture';
+import { STACK, userCliFixture } from '../helpers/user-cli';
 
 /**
  * `accounts user auth`, `whoami` and `deauth` without a terminal: answers on standard input, one

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { userCliFixture } from './user-fixture';
+import { userCliFixture } from '../helpers/user-cli';
 
 /** `accounts user key generate|list|revoke` without a terminal, against a real server (see userCliFixture). */
 const cli = userCliFixture('accounts-user-keys-');

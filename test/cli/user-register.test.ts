@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { KeyEntry } from '../../src/cli/user/key-store';
-import { userCliFixture } from './user-fixture';
+import { userCliFixture } from '../helpers/user-cli';
 
 /** `accounts user register` and `reset_password account|local` without a terminal (see userCliFixture). */
 const cli = userCliFixture('accounts-user-register-');

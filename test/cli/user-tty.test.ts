@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KeyEntry } from '../../src/cli/user/key-store';
-import { STACK, userCliFixture } from './user-fixture';
+import { STACK, userCliFixture } from '../helpers/user-cli';
 
 /**
  * The tasks on a terminal: run in a pseudo-terminal (`script`), they ask what they need, hide

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { MailCatcher } from '../helpers/mail-catcher';
-import { startServer, type StartedServer } from '../helpers/server-process';
+import { MailCatcher } from './mail-catcher';
+import { startServer, type StartedServer } from './server-process';
 
 const root = path.resolve(__dirname, '../..');
 
