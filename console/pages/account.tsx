@@ -189,7 +189,7 @@ export function Tokens(_props: { id?: string }) {
         <p class="muted">You have no API tokens.</p>
       ) : (
         <>
-          <div class="table-wrap">
+          <div class="table-wrap" role="region" aria-label="Your API tokens" tabIndex={0}>
             <table class="account-table">
               <thead>
                 <tr>
@@ -426,7 +426,7 @@ export function Sessions(_props: { id?: string }) {
         !list.error && <Placeholder rows={3} />
       ) : (
         <>
-          <div class="table-wrap">
+          <div class="table-wrap" role="region" aria-label="Your sessions" tabIndex={0}>
             <table class="account-table">
               <thead>
                 <tr>
@@ -554,7 +554,7 @@ export function Settings(_props: { id?: string }) {
       ) : keys.length === 0 ? (
         <p class="muted">You have no settings.</p>
       ) : (
-        <div class="table-wrap">
+        <div class="table-wrap" role="region" aria-label="Your settings" tabIndex={0}>
           <table class="account-table">
             <thead>
               <tr>

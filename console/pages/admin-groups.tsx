@@ -41,7 +41,7 @@ export function AdminGroups(_props: { id?: string }) {
       ) : data.items.length === 0 && pager.pageNumber === 1 ? (
         <p class="notice">There are no groups yet. Create the first one below.</p>
       ) : (
-        <div class="table-wrap">
+        <div class="table-wrap" role="region" aria-label="Groups" tabIndex={0}>
           <table class="g-table">
             <caption class="visually-hidden">Groups, by name</caption>
             <thead>
@@ -238,7 +238,7 @@ function Members({ group, reload }: { group: Group; reload: () => Promise<void> 
       {group.members.length === 0 ? (
         <p class="muted">No members yet.</p>
       ) : (
-        <div class="table-wrap">
+        <div class="table-wrap" role="region" aria-label="Members" tabIndex={0}>
           <table class="g-table">
             <caption class="visually-hidden">Members of {group.name}</caption>
             <thead>
@@ -316,7 +316,7 @@ function Grants({ group, reload }: { group: Group; reload: () => Promise<void> }
         Who holds what on {group.name}. A grant to a group is held by each of its members (one level deep); membership alone gives usergroup.read; the
         highest grant wins.
       </p>
-      <div class="table-wrap">
+      <div class="table-wrap" role="region" aria-label="Grants" tabIndex={0}>
         <table class="g-table">
           <caption class="visually-hidden">Grants on {group.name}</caption>
           <thead>
@@ -577,7 +577,7 @@ function Explanation({ group, result }: { group: Group; result: Explained }) {
           {others.every((o) => rank(o.permission) < rank(winner.permission)) ? 'each gives less.' : 'none gives more (on a tie the first route listed counts).'}
         </p>
       )}
-      <div class="table-wrap">
+      <div class="table-wrap" role="region" aria-label="Every route to this group" tabIndex={0}>
         <table class="g-table">
           <caption class="visually-hidden">Every route by which {user.name} gets something on {group.name}</caption>
           <thead>

@@ -109,7 +109,7 @@ export function AdminUsers(_props: { id?: string }) {
         !list.error && <Placeholder rows={8} />
       ) : (
         <>
-          <div class="table-wrap users-table" aria-busy={list.loading}>
+          <div class="table-wrap users-table" role="region" aria-label="Users" tabIndex={0} aria-busy={list.loading}>
             <table>
               <caption class="users-sr-only">Users{q ? ` whose name or email starts with “${q}”` : ''}</caption>
               <thead>
@@ -435,7 +435,7 @@ function ActiveUser({
       ) : tokens.data.length === 0 ? (
         <p class="muted">No API tokens.</p>
       ) : (
-        <div class="table-wrap users-table" aria-busy={tokens.loading}>
+        <div class="table-wrap users-table" role="region" aria-label="Their API tokens" tabIndex={0} aria-busy={tokens.loading}>
           <table aria-labelledby="user-tokens">
             <thead>
               <tr>

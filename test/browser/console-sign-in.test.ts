@@ -91,6 +91,20 @@ describe('the console: signing in and out', () => {
     expectNoTrouble(tab.trouble);
   });
 
+  it('(the harness) sees a layout shift: content pushed down after the page settled fails check()', async () => {
+    const tab = await run.open();
+    await tab.page.goto('/sign-in');
+    await tab.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await tab.page.evaluate(`new Promise((r) => setTimeout(() => {
+      const late = document.createElement('div');
+      late.style.height = '300px';
+      document.getElementById('app').prepend(late);
+      requestAnimationFrame(() => requestAnimationFrame(r));
+    }, 100))`);
+    await expect(run.check(tab, 'layout-shift-probe')).rejects.toThrow(/layoutShift/);
+    expectNoTrouble(tab.trouble);
+  });
+
   it('answers an unknown console path with a page that says so', async () => {
     const tab = await run.open();
     await tab.page.goto('/account/nothing-here');

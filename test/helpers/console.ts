@@ -27,14 +27,20 @@ export interface ConsoleRun {
   t: TestApp;
   browser: Browser;
   origin: string;
-  /** A new browser context (its own cookies) and page, watched for trouble from the start. */
+  /**
+   * A new browser context (its own cookies) and page, watched for trouble from the start. (In
+   * `page.waitForFunction` and `evaluate`, a string is evaluated by the page and the strict CSP
+   * refuses it for waitForFunction: pass a function there.)
+   */
   open(options?: { width?: number }): Promise<ConsoleTab>;
   /** Signs in through the sign-in page; resolves once the account page shows. */
   signIn(tab: ConsoleTab, user: Pick<TestUser, 'email' | 'password'>): Promise<void>;
   /**
-   * What a reviewer looks at on the page now showing: axe finds no serious or critical violation
-   * at either width, nothing is wider than the window, and a full-page screenshot of each width is
-   * written to SCREENSHOTS/<name>-<width>.png. The page is left at 1440 px.
+   * What a reviewer looks at on the page now showing: nothing moved when its data arrived (the
+   * page's cumulative layout shift since it was opened or last checked is under 0.1, the "good"
+   * bound of Chrome's Web Vitals), axe finds no serious or critical violation at either width,
+   * nothing is wider than the window, and a full-page screenshot of each width is written to
+   * SCREENSHOTS/<name>-<width>.png. The page is left at 1440 px.
    */
   check(tab: ConsoleTab, name: string): Promise<void>;
   /** A mailed link (to APP_URL) as a path on this app, e.g. `/reset-password?token=...`. */
@@ -63,6 +69,15 @@ export async function startConsole(options: TestAppOptions = {}): Promise<Consol
       const context = await browser.newContext({ viewport: { width, height: 900 }, baseURL: t.baseUrl, reducedMotion: 'reduce' });
       await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
       contexts.push(context);
+      // Layout shifts, as Chromium reports them (not those right after the person's input), added
+      // up from the start of each page view; check() reads and resets the sum. An init script runs
+      // outside the page's CSP.
+      await context.addInitScript(`(() => {
+        window.__layoutShift = 0;
+        new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) if (!e.hadRecentInput) window.__layoutShift += e.value;
+        }).observe({ type: 'layout-shift', buffered: true });
+      })()`);
       const page = await context.newPage();
       const trouble = await watch(page, origin);
       return { page, context, trouble };
@@ -75,6 +90,8 @@ export async function startConsole(options: TestAppOptions = {}): Promise<Consol
       await page.waitForURL((u) => u.pathname.startsWith('/account'));
     },
     async check({ page }, name) {
+      const shift = await page.evaluate<number>('(() => { const s = window.__layoutShift ?? 0; window.__layoutShift = 0; return Math.round(s * 1000) / 1000; })()');
+      expect({ page: name, layoutShift: shift < 0.1 ? 'under 0.1' : shift }).toEqual({ page: name, layoutShift: 'under 0.1' });
       for (const width of WIDTHS) {
         await page.setViewportSize({ width, height: 900 });
         await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
@@ -87,6 +104,8 @@ export async function startConsole(options: TestAppOptions = {}): Promise<Consol
         expect({ page: name, width, overflow: overflow > 0 ? overflow : 0 }).toEqual({ page: name, width, overflow: 0 });
         await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${width}.png`), fullPage: true });
       }
+      // What the changes of width moved is not the page's doing.
+      await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => { window.__layoutShift = 0; r(); })))');
     },
     linkIn(text, pathname) {
       const match = new RegExp(`https?://\\S+${pathname.replace(/[/-]/g, '\\$&')}\\?token=[A-Za-z0-9_\\-.~%]+`).exec(text);
