@@ -34,7 +34,8 @@ describe('logging', () => {
       // A mailed link followed to the API, a secret in a query a route does not take: never in the log.
       out.lines.length = 0;
       const secret = 'cZd8Qx7-secret_value';
-      await t.http().get(`/reset-password?token=${secret}&x=1`).expect(404);
+      // (The console's page when it is built, the API's 404 when not: the log line is the point.)
+      expect([200, 404]).toContain((await t.http().get(`/reset-password?token=${secret}&x=1`)).status);
       await t.http().get(`/user?limit=2&api%5Fkey=${secret}&q=ad`).set('Authorization', `Bearer ${a.jwt}`).expect(400);
       await t.http().get('/user?limit=2&q=ad').set('Authorization', `Bearer ${a.jwt}`).expect(200);
       expect(out.lines.map((l) => (l.req as { url: string }).url)).toEqual([
