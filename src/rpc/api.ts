@@ -7,8 +7,9 @@ import { RPC_METHODS, type RpcServices } from './methods';
 
 /**
  * The JSON-RPC API behind `POST /_admin/api`: each method's policy (openapi.yaml's
- * `x-rpc-methods` on that operation) is checked by the same `authorize` as REST's, before the
- * arguments are read and the method runs. Building it fails, naming them, if a method has no
+ * `x-rpc-methods` on that operation) is checked by the same `authorize` as REST's, after the
+ * arguments' types (a static check of the request, which tells nothing about anyone) and before
+ * any lookup and the method run. Building it fails, naming them, if a method has no
  * policy or a policy no method.
  */
 export class RpcApi {
@@ -38,18 +39,20 @@ export class RpcApi {
 
   /**
    * Runs a method for an authenticated caller. Expected failures are RpcErrors in RhodeCode's
-   * words; anything else (an outage, a bug) propagates.
+   * words; anything else (an outage, a bug) propagates. The arguments' types are checked first,
+   * before the policy and any lookup: nothing reads an argument the method's schema has not
+   * accepted (an object is not a string: `String({"toString": 1})` throws).
    */
   async call(caller: Caller, method: string, raw: Record<string, unknown>, meta: RequestMeta): Promise<unknown> {
     const m = RPC_METHODS[method];
+    const args = parseArgs(m.args, raw);
     // A self_or_admin method names its user in `userid` (RhodeCode's get_user); user names count.
-    const named = raw.userid === undefined || raw.userid === null ? undefined : String(raw.userid);
+    const named = typeof args.userid === 'string' ? args.userid : undefined;
     try {
       authorize(caller, this.policies[method], named, true);
     } catch (err) {
       throw toRpcError(err);
     }
-    const args = parseArgs(m.args, raw);
     try {
       const audit = { actor: { id: caller.user.id, name: caller.user.name }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
       return await m.run({ ...this.services, actor: caller.user, audit }, args);

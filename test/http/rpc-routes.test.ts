@@ -1,6 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as fc from 'fast-check';
 import { ACCESS_DENIED } from '../../src/rpc/errors';
+import { RPC_METHODS } from '../../src/rpc/methods';
 import { countRows, createTestApp, rawRequest, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 // RhodeCode's JSON-RPC at POST /_admin/api, checked against the REST view of the same data.
@@ -629,5 +631,75 @@ describe('user group methods', () => {
     expect(results.filter((r) => !r.success)).toHaveLength(9);
     expect(results.filter((r) => !r.success).every((r) => r.msg === 'User is already in that group')).toBe(true);
     expect((await restMembers(g.users_group_id)).map((m) => m.id)).toEqual([u.user.id]);
+  });
+});
+
+describe('argument types', () => {
+  // Every argument of every method, read from the methods' own schemas (a method without
+  // arguments gets an unknown one, which it must ignore).
+  const slots = Object.entries(RPC_METHODS).flatMap(([method, m]) => {
+    const names = Object.keys(m.args.shape);
+    return (names.length ? names : ['userid']).map((arg) => ({ method, arg }));
+  });
+  // Values that break code which takes an argument for a string without looking (String(x) throws
+  // on the first; the others are objects with the names of Object.prototype's members).
+  const HOSTILE = ['{"toString": 1}', '{"valueOf": {}, "toString": {}}', '{"__proto__": {"toString": 1}}', '[{"toString": 1}]', '{"constructor": {"prototype": null}}', '1e400'];
+  /** A JSON text: the values above, or any JSON value (strings with NUL and lone surrogates too). */
+  const anyJson = fc.oneof(fc.constantFrom(...HOSTILE), fc.jsonValue({ maxDepth: 3, stringUnit: 'binary' }).map((v) => JSON.stringify(v)));
+
+  it('answers any JSON value in any argument of any method with an error envelope or a result, never an internal error or an error log line', async () => {
+    const target = await t.factory.user();
+    const plain = await userWithToken();
+    const group = await createGroup();
+    const source = await createGroup();
+    // The plain caller may do everything on the group, so that calls get past the permission checks.
+    await ok(adminToken, 'grant_user_permission_to_user_group', { usergroupid: group.users_group_id, userid: plain.user.id, perm: 'usergroup.admin' });
+    const plausible: Record<string, () => string> = {
+      userid: () => target.user.id,
+      owner: () => target.user.id,
+      usergroupid: () => group.users_group_id,
+      sourceusergroupid: () => source.users_group_id,
+      perm: () => 'usergroup.read',
+      username: () => unique('argtype'),
+      group_name: () => unique('argtype'),
+      email: () => `${unique('argtype')}@example.test`,
+    };
+    const required = (method: string, arg: string) => !RPC_METHODS[method].args.shape[arg]?.safeParse(undefined).success;
+    const callers = { admin: adminToken, plain: plain.token };
+
+    for (const { method, arg } of slots) {
+      // The method's other required arguments, plausible; the one under test, the value.
+      const others = Object.keys(RPC_METHODS[method].args.shape).filter((a) => a !== arg && required(method, a));
+      await fc.assert(
+        fc.asyncProperty(anyJson, fc.constantFrom<keyof typeof callers>('admin', 'plain'), async (value, who) => {
+          const args = [...others.map((a) => `${JSON.stringify(a)}: ${JSON.stringify(plausible[a]?.() ?? 'x')}`), `${JSON.stringify(arg)}: ${value}`];
+          const body = `{"id": 1, "auth_token": ${JSON.stringify(callers[who])}, "method": ${JSON.stringify(method)}, "args": {${args.join(', ')}}}`;
+          const logged = logLines.length;
+          const res = await t.http().post('/_admin/api').set('Content-Type', 'application/json').send(body);
+          const what = `${method} ${arg} = ${value} (${who})`;
+          expect([what, res.status]).toEqual([what, 200]);
+          expect([what, Object.keys(res.body).sort()]).toEqual([what, ['error', 'id', 'result']]);
+          expect([what, res.body.error]).not.toEqual([what, 'Internal server error']);
+          expect([what, logLines.slice(logged)]).toEqual([what, []]);
+        }),
+        { numRuns: 8, seed: 20261122, examples: HOSTILE.flatMap((v) => [[v, 'admin'] as [string, 'admin'], [v, 'plain'] as [string, 'plain']]) },
+      );
+    }
+  });
+
+  it('answers an object where a string is expected with a clear message before anything else, and changes nothing', async () => {
+    const plain = await userWithToken();
+    const before = await countRows(t.knex, 'audit_log');
+    const send = (token: string, method: string, args: string) =>
+      t.http().post('/_admin/api').set('Content-Type', 'application/json').send(`{"id": 5, "auth_token": "${token}", "method": "${method}", "args": ${args}}`);
+    // The issue's call: get_user names its user in `userid`, read before the policy is checked.
+    for (const token of [adminToken, plain.token]) {
+      const res = await send(token, 'get_user', '{"userid": {"toString": 1}}');
+      expect([res.status, res.body]).toEqual([200, { id: 5, result: null, error: 'invalid value for `userid`: must be an id or a name' }]);
+    }
+    // An admin-only method called by a non-admin with a wrong type: the type first, as for anyone.
+    const refused = await send(plain.token, 'delete_user', '{"userid": {"toString": 1}}');
+    expect(refused.body).toEqual({ id: 5, result: null, error: 'invalid value for `userid`: must be an id or a name' });
+    expect(await countRows(t.knex, 'audit_log')).toBe(before);
   });
 });
