@@ -117,6 +117,16 @@ export class GroupPermissionError extends ForbiddenError {
   }
 }
 
+/**
+ * Adding a member to a group would confer (through the grants the group holds on other groups)
+ * more than the caller holds there. Names no other group: the caller may not be able to read it.
+ */
+export class GroupGrantEscalationError extends ForbiddenError {
+  constructor() {
+    super('membership of this user group carries permissions on other user groups that you do not hold yourself');
+  }
+}
+
 export class NotFoundError extends AppError {
   constructor(message = 'Not Found') {
     super('not_found', message);

@@ -1,4 +1,4 @@
-import { GroupNotFoundError, GroupPermissionError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
+import { GroupGrantEscalationError, GroupNotFoundError, GroupPermissionError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
 import { rank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
 import { isUuid, parseUserRef } from '../domain/identifiers';
 import { isName, NAME_MAX } from '../domain/rules';
@@ -168,11 +168,20 @@ export class GroupService {
     return pageOf(await this.stores.groups.members(group.id, page.limit + 1, after), page.limit);
   }
 
-  /** Whether the user was added (false: already a member). */
+  /**
+   * Whether the user was added (false: already a member). Needs write on the group and (§2.5),
+   * since membership confers the grants the group holds on other groups, at least each of those
+   * permissions there (system admins always may): checked in the adding transaction, with the
+   * group's membership locked against a grant to the group being made meanwhile.
+   */
   async addMember(actor: User, raw: string, userRaw: string, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<{ added: boolean; group: UserGroup; user: User }> {
     const group = await this.access(actor, raw, 'usergroup.write');
     const user = await this.user(actor, userRaw, naming, group);
     const added = await this.transact(async (s) => {
+      if (!actor.isAdmin) {
+        if (!(await s.groups.lockMembership(group.id))) throw new GroupNotFoundError(); // deleted meanwhile
+        if ((await s.groups.confersBeyond(group.id, actor.id)).length > 0) throw new GroupGrantEscalationError();
+      }
       const done = await s.groups.addMember(group.id, user.id);
       if (done) s.audit.add(ctx, { action: 'group.member_added', target: groupTarget(group), summary: { user: { id: user.id, name: user.name } } });
       return done;

@@ -76,12 +76,25 @@ export interface GroupStore {
   grants(groupId: string): Promise<GroupGrant[]>;
   setUserGrant(groupId: string, userId: string, permission: GroupPermission): Promise<void>;
   deleteUserGrant(groupId: string, userId: string): Promise<boolean>;
+  /** Locks the granted group's membership first (see lockMembership), so an add under way there is checked against this grant. */
   setGroupGrant(groupId: string, sourceId: string, permission: GroupPermission): Promise<void>;
   deleteGroupGrant(groupId: string, sourceId: string): Promise<boolean>;
   /** The user's winning permission on the group and where it comes from: one query. */
   effective(groupId: string, userId: string): Promise<Effective>;
   /** The groups the user is a member of, with the user's effective permission on each: one query. */
   membershipsOf(userId: string): Promise<Membership[]>;
+  /**
+   * Holds the group's membership still for the transaction against a grant being given to the
+   * group meanwhile (setGroupGrant takes the other side of this lock): whichever comes second
+   * sees what the first did. False when the group is gone.
+   */
+  lockMembership(groupId: string): Promise<boolean>;
+  /**
+   * The grants the group holds on other groups (active or not: it may be made active again)
+   * that are above what the user holds on those groups now: what membership would confer beyond
+   * the user's own permissions. One query.
+   */
+  confersBeyond(groupId: string, userId: string): Promise<{ id: string; name: string; permission: GroupPermission }[]>;
   /** A deactivated user leaves every group and loses every grant. */
   removeUserEverywhere(userId: string): Promise<void>;
   /** An active user the group shows its readers (owner, member or grantee), by email or name: one query either way. */
@@ -243,6 +256,8 @@ export class KnexGroupStore implements GroupStore {
   }
 
   async setGroupGrant(groupId: string, sourceId: string, permission: GroupPermission): Promise<void> {
+    // Conflicts with lockMembership's share lock (and not with the foreign keys' key-share locks).
+    await this.db('user_groups').select('id').where('id', sourceId).forNoKeyUpdate();
     await orGone(this.db.raw(
       `insert into user_group_grants (group_id, grantee_group_id, permission) values (?, ?, ?)
        on conflict (group_id, grantee_group_id) where grantee_group_id is not null do update set permission = excluded.permission`,
@@ -279,6 +294,26 @@ export class KnexGroupStore implements GroupStore {
       { u: userId },
     );
     return rows.map((r) => ({ id: r.id, name: r.name, permission: permissionOfRank(Number(r.rank)) }));
+  }
+
+  async lockMembership(groupId: string): Promise<boolean> {
+    return (await this.db('user_groups').select('id').where('id', groupId).forShare()).length > 0;
+  }
+
+  async confersBeyond(groupId: string, userId: string): Promise<{ id: string; name: string; permission: GroupPermission }[]> {
+    const { rows } = await this.db.raw<{ rows: { id: string; name: string; permission: string }[] }>(
+      `select h.id, h.name, gr.permission
+         from user_group_grants gr
+         join user_groups h on h.id = gr.group_id
+         cross join lateral (
+           select coalesce(max(rank), 0) as rank from (${SOURCES_SQL.replace(/:g/g, 'h.id')}) sources
+         ) held
+        where gr.grantee_group_id = :g
+          and ${RANK_SQL.replace('permission', 'gr.permission')} > held.rank
+        order by h.name collate "C", h.id`,
+      { g: groupId, u: userId },
+    );
+    return rows.map((r) => ({ id: r.id, name: r.name, permission: `usergroup.${r.permission}` as GroupPermission }));
   }
 
   async findShownUser(groupId: string, ref: { email: string } | { name: string }): Promise<User | undefined> {

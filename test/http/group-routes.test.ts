@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { captureQueries, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { onPostgres } from '../helpers/test-database';
 
 let t: TestApp;
 let admin: TestUser & { jwt: string };
@@ -224,6 +225,112 @@ describe('members', () => {
     expect((await t.http().put(`/user_group/${g.id}/member/not-an-id`).set(bearer(admin.jwt))).status).toBe(400);
   });
 });
+
+describe('no escalation through group grants (§2.5)', () => {
+  /** G holds `permission` on H; the caller holds only write on G. */
+  async function setUp(permission = 'usergroup.admin', options: { active?: boolean } = {}) {
+    const g = await createGroup(options.active === undefined ? {} : { active: options.active });
+    const h = await createGroup();
+    await grantGroup(h.id, g.id, permission);
+    const writer = await t.factory.loggedIn();
+    await grantUser(g.id, writer.email, 'usergroup.write');
+    return { g, h, writer };
+  }
+  const membersOf = async (groupId: string) => (await t.knex('user_group_members').where({ group_id: groupId })).map((m: { user_id: string }) => m.user_id);
+  const added = async (groupId: string) => t.knex('audit_log').where({ action: 'group.member_added', target_id: groupId });
+
+  it('refuses a writer of G adding himself when G holds admin on H: 403, nothing changes, H stays out of his reach', async () => {
+    const { g, h, writer } = await setUp();
+    const res = await t.http().put(`/user_group/${g.id}/member/${writer.user.id}`).set(bearer(writer.jwt));
+    expect([res.status, res.body.code]).toEqual([403, 'forbidden']);
+    expect(res.body.error).not.toContain(h.name); // a group he may not read is not named
+    expect(await membersOf(g.id)).toEqual([]);
+    expect(await added(g.id)).toHaveLength(0);
+    expect((await t.http().get(`/user_group/${h.id}`).set(bearer(writer.jwt))).status).toBe(404);
+    expect((await t.http().post(`/user_group/${h.id}`).set(bearer(writer.jwt)).send({ description: 'mine now' })).status).toBe(404);
+    // Nor an accomplice: anyone he adds would hold admin on H.
+    const accomplice = await t.factory.user();
+    expect((await t.http().put(`/user_group/${g.id}/member/${accomplice.user.id}`).set(bearer(writer.jwt))).status).toBe(403);
+    expect(await membersOf(g.id)).toEqual([]);
+  });
+
+  it('needs at least each permission G confers, whatever it is; a grant of none confers nothing', async () => {
+    for (const [conferred, held, status] of [
+      ['usergroup.read', undefined, 403],
+      ['usergroup.read', 'usergroup.read', 201],
+      ['usergroup.write', 'usergroup.read', 403],
+      ['usergroup.write', 'usergroup.write', 201],
+      ['usergroup.admin', 'usergroup.write', 403],
+      ['usergroup.none', undefined, 201],
+    ] as const) {
+      const { g, h, writer } = await setUp(conferred);
+      if (held) await grantUser(h.id, writer.email, held);
+      const res = await t.http().put(`/user_group/${g.id}/member/${writer.user.id}`).set(bearer(writer.jwt));
+      expect([conferred, held, res.status]).toEqual([conferred, held, status]);
+      expect(await membersOf(g.id)).toEqual(status === 201 ? [writer.user.id] : []);
+    }
+  });
+
+  it('lets a caller who holds admin on H add (himself or another), and system admins always', async () => {
+    const { g, h, writer } = await setUp();
+    await grantUser(h.id, writer.email, 'usergroup.admin');
+    const friend = await t.factory.user();
+    expect((await t.http().put(`/user_group/${g.id}/member/${writer.user.id}`).set(bearer(writer.jwt))).status).toBe(201);
+    expect((await t.http().put(`/user_group/${g.id}/member/${friend.user.id}`).set(bearer(writer.jwt))).status).toBe(201);
+    expect((await membersOf(g.id)).sort()).toEqual([writer.user.id, friend.user.id].sort());
+    const owner = await t.factory.loggedIn();
+    const other = await setUp();
+    await t.http().post(`/user_group/${other.h.id}`).set(bearer(admin.jwt)).send({ owner: owner.email }).expect(200);
+    await grantUser(other.g.id, owner.email, 'usergroup.write');
+    expect((await t.http().put(`/user_group/${other.g.id}/member/${owner.user.id}`).set(bearer(owner.jwt))).status).toBe(201); // H's owner holds admin
+    const third = await setUp();
+    expect((await t.http().put(`/user_group/${third.g.id}/member/${third.writer.user.id}`).set(bearer(admin.jwt))).status).toBe(201);
+  });
+
+  it('counts the grants of an inactive G too (it may be made active again)', async () => {
+    const { g, writer } = await setUp('usergroup.admin', { active: false });
+    expect((await t.http().put(`/user_group/${g.id}/member/${writer.user.id}`).set(bearer(writer.jwt))).status).toBe(403);
+    expect(await membersOf(g.id)).toEqual([]);
+  });
+});
+
+// Only a server has a second connection to hold a transaction open on while a request goes on.
+if (onPostgres) {
+  describe('no escalation through a grant made at the same moment', () => {
+    it('makes an add wait for a grant to G under way, then refuses it', async () => {
+      const g = await createGroup();
+      const h = await createGroup();
+      const writer = await t.factory.loggedIn();
+      await grantUser(g.id, writer.email, 'usergroup.write');
+      // H's admin grants G admin on H, in a transaction held open while the writer adds himself to G.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let inside!: () => void;
+      const granting = new Promise<void>((resolve) => (inside = resolve));
+      const grant = t.container.transact(async (s) => {
+        await s.groups.setGroupGrant(h.id, g.id, 'usergroup.admin');
+        inside();
+        await held;
+      });
+      await granting;
+      let done = false;
+      const add = t.http().put(`/user_group/${g.id}/member/${writer.user.id}`).set(bearer(writer.jwt)).then((res) => {
+        done = true;
+        return res;
+      });
+      // Until the add waits on the lock (or, were there none, has answered before the grant commits).
+      const deadline = Date.now() + 10_000;
+      const waiting = async () =>
+        Number((await t.knex.raw<{ rows: { n: string }[] }>(`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rows[0].n);
+      while (!done && (await waiting()) === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      release();
+      await grant;
+      const res = await add;
+      expect([res.status, res.body.code]).toEqual([403, 'forbidden']);
+      expect(await t.knex('user_group_members').where({ group_id: g.id })).toHaveLength(0);
+    });
+  });
+}
 
 describe('what users see', () => {
   it('lists only the groups the caller can read; admins see all', async () => {

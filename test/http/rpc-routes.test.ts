@@ -621,6 +621,24 @@ describe('user group methods', () => {
     );
   });
 
+  it('add_user_to_user_group needs what membership confers: a writer of G, where G holds admin on H, may not add himself (§2.5)', async () => {
+    const g = await createGroup();
+    const h = await createGroup();
+    await ok(adminToken, 'grant_user_group_permission_to_user_group', { usergroupid: h.group_name, sourceusergroupid: g.group_name, perm: 'usergroup.admin' });
+    const writer = await userWithToken();
+    await ok(adminToken, 'grant_user_permission_to_user_group', { usergroupid: g.group_name, userid: writer.user.id, perm: 'usergroup.write' });
+    expect(await fails(writer.token, 'add_user_to_user_group', { usergroupid: g.group_name, userid: writer.user.id })).toBe(ACCESS_DENIED);
+    expect(await restMembers(g.users_group_id)).toEqual([]);
+    expect(await fails(writer.token, 'update_user_group', { usergroupid: h.group_name, description: 'mine now' })).toBe(`user group \`${h.group_name}\` does not exist`);
+    // Once he holds admin on H himself, membership of G gives him nothing new.
+    await ok(adminToken, 'grant_user_permission_to_user_group', { usergroupid: h.group_name, userid: writer.user.id, perm: 'usergroup.admin' });
+    expect(await ok(writer.token, 'add_user_to_user_group', { usergroupid: g.group_name, userid: writer.user.id })).toEqual({
+      success: true,
+      msg: `added member \`${writer.user.name}\` to user group \`${g.group_name}\``,
+    });
+    expect((await restMembers(g.users_group_id)).map((m) => m.id)).toEqual([writer.user.id]);
+  });
+
   it('gives exactly one "added" among concurrent add_user_to_user_group calls of one member', async () => {
     const g = await createGroup();
     const u = await t.factory.user();

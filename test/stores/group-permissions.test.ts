@@ -97,3 +97,37 @@ describe('KnexGroupStore.membershipsOf', () => {
     expect(await s.groups.membershipsOf((await user()).id)).toEqual([]);
   });
 });
+
+describe('KnexGroupStore.confersBeyond', () => {
+  it('lists the grants a group holds that are above what the user holds on those groups, inactive groups’ too', async () => {
+    const owner = await user();
+    const g = await group(owner.id);
+    const u = await user();
+    expect(await s.groups.confersBeyond(g.id, u.id)).toEqual([]);
+    const [h1, h2, h3] = [await group(owner.id), await group(owner.id), await group(owner.id)];
+    await s.groups.setGroupGrant(h1.id, g.id, 'usergroup.admin');
+    await s.groups.setGroupGrant(h2.id, g.id, 'usergroup.read');
+    await s.groups.setGroupGrant(h3.id, g.id, 'usergroup.none'); // confers nothing
+    const beyond = async () => (await s.groups.confersBeyond(g.id, u.id)).map((x) => [x.id, x.permission]).sort();
+    expect(await beyond()).toEqual([[h1.id, 'usergroup.admin'], [h2.id, 'usergroup.read']].sort());
+    // Membership of h2 gives read there: enough for h2, not for h1.
+    await s.groups.addMember(h2.id, u.id);
+    expect(await beyond()).toEqual([[h1.id, 'usergroup.admin']]);
+    // Write on h1 is still less than admin; owning h1 is enough.
+    await s.groups.setUserGrant(h1.id, u.id, 'usergroup.write');
+    expect(await beyond()).toEqual([[h1.id, 'usergroup.admin']]);
+    await s.groups.update(h1.id, { ownerId: u.id });
+    expect(await beyond()).toEqual([]);
+    // An inactive group's grants count (it may be made active again).
+    const idle = await group(owner.id, false);
+    const h4 = await group(owner.id);
+    await s.groups.setGroupGrant(h4.id, idle.id, 'usergroup.write');
+    expect((await s.groups.confersBeyond(idle.id, u.id)).map((x) => x.id)).toEqual([h4.id]);
+    // A member of the group already holds what it confers.
+    const h5 = await group(owner.id);
+    await s.groups.setGroupGrant(h5.id, g.id, 'usergroup.write');
+    expect((await s.groups.confersBeyond(g.id, u.id)).map((x) => x.id)).toEqual([h5.id]);
+    await s.groups.addMember(g.id, u.id);
+    expect(await s.groups.confersBeyond(g.id, u.id)).toEqual([]);
+  });
+});
