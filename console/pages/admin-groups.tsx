@@ -255,9 +255,10 @@ function Members({ group, reload }: { group: Group; reload: () => Promise<void> 
                 <tr key={m.id}>
                   <td>
                     <a href={userPath(m.id)}>{m.name}</a>
-                    {m.is_admin && <> <span class="tag">system admin</span></>}
+                    {'is_admin' in m && m.is_admin && <> <span class="tag">system admin</span></>}
                   </td>
-                  <td>{m.email}</td>
+                  {/* System admins, the only readers of this page, are shown full users. */}
+                  <td>{'email' in m ? m.email : null}</td>
                   <td class="row-actions">
                     <ActionButton
                       label={`Remove ${m.name}`}

@@ -36,6 +36,15 @@ export interface Effective {
   via: Via;
 }
 
+/**
+ * A member as shown to a reader who is not a system admin (§2.5): who it is, nothing of the
+ * account (no email, admin flag, logins or password state). System admins see `User`s.
+ */
+export interface MemberRef {
+  id: string;
+  name: string;
+}
+
 export interface Membership {
   id: string;
   name: string;

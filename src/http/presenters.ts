@@ -1,6 +1,6 @@
 import type { Effective, Membership, UserGroup } from '../domain/groups';
 import type { Token, User } from '../domain/types';
-import type { GroupDetails } from '../services/group-service';
+import { isFullUser, type GroupDetails, type Member } from '../services/group-service';
 import type { Session } from '../services/token-service';
 
 /** Domain → response shapes of openapi.yaml. */
@@ -38,11 +38,16 @@ export function presentGroup(g: UserGroup) {
   return { id: g.id, name: g.name, description: g.description, active: g.active, owner: g.owner, created: iso(g.created) };
 }
 
+/** A group's member: a `User` to system admins, `{id, name}` to other readers (the service decides). */
+export function presentMember(m: Member) {
+  return isFullUser(m) ? presentUser(m) : { id: m.id, name: m.name };
+}
+
 export function presentGroupDetailed(d: GroupDetails) {
   return {
     ...presentGroup(d.group),
     members_count: d.membersCount,
-    members: d.members.map(presentUser),
+    members: d.members.map(presentMember),
     grants: d.grants.map((g) => ({ type: g.type, id: g.id, name: g.name, permission: g.permission, origin: g.origin })),
   };
 }

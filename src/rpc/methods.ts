@@ -4,7 +4,7 @@ import { parseUserRef } from '../domain/identifiers';
 import type { UserGroup } from '../domain/groups';
 import type { AuditContext } from '../domain/audit';
 import type { User } from '../domain/types';
-import type { GroupService } from '../services/group-service';
+import type { GroupService, Member } from '../services/group-service';
 import type { PasswordService } from '../services/password-service';
 import type { UserService } from '../services/user-service';
 import { arg, optional, required } from './args';
@@ -69,7 +69,8 @@ async function userRef(ctx: Context, raw: string): Promise<string> {
   }
 }
 
-async function allMembers(ctx: Context, group: UserGroup): Promise<User[]> {
+/** Every member, as the caller may see them. */
+async function allMembers(ctx: Context, group: UserGroup): Promise<Member[]> {
   return (await ctx.groups.members(ctx.actor, group.id, { limit: ALL })).items;
 }
 

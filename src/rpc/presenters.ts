@@ -1,5 +1,6 @@
 import type { UserGroup } from '../domain/groups';
 import type { User } from '../domain/types';
+import { isFullUser, type Member } from '../services/group-service';
 
 /** RhodeCode's `User.get_api_data()`, without secrets (tokens are never shown). */
 export function rhodecodeUser(u: User) {
@@ -22,14 +23,19 @@ export function rhodecodeUser(u: User) {
   };
 }
 
-/** RhodeCode's `UserGroup.get_api_data()`: with every member. */
-export function rhodecodeUserGroup(g: UserGroup, members: User[]) {
+/** A group's member: RhodeCode's user object to system admins, `{user_id, username}` to other readers (§2.5). */
+export function rhodecodeMember(m: Member) {
+  return isFullUser(m) ? rhodecodeUser(m) : { user_id: m.id, username: m.name };
+}
+
+/** RhodeCode's `UserGroup.get_api_data()`: with every member, as the caller may see them. */
+export function rhodecodeUserGroup(g: UserGroup, members: Member[]) {
   return {
     users_group_id: g.id,
     group_name: g.name,
     group_description: g.description,
     active: g.active,
     owner: g.owner.name,
-    users: members.map(rhodecodeUser),
+    users: members.map(rhodecodeMember),
   };
 }

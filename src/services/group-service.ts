@@ -1,5 +1,5 @@
 import { GroupGrantEscalationError, GroupNotFoundError, GroupPermissionError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
-import { rank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
+import { rank, type Effective, type GroupGrant, type GroupPermission, type MemberRef, type Membership, type UserGroup } from '../domain/groups';
 import { isUuid, parseUserRef } from '../domain/identifiers';
 import { isName, NAME_MAX } from '../domain/rules';
 import type { Page, User, UserRef } from '../domain/types';
@@ -22,10 +22,13 @@ export interface GroupPatch {
   active?: boolean;
 }
 
+/** Members as the caller may see them: `User`s to system admins, `MemberRef`s to anyone else (§2.5). */
+export type Member = User | MemberRef;
+
 export interface GroupDetails {
   group: UserGroup;
   membersCount: number;
-  members: User[];
+  members: Member[];
   grants: GroupGrant[];
 }
 
@@ -123,16 +126,17 @@ export class GroupService {
   }
 
   async details(actor: User, raw: string): Promise<GroupDetails> {
-    return this.detailsOf(await this.access(actor, raw, 'usergroup.read'));
+    return this.detailsOf(actor, await this.access(actor, raw, 'usergroup.read'));
   }
 
-  async detailsOf(group: UserGroup): Promise<GroupDetails> {
+  /** The group as `actor` (who may read it) sees it. */
+  async detailsOf(actor: User, group: UserGroup): Promise<GroupDetails> {
     const [membersCount, members, grants] = await Promise.all([
       this.stores.groups.countMembers(group.id),
       this.stores.groups.members(group.id, GROUP_DETAIL_MEMBERS),
       this.stores.groups.grants(group.id),
     ]);
-    return { group, membersCount, members, grants };
+    return { group, membersCount, members: shownTo(actor, members), grants };
   }
 
   async update(actor: User, raw: string, patch: GroupPatch, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<UserGroup> {
@@ -162,10 +166,11 @@ export class GroupService {
     return group;
   }
 
-  async members(actor: User, raw: string, page: { limit: number; cursor?: string }): Promise<Page<User>> {
+  async members(actor: User, raw: string, page: { limit: number; cursor?: string }): Promise<Page<Member>> {
     const group = await this.access(actor, raw, 'usergroup.read');
     const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
-    return pageOf(await this.stores.groups.members(group.id, page.limit + 1, after), page.limit);
+    const found = pageOf(await this.stores.groups.members(group.id, page.limit + 1, after), page.limit);
+    return { ...found, items: shownTo(actor, found.items) };
   }
 
   /**
@@ -257,6 +262,16 @@ export class GroupService {
     const memberships = await this.stores.groups.membershipsOf(user.id);
     return user.isAdmin ? memberships.map((m) => ({ ...m, permission: 'usergroup.admin' })) : memberships;
   }
+}
+
+/** §2.5: members carry `id` and `name` only, unless the caller is a system admin. */
+function shownTo(actor: User, members: User[]): Member[] {
+  return actor.isAdmin ? members : members.map((u): MemberRef => ({ id: u.id, name: u.name }));
+}
+
+/** Whether a member is shown in full (to a system admin). */
+export function isFullUser(m: Member): m is User {
+  return 'email' in m;
 }
 
 function checkName(name: string): void {

@@ -332,6 +332,55 @@ if (onPostgres) {
   });
 }
 
+describe('what readers see of members (§2.5)', () => {
+  /** A group whose members have something to hide: a system admin, a pending password change, a login. */
+  async function setUp() {
+    const owner = await t.factory.loggedIn();
+    const g = await createGroup({ owner: owner.email });
+    const sysadmin = await t.factory.user({ admin: true });
+    const forced = await t.factory.user({ forcePasswordChange: true });
+    const reader = await t.factory.loggedIn(); // a plain member: logged in, so last_login is set
+    for (const u of [sysadmin, forced, reader]) await member(g.id, u.email);
+    const writer = await t.factory.loggedIn();
+    const groupAdmin = await t.factory.loggedIn();
+    await grantUser(g.id, writer.email, 'usergroup.write');
+    await grantUser(g.id, groupAdmin.email, 'usergroup.admin');
+    const members = [sysadmin, forced, reader].map((u) => u.user).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return { g, owner, reader, writer, groupAdmin, members };
+  }
+  const secretsOf = (users: { email: string }[]) => users.map((u) => u.email);
+
+  it('shows members to readers who are not system admins as {id, name} only: the detail, the member pages and an update’s answer', async () => {
+    const { g, owner, reader, writer, groupAdmin, members } = await setUp();
+    const refs = members.map((u) => ({ id: u.id, name: u.name }));
+    for (const caller of [reader, writer, groupAdmin, owner]) {
+      const detail = await t.http().get(`/user_group/${g.id}`).set(bearer(caller.jwt)).expect(200);
+      expect(detail.body.members).toEqual(refs);
+      expect(detail.body.members_count).toBe(3);
+      const page = await t.http().get(`/user_group/${g.id}/member?limit=2`).set(bearer(caller.jwt)).expect(200);
+      expect(page.body).toEqual(refs.slice(0, 2));
+      const next = /^<([^>]+)>/.exec(page.headers.link)![1];
+      expect((await t.http().get(next).set(bearer(caller.jwt)).expect(200)).body).toEqual(refs.slice(2));
+      for (const text of [JSON.stringify(detail.body), JSON.stringify(page.body)]) {
+        for (const secret of [...secretsOf(members), 'is_admin', 'last_login', 'force_password_change']) expect(text).not.toContain(secret);
+      }
+    }
+    const updated = await t.http().post(`/user_group/${g.id}`).set(bearer(groupAdmin.jwt)).send({ description: 'changed' }).expect(200);
+    expect(updated.body.members).toEqual(refs);
+  });
+
+  it('shows system admins full users, as before', async () => {
+    const { g, members } = await setUp();
+    const detail = await t.http().get(`/user_group/${g.id}`).set(bearer(admin.jwt)).expect(200);
+    expect(detail.body.members.map((m: { id: string; email: string }) => [m.id, m.email])).toEqual(members.map((u) => [u.id, u.email]));
+    expect(detail.body.members).toContainEqual(expect.objectContaining({ is_admin: true }));
+    expect(detail.body.members).toContainEqual(expect.objectContaining({ force_password_change: true }));
+    expect(detail.body.members).toContainEqual(expect.objectContaining({ last_login: expect.any(String) }));
+    const page = await t.http().get(`/user_group/${g.id}/member`).set(bearer(admin.jwt)).expect(200);
+    expect(page.body).toEqual(detail.body.members);
+  });
+});
+
 describe('what users see', () => {
   it('lists only the groups the caller can read; admins see all', async () => {
     const visible = await createGroup();

@@ -443,6 +443,30 @@ describe('user group methods', () => {
     expect(await ok(await t.factory.apiToken(m.user), 'get_user_group', { usergroupid: g.users_group_id })).toMatchObject({ group_name: g.group_name });
   });
 
+  it('shows members to callers who are not system admins as {user_id, username} only, in every method that lists them (§2.5)', async () => {
+    const g = await createGroup();
+    const sysadmin = await t.factory.user({ admin: true });
+    const forced = await t.factory.user({ forcePasswordChange: true });
+    const m = await userWithToken();
+    for (const u of [sysadmin, forced, m]) await ok(adminToken, 'add_user_to_user_group', { usergroupid: g.group_name, userid: u.user.id });
+    const groupAdmin = await userWithToken();
+    await ok(adminToken, 'grant_user_permission_to_user_group', { usergroupid: g.group_name, userid: groupAdmin.user.id, perm: 'usergroup.admin' });
+    const refs = [sysadmin, forced, m].map((u) => ({ user_id: u.user.id, username: u.user.name })).sort((a, b) => (a.username < b.username ? -1 : 1));
+    type Group = { users_group_id: string; users: unknown[] };
+    for (const caller of [m, groupAdmin]) {
+      expect((await ok<Group>(caller.token, 'get_user_group', { usergroupid: g.group_name })).users).toEqual(refs);
+      expect((await ok<Group[]>(caller.token, 'get_user_groups')).find((x) => x.users_group_id === g.users_group_id)?.users).toEqual(refs);
+    }
+    const updated = await ok<{ user_group: Group }>(groupAdmin.token, 'update_user_group', { usergroupid: g.group_name, description: 'changed' });
+    expect(updated.user_group.users).toEqual(refs);
+    // System admins see RhodeCode's user objects.
+    const full = await ok<{ users: { user_id: string; email: string; admin: boolean }[] }>(adminToken, 'get_user_group', { usergroupid: g.group_name });
+    expect(full.users.map((u) => [u.user_id, u.email])).toEqual(
+      [sysadmin, forced, m].sort((a, b) => (a.user.name < b.user.name ? -1 : 1)).map((u) => [u.user.id, u.email]),
+    );
+    expect(full.users).toContainEqual(expect.objectContaining({ user_id: sysadmin.user.id, admin: true }));
+  });
+
   it('get_user_group lists every member, past the 100 of the REST detail', async () => {
     const g = await createGroup();
     const ids = await Promise.all(Array.from({ length: 105 }, async () => (await t.factory.user()).user.id));

@@ -7,7 +7,7 @@ import { body } from '../bodies';
 import { auditContext } from '../audit-context';
 import type { Handlers } from '../mount';
 import { linkNext, pageQuery } from '../paging';
-import { presentEffective, presentGroup, presentGroupDetailed, presentUser } from '../presenters';
+import { presentEffective, presentGroup, presentGroupDetailed, presentMember } from '../presenters';
 
 /** User groups (RhodeCode); the service checks the caller's permission on the group. */
 export function groupHandlers(groups: GroupService): Handlers {
@@ -25,7 +25,7 @@ export function groupHandlers(groups: GroupService): Handlers {
 
     createUserGroup: async (req, res) => {
       const created = await groups.create(actor(req), body(req, 'createUserGroup'), auditContext(req));
-      res.status(201).location(`/user_group/${created.id}`).json(presentGroupDetailed(await groups.detailsOf(created)));
+      res.status(201).location(`/user_group/${created.id}`).json(presentGroupDetailed(await groups.detailsOf(actor(req), created)));
     },
 
     getUserGroup: async (req, res) => {
@@ -34,7 +34,7 @@ export function groupHandlers(groups: GroupService): Handlers {
 
     updateUserGroup: async (req, res) => {
       const updated = await groups.update(actor(req), group(req), body(req, 'updateUserGroup'), auditContext(req));
-      res.json(presentGroupDetailed(await groups.detailsOf(updated)));
+      res.json(presentGroupDetailed(await groups.detailsOf(actor(req), updated)));
     },
 
     deleteUserGroup: async (req, res) => {
@@ -46,7 +46,7 @@ export function groupHandlers(groups: GroupService): Handlers {
       const q = pageQuery(req);
       const page = await groups.members(actor(req), group(req), q);
       linkNext(req, res, page, q.limit);
-      res.json(page.items.map(presentUser));
+      res.json(page.items.map(presentMember));
     },
 
     addUserGroupMember: async (req, res) => {
