@@ -253,8 +253,10 @@ export class GroupService {
     const group = await this.access(actor, raw, 'usergroup.read');
     const user = await this.user(actor, userRaw, 'strict', group);
     // To a caller who is not a system admin, what the group itself grants: whether the user is a
-    // system admin is not theirs to learn.
-    return actor.isAdmin ? this.permission(user, group) : this.stores.groups.effective(group.id, user.id);
+    // system admin is not theirs to learn, nor (§2.5) who is a member of a group they cannot read,
+    // so grants to groups count only through groups the caller can read.
+    if (actor.isAdmin) return this.permission(user, group);
+    return this.stores.groups.effective(group.id, user.id, user.id === actor.id ? undefined : actor.id);
   }
 
   /** UserDetailed.groups: memberships with the user's effective permission on each. */

@@ -10,6 +10,19 @@ const short = (p: GroupPermission) => p.slice('usergroup.'.length);
 const RANK_SQL = `case permission when 'admin' then 3 when 'write' then 2 when 'read' then 1 else 0 end`;
 
 /**
+ * Whether user :v may read the group `alias` names (owns it, is a member, holds a direct grant
+ * other than none, or is a member of an active group holding one): may see its members.
+ */
+const readableBy = (alias: string) => `(
+  ${alias}.owner_id = :v
+  or exists (select 1 from user_group_members rm where rm.group_id = ${alias}.id and rm.user_id = :v)
+  or exists (select 1 from user_group_grants rg where rg.group_id = ${alias}.id and rg.grantee_user_id = :v and rg.permission <> 'none')
+  or exists (select 1 from user_group_grants rg
+               join user_group_members rm on rm.group_id = rg.grantee_group_id and rm.user_id = :v
+               join user_groups rs on rs.id = rg.grantee_group_id and rs.active
+              where rg.group_id = ${alias}.id and rg.permission <> 'none'))`;
+
+/**
  * Every way user :u holds a permission on group :g, one row each (rank, how, through which
  * group). The owner holds admin; a direct grant; a grant to an active group the user is a member
  * of (one level deep); membership itself gives read. The caller takes the highest.
@@ -25,7 +38,7 @@ const SOURCES_SQL = `
     from user_group_grants gr
     join user_group_members m on m.group_id = gr.grantee_group_id and m.user_id = :u
     join user_groups s on s.id = gr.grantee_group_id and s.active
-    where gr.group_id = :g
+    where gr.group_id = :g /*viewer*/
   union all
   select 1, 'member', null, null, 4
     from user_group_members where group_id = :g and user_id = :u`;
@@ -79,8 +92,12 @@ export interface GroupStore {
   /** Locks the granted group's membership first (see lockMembership), so an add under way there is checked against this grant. */
   setGroupGrant(groupId: string, sourceId: string, permission: GroupPermission): Promise<void>;
   deleteGroupGrant(groupId: string, sourceId: string): Promise<boolean>;
-  /** The user's winning permission on the group and where it comes from: one query. */
-  effective(groupId: string, userId: string): Promise<Effective>;
+  /**
+   * The user's winning permission on the group and where it comes from: one query. With
+   * `viewer`, as that user may know it: grants to groups count only through groups the viewer
+   * can read (membership of any other is not the viewer's to learn).
+   */
+  effective(groupId: string, userId: string, viewer?: string): Promise<Effective>;
   /** The groups the user is a member of, with the user's effective permission on each: one query. */
   membershipsOf(userId: string): Promise<Membership[]>;
   /**
@@ -269,10 +286,11 @@ export class KnexGroupStore implements GroupStore {
     return (await this.db('user_group_grants').where({ group_id: groupId, grantee_group_id: sourceId }).delete()) > 0;
   }
 
-  async effective(groupId: string, userId: string): Promise<Effective> {
+  async effective(groupId: string, userId: string, viewer?: string): Promise<Effective> {
+    const sources = viewer === undefined ? SOURCES_SQL : SOURCES_SQL.replace('/*viewer*/', `and ${readableBy('s')}`);
     const { rows } = await this.db.raw<{ rows: { rank: number; via: string; via_id: string | null; via_name: string | null }[] }>(
-      `select rank, via, via_id, via_name from (${SOURCES_SQL}) sources order by rank desc, pri asc limit 1`,
-      { g: groupId, u: userId },
+      `select rank, via, via_id, via_name from (${sources}) sources order by rank desc, pri asc limit 1`,
+      { g: groupId, u: userId, ...(viewer === undefined ? {} : { v: viewer }) },
     );
     const best = rows[0];
     if (!best || best.rank === 0) return { permission: 'usergroup.none', via: { type: 'none' } };

@@ -369,6 +369,27 @@ describe('what readers see of members (§2.5)', () => {
     expect(updated.body.members).toEqual(refs);
   });
 
+  it('does not tell a reader, through the effective permission, who is in a group the reader cannot read', async () => {
+    const g = await createGroup();
+    const hidden = await createGroup();
+    const x = await t.factory.loggedIn();
+    await member(hidden.id, x.email);
+    await member(g.id, x.email);
+    await grantGroup(g.id, hidden.id, 'usergroup.write');
+    const reader = await t.factory.loggedIn();
+    await grantUser(g.id, reader.email, 'usergroup.read');
+    const effective = async (caller: Actor) => (await t.http().get(`/user_group/${g.id}/effective/${x.user.id}`).set(bearer(caller.jwt)).expect(200)).body;
+    // The reader sees x as a member of g, and no more: x's membership of `hidden` is not theirs to learn.
+    expect(await effective(reader)).toEqual({ permission: 'usergroup.read', via: { type: 'member' } });
+    // x himself, and system admins, see the whole truth.
+    const whole = { permission: 'usergroup.write', via: { type: 'group_grant', group: { id: hidden.id, name: hidden.name } } };
+    expect(await effective(x)).toEqual(whole);
+    expect(await effective(admin)).toEqual(whole);
+    // Once the reader may read `hidden` (and see its members), the reader sees it too.
+    await grantUser(hidden.id, reader.email, 'usergroup.read');
+    expect(await effective(reader)).toEqual(whole);
+  });
+
   it('shows system admins full users, as before', async () => {
     const { g, members } = await setUp();
     const detail = await t.http().get(`/user_group/${g.id}`).set(bearer(admin.jwt)).expect(200);
