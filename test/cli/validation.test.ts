@@ -34,10 +34,10 @@ describe('the CLI applies the API rules', () => {
     [['--email', 'not-an-email', '--name', 'ada'], 'accounts: create-user: --email "not-an-email" is not an email address'],
     [['--email', 'ada@example.test ', '--name', 'ada'], 'accounts: create-user: --email "ada@example.test " is not an email address'],
     [['--email', `${'a'.repeat(250)}@x.io`, '--name', 'ada'], `accounts: create-user: --email "${'a'.repeat(250)}@x.io" is not an email address`],
-    [['--email', 'ada@example.test', '--name', ' ada'], 'accounts: create-user: --name " ada" is not a name (1 to 255 characters, no white space at either end)'],
-    [['--email', 'ada@example.test', '--name', 'ada '], 'accounts: create-user: --name "ada " is not a name (1 to 255 characters, no white space at either end)'],
-    [['--email', 'ada@example.test', '--name', ''], 'accounts: create-user: --name "" is not a name (1 to 255 characters, no white space at either end)'],
-    [['--email', 'ada@example.test', '--name', 'n'.repeat(256)], `accounts: create-user: --name "${'n'.repeat(256)}" is not a name (1 to 255 characters, no white space at either end)`],
+    [['--email', 'ada@example.test', '--name', ' ada'], 'accounts: create-user: --name " ada" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', 'ada '], 'accounts: create-user: --name "ada " is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', ''], 'accounts: create-user: --name "" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', 'n'.repeat(256)], `accounts: create-user: --name "${'n'.repeat(256)}" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)`],
     [['--email', 'ada@example.test', '--name', 'me'], 'accounts: the name "me" is reserved'],
   ])('create-user %j is refused, and no one is created', async (args, line) => {
     expectUsageError(await cli(['create-user', ...args]), line);
