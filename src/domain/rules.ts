@@ -42,12 +42,13 @@ export function isName(value: string): boolean {
 }
 
 /**
- * The name as stored: its NFKC form (fullwidth `ａｄｍｉｎ` is `admin`, `ﬁ` is `fi`), when that is
- * within the rule; undefined otherwise (NFKC may lengthen a name or put a space first).
+ * The name as stored: its NFKC form (fullwidth `ａｄｍｉｎ` is `admin`, `ﬁ` is `fi`), when both the
+ * name sent and that form are within the rule; undefined otherwise (NFKC may lengthen a name or
+ * put a space first).
  */
 export function normalizeName(value: string): string | undefined {
   const nfkc = value.normalize('NFKC');
-  return isName(nfkc) ? nfkc : undefined;
+  return isName(value) && isName(nfkc) ? nfkc : undefined;
 }
 
 export function isEmail(value: string): boolean {
