@@ -6,8 +6,8 @@ export interface MailSettings {
 }
 
 /**
- * Whom a mail is about: a User, or what a mail needs of one. The name is used only as `greeting`
- * says; without `nameTrusted` and `emailVerified` (both true) it is never put in a mail.
+ * Whom a mail is about: a User, or what a mail needs of one. The name is used only as
+ * `nameToGreet` says: unless `nameTrusted` and `emailVerified` are both true, it is never put in a mail.
  */
 export type Recipient = { name: string; email: string; nameTrusted?: boolean; emailVerified?: boolean };
 

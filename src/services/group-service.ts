@@ -256,9 +256,7 @@ export class GroupService {
 function checkName(name: string): string {
   const normal = normalizeName(name);
   if (normal === undefined) {
-    throw new ValidationError(`user group names are ${NAME_RULE}`, [
-      { path: '/body/name', message: 'is not a name' },
-    ]);
+    throw new ValidationError(`user group names are ${NAME_RULE}`, [{ path: '/body/name', message: 'is not a name' }]);
   }
   return normal;
 }

@@ -187,9 +187,7 @@ export class UserService {
 export function checkName(name: string): string {
   const normal = normalizeName(name);
   if (normal === undefined) {
-    throw new ValidationError(`a name is ${NAME_RULE}`, [
-      { path: '/body/name', message: 'is not a name' },
-    ]);
+    throw new ValidationError(`a name is ${NAME_RULE}`, [{ path: '/body/name', message: 'is not a name' }]);
   }
   if (RESERVED_USER_NAMES.has(normal)) throw new ValidationError(`the name "${normal}" is reserved`, [{ path: '/body/name', message: 'is reserved' }]);
   return normal;
