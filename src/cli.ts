@@ -28,6 +28,8 @@ const OPERATOR: User = {
   lastLogin: null,
   lastSeen: null,
   deactivated: null,
+  emailVerified: true,
+  nameTrusted: true,
 };
 
 export interface CliIo extends TerminalIo {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import ms from 'ms';
 import { z } from 'zod';
+import { normalizeName } from './domain/rules';
 
 /**
  * The only reader of process.env. Every setting is typed and validated here; a bad value stops
@@ -144,7 +145,11 @@ const schema = z
     THROTTLE_ACCOUNT_FAILURES: z.coerce.number().int().min(0).max(1000).default(10),
     ADMIN_EMAIL: z.email().optional(),
     ADMIN_PASSWORD: z.string().min(1).optional(),
-    ADMIN_NAME: z.string().min(1).default('admin'),
+    ADMIN_NAME: z
+      .string()
+      .default('admin')
+      .refine((v) => normalizeName(v) !== undefined, 'expected a user name (1 to 255 visible characters)')
+      .transform((v) => normalizeName(v) as string),
     VALIDATE_RESPONSES: flag('0'),
     CORS_ORIGINS: z
       .string()

@@ -92,4 +92,12 @@ describe('loadConfig', () => {
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
     expect(() => loadConfig({ ADMIN_EMAIL: 'root@example.test' })).toThrow(/ADMIN_PASSWORD/);
   });
+
+  it('holds ADMIN_NAME to the name rule and stores its NFKC form', () => {
+    const admin = { ADMIN_EMAIL: 'root@example.test', ADMIN_PASSWORD: 'a long password' };
+    expect(() => loadConfig({ ...admin, ADMIN_NAME: 'root\u200b' })).toThrow(/^Invalid configuration:\n  ADMIN_NAME: expected a user name/);
+    expect(() => loadConfig({ ...admin, ADMIN_NAME: 'root ' })).toThrow(/ADMIN_NAME/);
+    expect(loadConfig({ ...admin, ADMIN_NAME: '\uff52\uff4f\uff4f\uff54' }).admin?.name).toBe('root');
+  });
 });
+

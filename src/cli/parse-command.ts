@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadApiSpec } from '../api-spec';
 import { parseUserRef } from '../domain/identifiers';
-import { isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX } from '../domain/rules';
+import { isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_RULE } from '../domain/rules';
 import { isText } from '../domain/text';
 import { parseRfc3339 } from '../domain/timestamps';
 import { SCOPES, type Scope } from '../domain/types';
@@ -141,7 +141,7 @@ function email(command: string, value: string): string {
 
 function userName(command: string, value: string): string {
   if (!isText(value) || !isName(value)) {
-    throw new UsageError(`${command}: --name ${JSON.stringify(value)} is not a name (1 to ${NAME_MAX} characters, no white space at either end)`);
+    throw new UsageError(`${command}: --name ${JSON.stringify(value)} is not a name (${NAME_RULE})`);
   }
   return value;
 }

@@ -14,10 +14,19 @@ export const UUID = new RegExp(UUID_PATTERN, 'i');
 export const EMAIL = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 export const EMAIL_MAX = 254;
 
-/** User and group names: 1 to 255 characters, no white space at either end. */
-export const NAME_PATTERN = '^\\S(.*\\S)?$';
+/**
+ * User and group names are handles (issue 18): 1 to 255 characters of visible text. Refused:
+ * control, format (zero-width, soft hyphen, bidi controls), unassigned, private-use and
+ * surrogate code points (`\p{C}`), every space but U+0020 and line or paragraph separators
+ * (`\p{Z}`), default-ignorable code points (Hangul fillers, variation selectors, ...), the
+ * blank Braille pattern U+2800, a combining mark first, and a space first, last or beside
+ * another. The service stores a name's NFKC form (`normalizeName`), which must fit the rule too.
+ */
+export const NAME_PATTERN = '^(?![\\p{M} ])(?:[^\\p{C}\\p{Z}\\p{Default_Ignorable_Code_Point}\\u2800]| (?=[^\\p{C}\\p{Z}\\p{Default_Ignorable_Code_Point}\\u2800]))+$';
 export const NAME = new RegExp(NAME_PATTERN, 'u');
 export const NAME_MAX = 255;
+/** The rule in words, for messages. */
+export const NAME_RULE = `1 to ${NAME_MAX} visible characters: no control, format or invisible characters, no white space but single inner spaces`;
 /** User names no one may take: `me` is the caller in every path. */
 export const RESERVED_USER_NAMES: ReadonlySet<string> = new Set(['me']);
 
@@ -30,6 +39,16 @@ export const PAGE_LIMIT = { default: 100, max: 1000 } as const;
 /** A name within the rule (length in characters, as the spec's maxLength counts them). */
 export function isName(value: string): boolean {
   return NAME.test(value) && [...value].length <= NAME_MAX;
+}
+
+/**
+ * The name as stored: its NFKC form (fullwidth `ａｄｍｉｎ` is `admin`, `ﬁ` is `fi`), when both the
+ * name sent and that form are within the rule; undefined otherwise (NFKC may lengthen a name or
+ * put a space first).
+ */
+export function normalizeName(value: string): string | undefined {
+  const nfkc = value.normalize('NFKC');
+  return isName(value) && isName(nfkc) ? nfkc : undefined;
 }
 
 export function isEmail(value: string): boolean {

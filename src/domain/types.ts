@@ -10,6 +10,14 @@ export interface User {
   lastLogin: Date | null;
   lastSeen: Date | null;
   deactivated: Date | null;
+  /** false only for a self-registered account whose address is not yet proven. */
+  emailVerified: boolean;
+  /**
+   * Whether mails may greet the user by `name`: set by an admin or operator, or by the user on a
+   * verified account; false for a name given at self-registration (anyone may register with any
+   * address), until one of them sets it.
+   */
+  nameTrusted: boolean;
   /**
    * The address awaiting confirmation by its link (API.md §2.2), null when none; undefined when
    * not read (list pages, which do not show it).
@@ -20,8 +28,6 @@ export interface User {
 /** A user with the secret part, for the few services that check passwords. */
 export interface UserWithPassword extends User {
   passwordHash: string | null;
-  /** false only for a self-registered account whose address is not yet proven. */
-  emailVerified: boolean;
 }
 
 export type TokenKind = 'login' | 'api';

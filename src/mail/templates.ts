@@ -5,16 +5,34 @@ export interface MailSettings {
   appUrl: string;
 }
 
-type Recipient = { name: string; email: string };
+/**
+ * Whom a mail is about: a User, or what a mail needs of one. The name is used only as
+ * `nameToGreet` says: unless `nameTrusted` and `emailVerified` are both true, it is never put in a mail.
+ */
+export type Recipient = { name: string; email: string; nameTrusted?: boolean; emailVerified?: boolean };
 
-/** Every mail's frame: the greeting, the body, the signature. */
-function letter(s: MailSettings, to: string[], name: string, subject: string, body: string[]): OutgoingMail {
-  return { to, subject, text: [`Hello ${name},`, '', ...body, '', `-- ${s.appName}`].join('\n') };
+/**
+ * Names are handles, not messages (issue 18): a mail names its recipient only by a name the user
+ * or an admin set (not one given at self-registration: anyone may register with any address, and
+ * "Support: your account is locked..." is a valid name), on an account whose address is proven.
+ * Anything else, and every mail to an address not yet proven (`null`), says "Hello,".
+ */
+function nameToGreet(to: Recipient | null): string | undefined {
+  return to && to.nameTrusted === true && to.emailVerified === true ? to.name : undefined;
 }
 
-/** A mail that exists for its one link: what it is for, the link on a line of its own, then the terms. */
-function linkLetter(s: MailSettings, to: Recipient, subject: string, before: string[], link: string, after: string[]): OutgoingMail {
-  return letter(s, [to.email], to.name, subject, [...before, '', link, '', ...after]);
+/** Every mail's frame: the greeting, the body, the signature. */
+function letter(s: MailSettings, to: string[], greet: Recipient | null, subject: string, body: string[]): OutgoingMail {
+  const name = nameToGreet(greet);
+  return { to, subject, text: [name === undefined ? 'Hello,' : `Hello ${name},`, '', ...body, '', `-- ${s.appName}`].join('\n') };
+}
+
+/**
+ * A mail that exists for its one link: what it is for, the link on a line of its own, then the
+ * terms. `greet` is the recipient, or null for an address not yet proven.
+ */
+function linkLetter(s: MailSettings, to: string, greet: Recipient | null, subject: string, before: string[], link: string, after: string[]): OutgoingMail {
+  return letter(s, [to], greet, subject, [...before, '', link, '', ...after]);
 }
 
 /** `<APP_URL>/<page>?token=<token>`: the page of a frontend that posts the token back. */
@@ -41,6 +59,7 @@ export function revertEmailLink(settings: MailSettings, token: string): string {
 export function welcomeMail(s: MailSettings, to: Recipient, link: string, validFor: string): OutgoingMail {
   return linkLetter(
     s,
+    to.email,
     to,
     `Welcome to ${s.appName}`,
     [`An account has been created for you on ${s.appName}.`, 'Choose your password by following this link:'],
@@ -55,8 +74,9 @@ export interface FieldChange {
   to: string;
 }
 
-export function accountUpdatedMail(s: MailSettings, to: string[], name: string, changes: FieldChange[]): OutgoingMail {
-  return letter(s, to, name, `Your ${s.appName} account has been updated`, [
+/** To the user's address (both addresses when an admin changed it): `user` is the user as now. */
+export function accountUpdatedMail(s: MailSettings, to: string[], user: Recipient, changes: FieldChange[]): OutgoingMail {
+  return letter(s, to, user, `Your ${s.appName} account has been updated`, [
     `Your ${s.appName} account has been updated:`,
     '',
     ...changes.map((c) => `${c.field}: ${c.from} -> ${c.to}`),
@@ -66,7 +86,7 @@ export function accountUpdatedMail(s: MailSettings, to: string[], name: string, 
 }
 
 export function passwordChangedMail(s: MailSettings, to: Recipient): OutgoingMail {
-  return letter(s, [to.email], to.name, `Your ${s.appName} password has been changed`, [
+  return letter(s, [to.email], to, `Your ${s.appName} password has been changed`, [
     `The password of your ${s.appName} account has just been changed.`,
     'If you did not do this, reset your password and contact your administrator.',
   ]);
@@ -77,12 +97,13 @@ export function tokensRevokedMail(s: MailSettings, to: Recipient, apiTokenNames:
   if (apiTokenNames.length) lines.push('API tokens revoked:', ...apiTokenNames.map((n) => `  - ${n}`), '');
   if (loginTokens) lines.push(`Login sessions ended: ${loginTokens}`, '');
   lines.push('Log in again, or create new API tokens, to carry on.');
-  return letter(s, [to.email], to.name, `Your ${s.appName} tokens have been revoked`, lines);
+  return letter(s, [to.email], to, `Your ${s.appName} tokens have been revoked`, lines);
 }
 
 export function resetPasswordMail(s: MailSettings, to: Recipient, link: string, validFor: string): OutgoingMail {
   return linkLetter(
     s,
+    to.email,
     to,
     `Reset your ${s.appName} password`,
     [`Someone (we hope you) asked to reset the password of your ${s.appName} account.`, 'Choose a new password by following this link:'],
@@ -91,10 +112,12 @@ export function resetPasswordMail(s: MailSettings, to: Recipient, link: string, 
   );
 }
 
+/** To the address of a registration, not yet proven: no name in it (the registrant chose it). */
 export function verifyEmailMail(s: MailSettings, to: Recipient, link: string, validFor: string): OutgoingMail {
   return linkLetter(
     s,
-    to,
+    to.email,
+    null,
     `Verify your ${s.appName} email address`,
     [`Someone (we hope you) registered an account on ${s.appName} with this address.`, 'Confirm that the address is yours by following this link:'],
     link,
@@ -105,22 +128,27 @@ export function verifyEmailMail(s: MailSettings, to: Recipient, link: string, va
   );
 }
 
-/** To an address that already has an account, instead of a second one (no link: nothing was made). */
+/**
+ * To an address that already has an account, instead of a second one (no link: nothing was made).
+ * The account's name is in it only when it may greet (that account may be a registration too).
+ */
 export function alreadyRegisteredMail(s: MailSettings, to: Recipient): OutgoingMail {
-  return letter(s, [to.email], to.name, `You already have an ${s.appName} account`, [
+  const name = nameToGreet(to);
+  return letter(s, [to.email], to, `You already have an ${s.appName} account`, [
     `Someone (we hope you) tried to register an account on ${s.appName} with this address.`,
-    `It already has one, under the name "${to.name}". No new account was made.`,
+    `It already has one${name === undefined ? '' : `, under the name "${name}"`}. No new account was made.`,
     '',
     'If it was you, log in with that account; if you have forgotten its password, ask for a',
     'password reset with this address. If it was not you, ignore this mail.',
   ]);
 }
 
-/** To the new address of a change the user asked for: the link makes the change. */
+/** To the new address of a change the user asked for, not yet proven (no name in it): the link makes the change. */
 export function confirmEmailMail(s: MailSettings, to: Recipient, link: string, validFor: string): OutgoingMail {
   return linkLetter(
     s,
-    to,
+    to.email,
+    null,
     `Confirm your new ${s.appName} email address`,
     [`You asked to use this address for your ${s.appName} account.`, 'Confirm it by following this link:'],
     link,
@@ -132,6 +160,7 @@ export function confirmEmailMail(s: MailSettings, to: Recipient, link: string, v
 export function emailChangingMail(s: MailSettings, to: Recipient, newEmail: string, link: string, validFor: string): OutgoingMail {
   return linkLetter(
     s,
+    to.email,
     to,
     `Your ${s.appName} email address is changing`,
     [

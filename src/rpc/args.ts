@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { GROUP_PERMISSIONS, type GroupPermission } from '../domain/groups';
-import { EMAIL, EMAIL_MAX, NAME, NAME_MAX } from '../domain/rules';
+import { EMAIL, EMAIL_MAX, isName, NAME_MAX, NAME_RULE } from '../domain/rules';
 import { RpcError } from './errors';
 
 /**
@@ -17,7 +17,7 @@ const string = (rule?: { max?: number; name?: true; email?: true }) =>
   z
     .string({ error: 'must be a string' })
     .refine((s) => rule?.max === undefined || chars(s) <= rule.max, { error: `must be at most ${rule?.max} characters` })
-    .refine((s) => !rule?.name || (NAME.test(s) && chars(s) <= NAME_MAX), { error: `must be 1 to ${NAME_MAX} characters with no leading or trailing white space` })
+    .refine((s) => !rule?.name || isName(s), { error: `must be ${NAME_RULE}` })
     .refine((s) => !rule?.email || (s.length <= EMAIL_MAX && EMAIL.test(s)), { error: 'must be an email address' });
 
 export const arg = {

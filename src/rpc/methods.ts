@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { GroupNotFoundError, type ConflictError } from '../domain/errors';
 import { parseUserRef } from '../domain/identifiers';
+import { nameSkeleton } from '../domain/name-skeleton';
 import type { UserGroup } from '../domain/groups';
 import type { AuditContext } from '../domain/audit';
 import type { User } from '../domain/types';
@@ -51,10 +52,10 @@ async function guard<T>(subjects: Subjects, work: () => Promise<T>): Promise<T> 
   }
 }
 
-/** RhodeCode's create_user wording: which of name and email is taken (admins are told who holds it). */
+/** RhodeCode's create_user wording: which of name (or a name confusable with it) and email is taken (admins are told who holds it). */
 function conflictMessage(err: ConflictError, name: string | undefined, email: string | undefined): string {
   const holder = err.extra.user;
-  if (holder && name !== undefined && holder.name === name) return `user \`${name}\` already exist`;
+  if (holder && name !== undefined && (holder.name === name || nameSkeleton(holder.name) === nameSkeleton(name))) return `user \`${name}\` already exist`;
   if (holder && email !== undefined && holder.email.toLowerCase() === email.toLowerCase()) return `email \`${email}\` already exist`;
   return err.message;
 }
@@ -114,7 +115,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
         await ctx.users.deactivate(ctx.actor, user, ctx.audit);
         user = await ctx.users.target(user.id, { allowDeactivated: true });
       }
-      return { msg: `created new user \`${a.username}\``, user: rhodecodeUser(user) };
+      return { msg: `created new user \`${user.name}\``, user: rhodecodeUser(user) };
     },
   }),
 
@@ -171,7 +172,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     subjects: (a) => ({ user: a.owner, conflict: () => `user group \`${a.group_name}\` already exist` }),
     async run(ctx, a) {
       const group = await ctx.groups.create(ctx.actor, { name: a.group_name, description: a.description, owner: a.owner, active: a.active }, ctx.audit, 'loose');
-      return { msg: `created new user group \`${a.group_name}\``, user_group: rhodecodeUserGroup(group, []) };
+      return { msg: `created new user group \`${group.name}\``, user_group: rhodecodeUserGroup(group, []) };
     },
   }),
 

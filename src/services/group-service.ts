@@ -1,7 +1,7 @@
 import { GroupGrantEscalationError, GroupNotFoundError, GroupPermissionError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
 import { rank, type Effective, type GroupGrant, type GroupPermission, type MemberRef, type Membership, type UserGroup } from '../domain/groups';
 import { isUuid, parseUserRef } from '../domain/identifiers';
-import { isName, NAME_MAX } from '../domain/rules';
+import { NAME_RULE, normalizeName } from '../domain/rules';
 import type { Page, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
 import type { AuditContext, AuditTarget } from '../domain/audit';
@@ -116,10 +116,10 @@ export class GroupService {
 
   /** Only system admins create groups: the operation's policy (createUserGroup, create_user_group) says so. */
   async create(actor: User, input: NewGroupInput, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<UserGroup> {
-    checkName(input.name);
+    const name = checkName(input.name);
     const owner = input.owner === undefined ? actor : await this.user(actor, input.owner, naming, undefined);
     return this.transact(async (s) => {
-      const group = await s.groups.insert({ name: input.name, description: input.description ?? '', active: input.active ?? true, ownerId: owner.id });
+      const group = await s.groups.insert({ name, description: input.description ?? '', active: input.active ?? true, ownerId: owner.id });
       s.audit.add(ctx, { action: 'group.created', target: groupTarget(group), summary: { owner: group.owner, active: group.active, description: group.description } });
       return group;
     });
@@ -141,10 +141,12 @@ export class GroupService {
 
   async update(actor: User, raw: string, patch: GroupPatch, ctx: AuditContext, naming: UserNaming = 'strict'): Promise<UserGroup> {
     const group = await this.access(actor, raw, 'usergroup.admin');
-    if (patch.name !== undefined) checkName(patch.name);
+    // Only a new name is written (and held to the rule): a name kept from before it stays as it is.
+    const normal = patch.name === undefined || patch.name === group.name ? undefined : checkName(patch.name);
+    const name = normal === group.name ? undefined : normal;
     const owner = patch.owner === undefined ? undefined : await this.user(actor, patch.owner, naming, group);
     return this.transact(async (s) => {
-      const updated = await s.groups.update(group.id, { name: patch.name, description: patch.description, active: patch.active, ownerId: owner?.id });
+      const updated = await s.groups.update(group.id, { name, description: patch.description, active: patch.active, ownerId: owner?.id });
       const changes = Object.fromEntries(
         (['name', 'description', 'active', 'owner'] as const)
           .filter((k) => JSON.stringify(group[k]) !== JSON.stringify(updated[k]))
@@ -276,8 +278,13 @@ export function isFullUser(m: Member): m is User {
   return 'email' in m;
 }
 
-function checkName(name: string): void {
-  if (!isName(name)) throw new ValidationError(`user group names are 1 to ${NAME_MAX} characters with no leading or trailing white space`, [{ path: '/body/name', message: 'is not a name' }]);
+/** A group name as it is stored: its NFKC form, within the name rule (domain/rules.ts); else 400. */
+function checkName(name: string): string {
+  const normal = normalizeName(name);
+  if (normal === undefined) {
+    throw new ValidationError(`user group names are ${NAME_RULE}`, [{ path: '/body/name', message: 'is not a name' }]);
+  }
+  return normal;
 }
 
 /** A group as an audit target. */

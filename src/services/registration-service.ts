@@ -43,10 +43,11 @@ export class RegistrationService {
    * work is the same whether or not the address has an account: one lookup by name, one bcrypt
    * hash, one queued job.
    */
-  async register(name: string, email: string, password: string, meta: RequestMeta): Promise<void> {
-    checkName(name);
+  async register(requestedName: string, email: string, password: string, meta: RequestMeta): Promise<void> {
+    const name = checkName(requestedName);
     this.hasher.checkPolicy(password);
-    if (await this.stores.users.findActiveByName(name)) throw new ConflictError('that name is taken');
+    // Taken: an active user has this name or one confusable with it (names are public handles).
+    if (await this.stores.users.findActiveHolder(name, undefined)) throw new ConflictError('that name is taken');
     const passwordHash = await this.hasher.hash(password);
     const job: RegistrationJob = { name, email, passwordHash, meta: { ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId } };
     await this.transact((s) => s.jobs.enqueue(REGISTER_JOB, { ...job }));

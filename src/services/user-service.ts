@@ -1,6 +1,6 @@
 import { ConflictError, ForbiddenError, LastAdminError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
 import { parseUserRef } from '../domain/identifiers';
-import { RESERVED_USER_NAMES } from '../domain/rules';
+import { NAME_RULE, normalizeName, RESERVED_USER_NAMES } from '../domain/rules';
 import type { Clock, NewUserInput, Page, User, UserChanges } from '../domain/types';
 import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
@@ -63,13 +63,13 @@ export class UserService {
   }
 
   async create(actor: User, input: NewUserInput, sendMail: boolean, ctx: AuditContext): Promise<User> {
-    checkName(input.name);
+    const name = checkName(input.name);
     if (input.password !== undefined) this.hasher.checkPolicy(input.password);
     const passwordHash = input.password === undefined ? null : await this.hasher.hash(input.password);
-    return this.withConflictHolder(actor, input.name, input.email, undefined, () =>
+    return this.withConflictHolder(actor, name, input.email, undefined, () =>
       this.transact(async (s) => {
         const user = await s.users.insert({
-          name: input.name,
+          name,
           email: input.email,
           firstName: input.firstName ?? null,
           lastName: input.lastName ?? null,
@@ -93,10 +93,11 @@ export class UserService {
    * own address does not change it: the new one must confirm it first (EmailChanges.request, its
    * mails sent whatever `sendMail` says); an admin changing someone else's changes it at once.
    */
-  async update(actor: User, target: User, changes: UserChanges, sendMail: boolean, ctx: AuditContext): Promise<User> {
+  async update(actor: User, target: User, requested: UserChanges, sendMail: boolean, ctx: AuditContext): Promise<User> {
+    // The name as it would be stored, so that a name differing only in its form is no change.
+    const changes = requested.name === undefined || requested.name === target.name ? requested : { ...requested, name: checkName(requested.name) };
     const diff = changedFields(target, changes);
     if (diff.length === 0) return target;
-    if (changes.name !== undefined && diff.includes('name')) checkName(changes.name);
     if (diff.includes('isAdmin') && !actor.isAdmin) throw new ForbiddenError('only admins may change is_admin');
     const newEmail = diff.includes('email') ? changes.email : undefined;
     const confirmFirst = newEmail !== undefined && actor.id === target.id;
@@ -108,7 +109,7 @@ export class UserService {
         if (confirmFirst && (await s.users.findActiveHolder(undefined, newEmail, target.id))) {
           throw new ConflictError('a user with that name or email already exists');
         }
-        let updated = now.length > 0 ? await s.users.update(target.id, patch) : target;
+        let updated = now.length > 0 ? await s.users.update(target.id, patch, actor.isAdmin ? 'admin' : 'self') : target;
         if (patch.email !== undefined) await s.emailLinks.deleteForUser(target.id, ['confirm']); // set at once: a pending change ends
         if (now.length > 0) {
           const fields = Object.fromEntries(now.map((k) => [FIELD_LABELS[k], { from: target[k] ?? null, to: updated[k] ?? null }]));
@@ -116,9 +117,9 @@ export class UserService {
         }
         if (confirmFirst) updated = await this.emailChanges.request(s, updated, newEmail, ctx);
         if (sendMail && now.length > 0) {
-          const lines: FieldChange[] = now.map((k) => ({ field: FIELD_LABELS[k], from: show(target[k]), to: show(updated[k]) }));
+          const lines: FieldChange[] = now.map((k) => ({ field: FIELD_LABELS[k], from: shown(target, k), to: shown(updated, k) }));
           const to = updated.email === target.email ? [updated.email] : [updated.email, target.email];
-          await s.outbox.enqueue(accountUpdatedMail(this.mail, to, updated.name, lines));
+          await s.outbox.enqueue(accountUpdatedMail(this.mail, to, updated, lines));
         }
         return updated;
       }),
@@ -147,7 +148,7 @@ export class UserService {
     if (!target.deactivated) return target;
     return this.withConflictHolder(actor, target.name, target.email, target.id, () =>
       this.transact(async (s) => {
-        const user = await s.users.reactivate(target.id);
+        const user = await s.users.reactivate(target.id, target.name);
         // Of concurrent reactivations, one reactivates (and mails); the others answer the user as is.
         if (!user) return (await s.users.findById(target.id)) ?? target;
         await s.tokens.deleteForUser(target.id);
@@ -179,9 +180,17 @@ export class UserService {
   }
 }
 
-/** A user name must not be reserved (`me`); the spec checks the rest of the rule. */
-export function checkName(name: string): void {
-  if (RESERVED_USER_NAMES.has(name)) throw new ValidationError(`the name "${name}" is reserved`, [{ path: '/body/name', message: 'is reserved' }]);
+/**
+ * A user name as it is stored: its NFKC form, within the name rule (domain/rules.ts: the spec
+ * checks what is sent, this what is stored) and not reserved (`me`); else 400 naming the field.
+ */
+export function checkName(name: string): string {
+  const normal = normalizeName(name);
+  if (normal === undefined) {
+    throw new ValidationError(`a name is ${NAME_RULE}`, [{ path: '/body/name', message: 'is not a name' }]);
+  }
+  if (RESERVED_USER_NAMES.has(normal)) throw new ValidationError(`the name "${normal}" is reserved`, [{ path: '/body/name', message: 'is reserved' }]);
+  return normal;
 }
 
 function changedFields(user: User, changes: UserChanges): (keyof UserChanges)[] {
@@ -199,7 +208,13 @@ async function assertNotLastAdmin(s: Stores, target: User, actor: User): Promise
   }
 }
 
-function show(value: unknown): string {
+/**
+ * A field's value as the "account updated" mail shows it. A name is shown only when it counts as
+ * the user's own (see User.nameTrusted): one given at self-registration may be anyone's message.
+ */
+function shown(user: User, field: keyof UserChanges): string {
+  const value = user[field];
   if (value === null || value === undefined) return '(none)';
+  if (field === 'name' && !user.nameTrusted) return '(the name given at registration)';
   return String(value);
 }

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { ConflictError, GroupNotFoundError } from '../domain/errors';
+import { nameSkeleton } from '../domain/name-skeleton';
 import { permissionOfRank, type Effective, type GroupGrant, type GroupPermission, type Membership, type UserGroup } from '../domain/groups';
 import type { User } from '../domain/types';
 import { isForeignKeyViolation, isUniqueViolation } from './pg-errors';
@@ -77,6 +78,7 @@ export interface GroupListQuery {
 export interface GroupStore {
   findById(id: string): Promise<UserGroup | undefined>;
   findByName(name: string): Promise<UserGroup | undefined>;
+  /** ConflictError when a group has the name or one confusable with it (the same skeleton); so does update. */
   insert(group: { name: string; description: string; active: boolean; ownerId: string }): Promise<UserGroup>;
   update(id: string, patch: { name?: string; description?: string; active?: boolean; ownerId?: string }): Promise<UserGroup>;
   delete(id: string): Promise<boolean>;
@@ -148,7 +150,7 @@ export class KnexGroupStore implements GroupStore {
   async insert(group: { name: string; description: string; active: boolean; ownerId: string }): Promise<UserGroup> {
     try {
       const [{ id }] = await this.db('user_groups')
-        .insert({ name: group.name, description: group.description, active: group.active, owner_id: group.ownerId })
+        .insert({ name: group.name, name_skeleton: nameSkeleton(group.name), description: group.description, active: group.active, owner_id: group.ownerId })
         .returning(['id']);
       return (await this.findById(id))!;
     } catch (err) {
@@ -159,7 +161,7 @@ export class KnexGroupStore implements GroupStore {
 
   async update(id: string, patch: { name?: string; description?: string; active?: boolean; ownerId?: string }): Promise<UserGroup> {
     const row: Record<string, unknown> = {};
-    if (patch.name !== undefined) row.name = patch.name;
+    if (patch.name !== undefined) Object.assign(row, { name: patch.name, name_skeleton: nameSkeleton(patch.name) });
     if (patch.description !== undefined) row.description = patch.description;
     if (patch.active !== undefined) row.active = patch.active;
     if (patch.ownerId !== undefined) row.owner_id = patch.ownerId;

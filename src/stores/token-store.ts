@@ -86,7 +86,7 @@ export interface TokenStore {
  * needs: the address awaiting confirmation comes null once expired. Its values are the token id,
  * the user id and now.
  *
- * The row is one JSON array rather than 16 columns: pg's driver does work per column on every
+ * The row is one JSON array rather than 18 columns: pg's driver does work per column on every
  * execution (a parser looked up and a row object built for each), which cost more than the whole
  * array's `JSON.parse`. The order is FindLiveValues'.
  */
@@ -96,7 +96,7 @@ const FIND_LIVE: PreparedStatement = {
       exists (select 1 from user_group_members where user_group_members.user_id = users.id),
       case when users.pending_email_expires > $3 then users.pending_email end,
       users.id, users.name, users.email, users.first_name, users.last_name, users.is_admin,
-      users.force_password_change, users.created, users.last_login, users.last_seen) as v
+      users.force_password_change, users.created, users.last_login, users.last_seen, users.email_verified, users.name_trusted) as v
     from user_tokens t join users on users.id = t.user_id
     where t.id = $1 and t.user_id = $2 and t.expires > $3 and users.deactivated is null`,
 };
@@ -119,9 +119,11 @@ type FindLiveValues = [
   created: string,
   lastLogin: string | null,
   lastSeen: string | null,
+  emailVerified: boolean,
+  nameTrusted: boolean,
 ];
 
-function fromFindLive([tokenId, kind, scopes, lastUsed, inGroups, pendingEmail, id, name, email, firstName, lastName, isAdmin, forcePasswordChange, created, lastLogin, lastSeen]: FindLiveValues): {
+function fromFindLive([tokenId, kind, scopes, lastUsed, inGroups, pendingEmail, id, name, email, firstName, lastName, isAdmin, forcePasswordChange, created, lastLogin, lastSeen, emailVerified, nameTrusted]: FindLiveValues): {
   token: CallerToken;
   user: User;
   inGroups: boolean;
@@ -140,6 +142,8 @@ function fromFindLive([tokenId, kind, scopes, lastUsed, inGroups, pendingEmail, 
       lastLogin: timestampFromJson(lastLogin),
       lastSeen: timestampFromJson(lastSeen),
       deactivated: null,
+      emailVerified,
+      nameTrusted,
       pendingEmail,
     },
     inGroups,

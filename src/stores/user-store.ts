@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Pool } from 'pg';
 import { runPrepared, type PreparedStatement } from '../db/prepared';
 import { ConflictError } from '../domain/errors';
+import { nameSkeleton } from '../domain/name-skeleton';
 import type { User, UserChanges, UserRef, UserWithPassword } from '../domain/types';
 import { isUniqueViolation } from './pg-errors';
 
@@ -17,6 +18,8 @@ export const USER_COLUMNS = [
   'users.last_login',
   'users.last_seen',
   'users.deactivated',
+  'users.email_verified',
+  'users.name_trusted',
 ] as const;
 
 /**
@@ -39,7 +42,8 @@ export interface UserRow {
   last_seen: Date | null;
   deactivated: Date | null;
   password_hash?: string | null;
-  email_verified?: boolean;
+  email_verified: boolean;
+  name_trusted: boolean;
   pending_email?: string | null;
   pending_email_expires?: Date | null;
 }
@@ -57,6 +61,8 @@ export function toUser(row: UserRow): User {
     lastLogin: row.last_login,
     lastSeen: row.last_seen,
     deactivated: row.deactivated,
+    emailVerified: row.email_verified,
+    nameTrusted: row.name_trusted,
     pendingEmail: pendingEmailOf(row),
   };
 }
@@ -95,7 +101,10 @@ export interface UserStore {
   findByRef(ref: UserRef): Promise<User | undefined>;
   findActiveWithPassword(ref: UserRef): Promise<UserWithPassword | undefined>;
   findActiveByName(name: string): Promise<User | undefined>;
-  /** An active user holding this name or email (a conflict's `user` member). */
+  /**
+   * An active user holding this name, or one confusable with it (the same skeleton), or this
+   * email (a conflict's `user` member; a registration's taken name).
+   */
   findActiveHolder(name: string | undefined, email: string | undefined, exceptId?: string): Promise<User | undefined>;
   insert(user: NewUserRow): Promise<User>;
   /**
@@ -118,7 +127,11 @@ export interface UserStore {
    * no group); returns how many went.
    */
   removeUnverified(before: Date, limit: number): Promise<number>;
-  update(id: string, changes: UserChanges): Promise<User>;
+  /**
+   * A new name counts as the user's own (`nameTrusted`) when an admin sets it (`nameBy: 'admin'`),
+   * or when the user does on an account whose address is verified.
+   */
+  update(id: string, changes: UserChanges, nameBy?: 'admin' | 'self'): Promise<User>;
   setPassword(id: string, passwordHash: string | null, forcePasswordChange: boolean): Promise<void>;
   setForcePasswordChange(id: string, force: boolean): Promise<void>;
   /** Replaces a hash with one of the same password at another cost, unless the password changed meanwhile. */
@@ -126,8 +139,12 @@ export interface UserStore {
   recordLogin(id: string, at: Date): Promise<void>;
   /** false when the user was already deactivated (a concurrent deactivation won). */
   deactivate(id: string, at: Date): Promise<boolean>;
-  /** undefined when the user was already active (a concurrent reactivation won). */
-  reactivate(id: string): Promise<User | undefined>;
+  /**
+   * undefined when the user was already active (a concurrent reactivation won). `name` is the
+   * user's (a deactivated user's cannot change): its skeleton is written again, since a name
+   * kept from before the skeletons has none.
+   */
+  reactivate(id: string, name: string): Promise<User | undefined>;
   /** Locks the active admins' rows until the transaction ends, then counts them. */
   lockActiveAdminIds(): Promise<string[]>;
   countActiveAdmins(): Promise<number>;
@@ -173,11 +190,11 @@ export class KnexUserStore implements UserStore {
   }
 
   async findActiveWithPassword(ref: UserRef): Promise<UserWithPassword | undefined> {
-    const q = this.db('users').select([...USER_COLUMNS, 'users.password_hash', 'users.email_verified']).whereNull('deactivated');
+    const q = this.db('users').select([...USER_COLUMNS, 'users.password_hash']).whereNull('deactivated');
     if ('id' in ref) q.where('id', ref.id);
     else q.whereRaw('lower(email) = lower(?)', [ref.email]);
     const row: UserRow | undefined = await q.first();
-    return row ? { ...toUser(row), passwordHash: row.password_hash ?? null, emailVerified: row.email_verified !== false } : undefined;
+    return row ? { ...toUser(row), passwordHash: row.password_hash ?? null } : undefined;
   }
 
   async findActiveByName(name: string): Promise<User | undefined> {
@@ -190,7 +207,8 @@ export class KnexUserStore implements UserStore {
       .select(USER_COLUMNS)
       .whereNull('deactivated')
       .where((w) => {
-        if (name !== undefined) w.orWhere('name', name);
+        // By name too: a name kept from before the skeletons has none (see the migration).
+        if (name !== undefined) w.orWhere('name_skeleton', nameSkeleton(name)).orWhere('name', name);
         if (email !== undefined) w.orWhereRaw('lower(email) = lower(?)', [email]);
       });
     if (exceptId) q.whereNot('id', exceptId);
@@ -203,6 +221,7 @@ export class KnexUserStore implements UserStore {
       const [row] = await this.db('users')
         .insert({
           name: user.name,
+          name_skeleton: nameSkeleton(user.name),
           email: user.email,
           first_name: user.firstName,
           last_name: user.lastName,
@@ -219,10 +238,19 @@ export class KnexUserStore implements UserStore {
   }
 
   async insertUnverified(user: Pick<NewUserRow, 'name' | 'email' | 'passwordHash'>): Promise<User | undefined> {
-    // No conflict target: either unique index (active name, active address) makes it a no-op,
+    // No conflict target: any unique index (active name, its skeleton, active address) makes it a no-op,
     // after waiting for a concurrent insert of the same to commit or roll back.
     const [row] = await this.db('users')
-      .insert({ name: user.name, email: user.email, password_hash: user.passwordHash, is_admin: false, force_password_change: false, email_verified: false })
+      .insert({
+        name: user.name,
+        name_skeleton: nameSkeleton(user.name),
+        name_trusted: false,
+        email: user.email,
+        password_hash: user.passwordHash,
+        is_admin: false,
+        force_password_change: false,
+        email_verified: false,
+      })
       .onConflict()
       .ignore()
       .returning(USER_COLUMNS.map((c) => c.replace('users.', '')));
@@ -272,9 +300,13 @@ export class KnexUserStore implements UserStore {
     return this.db('users').whereIn('id', stale).delete();
   }
 
-  async update(id: string, changes: UserChanges): Promise<User> {
+  async update(id: string, changes: UserChanges, nameBy: 'admin' | 'self' = 'admin'): Promise<User> {
     const patch: Record<string, unknown> = {};
-    if (changes.name !== undefined) patch.name = changes.name;
+    if (changes.name !== undefined) {
+      patch.name = changes.name;
+      patch.name_skeleton = nameSkeleton(changes.name);
+      patch.name_trusted = nameBy === 'admin' ? true : this.db.raw('email_verified');
+    }
     if (changes.email !== undefined) patch.email = changes.email;
     if (changes.firstName !== undefined) patch.first_name = changes.firstName;
     if (changes.lastName !== undefined) patch.last_name = changes.lastName;
@@ -309,12 +341,12 @@ export class KnexUserStore implements UserStore {
     return (await this.db('users').where('id', id).whereNull('deactivated').update({ deactivated: at })) > 0;
   }
 
-  async reactivate(id: string): Promise<User | undefined> {
+  async reactivate(id: string, name: string): Promise<User | undefined> {
     try {
       const [row] = await this.db('users')
         .where('id', id)
         .whereNotNull('deactivated')
-        .update({ deactivated: null, password_hash: null, force_password_change: true })
+        .update({ deactivated: null, password_hash: null, force_password_change: true, name_skeleton: nameSkeleton(name) })
         .returning(RETURNING_DETAIL);
       return row ? toUser(row) : undefined;
     } catch (err) {

@@ -96,7 +96,7 @@ describe('accounts after a global install', () => {
     expect(JSON.parse(created.stdout)).toMatchObject({ email: 'ops@example.test', name: 'ops', is_admin: false });
     const padded = run(bin, ['create-user', '--email', 'ada@example.test', '--name', 'ada '], env, tmp);
     expect(padded.status).toBe(2);
-    expect(padded.stderr.split('\n')[0]).toBe('accounts: create-user: --name "ada " is not a name (1 to 255 characters, no white space at either end)');
+    expect(padded.stderr.split('\n')[0]).toBe('accounts: create-user: --name "ada " is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)');
     const again = run(bin, ['create-user', '--email', 'OPS@example.test', '--name', 'ops2'], env, tmp);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/^accounts: [^\n]+\n$/);

@@ -34,13 +34,22 @@ describe('the CLI applies the API rules', () => {
     [['--email', 'not-an-email', '--name', 'ada'], 'accounts: create-user: --email "not-an-email" is not an email address'],
     [['--email', 'ada@example.test ', '--name', 'ada'], 'accounts: create-user: --email "ada@example.test " is not an email address'],
     [['--email', `${'a'.repeat(250)}@x.io`, '--name', 'ada'], `accounts: create-user: --email "${'a'.repeat(250)}@x.io" is not an email address`],
-    [['--email', 'ada@example.test', '--name', ' ada'], 'accounts: create-user: --name " ada" is not a name (1 to 255 characters, no white space at either end)'],
-    [['--email', 'ada@example.test', '--name', 'ada '], 'accounts: create-user: --name "ada " is not a name (1 to 255 characters, no white space at either end)'],
-    [['--email', 'ada@example.test', '--name', ''], 'accounts: create-user: --name "" is not a name (1 to 255 characters, no white space at either end)'],
-    [['--email', 'ada@example.test', '--name', 'n'.repeat(256)], `accounts: create-user: --name "${'n'.repeat(256)}" is not a name (1 to 255 characters, no white space at either end)`],
+    [['--email', 'ada@example.test', '--name', ' ada'], 'accounts: create-user: --name " ada" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', 'ada '], 'accounts: create-user: --name "ada " is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', ''], 'accounts: create-user: --name "" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', 'n'.repeat(256)], `accounts: create-user: --name "${'n'.repeat(256)}" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)`],
     [['--email', 'ada@example.test', '--name', 'me'], 'accounts: the name "me" is reserved'],
+    [['--email', 'ada@example.test', '--name', 'ops\u200b'], 'accounts: create-user: --name "ops\u200b" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', 'o\u00adps'], 'accounts: create-user: --name "o\u00adps" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
+    [['--email', 'ada@example.test', '--name', '\u202eops'], 'accounts: create-user: --name "\u202eops" is not a name (1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces)'],
   ])('create-user %j is refused, and no one is created', async (args, line) => {
     expectUsageError(await cli(['create-user', ...args]), line);
+    expect((await users()).map((u) => u.name)).toEqual(['ops']);
+  }, 60_000);
+
+  it.each([['\u043eps'], ['\uff4f\uff50\uff53']])('refuses create-user --name %j, a lookalike of ops (exit 1), and no one is created', async (name) => {
+    const res = await cli(['create-user', '--email', 'ada@example.test', '--name', name]);
+    expect([res.code, res.out, res.err]).toEqual([1, '', 'accounts: a user with that name or email already exists\n']);
     expect((await users()).map((u) => u.name)).toEqual(['ops']);
   }, 60_000);
 

@@ -1,6 +1,6 @@
 import { fastFormats } from 'ajv-formats/dist/formats';
 import { loadApiSpec } from '../../src/api-spec';
-import { EMAIL, EMAIL_MAX, isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX, NAME_PATTERN, PAGE_LIMIT, UUID_PATTERN } from '../../src/domain/rules';
+import { EMAIL, EMAIL_MAX, isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX, NAME_PATTERN, normalizeName, PAGE_LIMIT, UUID_PATTERN } from '../../src/domain/rules';
 
 type Schema = Record<string, unknown>;
 const spec = loadApiSpec() as { components: { schemas: Record<string, Schema>; parameters: Record<string, Schema & { schema: Schema }> } };
@@ -17,6 +17,59 @@ describe('one rule per concept: openapi.yaml and domain/rules.ts agree', () => {
     }
     expect(isName('ada')).toBe(true);
     for (const bad of ['', ' ada', 'ada ', 'x'.repeat(NAME_MAX + 1), 'a\nb']) expect(isName(bad)).toBe(false);
+  });
+});
+
+describe('names are handles (issue 18): visible characters only, stored in NFKC form', () => {
+  it.each([
+    ['zero-width space', 'admin\u200b'],
+    ['soft hyphen', 'admin\u00ad'],
+    ['zero-width joiner', 'ad\u200dmin'],
+    ['right-to-left override', 'admin\u202e'],
+    ['right-to-left isolate', '\u2067admin'],
+    ['byte order mark', '\ufeffadmin'],
+    ['word joiner', 'ad\u2060min'],
+    ['Hangul filler (default-ignorable letter)', '\u3164'],
+    ['variation selector', 'admin\ufe0f'],
+    ['tag character', 'admin\u{e0041}'],
+    ['blank Braille pattern', 'admin\u2800'],
+    ['tab', 'ad\tmin'],
+    ['line break', 'Support: your account is locked.\nRestore it at https://evil.example'],
+    ['line separator', 'a\u2028b'],
+    ['no-break space', 'ad\u00a0min'],
+    ['ideographic space', 'ad\u3000min'],
+    ['two spaces', 'ada  lovelace'],
+    ['a combining mark first', '\u0301admin'],
+    ['a private-use character', 'admin\ue000'],
+    ['an unassigned code point', 'admin\u{2fffd}'],
+    ['a control character', 'admin\u0007'],
+  ])('refuses a name with a %s', (_what, name) => {
+    expect(isName(name)).toBe(false);
+    expect(new RegExp(NAME_PATTERN, 'u').test(name)).toBe(false);
+    expect(normalizeName(name)).toBeUndefined();
+  });
+
+  it.each([['ada'], ['ada lovelace'], ['Ada'], ['José'], ['Zoë'], ['名前'], ['Σωκράτης'], ['ada \u{1F600}'], ['o\u0301'], ['Support: see https://example.test']])(
+    'takes %j',
+    (name) => {
+      expect(isName(name)).toBe(true);
+      expect(normalizeName(name)).toBe(name.normalize('NFKC'));
+    },
+  );
+
+  it('stores the NFKC form: fullwidth, ligatures and decomposed accents become the ordinary characters', () => {
+    expect(normalizeName('\uff41\uff44\uff4d\uff49\uff4e')).toBe('admin'); // ａｄｍｉｎ
+    expect(normalizeName('\ufb01ne')).toBe('fine'); // ﬁne
+    expect(normalizeName('Jose\u0301')).toBe('Jos\u00e9');
+    expect(normalizeName('\u2460')).toBe('1'); // ①
+  });
+
+  it('refuses a name whose NFKC form breaks the rule (a space first, or too long)', () => {
+    expect(isName('\u00a8ada')).toBe(true); // ¨ is a letter-like symbol; its NFKC form is a space and a combining diaeresis
+    expect(normalizeName('\u00a8ada')).toBeUndefined();
+    const long = '\ufdfa'.repeat(NAME_MAX); // one character, 18 once NFKC
+    expect(isName(long)).toBe(true);
+    expect(normalizeName(long)).toBeUndefined();
   });
 
   it('on email addresses: the spec’s format is ajv-formats’ fast rule, which is EMAIL', () => {

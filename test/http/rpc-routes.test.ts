@@ -197,7 +197,7 @@ describe('the envelope', () => {
     expect(await fails(adminToken, 'get_user', { userid: true })).toBe('invalid value for `userid`: must be an id or a name');
     expect(await fails(adminToken, 'update_user', { userid: admin.user.id, active: 'yes' })).toBe('invalid value for `active`: must be true or false');
     expect(await fails(adminToken, 'create_user', { username: ' padded', email: 'p@example.test' })).toBe(
-      'invalid value for `username`: must be 1 to 255 characters with no leading or trailing white space',
+      'invalid value for `username`: must be 1 to 255 visible characters: no control, format or invisible characters, no white space but single inner spaces',
     );
     expect(await fails(adminToken, 'create_user', { username: unique('x'), email: 'not-an-email' })).toBe('invalid value for `email`: must be an email address');
     expect(await fails(adminToken, 'create_user_group', { group_name: ['a'] })).toBe('invalid value for `group_name`: must be a string');

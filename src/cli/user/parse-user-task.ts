@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX } from '../../domain/rules';
+import { isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_RULE } from '../../domain/rules';
 import { isText } from '../../domain/text';
 import { SCOPES, type Scope } from '../../domain/types';
 import { UsageError } from '../parse-command';
@@ -212,7 +212,7 @@ export function emailProblem(value: string): string | undefined {
 }
 
 export function userNameProblem(value: string): string | undefined {
-  return isText(value) && isName(value) ? undefined : `${JSON.stringify(value)} is not a name (1 to ${NAME_MAX} characters, no white space at either end)`;
+  return isText(value) && isName(value) ? undefined : `${JSON.stringify(value)} is not a name (${NAME_RULE})`;
 }
 
 export function keyNameProblem(value: string): string | undefined {
