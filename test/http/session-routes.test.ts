@@ -543,6 +543,15 @@ describe('per-account login throttling under concurrent attempts (two instances 
     await two.close();
     await one.close();
   });
+  // Each burst happens at one instant: on a slow machine the first delay (1 s) could otherwise
+  // end while the burst is still arriving, and let one more attempt be evaluated, rightly.
+  beforeEach(() => {
+    const at = Date.now();
+    for (const app of [one, two]) app.clock.stop(at);
+  });
+  afterEach(() => {
+    for (const app of [one, two]) app.clock.resume();
+  });
 
   const attempt = (app: TestApp, email: string, password: string) => app.http().post('/login').send({ email, password });
   const actions = async (userId: string) => (await one.knex('audit_log').where({ target_id: userId }).select('action')).map((r) => r.action).sort();
