@@ -17,7 +17,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json openapi.yaml ./
 # The data directory (embedded database, generated JWT secret, mail outbox) belongs to the user
 # the service runs as; a named volume mounted here starts with this owner.
-RUN mkdir -p /data && chown node:node /data
+RUN mkdir -p /data && chown node:node /data && chmod 700 /data
 VOLUME /data
 EXPOSE 3000
 USER node

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
+import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
 import { migrateLatest } from './db/migrate';
 import { SYSTEM, type AuditContext } from './domain/audit';
 import { parseUserRef } from './domain/identifiers';
@@ -70,7 +71,7 @@ async function runAdmin(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n\n${USAGE}\n`);
       return 2;
     }
-    if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirLockedError) {
+    if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError) {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n`);
       return 1;
     }
@@ -89,7 +90,8 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
   const config = loadConfig(io.env);
   // Read before the database opens: a missing password costs no start-up.
   const password = command.kind === 'passwd' || (command.kind === 'create-user' && command.passwordStdin) ? await readPassword(io.stdin) : undefined;
-  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  // Log lines (a warning at most, unless LOG_LEVEL asks for more) go to stderr: stdout is the command's answer.
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, io.stderr);
   const { database, container } = await openRuntime(config, log);
   try {
     const { users, passwords, tokens } = container.services;
@@ -128,6 +130,7 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
 }
 
 if (require.main === module) {
+  process.umask(PRIVATE_UMASK); // what this process creates is its user's alone (the data directory, the mail, the key store)
   // exit at once: a pool or the outbox's timers must not keep a finished command alive.
   void runCli(process.argv.slice(2)).then((code) => process.exit(code));
 }

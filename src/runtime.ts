@@ -5,6 +5,7 @@ import { createContainer, type Container } from './container';
 import { lockDataDir } from './db/data-dir-lock';
 import { openDatabase, type Database } from './db/database';
 import { migrateLatest } from './db/migrate';
+import { makeMailPrivate, makePrivate } from './db/private-files';
 import { loadOrCreateJwtSecret } from './secrets';
 
 export interface Runtime {
@@ -21,13 +22,30 @@ export async function openRuntime(config: Config, log: Logger, options: { proces
   const release = config.databaseUrl ? () => undefined : lockDataDir(config.dataDir);
   let database: Database;
   try {
+    const fixed = makeFilesPrivate(config);
+    if (fixed > 0) {
+      log.warn(
+        { dir: config.dataDir, fixed },
+        `made ${fixed} files and directories of the data directory private to this user (directories 0700, files 0600): an older version, or a stop without time to tidy up, had left them open to other users`,
+      );
+    }
     const opened = await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: path.join(config.dataDir, 'pgdata'),
       poolSize: config.databasePoolSize,
       log,
     });
-    database = { ...opened, close: () => opened.close().finally(release) };
+    // What the embedded database writes as it runs (its first start: some 970 files 0666) is made
+    // private again once it is open and once it is closed, before the lock goes.
+    const close = () =>
+      opened.close().finally(() => {
+        try {
+          makeFilesPrivate(config);
+        } finally {
+          release();
+        }
+      });
+    database = { ...opened, close };
   } catch (err) {
     release();
     throw err;
@@ -39,6 +57,7 @@ export async function openRuntime(config: Config, log: Logger, options: { proces
     if (!config.jwtSecrets.length && config.databaseUrl) {
       log.warn('JWT_SECRET is not set: using the secret kept in DATA_DIR; instances sharing this database must share it');
     }
+    log.debug({ dir: config.dataDir, fixed: makeFilesPrivate(config) }, 'made the files the database wrote at start private');
     // PGlite runs no autovacuum: housekeeping analyzes its tables hourly, as autovacuum would on a server.
     const container = createContainer(database.knex, { ...config, jwtSecrets }, log, {
       pool: database.pool,
@@ -50,4 +69,16 @@ export async function openRuntime(config: Config, log: Logger, options: { proces
     await database.close();
     throw err;
   }
+}
+
+/**
+ * The data directory (all of it: the embedded database, the generated secret, the lock, the
+ * default outbox) made private to this user; an outbox elsewhere has its mail files made private.
+ * Returns how many entries it changed.
+ */
+function makeFilesPrivate(config: Config): number {
+  let fixed = makePrivate(config.dataDir);
+  const outbox = path.relative(config.dataDir, config.mailOutboxDir);
+  if (!config.smtpUrl && (outbox.startsWith('..') || path.isAbsolute(outbox))) fixed += makeMailPrivate(config.mailOutboxDir);
+  return fixed;
 }

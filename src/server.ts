@@ -2,6 +2,7 @@ import { loadApiSpec } from './api-spec';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
+import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
 import { createDrainingServer } from './http/draining-server';
 import { countAnswers } from './http/handlers/metrics';
 import { createLogger } from './logger';
@@ -9,6 +10,7 @@ import { openRuntime } from './runtime';
 import { bootstrapAdmin } from './services/bootstrap';
 
 async function main(): Promise<void> {
+  process.umask(PRIVATE_UMASK); // what this process creates is its user's alone (the data directory, the mail)
   let config;
   try {
     config = loadConfig();
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   // A known refusal is said in one line; anything else with its stack.
-  const told = err instanceof DataDirLockedError ? err.message : err instanceof Error ? err.stack : String(err);
+  const told = err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError ? err.message : err instanceof Error ? err.stack : String(err);
   process.stderr.write(`start-up failed: ${told}\n`);
   process.exit(1);
 });

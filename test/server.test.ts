@@ -23,6 +23,35 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** Every entry under `dir`, itself included, with its permission bits, by path relative to it. */
+function entries(dir: string): { file: string; mode: number; isDir: boolean }[] {
+  return ['.', ...(fs.readdirSync(dir, { recursive: true }) as string[])].map((file) => {
+    const stat = fs.lstatSync(path.join(dir, file));
+    return { file, mode: stat.mode & 0o7777, isDir: stat.isDirectory() };
+  });
+}
+
+/** The entries under `dir` that are not private: a directory other than 0700, a file other than 0600. */
+const notPrivate = (dir: string) => entries(dir).filter((e) => e.mode !== (e.isDir ? 0o700 : 0o600));
+
+/** Leaves `dir` as an older version did: directories 0755, files 0666 (the WAL, `pg_control`, the secret). */
+function openToAll(dir: string): number {
+  const all = entries(dir);
+  for (const e of all) fs.chmodSync(path.join(dir, e.file), e.isDir ? 0o755 : 0o666);
+  return all.length;
+}
+
+/** Polls `find` until it returns something (a deadline, not a sleep). */
+async function eventually<T>(find: () => T | undefined, what: string): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('server', () => {
   it('stops at start-up on a bad setting, naming it', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
@@ -105,5 +134,70 @@ describe('server', () => {
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);
     }
+  }, 120_000);
+  it('keeps an embedded data directory private from the first start: directories 0700, files 0600, the WAL and the mail too', async () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-private-'));
+    const dir = path.join(parent, 'data'); // made by the server
+    const server = await startServer({ DATA_DIR: dir, PORT: '0', BCRYPT_COST: '4', ADMIN_EMAIL: 'root@example.test', ADMIN_PASSWORD: 'root password 1' });
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: 'root@example.test', password: 'root password 1' }) });
+      const { jwt_token: token } = (await login.json()) as { jwt_token: string };
+      const created = await fetch(`${base}/user`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ name: 'ada', email: 'ada@example.test' }),
+      });
+      expect(created.status).toBe(201);
+      // The welcome mail (its set-password link) as an .eml file in the outbox.
+      await eventually(() => entries(dir).find((e) => /^outbox\/[^.].*\.eml$/.test(e.file)), 'the welcome mail');
+      const files = entries(dir).map((e) => e.file);
+      for (const expected of ['jwt-secret', 'accounts.lock', 'pgdata/global/pg_control', 'pgdata/PG_VERSION']) expect(files).toContain(expected);
+      expect(files.some((f) => f.startsWith('pgdata/pg_wal/0000'))).toBe(true);
+      expect(notPrivate(dir)).toEqual([]);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+    expect(notPrivate(dir)).toEqual([]);
+    expect(server.output()).not.toContain('private to this user'); // nothing to mend: it was made so
+    fs.rmSync(parent, { recursive: true, force: true });
+  }, 120_000);
+
+  it('makes a data directory that an older version left open private at start, server and CLI alike, and says so once in the log', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-opened-'));
+    const embedded = { DATA_DIR: dir, PORT: '0', BCRYPT_COST: '4' };
+    const first = await startServer(embedded);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const opened = openToAll(dir);
+    expect(opened).toBeGreaterThan(900);
+    const second = await startServer(embedded);
+    try {
+      const fixes = second
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('private to this user'))
+        .map((l) => JSON.parse(l));
+      expect(fixes).toEqual([expect.objectContaining({ level: 40, dir, fixed: opened })]);
+      expect(notPrivate(dir)).toEqual([]);
+    } finally {
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    }
+
+    // The CLI opens the same directory by the same rule; its log line goes to stderr, not into its answer.
+    const reopened = openToAll(dir);
+    const cli = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'migrate'], { cwd: root, env: { PATH: process.env.PATH, ...embedded } });
+    let out = '';
+    let err = '';
+    cli.stdout.on('data', (c) => (out += c));
+    cli.stderr.on('data', (c) => (err += c));
+    expect(await new Promise((resolve) => cli.on('exit', resolve))).toBe(0);
+    expect(out).toBe('already up to date\n');
+    expect(JSON.parse(err)).toMatchObject({ level: 40, dir, fixed: reopened });
+    expect(notPrivate(dir)).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 });

@@ -78,7 +78,7 @@ function readHolder(file: string): LockHolder | undefined {
  * it stale, and the next process takes it over. Returns the release function.
  */
 export function lockDataDir(dir: string): () => void {
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, LOCK_FILE);
   const me: LockHolder = {
     pid: process.pid,
@@ -90,7 +90,7 @@ export function lockDataDir(dir: string): () => void {
   const content = JSON.stringify(me);
   for (let attempt = 0; attempt < 20; attempt++) {
     try {
-      fs.writeFileSync(file, content, { flag: 'wx', mode: 0o644 });
+      fs.writeFileSync(file, content, { flag: 'wx', mode: 0o600 });
       return () => {
         if (readHolder(file)?.pid === me.pid) fs.rmSync(file, { force: true });
       };

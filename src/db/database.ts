@@ -140,7 +140,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const owned = !pglite;
   if (!pglite) {
     const dir = options.dataDir ?? 'memory://';
-    if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true });
+    if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
     pglite = await PGlite.create(dir);
   }
   const instance = pglite;

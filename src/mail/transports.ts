@@ -74,7 +74,7 @@ export class EmlFileTransport implements MailTransport {
 
   async send(mail: RawMail): Promise<void> {
     const message = await composeMessage(this.composer, mail, '\n');
-    await fs.mkdir(this.dir, { recursive: true });
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}.eml`;
     const tmp = path.join(this.dir, `.${name}.tmp`);
     await fs.writeFile(tmp, message, { mode: 0o600 });

@@ -43,11 +43,14 @@ export class AuthService {
 
   /**
    * Unknown user, wrong or unusable password and deactivated user all fail alike, after the same
-   * work (a lookup, a throttle check, one bcrypt comparison at the configured cost, one throttle
-   * write), so neither the answer nor its timing tells them apart. After `throttle.failures`
-   * failures in a row an account (or an identifier nobody holds: the same answer) is refused with
-   * 429 for a delay that doubles with each further failure; a success starts the count again. A
-   * hash of another cost than the configured one is replaced at the first successful login.
+   * work (a lookup, one throttle statement, one bcrypt comparison at the configured cost), so
+   * neither the answer nor its timing tells them apart. The throttle statement takes the
+   * attempt's slot before bcrypt runs, counting it as a failure in advance: after
+   * `throttle.failures` attempts in a row that were not successes, an account (or an identifier
+   * nobody holds: the same answer) is refused with 429 for a delay that doubles with each further
+   * failure, and no more than that many are evaluated however many arrive together, on however
+   * many instances. The right password starts the count again. A hash of another cost than the
+   * configured one is replaced at the first successful login.
    */
   async login(ref: UserRef, password: string, ctx: RequestMeta): Promise<LoginResult> {
     const user = await this.stores.users.findActiveWithPassword(ref);
@@ -57,24 +60,29 @@ export class AuthService {
     const target = user ? userTarget(user) : null;
     const anonymous = { actor: null, ...ctx };
     const throttled = this.throttle.failures > 0;
+    let failures = 0;
     if (throttled) {
-      const until = await this.stores.loginThrottle.blockedUntil(key, this.clock.now());
-      if (until) throw new RateLimitedError(Math.ceil((until.getTime() - this.clock.now().getTime()) / 1000), this.throttle.failures);
+      const now = this.clock.now();
+      const slot = await this.stores.loginThrottle.take(key, now, this.throttle);
+      if (!slot.allowed) throw new RateLimitedError(Math.ceil((slot.until.getTime() - now.getTime()) / 1000), this.throttle.failures);
+      failures = slot.failures;
     }
     const ok = await this.hasher.verify(password, user?.passwordHash ?? null);
     if (!user || !ok) {
-      // A failure changes nothing but the throttle's count, and still leaves its audit row.
+      // A failure changes nothing (its slot has counted it), and still leaves its audit row.
       await this.transact(async (s) => {
         s.audit.add(anonymous, { action: 'login.failed', target, summary: tried });
-        if (!throttled) return;
-        const failures = await s.loginThrottle.recordFailure(key, this.clock.now(), this.throttle);
-        if (failures === this.throttle.failures) s.audit.add(anonymous, { action: 'login.throttled', target, summary: { ...tried, failures } });
+        if (throttled && failures === this.throttle.failures) s.audit.add(anonymous, { action: 'login.throttled', target, summary: { ...tried, failures } });
       });
       throw new UnauthenticatedError('Unauthorized');
     }
     // Only the right password learns this (a wrong one got the ordinary 401 above); no token.
+    // The right password still starts the count again, as a login would.
     if (!user.emailVerified) {
-      await this.transact(async (s) => s.audit.add(anonymous, { action: 'login.failed', target, summary: { ...tried, reason: 'email_unverified' } }));
+      await this.transact(async (s) => {
+        if (throttled) await s.loginThrottle.clear(key);
+        s.audit.add(anonymous, { action: 'login.failed', target, summary: { ...tried, reason: 'email_unverified' } });
+      });
       throw new EmailUnverifiedError();
     }
     const rehashed = user.passwordHash && this.hasher.needsRehash(user.passwordHash) ? await this.hasher.hash(password) : undefined;

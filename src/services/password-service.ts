@@ -79,14 +79,18 @@ export class PasswordService {
 
   /**
    * The reset job: mails a reset link to an active user with that address, at most once a minute
-   * per account; nothing for an address without an account.
+   * per account; nothing for an address without an account. The minute's mail is taken in one
+   * statement whose row stays locked until this commits, so the jobs of several requests running
+   * at once (on several instances) mail once, not once each.
    */
   async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
     const user = await this.stores.users.findActiveWithPassword({ email });
     if (!user) return;
-    const since = new Date(this.clock.now().getTime() - RESET_REQUEST_INTERVAL_MS);
+    const now = this.clock.now();
+    const since = new Date(now.getTime() - RESET_REQUEST_INTERVAL_MS);
     await this.transact(async (s) => {
-      if (await s.passwordTokens.issuedSince(user.id, 'reset', since)) return;
+      const { hits } = await s.rateLimits.hit(`reset-mail:${user.id}`, RESET_REQUEST_INTERVAL_MS, now);
+      if (hits > 1 || (await s.passwordTokens.issuedSince(user.id, 'reset', since))) return;
       await this.links.queueReset(s, user);
       s.audit.add({ actor: null, ...meta }, { action: 'password.reset_requested', target: userTarget(user), summary: { email: user.email } });
     });

@@ -63,9 +63,9 @@ describe('Dockerfile', () => {
     expect(lines[ci]).toMatch(/test -f dist\/console\/index\.html/);
   });
 
-  it("makes the data directory the runtime user's before it becomes that user", () => {
+  it("makes the data directory the runtime user's, and private (0700: the first start has nothing to mend), before it becomes that user", () => {
     expect(dockerfile).toMatch(/^ENV .*\bDATA_DIR=\/data\b/m);
-    const chown = at(/^RUN mkdir -p \/data && chown node:node \/data$/);
+    const chown = at(/^RUN mkdir -p \/data && chown node:node \/data && chmod 700 \/data$/);
     const user = at(/^USER node$/);
     expect(chown).toBeGreaterThan(at(/^FROM .* AS build$/));
     expect(chown).toBeGreaterThan(0);

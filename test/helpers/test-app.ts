@@ -20,14 +20,23 @@ import { createLogger } from '../../src/logger';
 import { MailCatcher } from './mail-catcher';
 import { openTestDatabase } from './test-database';
 
-/** Real time, plus whatever a test skips ahead. */
+/** Real time, plus whatever a test skips ahead; or stopped, while a test needs one instant. */
 export class TestClock implements Clock {
   private offsetMs = 0;
+  private stoppedAt: number | undefined;
   now(): Date {
-    return new Date(Date.now() + this.offsetMs);
+    return new Date((this.stoppedAt ?? Date.now()) + this.offsetMs);
   }
   advance(ms: number): void {
     this.offsetMs += ms;
+  }
+  /** Stops the clock (advance still moves it), so a burst of requests on a slow machine all happens at one instant. */
+  stop(at = Date.now()): void {
+    this.stoppedAt = at;
+  }
+  /** Real time again (plus what was advanced). */
+  resume(): void {
+    this.stoppedAt = undefined;
   }
 }
 

@@ -293,6 +293,21 @@ describe('POST /password/reset', () => {
     }
   });
 
+  it('mails once when the jobs of several requests run at the same time (several instances): the minute is taken in one statement', async () => {
+    const u = await t.factory.user();
+    const other = await createTestApp({ sameDatabaseAs: t });
+    try {
+      const meta = { ip: null, userAgent: null, requestId: null };
+      const jobs = [t, other, t, other, t, other].map((app) => app.container.services.passwords.sendResetLink(u.email, meta));
+      await Promise.all(jobs);
+    } finally {
+      await other.close();
+    }
+    expect(await t.knex('password_tokens').where({ user_id: u.user.id, purpose: 'reset' })).toHaveLength(1);
+    expect(await t.knex('audit_log').where({ target_id: u.user.id, action: 'password.reset_requested' })).toHaveLength(1);
+    expect(await t.knex('mail_outbox').whereRaw('? = any(recipients)', [u.email])).toHaveLength(1);
+  });
+
   it('is throttled per client IP with 429, Retry-After and RateLimit headers', async () => {
     const limited = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '3' } });
     try {

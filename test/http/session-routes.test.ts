@@ -503,6 +503,131 @@ describe('per-account login throttling', () => {
   });
 });
 
+/**
+ * Holds every password comparison of the given instances until `release()`, counting them: a
+ * burst of logins then all meets the throttle before any is evaluated, as it does when bcrypt
+ * takes 200 ms, and `evaluated` says how many got past it.
+ */
+function holdComparisons(...apps: TestApp[]) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const held = { evaluated: 0, release, restore: () => spies.forEach((spy) => spy.mockRestore()) };
+  const spies = apps.map(({ container: { hasher } }) => {
+    const verify = hasher.verify.bind(hasher);
+    return jest.spyOn(hasher, 'verify').mockImplementation(async (password, hash) => {
+      held.evaluated += 1;
+      await released;
+      return verify(password, hash);
+    });
+  });
+  return held;
+}
+
+/** Polls `done` until it holds (a deadline, not a sleep). */
+async function until(done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('per-account login throttling under concurrent attempts (two instances on one database)', () => {
+  let one: TestApp;
+  let two: TestApp;
+  beforeAll(async () => {
+    one = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '10' } });
+    two = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '10' }, sameDatabaseAs: one });
+  });
+  afterAll(async () => {
+    await two.close();
+    await one.close();
+  });
+  // Each burst happens at one instant: on a slow machine the first delay (1 s) could otherwise
+  // end while the burst is still arriving, and let one more attempt be evaluated, rightly.
+  beforeEach(() => {
+    const at = Date.now();
+    for (const app of [one, two]) app.clock.stop(at);
+  });
+  afterEach(() => {
+    for (const app of [one, two]) app.clock.resume();
+  });
+
+  const attempt = (app: TestApp, email: string, password: string) => app.http().post('/login').send({ email, password });
+  const actions = async (userId: string) => (await one.knex('audit_log').where({ target_id: userId }).select('action')).map((r) => r.action).sort();
+
+  it('evaluates at most the limit of 48 wrong guesses sent at once: 10 get 401, 38 get 429 without a bcrypt comparison', async () => {
+    const u = await one.factory.user();
+    const held = holdComparisons(one, two);
+    let refused = 0;
+    const answers = Array.from({ length: 48 }, (_, i) =>
+      attempt(i % 2 ? two : one, u.email, `wrong-password-${i}`).then((res) => {
+        if (res.status === 429) refused += 1;
+        return res;
+      }),
+    );
+    await until(() => held.evaluated + refused === 48, 'every guess to be refused or held at bcrypt');
+    held.release();
+    const statuses = (await Promise.all(answers)).map((res) => res.status);
+    held.restore();
+    expect(held.evaluated).toBe(10);
+    expect([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 429).length]).toEqual([10, 38]);
+    expect(await actions(u.user.id)).toEqual([...Array(10).fill('login.failed'), 'login.throttled']);
+    const row = await one.knex('login_throttle').where({ key: `user:${u.user.id}` }).first();
+    expect(row.failures).toBe(10);
+    expect(row.blocked_until.getTime() - row.last_failure.getTime()).toBe(1_000);
+  });
+
+  it('evaluates at most the limit of 15 wrong guesses and the right password sent together: the right one is refused; after the delay it logs in and starts again', async () => {
+    const u = await one.factory.user();
+    const held = holdComparisons(one, two);
+    let refused = 0;
+    const tally = (req: ReturnType<typeof attempt>) =>
+      req.then((res) => {
+        if (res.status === 429) refused += 1;
+        return res;
+      });
+    const wrong = Array.from({ length: 15 }, (_, i) => tally(attempt(i % 2 ? two : one, u.email, `wrong-password-${i}`)));
+    await until(() => held.evaluated + refused === 15, 'the wrong guesses to be refused or held at bcrypt');
+    // The right password arrives while the first ten guesses are still being evaluated.
+    const right = tally(attempt(two, u.email, u.password));
+    await until(() => held.evaluated + refused === 16, 'the right password to be refused or held at bcrypt');
+    held.release();
+    const statuses = (await Promise.all(wrong)).map((res) => res.status);
+    const rightAnswer = await right;
+    held.restore();
+    expect(held.evaluated).toBe(10);
+    expect([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 429).length]).toEqual([10, 5]);
+    expect([rightAnswer.status, rightAnswer.body.code, rightAnswer.headers['retry-after']]).toEqual([429, 'rate_limited', '1']);
+    expect(await one.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(0);
+    expect(await actions(u.user.id)).toEqual([...Array(10).fill('login.failed'), 'login.throttled']);
+    // After the delay (on both instances' clocks) the right password logs in and the count starts again.
+    for (const app of [one, two]) app.clock.advance(1_000);
+    expect((await attempt(one, u.email, u.password)).status).toBe(200);
+    expect(await one.knex('login_throttle').where({ key: `user:${u.user.id}` })).toHaveLength(0);
+    expect((await attempt(two, u.email, 'wrong-password')).status).toBe(401);
+    expect(await one.knex('login_throttle').where({ key: `user:${u.user.id}` }).first()).toMatchObject({ failures: 1, blocked_until: null });
+  });
+
+  it('refuses a burst against an address nobody holds just the same (no enumeration)', async () => {
+    const nobody = `nobody-${crypto.randomUUID()}@example.test`;
+    const held = holdComparisons(one, two);
+    let refused = 0;
+    const answers = Array.from({ length: 24 }, (_, i) =>
+      attempt(i % 2 ? two : one, nobody, `wrong-password-${i}`).then((res) => {
+        if (res.status === 429) refused += 1;
+        return res;
+      }),
+    );
+    await until(() => held.evaluated + refused === 24, 'every guess to be refused or held at bcrypt');
+    held.release();
+    const statuses = (await Promise.all(answers)).map((res) => res.status);
+    held.restore();
+    expect(held.evaluated).toBe(10);
+    expect([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 429).length]).toEqual([10, 14]);
+  });
+});
+
 describe('per-IP throttling shared by instances', () => {
   it('counts one limit across two instances on one database, on /login and /password/reset alike', async () => {
     const a = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '4' } });
