@@ -11,6 +11,19 @@ import { bootstrapAdmin } from './services/bootstrap';
 
 async function main(): Promise<void> {
   process.umask(PRIVATE_UMASK); // what this process creates is its user's alone (the data directory, the mail)
+  // The signals are taken from the first moment: one that arrives while the service starts (a
+  // supervisor stopping it as soon as it said "listening") is held until it can shut down in
+  // order, instead of the default action killing it mid-way (tested in test/server.test.ts); a
+  // second one before then ends it at once.
+  let shutdown: ((signal: string) => Promise<void>) | undefined;
+  let pending: string | undefined;
+  const onSignal = (signal: string) => {
+    if (shutdown) return void shutdown(signal);
+    if (pending) process.exit(1);
+    pending = signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   let config;
   try {
     config = loadConfig();
@@ -42,7 +55,7 @@ async function main(): Promise<void> {
   log.info({ url: `http://${config.host}:${port}`, port, database: database.kind, mail: config.smtpUrl ? 'smtp' : config.mailOutboxDir }, 'listening');
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal, in_flight: http.inFlight }, 'shutting down: taking no more requests, finishing those in flight');
@@ -57,8 +70,7 @@ async function main(): Promise<void> {
     log.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  if (pending) void shutdown(pending);
 }
 
 main().catch((err) => {

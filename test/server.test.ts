@@ -135,6 +135,30 @@ describe('server', () => {
       expect(await second.exited).toBe(0);
     }
   }, 120_000);
+  it('shuts down in order on a SIGTERM that comes while it starts or as soon as it listens, never by the default action', async () => {
+    for (const when of ['the first log line', 'listening']) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-signal-'));
+      const db = await databaseForProcess();
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+        cwd: root,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dir, PORT: '0', BCRYPT_COST: '4', ...db.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const ready = when === 'listening' ? out.includes('"msg":"listening"') : out.includes('\n');
+        if (ready && child.signalCode === null && !child.killed) child.kill('SIGTERM');
+      });
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+      expect({ when, code, signal }).toEqual({ when, code: 0, signal: null });
+      expect(out).toContain('"msg":"stopped"');
+      await db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('keeps an embedded data directory private from the first start: directories 0700, files 0600, the WAL and the mail too', async () => {
     const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-private-'));
     const dir = path.join(parent, 'data'); // made by the server
