@@ -30,17 +30,20 @@ export class PasswordService {
   ) {}
 
   /**
-   * `POST /user/me/password`: the current password is checked unless the caller holds a login
-   * token confined by a forced change. Clears the forced change, kills every reset link, ends
-   * the tokens `clear` names, and sends a notice with no secret in it.
+   * `POST /user/me/password`: the current password is checked, unless the caller holds a login
+   * token confined by a forced change and has no usable password left (an admin reset made it
+   * unusable). A forced change never waives a password that still works: a session confined by
+   * one (after an admin reset, a revert, or the operator's order) may be a thief's. Clears the
+   * forced change, kills every reset link, ends the tokens `clear` names, and sends a notice with
+   * no secret in it.
    */
   async changeOwn(caller: Caller, password: string, currentPassword: string | undefined, clear: ClearTokens, ctx: AuditContext): Promise<void> {
     const forced = caller.token.kind === 'login' && caller.user.forcePasswordChange;
-    if (!forced) {
+    const user = await this.stores.users.findActiveWithPassword({ id: caller.user.id });
+    if (!forced || user?.passwordHash) {
       if (currentPassword === undefined) {
         throw new ValidationError('current_password is required', [{ path: '/body/current_password', message: 'is required' }]);
       }
-      const user = await this.stores.users.findActiveWithPassword({ id: caller.user.id });
       if (!(await this.hasher.verify(currentPassword, user?.passwordHash ?? null))) throw new WrongPasswordError();
     }
     this.hasher.checkPolicy(password);
