@@ -3,6 +3,7 @@ import { userTarget, type AuditContext, type RequestMeta } from '../domain/audit
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import { passwordChangedMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
+import { addressKey, mayMail } from './mail-limits';
 import type { PasswordHasher } from './password-hasher';
 import { hashLinkToken, type PasswordLinks } from './password-links';
 
@@ -82,14 +83,17 @@ export class PasswordService {
 
   /**
    * The reset job: mails a reset link to an active user with that address, at most once a minute
-   * per account; nothing for an address without an account.
+   * per account and MAIL_LIMIT_PER_HOUR times an hour per address asked for; nothing for an
+   * address without an account.
    */
   async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
     const user = await this.stores.users.findActiveWithPassword({ email });
     if (!user) return;
-    const since = new Date(this.clock.now().getTime() - RESET_REQUEST_INTERVAL_MS);
+    const now = this.clock.now();
+    const since = new Date(now.getTime() - RESET_REQUEST_INTERVAL_MS);
     await this.transact(async (s) => {
       if (await s.passwordTokens.issuedSince(user.id, 'reset', since)) return;
+      if (!(await mayMail(s, [addressKey('password_reset', email)], now))) return;
       await this.links.queueReset(s, user);
       s.audit.add({ actor: null, ...meta }, { action: 'password.reset_requested', target: userTarget(user), summary: { email: user.email } });
     });
