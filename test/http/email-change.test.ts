@@ -219,6 +219,20 @@ describe('POST /user/me {email}: mail limits', () => {
   });
 });
 
+describe('POST /user/me {email}, concurrently', () => {
+  it('answers every request, and leaves one live confirmation link: the pending address\'s', async () => {
+    const u = await t.factory.loggedIn();
+    const asked = Array.from({ length: 8 }, () => `${unique('race')}@example.test`);
+    const answers = await Promise.all(asked.map((email) => t.http().post('/user/me').set(bearer(u.jwt)).send({ email, current_password: u.password })));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
+    const row = await t.knex('users').where({ id: u.user.id }).first();
+    const live = await t.knex('email_links').where({ user_id: u.user.id, purpose: 'confirm' }).whereNull('used');
+    expect(live.map((l) => l.email)).toEqual([row.pending_email]);
+    await outboxDrained();
+    expect((await queuedTo(u.email)).length).toBe(3); // the account's limit held across them
+  });
+});
+
 describe('POST /user/me/email/confirm', () => {
   it('makes the change (no authentication needed): the new address logs in, the old one no more; works once', async () => {
     const u = await requested();
