@@ -401,7 +401,7 @@ const login = async (base, email, password = PASSWORD) =>
 async function createActiveUser(base, adminJwt, options) {
   const user = await createUser(base, adminJwt, options);
   const confined = await login(base, user.email);
-  await expectStatus(204, http(base, 'POST', '/user/me/password?clear_tokens=none', { token: confined, body: { password: PASSWORD } }), `password of ${user.name}`);
+  await expectStatus(204, http(base, 'POST', '/user/me/password?clear_tokens=none', { token: confined, body: { current_password: PASSWORD, password: PASSWORD } }), `password of ${user.name}`);
   user.jwt = await login(base, user.email);
   return user;
 }

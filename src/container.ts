@@ -125,7 +125,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
-  const emailChanges = new EmailChanges(transact, clock, mail);
+  const emailChanges = new EmailChanges(transact, clock, mail, links);
   const users = new UserService(stores, transact, hasher, links, clock, mail, emailChanges);
   const groups = new GroupService(stores, transact);
   const passwords = new PasswordService(stores, transact, hasher, links, clock, mail);

@@ -11,7 +11,7 @@ import { ActionButton, Checkbox, CopyButton, ErrorNote, Field, Form, Page, Place
  */
 
 /** A refusal made in the page, shown under the field `name` as the API's own would be. */
-function fieldError(name: string, message: string): ApiError {
+export function fieldError(name: string, message: string): ApiError {
   return new ApiError(400, { error: message, code: 'validation_failed', request_id: '', details: [{ path: `/body/${name}`, message }] });
 }
 
@@ -46,10 +46,11 @@ export function Password(_props: { id?: string }) {
         label="Change password"
         fieldFor={{ wrong_password: 'current_password', weak_password: 'password' }}
         onSubmit={async () => {
-          if (!forced && current === '') throw fieldError('current_password', 'Enter your current password.');
+          if (current === '') throw fieldError('current_password', forced ? 'Enter the password you signed in with.' : 'Enter your current password.');
           if (password === '') throw fieldError('password', 'Enter a new password.');
           if (password !== repeat) throw fieldError('repeat', 'The two new passwords are not the same.');
-          await ok(api.POST('/user/me/password', { body: forced ? { password } : { password, current_password: current } }));
+          // A forced change still proves the person knows the password that works (the session may not be theirs).
+          await ok(api.POST('/user/me/password', { body: { password, current_password: current } }));
           // The change ended every login token, this session's too: sign in again with the new password.
           try {
             await ok(api.POST('/login', { body: { email: user.email, password, set_session: true } }));
@@ -68,17 +69,16 @@ export function Password(_props: { id?: string }) {
       >
         {/* A hidden user name lets a password manager file the new password under the right account. */}
         <input type="text" name="username" autoComplete="username" value={user.email} readOnly hidden />
-        {!forced && (
-          <Field
-            name="current_password"
-            label="Current password"
-            type="password"
-            autoComplete="current-password"
-            required
-            value={current}
-            onValue={setCurrent}
-          />
-        )}
+        <Field
+          name="current_password"
+          label="Current password"
+          type="password"
+          autoComplete="current-password"
+          required
+          value={current}
+          onValue={setCurrent}
+          hint={forced ? 'The password you signed in with.' : undefined}
+        />
         <Field
           name="password"
           label="New password"

@@ -321,7 +321,12 @@ function sentence(e: Entry): ComponentChildren {
     case 'email.change_requested':
       return (
         <>
-          {actor} asked to change {whose} email from {q(s.from)} to {q(s.to)}; waiting for the new address to confirm.
+          {actor} asked to change {whose} email from {q(s.from)} to {q(s.to)};{' '}
+          {s.mailed === false
+            ? 'nothing mailed (too many requests this hour).'
+            : s.address_taken
+              ? 'another account has that address: its owner was told, and no link went to it.'
+              : 'waiting for the new address to confirm.'}
         </>
       );
     case 'email.change_confirmed':
@@ -333,7 +338,8 @@ function sentence(e: Entry): ComponentChildren {
     case 'email.change_reverted':
       return (
         <>
-          {name}’s email change was undone from the old address: back from {q(s.from)} to {q(s.to)}; every token ended.
+          {name}’s email change was undone from the old address: back from {q(s.from)} to {q(s.to)}; every token ended
+          {s.password_unusable ? ', the password made unusable and a reset link mailed' : ''}.
         </>
       );
     case 'password.changed':

@@ -2,14 +2,20 @@ import { useState } from 'preact/hooks';
 import { api, ok, type UserDetailed } from '../api';
 import { useSession } from '../session';
 import { Field, Form, Page } from '../ui';
+import { fieldError } from './account';
 
 type Editable = 'name' | 'email' | 'first_name' | 'last_name';
+
+/** Whether the form asks for a new address (then the current password is asked for too). */
+function newAddress(user: UserDetailed, email: string): boolean {
+  return email.trim().toLowerCase() !== user.email.toLowerCase() && email.trim().toLowerCase() !== user.pending_email?.toLowerCase();
+}
 
 /** The fields of `form` that differ from `user` (only what changed is sent, so only that is mailed). */
 function changes(user: UserDetailed, form: Record<Editable, string>) {
   const body: { name?: string; email?: string; first_name?: string | null; last_name?: string | null } = {};
   if (form.name.trim() !== user.name) body.name = form.name.trim();
-  if (form.email.trim().toLowerCase() !== user.email.toLowerCase() && form.email.trim().toLowerCase() !== user.pending_email?.toLowerCase()) body.email = form.email.trim();
+  if (newAddress(user, form.email)) body.email = form.email.trim();
   for (const k of ['first_name', 'last_name'] as const) {
     const v = form[k].trim() === '' ? null : form[k].trim();
     if (v !== (user[k] ?? null)) body[k] = v;
@@ -27,6 +33,8 @@ export function Profile() {
     last_name: user.last_name ?? '',
   });
   const set = (k: Editable) => (v: string) => setForm({ ...form, [k]: v });
+  const [current, setCurrent] = useState('');
+  const moving = newAddress(user, form.email);
 
   return (
     <Page title="Profile">
@@ -52,11 +60,15 @@ export function Profile() {
         submit="Save changes"
         busy="Saving…"
         label="Profile"
+        fieldFor={{ wrong_password: 'current_password' }}
+        explain={(e) => (e.code === 'wrong_password' ? 'That is not your current password.' : undefined)}
         onSubmit={async () => {
           const body = changes(user, form);
           if (Object.keys(body).length === 0) return 'Nothing changed.';
-          const updated = await ok(api.POST('/user/me', { body }));
+          if (body.email && current === '') throw fieldError('current_password', 'Enter your current password to change your address.');
+          const updated = await ok(api.POST('/user/me', { body: body.email ? { ...body, current_password: current } : body }));
           await refresh();
+          setCurrent('');
           setForm({ ...form, email: updated.pending_email ?? updated.email });
           return body.email ? `Saved. We sent a confirmation link to ${body.email}.` : 'Saved.';
         }}
@@ -74,6 +86,18 @@ export function Profile() {
           onValue={set('email')}
           hint="A new address takes effect once you follow the link we send to it."
         />
+        {moving && (
+          <Field
+            name="current_password"
+            label="Current password"
+            type="password"
+            autoComplete="current-password"
+            required
+            value={current}
+            onValue={setCurrent}
+            hint="To change your address, confirm it is you."
+          />
+        )}
       </Form>
     </Page>
   );

@@ -400,12 +400,11 @@ export function RevertEmail() {
     return (
       <Page title="Your old address is back">
         <p class="notice" role="status">
-          Your old address is back and every session has ended. Set a new password: we mail the link to your old address.
+          Your old address is back and every session has ended. The password no longer works: we have mailed a link to set a new one to your old
+          address.
         </p>
         <p class="links">
-          <a class="button primary" href="/forgot-password">
-            Set a new password
-          </a>
+          <a href="/forgot-password">Ask for another link</a> if that one does not come or has expired
           {' · '}
           <a href="/sign-in">Sign in</a>
         </p>
@@ -423,7 +422,7 @@ export function RevertEmail() {
       <ul class="consequences">
         <li>the account's address goes back to the one this link was mailed to, and any change still waiting for confirmation is dropped;</li>
         <li>every session of the account ends, on every device, and every API token stops working;</li>
-        <li>you must set a new password before using the account again.</li>
+        <li>the password stops working, and we mail you a link to set a new one.</li>
       </ul>
       <p>
         <ActionButton

@@ -60,8 +60,8 @@ export class WeakPasswordError extends AppError {
 }
 
 export class WrongPasswordError extends AppError {
-  constructor() {
-    super('wrong_password', 'current password is wrong');
+  constructor(message = 'current password is wrong') {
+    super('wrong_password', message);
   }
 }
 

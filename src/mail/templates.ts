@@ -174,3 +174,35 @@ export function emailChangingMail(s: MailSettings, to: Recipient, newEmail: stri
     [`The link works once and expires in ${validFor}.`],
   );
 }
+
+/**
+ * To an address another account asked to move to, when an account already has it (API.md §2.2):
+ * no link, nothing changes; the asker is told nothing of it (no enumeration).
+ */
+export function addressTakenMail(s: MailSettings, to: Recipient): OutgoingMail {
+  return letter(s, [to.email], to, `Someone tried to move an ${s.appName} account to your address`, [
+    `Someone signed in to another ${s.appName} account asked to move that account to this address.`,
+    'This address already belongs to your account, so nothing was changed and no link was sent.',
+    '',
+    'If it was you, keep using this account. If it was not, ignore this mail: your account is not',
+    'affected.',
+  ]);
+}
+
+/** To the address a revert link put back: the password no longer works, this link sets a new one. */
+export function revertedResetMail(s: MailSettings, to: Recipient, link: string, validFor: string): OutgoingMail {
+  return linkLetter(
+    s,
+    to.email,
+    to,
+    `Reset your ${s.appName} password`,
+    [
+      `Your ${s.appName} account has this address again, as you asked by the link in our mail about`,
+      'the change. Every session and token of the account has ended and its password no longer',
+      'works, so that whoever changed the address is locked out. Choose a new password by',
+      'following this link:',
+    ],
+    link,
+    [`The link works once and expires in ${validFor}. Once it has expired, ask for a new one with "Forgot your password?".`],
+  );
+}

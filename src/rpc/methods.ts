@@ -146,7 +146,8 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
       // Reactivate first (so the changes apply to an active user); deactivate last.
       const target = a.active === true ? await ctx.users.reactivate(ctx.actor, await ctx.users.target(ref, { allowDeactivated: true }), false, ctx.audit) : await ctx.users.target(ref);
       const changes = { name: a.username, email: a.email, firstName: a.firstname, lastName: a.lastname, isAdmin: a.admin };
-      let user = await ctx.users.update(ctx.actor, target, changes, false, ctx.audit);
+      // Only API tokens reach JSON-RPC: exempt from the current password (API.md §2.2).
+      let user = await ctx.users.update(ctx.actor, target, changes, false, ctx.audit, { tokenKind: 'api' });
       if (a.password !== undefined) await ctx.passwords.setByAdmin(user, a.password, ctx.audit);
       if (a.active === false) {
         await ctx.users.deactivate(ctx.actor, user, ctx.audit);

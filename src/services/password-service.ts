@@ -3,6 +3,7 @@ import { userTarget, type AuditContext, type RequestMeta } from '../domain/audit
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import { passwordChangedMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
+import { addressKey, mayMail } from './mail-limits';
 import type { PasswordHasher } from './password-hasher';
 import { hashLinkToken, type PasswordLinks } from './password-links';
 
@@ -30,17 +31,20 @@ export class PasswordService {
   ) {}
 
   /**
-   * `POST /user/me/password`: the current password is checked unless the caller holds a login
-   * token confined by a forced change. Clears the forced change, kills every reset link, ends
-   * the tokens `clear` names, and sends a notice with no secret in it.
+   * `POST /user/me/password`: the current password is checked, unless the caller holds a login
+   * token confined by a forced change and has no usable password left (an admin reset made it
+   * unusable). A forced change never waives a password that still works: a session confined by
+   * one (after an admin reset, a revert, or the operator's order) may be a thief's. Clears the
+   * forced change, kills every reset link, ends the tokens `clear` names, and sends a notice with
+   * no secret in it.
    */
   async changeOwn(caller: Caller, password: string, currentPassword: string | undefined, clear: ClearTokens, ctx: AuditContext): Promise<void> {
     const forced = caller.token.kind === 'login' && caller.user.forcePasswordChange;
-    if (!forced) {
+    const user = await this.stores.users.findActiveWithPassword({ id: caller.user.id });
+    if (!forced || user?.passwordHash) {
       if (currentPassword === undefined) {
         throw new ValidationError('current_password is required', [{ path: '/body/current_password', message: 'is required' }]);
       }
-      const user = await this.stores.users.findActiveWithPassword({ id: caller.user.id });
       if (!(await this.hasher.verify(currentPassword, user?.passwordHash ?? null))) throw new WrongPasswordError();
     }
     this.hasher.checkPolicy(password);
@@ -79,9 +83,10 @@ export class PasswordService {
 
   /**
    * The reset job: mails a reset link to an active user with that address, at most once a minute
-   * per account; nothing for an address without an account. The minute's mail is taken in one
-   * statement whose row stays locked until this commits, so the jobs of several requests running
-   * at once (on several instances) mail once, not once each.
+   * per account and MAIL_LIMIT_PER_HOUR times an hour per address asked for; nothing for an
+   * address without an account. The minute's mail is taken in one statement whose row stays
+   * locked until this commits, so the jobs of several requests running at once (on several
+   * instances) mail once, not once each.
    */
   async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
     const user = await this.stores.users.findActiveWithPassword({ email });
@@ -91,6 +96,7 @@ export class PasswordService {
     await this.transact(async (s) => {
       const { hits } = await s.rateLimits.hit(`reset-mail:${user.id}`, RESET_REQUEST_INTERVAL_MS, now);
       if (hits > 1 || (await s.passwordTokens.issuedSince(user.id, 'reset', since))) return;
+      if (!(await mayMail(s, [addressKey('password_reset', email)], now))) return;
       await this.links.queueReset(s, user);
       s.audit.add({ actor: null, ...meta }, { action: 'password.reset_requested', target: userTarget(user), summary: { email: user.email } });
     });

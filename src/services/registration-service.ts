@@ -4,6 +4,7 @@ import { SYSTEM, userTarget, type AuditContext, type RequestMeta } from '../doma
 import type { Clock } from '../domain/types';
 import { alreadyRegisteredMail, verifyEmailLink, verifyEmailMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
+import { addressKey, mayMail } from './mail-limits';
 import type { PasswordHasher } from './password-hasher';
 import { hashLinkToken, newLinkToken } from './password-links';
 import { checkName } from './user-service';
@@ -57,11 +58,13 @@ export class RegistrationService {
    * The registration job: a new address gets an unverified account and a verification link; an
    * address that has an account gets "you already have an account" (at most once a minute) and
    * nothing is made. Of concurrent registrations of one address, one makes the account. A name
-   * taken since the request was answered makes nothing (the registrant may try again).
+   * taken since the request was answered makes nothing (the registrant may try again). Beyond
+   * MAIL_LIMIT_PER_HOUR registrations an hour with one address, nothing is made or mailed.
    */
-  async complete(job: RegistrationJob): Promise<'created' | 'exists' | 'name_taken'> {
+  async complete(job: RegistrationJob): Promise<'created' | 'exists' | 'name_taken' | 'limited'> {
     return this.transact(async (s) => {
       const now = this.clock.now();
+      if (!(await mayMail(s, [addressKey('register', job.email)], now))) return 'limited';
       const user = await s.users.insertUnverified(job);
       if (!user) {
         const holder = await s.users.findActiveHolder(undefined, job.email);

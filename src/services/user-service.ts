@@ -1,7 +1,7 @@
-import { ConflictError, ForbiddenError, LastAdminError, UserDeactivatedError, UserNotFoundError, ValidationError } from '../domain/errors';
+import { ConflictError, ForbiddenError, LastAdminError, UserDeactivatedError, UserNotFoundError, ValidationError, WrongPasswordError } from '../domain/errors';
 import { parseUserRef } from '../domain/identifiers';
 import { NAME_RULE, normalizeName, RESERVED_USER_NAMES } from '../domain/rules';
-import type { Clock, NewUserInput, Page, User, UserChanges } from '../domain/types';
+import type { Clock, NewUserInput, Page, TokenKind, User, UserChanges } from '../domain/types';
 import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
 import { decodeCursor, pageOf } from './cursor';
@@ -10,6 +10,15 @@ import { userTarget, type AuditContext } from '../domain/audit';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordLinks } from './password-links';
 
+
+/**
+ * How the caller of an update signed in, and the current password they gave: a change of one's
+ * own address with a login token needs it (API.md §2.2).
+ */
+export interface UpdateCredentials {
+  tokenKind: TokenKind;
+  currentPassword?: string;
+}
 
 export interface UserListFilters {
   limit: number;
@@ -91,9 +100,12 @@ export class UserService {
   /**
    * `POST /user/me` and `POST /user/:user`: only fields that differ count. A user changing their
    * own address does not change it: the new one must confirm it first (EmailChanges.request, its
-   * mails sent whatever `sendMail` says); an admin changing someone else's changes it at once.
+   * mails sent whatever `sendMail` says), and with a login token they prove who they are with
+   * their current password, if they have a usable one (a stolen session alone cannot move the
+   * account away); an admin changing someone else's changes it at once. Whether another account
+   * has the new address is not told (EmailChanges.request).
    */
-  async update(actor: User, target: User, requested: UserChanges, sendMail: boolean, ctx: AuditContext): Promise<User> {
+  async update(actor: User, target: User, requested: UserChanges, sendMail: boolean, ctx: AuditContext, credentials: UpdateCredentials): Promise<User> {
     // The name as it would be stored, so that a name differing only in its form is no change.
     const changes = requested.name === undefined || requested.name === target.name ? requested : { ...requested, name: checkName(requested.name) };
     const diff = changedFields(target, changes);
@@ -101,14 +113,12 @@ export class UserService {
     if (diff.includes('isAdmin') && !actor.isAdmin) throw new ForbiddenError('only admins may change is_admin');
     const newEmail = diff.includes('email') ? changes.email : undefined;
     const confirmFirst = newEmail !== undefined && actor.id === target.id;
+    if (confirmFirst) await this.checkCurrentPassword(target, credentials);
     const now = confirmFirst ? diff.filter((k) => k !== 'email') : diff;
     const patch: UserChanges = Object.fromEntries(now.map((k) => [k, changes[k]]));
-    return this.withConflictHolder(actor, patch.name, newEmail, target.id, () =>
+    return this.withConflictHolder(actor, patch.name, patch.email, target.id, () =>
       this.transact(async (s) => {
         if (patch.isAdmin === false) await assertNotLastAdmin(s, target, actor);
-        if (confirmFirst && (await s.users.findActiveHolder(undefined, newEmail, target.id))) {
-          throw new ConflictError('a user with that name or email already exists');
-        }
         let updated = now.length > 0 ? await s.users.update(target.id, patch, actor.isAdmin ? 'admin' : 'self') : target;
         if (patch.email !== undefined) await s.emailLinks.deleteForUser(target.id, ['confirm']); // set at once: a pending change ends
         if (now.length > 0) {
@@ -124,6 +134,19 @@ export class UserService {
         return updated;
       }),
     );
+  }
+
+  /**
+   * `403 wrong_password` unless the caller signs in with an API token (programs, exempt), has no
+   * usable password (nothing to prove it with), or gave the right one. bcrypt runs off the event
+   * loop, as at login.
+   */
+  private async checkCurrentPassword(user: User, credentials: UpdateCredentials): Promise<void> {
+    if (credentials.tokenKind !== 'login') return;
+    const stored = await this.stores.users.findActiveWithPassword({ id: user.id });
+    if (!stored?.passwordHash) return;
+    if (credentials.currentPassword === undefined) throw new WrongPasswordError('current_password is needed to change the email');
+    if (!(await this.hasher.verify(credentials.currentPassword, stored.passwordHash))) throw new WrongPasswordError();
   }
 
   /** Deactivates: no login, no tokens, no links (password or address), no group memberships or grants; the row stays. */

@@ -36,14 +36,13 @@ describe('the console: your account', () => {
     await dialog.getByRole('button', { name: button, exact: true }).click();
   }
 
-  it('a forced password change: explained, nothing else reachable until done, then the account opens', async () => {
+  it('a forced password change: explained, the password signed in with asked for, nothing else reachable until done, then the account opens', async () => {
     const u = await run.t.factory.user({ password: 'old password 1', forcePasswordChange: true });
     const tab = await run.open();
     await run.signIn(tab, u);
     await tab.page.waitForURL((url) => url.pathname === '/account/password');
     const explanation = tab.page.getByText('Your administrator requires a new password before you continue');
     await explanation.waitFor();
-    expect(await tab.page.getByLabel('Current password').count()).toBe(0);
     expect(await tab.page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
     await run.check(tab, 'account-password-forced');
 
@@ -52,8 +51,16 @@ describe('the console: your account', () => {
     await tab.page.waitForURL((url) => url.pathname === '/account/password');
     await explanation.waitFor();
 
+    // The session alone is not enough while the password works: the page asks for it.
     await tab.page.getByLabel('New password', { exact: true }).fill('new password 2');
     await tab.page.getByLabel('Repeat the new password').fill('new password 2');
+    await tab.page.getByRole('button', { name: 'Change password' }).click();
+    await tab.page.getByText('Enter the password you signed in with.').waitFor();
+    await tab.page.getByLabel('Current password').fill('not the password');
+    await tab.page.getByRole('button', { name: 'Change password' }).click();
+    await tab.page.getByText('current password is wrong').waitFor();
+    expect((await login(u.email, 'old password 1')).status).toBe(200);
+    await tab.page.getByLabel('Current password').fill('old password 1');
     await tab.page.getByRole('button', { name: 'Change password' }).click();
     await tab.page.waitForURL((url) => url.pathname === '/account');
     await tab.page.getByRole('heading', { name: 'Profile' }).waitFor();
@@ -67,7 +74,7 @@ describe('the console: your account', () => {
     expect(me).toMatchObject({ status: 200, body: { id: u.user.id, force_password_change: false } });
     // Still signed in in the browser, with a session that works.
     expect((await call('GET', '/user/me', { cookie: await sessionCookie(tab) })).status).toBe(200);
-    expectNoTrouble(tab.trouble);
+    expectNoTrouble(tab.trouble, ['POST /user/me/password 403']);
   });
 
   it('changes the password: a mismatch and a wrong current password are said by their fields; then this session stays, the others end', async () => {

@@ -22,9 +22,15 @@ describe('the console: signed-out pages and mailed links', () => {
     expect(page.url()).not.toContain('token');
   }
 
-  /** A signed-in user asks on the profile page to move to a new address; the pending state shows. */
-  async function changeEmail(tab: ConsoleTab, newEmail: string) {
+  /**
+   * A signed-in user asks on the profile page to move to a new address, first without their
+   * password (the page asks for it), then with it; the pending state shows.
+   */
+  async function changeEmail(tab: ConsoleTab, newEmail: string, password: string) {
     await tab.page.getByLabel('Email').fill(newEmail);
+    await tab.page.getByRole('button', { name: 'Save changes' }).click();
+    await tab.page.getByText('Enter your current password to change your address.').waitFor();
+    await tab.page.getByLabel('Current password').fill(password);
     await tab.page.getByRole('button', { name: 'Save changes' }).click();
     await tab.page.getByRole('status').filter({ hasText: `Your new address ${newEmail} is waiting for confirmation` }).waitFor();
   }
@@ -158,7 +164,7 @@ describe('the console: signed-out pages and mailed links', () => {
     const tab = await run.open();
     const { page } = tab;
     await run.signIn(tab, u);
-    await changeEmail(tab, newEmail);
+    await changeEmail(tab, newEmail, u.password);
     expect((await userRow(u.user.id)).email).toBe(u.email);
 
     const mail = await mailTo(newEmail, 'confirm-email');
@@ -182,7 +188,7 @@ describe('the console: signed-out pages and mailed links', () => {
     const tab = await run.open();
     const { page } = tab;
     await run.signIn(tab, u);
-    await changeEmail(tab, newEmail);
+    await changeEmail(tab, newEmail, u.password);
     // The change goes through (as if whoever asked for it holds the new mailbox).
     const confirm = await mailTo(newEmail, 'confirm-email');
     const confirmToken = new URL(`https://x${run.linkIn(confirm.text, '/confirm-email')}`).searchParams.get('token');
@@ -202,11 +208,21 @@ describe('the console: signed-out pages and mailed links', () => {
 
     await button.click();
     await page.getByRole('status').filter({ hasText: 'Your old address is back and every session has ended.' }).waitFor();
-    await page.getByRole('link', { name: 'Set a new password' }).waitFor();
-    expect(await userRow(u.user.id)).toMatchObject({ email: u.email, pending_email: null, force_password_change: true });
+    await page.getByText('we have mailed a link to set a new one to your old address').waitFor();
+    await page.getByRole('link', { name: 'Ask for another link' }).waitFor();
+    expect(await userRow(u.user.id)).toMatchObject({ email: u.email, pending_email: null, force_password_change: true, password_hash: null });
     expect((await run.t.http().get('/user/me').set(bearer(jwt))).status).toBe(401);
     // This browser shows itself signed out.
     expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+
+    // The old address's owner sets a new password by the link mailed to it.
+    const reset = (await run.t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Reset your Accounts password', 1, 15_000))[0];
+    await follow(tab, reset.text, 'reset-password');
+    await page.getByLabel('New password', { exact: true }).fill('owner password 2');
+    await page.getByLabel('Repeat the new password').fill('owner password 2');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.getByRole('status').filter({ hasText: 'Your password is set' }).waitFor();
+    expect((await run.t.http().post('/login').send({ email: u.email, password: 'owner password 2' })).status).toBe(200);
     expectNoTrouble(tab.trouble);
   });
 

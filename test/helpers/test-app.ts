@@ -214,6 +214,15 @@ export class Factory {
   }
 }
 
+/** Waits until the background jobs queued so far have run (their rows are gone). */
+export async function jobsDone(knex: Knex, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await countRows(knex, 'background_jobs')) > 0) {
+    if (Date.now() > deadline) throw new Error('background jobs did not finish');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Rows in a table (to show that a refused request changed nothing). */
 export async function countRows(knex: Knex, table: string): Promise<number> {
   const row = await knex(table).count<{ count: string }>('* as count').first();

@@ -1,4 +1,4 @@
-import { createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { captureQueries, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 let t: TestApp;
 let admin: TestUser & { jwt: string };
@@ -17,7 +17,7 @@ const tokenIn = (text: string, page: 'confirm-email' | 'revert-email') => new Re
 async function requested(u?: TestUser & { jwt: string }) {
   const who = u ?? (await t.factory.loggedIn());
   const newEmail = `${unique('moved')}@example.test`;
-  const res = await t.http().post('/user/me').set(bearer(who.jwt)).send({ email: newEmail });
+  const res = await t.http().post('/user/me').set(bearer(who.jwt)).send({ email: newEmail, current_password: who.password });
   expect(res.status).toBe(200);
   const [confirmMail] = await t.mail.waitFor((m) => m.to.includes(newEmail));
   const [notice] = await t.mail.waitFor((m) => m.to.includes(who.email) && m.subject === 'Your Accounts email address is changing' && m.text.includes(newEmail));
@@ -26,6 +26,20 @@ async function requested(u?: TestUser & { jwt: string }) {
 
 async function works(jwt: string): Promise<boolean> {
   return (await t.http().get('/user/me').set(bearer(jwt))).status === 200;
+}
+
+/** Lets the outbox sender run a pass or two, so that a mail that should not go would have gone. */
+async function outboxDrained(): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while ((await t.knex('mail_outbox').whereNull('sent').count<{ n: string }[]>({ n: '*' }))[0].n !== '0') {
+    if (Date.now() > deadline) throw new Error('the outbox did not drain');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Rows queued for an address (sent or not): "no mail" is a look at the outbox. */
+async function queuedTo(address: string): Promise<{ subject: string }[]> {
+  return t.knex('mail_outbox').select('subject').whereRaw('lower(?) = any(select lower(r) from unnest(recipients) r)', [address]).orderBy('id');
 }
 
 describe('POST /user/me {email}', () => {
@@ -55,7 +69,7 @@ describe('POST /user/me {email}', () => {
   it('sends both mails with send_mail=0 too', async () => {
     const u = await t.factory.loggedIn();
     const newEmail = `${unique('quiet')}@example.test`;
-    await t.http().post('/user/me?send_mail=0').set(bearer(u.jwt)).send({ email: newEmail }).expect(200);
+    await t.http().post('/user/me?send_mail=0').set(bearer(u.jwt)).send({ email: newEmail, current_password: u.password }).expect(200);
     await t.mail.waitFor((m) => m.to.includes(newEmail));
     await t.mail.waitFor((m) => m.to.includes(u.email));
   });
@@ -70,14 +84,152 @@ describe('POST /user/me {email}', () => {
     expect((await t.knex('users').where({ id: first.user.id }).first()).email).toBe(second.newEmail);
   });
 
-  it('answers 409 for an address an active user has, changing nothing and mailing nothing', async () => {
-    const taken = await t.factory.user();
+});
+
+describe('POST /user/me {email}: the current password', () => {
+  it('is needed with a login token: missing or wrong is 403 wrong_password, and nothing changes (no pending address, link, mail or audit entry)', async () => {
     const u = await t.factory.loggedIn();
-    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ email: taken.email.toUpperCase(), first_name: 'Nope' });
-    expect([res.status, res.body.code, res.body.user]).toEqual([409, 'conflict', undefined]);
+    const newEmail = `${unique('stolen')}@example.test`;
+    for (const body of [{ email: newEmail }, { email: newEmail, current_password: 'not the password' }, { email: newEmail, current_password: '' }, { email: newEmail, first_name: 'Thief' }]) {
+      const res = await t.http().post('/user/me').set(bearer(u.jwt)).send(body);
+      expect([JSON.stringify(body), res.status, res.body.code]).toEqual([JSON.stringify(body), 403, 'wrong_password']);
+    }
     const row = await t.knex('users').where({ id: u.user.id }).first();
-    expect([row.first_name, row.pending_email]).toEqual([null, null]);
+    expect([row.email, row.pending_email, row.first_name]).toEqual([u.email, null, null]);
     expect(await t.knex('email_links').where({ user_id: u.user.id })).toHaveLength(0);
+    expect(await t.knex('audit_log').where({ target_id: u.user.id }).whereIn('action', ['email.change_requested', 'user.updated'])).toHaveLength(0);
+    await outboxDrained();
+    expect(await queuedTo(newEmail)).toEqual([]);
+    expect(await queuedTo(u.email)).toEqual([]);
+    expect(await works(u.jwt)).toBe(true);
+  });
+
+  it('is not needed from an API token, nor for other fields, nor from a user who has no usable password', async () => {
+    const u = await t.factory.user();
+    const api = await t.factory.apiToken(u.user);
+    const byApi = `${unique('byapi')}@example.test`;
+    const res = await t.http().post('/user/me').set(bearer(api)).send({ email: byApi });
+    expect([res.status, res.body.pending_email]).toEqual([200, byApi]);
+    await t.mail.waitFor((m) => m.to.includes(byApi) && m.subject === 'Confirm your new Accounts email address');
+
+    const v = await t.factory.loggedIn();
+    await t.http().post('/user/me').set(bearer(v.jwt)).send({ first_name: 'Ada' }).expect(200);
+    await t.knex('users').where({ id: v.user.id }).update({ password_hash: null }); // say, an admin reset that kept the sessions
+    const noPassword = `${unique('nopw')}@example.test`;
+    expect((await t.http().post('/user/me').set(bearer(v.jwt)).send({ email: noPassword })).body.pending_email).toBe(noPassword);
+  });
+
+  it('is needed from an admin naming themself through POST /user/:user, not for someone else', async () => {
+    const self = await t.factory.loggedIn({ admin: true });
+    const other = await t.factory.user();
+    const mine = `${unique('adminself')}@example.test`;
+    const refused = await t.http().post(`/user/${self.user.id}`).set(bearer(self.jwt)).send({ email: mine });
+    expect([refused.status, refused.body.code]).toEqual([403, 'wrong_password']);
+    expect((await t.knex('users').where({ id: self.user.id }).first()).pending_email).toBeNull();
+    const theirs = `${unique('theirs')}@example.test`;
+    const res = await t.http().post(`/user/${other.user.id}`).set(bearer(self.jwt)).send({ email: theirs });
+    expect([res.status, res.body.email]).toEqual([200, theirs]);
+  });
+
+  it('alone is not a change: 400', async () => {
+    const u = await t.factory.loggedIn();
+    const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ current_password: u.password });
+    expect([res.status, res.body.code]).toEqual([400, 'validation_failed']);
+  });
+});
+
+describe('POST /user/me {email} for an address another account has', () => {
+  it('is answered as for a free one, after the same statements; the owner gets a notice and no link, the old address its notice as ever', async () => {
+    const holder = await t.factory.user();
+    const a = await t.factory.loggedIn();
+    const b = await t.factory.loggedIn();
+    const free = `${unique('free')}@example.test`;
+    const taken = holder.email.toUpperCase();
+    let freeRes: any;
+    let takenRes: any;
+    const freeSql = await captureQueries(t.knex, async () => {
+      freeRes = await t.http().post('/user/me').set(bearer(a.jwt)).send({ email: free, current_password: a.password });
+    });
+    const takenSql = await captureQueries(t.knex, async () => {
+      takenRes = await t.http().post('/user/me').set(bearer(b.jwt)).send({ email: taken, current_password: b.password });
+    });
+    expect(takenSql).toEqual(freeSql);
+    expect([freeRes.status, takenRes.status]).toEqual([200, 200]);
+    expect([freeRes.body.pending_email, takenRes.body.pending_email]).toEqual([free, taken]);
+    // Alike but for what names the two callers and their addresses.
+    const personal = { id: 0, name: 0, email: 0, created: 0, last_login: 0, last_seen: 0, pending_email: 0 };
+    expect({ ...takenRes.body, ...personal }).toEqual({ ...freeRes.body, ...personal });
+
+    const [notice] = await t.mail.waitFor((m) => m.to.includes(holder.email));
+    expect(notice.subject).toBe('Someone tried to move an Accounts account to your address');
+    expect(notice.text).not.toMatch(/token=/);
+    expect(notice.text).not.toContain(b.email);
+    await t.mail.waitFor((m) => m.to.includes(b.email) && m.subject === 'Your Accounts email address is changing');
+    await t.mail.waitFor((m) => m.to.includes(free) && m.subject === 'Confirm your new Accounts email address');
+    await outboxDrained();
+    expect((await queuedTo(holder.email)).map((m) => m.subject)).toEqual(['Someone tried to move an Accounts account to your address']);
+    expect(t.mail.to(holder.email).some((m) => m.text.includes('confirm-email'))).toBe(false);
+    expect((await t.knex('users').where({ id: b.user.id }).first()).email).toBe(b.email);
+  });
+});
+
+describe('POST /user/me {email}: mail limits', () => {
+  it('mails at most 3 requests an hour from one account: beyond, the same answer, the change recorded, nothing mailed; an hour later it mails again', async () => {
+    const u = await t.factory.loggedIn();
+    const asked: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const to = `${unique('bomb')}@example.test`;
+      asked.push(to);
+      const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ email: to, current_password: u.password });
+      expect([res.status, res.body.pending_email]).toEqual([200, to]);
+    }
+    await outboxDrained();
+    expect(await Promise.all(asked.map(async (a) => (await queuedTo(a)).length))).toEqual([1, 1, 1, 0, 0]);
+    expect((await queuedTo(u.email)).length).toBe(3);
+    const requests = await t.knex('audit_log').where({ target_id: u.user.id, action: 'email.change_requested' }).orderBy('seq');
+    expect(requests.map((r) => r.summary.mailed)).toEqual([true, true, true, false, false]);
+
+    t.clock.advance(3600_000 + 1000);
+    try {
+      const later = `${unique('later')}@example.test`;
+      await t.http().post('/user/me').set(bearer(u.jwt)).send({ email: later, current_password: u.password }).expect(200);
+      await t.mail.waitFor((m) => m.to.includes(later) && m.subject === 'Confirm your new Accounts email address');
+    } finally {
+      t.clock.advance(-(3600_000 + 1000));
+    }
+  });
+
+  it('mails one address at most 3 times an hour, whoever asks and whether it is free or taken; the counters name no address', async () => {
+    const target = `${unique('target')}@example.test`;
+    for (let i = 0; i < 4; i++) {
+      const u = await t.factory.loggedIn();
+      await t.http().post('/user/me').set(bearer(u.jwt)).send({ email: target, current_password: u.password }).expect(200);
+    }
+    const holder = await t.factory.user();
+    for (let i = 0; i < 4; i++) {
+      const u = await t.factory.loggedIn();
+      await t.http().post('/user/me').set(bearer(u.jwt)).send({ email: holder.email, current_password: u.password }).expect(200);
+    }
+    await outboxDrained();
+    expect((await queuedTo(target)).map((m) => m.subject)).toEqual(Array(3).fill('Confirm your new Accounts email address'));
+    expect((await queuedTo(holder.email)).map((m) => m.subject)).toEqual(Array(3).fill('Someone tried to move an Accounts account to your address'));
+    const keys = (await t.knex('rate_limits').select('key')).map((r) => r.key as string);
+    expect(keys.some((k) => k.startsWith('mail:email_change:to:'))).toBe(true);
+    expect(keys.filter((k) => k.toLowerCase().includes(target.split('@')[0]) || k.toLowerCase().includes(holder.email.split('@')[0]))).toEqual([]);
+  });
+});
+
+describe('POST /user/me {email}, concurrently', () => {
+  it('answers every request, and leaves one live confirmation link: the pending address\'s', async () => {
+    const u = await t.factory.loggedIn();
+    const asked = Array.from({ length: 8 }, () => `${unique('race')}@example.test`);
+    const answers = await Promise.all(asked.map((email) => t.http().post('/user/me').set(bearer(u.jwt)).send({ email, current_password: u.password })));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
+    const row = await t.knex('users').where({ id: u.user.id }).first();
+    const live = await t.knex('email_links').where({ user_id: u.user.id, purpose: 'confirm' }).whereNull('used');
+    expect(live.map((l) => l.email)).toEqual([row.pending_email]);
+    await outboxDrained();
+    expect((await queuedTo(u.email)).length).toBe(3); // the account's limit held across them
   });
 });
 
@@ -151,7 +303,7 @@ describe('the link routes, given bad input', () => {
 });
 
 describe('POST /user/me/email/revert', () => {
-  it('puts the old address back, ends every token and reset link, and forces a new password', async () => {
+  it('puts the old address back, makes the password unusable, ends every token and link, and mails a reset link to that address', async () => {
     const u = await requested();
     const api = await t.factory.apiToken(u.user);
     await t.http().post('/user/me/email/confirm').send({ token: u.confirm }).expect(204);
@@ -162,15 +314,68 @@ describe('POST /user/me/email/revert', () => {
 
     await t.http().post('/user/me/email/revert').send({ token: u.revert }).expect(204);
     const row = await t.knex('users').where({ id: u.user.id }).first();
-    expect([row.email, row.pending_email, row.force_password_change]).toEqual([u.email, null, true]);
+    expect([row.email, row.pending_email, row.force_password_change, row.password_hash]).toEqual([u.email, null, true, null]);
     expect(await works(u.jwt)).toBe(false);
     expect(await works(api)).toBe(false);
     expect(await t.knex('user_tokens').where({ user_id: u.user.id })).toHaveLength(0);
     expect((await t.http().post('/password/reset/confirm').send({ token: resetToken, password: 'thief password 1' })).body.code).toBe('invalid_token');
-    const login = await t.http().post('/login').send({ email: u.email, password: u.password });
-    expect([login.status, login.body.password_change_required]).toEqual([200, true]);
+    expect((await t.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(401);
     const again = await t.http().post('/user/me/email/revert').send({ token: u.revert });
     expect([again.status, again.body.code]).toEqual([400, 'invalid_token']);
+
+    const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Reset your Accounts password');
+    expect(mail.to).toEqual([u.email]);
+    const link = /https:\/\/accounts\.example\.test\/reset-password\?token=([A-Za-z0-9_-]{43})\n/.exec(mail.text)![1];
+    expect(await t.knex('password_tokens').where({ user_id: u.user.id, used: null })).toHaveLength(1);
+    await t.http().post('/password/reset/confirm').send({ token: link, password: 'owner password 1' }).expect(204);
+    const login = await t.http().post('/login').send({ email: u.email, password: 'owner password 1' });
+    expect([login.status, login.body.password_change_required]).toEqual([200, undefined]);
+    const entry = await t.knex('audit_log').where({ target_id: u.user.id, action: 'email.change_reverted' }).first();
+    expect(entry.summary).toMatchObject({ from: u.newEmail, to: u.email, tokens_ended: 'all', password_unusable: true, reset_link_mailed: true });
+  });
+
+  it('locks out whoever stole a session and moved the address: their password and tokens stop working, the owner gets in by the mailed link', async () => {
+    const victim = await t.factory.loggedIn({ password: 'victim password 1' });
+    const stolen = victim.jwt; // the thief holds the victim's session, not the password
+    const thiefBox = `${unique('thief')}@example.test`;
+
+    // A login token alone cannot move the address; an API token minted with it can (API tokens are exempt).
+    expect((await t.http().post('/user/me').set(bearer(stolen)).send({ email: thiefBox })).body.code).toBe('wrong_password');
+    const minted = await t.http().post('/user/me/token').set(bearer(stolen)).send({ name: 'thief' }).expect(201);
+    const thiefApi = minted.body.token as string;
+    await t.http().post('/user/me').set(bearer(thiefApi)).send({ email: thiefBox }).expect(200);
+    const [confirmMail] = await t.mail.waitFor((m) => m.to.includes(thiefBox));
+    await t.http().post('/user/me/email/confirm').send({ token: tokenIn(confirmMail.text, 'confirm-email') }).expect(204);
+    await t.http().post('/password/reset').send({ email: thiefBox }).expect(202);
+    const [resetMail] = await t.mail.waitFor((m) => m.to.includes(thiefBox) && m.subject === 'Reset your Accounts password');
+    await t.http().post('/password/reset/confirm').send({ token: /token=([A-Za-z0-9_-]+)/.exec(resetMail.text)![1], password: 'thief password 1' }).expect(204);
+    const thiefLogin = await t.http().post('/login').send({ email: thiefBox, password: 'thief password 1' });
+    expect([thiefLogin.status, thiefLogin.body.password_change_required]).toEqual([200, undefined]);
+    const thiefSession = thiefLogin.body.jwt_token as string;
+    const thiefApi2 = (await t.http().post('/user/me/token').set(bearer(thiefSession)).send({ name: 'thief 2' }).expect(201)).body.token as string;
+
+    // The victim follows the revert link mailed to their address.
+    const [notice] = await t.mail.waitFor((m) => m.to.includes(victim.email) && m.subject === 'Your Accounts email address is changing');
+    await t.http().post('/user/me/email/revert').send({ token: tokenIn(notice.text, 'revert-email') }).expect(204);
+
+    for (const password of ['thief password 1', 'victim password 1']) {
+      for (const email of [victim.email, thiefBox]) {
+        expect([email, password, (await t.http().post('/login').send({ email, password })).status]).toEqual([email, password, 401]);
+      }
+    }
+    for (const jwt of [stolen, thiefApi, thiefSession, thiefApi2]) expect(await works(jwt)).toBe(false);
+    // A forced-change login is out of reach too: there is no password left to log in with.
+    expect((await t.knex('users').where({ id: victim.user.id }).first()).password_hash).toBeNull();
+
+    const [ownerReset] = await t.mail.waitFor((m) => m.to.includes(victim.email) && m.subject === 'Reset your Accounts password');
+    expect(t.mail.to(thiefBox).filter((m) => m.subject === 'Reset your Accounts password')).toHaveLength(1); // only the thief's own, now dead
+    await t.http()
+      .post('/password/reset/confirm')
+      .send({ token: /token=([A-Za-z0-9_-]+)/.exec(ownerReset.text)![1], password: 'victim password 2' })
+      .expect(204);
+    const back = await t.http().post('/login').send({ email: victim.email, password: 'victim password 2' });
+    expect([back.status, back.body.password_change_required]).toEqual([200, undefined]);
+    expect((await t.http().get('/user/me').set(bearer(back.body.jwt_token))).body).toMatchObject({ id: victim.user.id, email: victim.email, pending_email: null });
   });
 
   it('cancels a change still pending: its confirmation link dies', async () => {
@@ -210,7 +415,7 @@ describe('an admin changing an address', () => {
   it('changes their own only once confirmed, through REST and JSON-RPC alike', async () => {
     const self = await t.factory.loggedIn({ admin: true });
     const viaRest = `${unique('adminself')}@example.test`;
-    const res = await t.http().post(`/user/${self.user.id}`).set(bearer(self.jwt)).send({ email: viaRest });
+    const res = await t.http().post(`/user/${self.user.id}`).set(bearer(self.jwt)).send({ email: viaRest, current_password: self.password });
     expect(res.body).toMatchObject({ email: self.email, pending_email: viaRest });
     await t.mail.waitFor((m) => m.to.includes(viaRest) && m.subject === 'Confirm your new Accounts email address');
 

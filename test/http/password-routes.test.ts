@@ -1,4 +1,4 @@
-import { captureQueries, countRows, createTestApp, rawRequest, unique, type TestApp } from '../helpers/test-app';
+import { captureQueries, countRows, createTestApp, jobsDone, rawRequest, unique, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 let adminJwt: string;
@@ -157,16 +157,33 @@ describe('POST /user/me/password', () => {
     expect([dead.status, dead.body.code]).toEqual([400, 'invalid_token']);
   });
 
-  it('needs no current password with a forced-change login token, and frees the user', async () => {
+  it('still needs the current password with a forced-change login token while the password works, and frees the user', async () => {
     const u = await t.factory.user({ forcePasswordChange: true });
     const login = await t.http().post('/login').send({ email: u.email, password: u.password });
     const token = login.body.jwt_token;
     expect((await t.http().get('/me').set(bearer(token))).body.code).toBe('password_change_required');
-    await t.http().post('/user/me/password?clear_tokens=none').set(bearer(token)).send({ password: 'my own password' }).expect(204);
+    const missing = await t.http().post('/user/me/password?clear_tokens=none').set(bearer(token)).send({ password: 'my own password' });
+    expect([missing.status, missing.body.code, missing.body.details]).toEqual([400, 'validation_failed', [{ path: '/body/current_password', message: 'is required' }]]);
+    const wrong = await t.http().post('/user/me/password?clear_tokens=none').set(bearer(token)).send({ password: 'my own password', current_password: 'not it' });
+    expect([wrong.status, wrong.body.code]).toEqual([403, 'wrong_password']);
+    const row = await t.knex('users').where({ id: u.user.id }).first();
+    expect(row.force_password_change).toBe(true);
+    expect(await t.container.hasher.verify(u.password, row.password_hash)).toBe(true);
+
+    await t.http().post('/user/me/password?clear_tokens=none').set(bearer(token)).send({ password: 'my own password', current_password: u.password }).expect(204);
     expect((await t.knex('users').where({ id: u.user.id }).first()).force_password_change).toBe(false);
     expect(await works(token)).toBe(true);
     const again = await t.http().post('/login').send({ email: u.email, password: 'my own password' });
     expect(again.body.password_change_required).toBeUndefined();
+  });
+
+  it('waives the current password only for a confined session whose password no longer works (an admin reset that kept the sessions)', async () => {
+    const u = await t.factory.loggedIn();
+    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=none&send_mail=0`).set(bearer(adminJwt)).expect(204);
+    expect((await t.http().get('/me').set(bearer(u.jwt))).body.code).toBe('password_change_required');
+    await t.http().post('/user/me/password?clear_tokens=none').set(bearer(u.jwt)).send({ password: 'chosen after reset' }).expect(204);
+    const login = await t.http().post('/login').send({ email: u.email, password: 'chosen after reset' });
+    expect([login.status, login.body.password_change_required]).toEqual([200, undefined]);
   });
 
   it('still wants the current password from an API token of a user who must change it', async () => {
@@ -306,6 +323,32 @@ describe('POST /password/reset', () => {
     expect(await t.knex('password_tokens').where({ user_id: u.user.id, purpose: 'reset' })).toHaveLength(1);
     expect(await t.knex('audit_log').where({ target_id: u.user.id, action: 'password.reset_requested' })).toHaveLength(1);
     expect(await t.knex('mail_outbox').whereRaw('? = any(recipients)', [u.email])).toHaveLength(1);
+  });
+
+  it('mails one address at most 3 times an hour (still 202 beyond), however it is spelt, counted by a hash of it', async () => {
+    const u = await t.factory.user();
+    const resets = async () => t.knex('mail_outbox').whereRaw('? = any(recipients)', [u.email]).where({ subject: 'Reset your Accounts password' });
+    let advanced = 0;
+    try {
+      for (let i = 0; i < 5; i++) {
+        await t.http().post('/password/reset').send({ email: i % 2 ? u.email.toUpperCase() : u.email }).expect(202);
+        await jobsDone(t.knex);
+        t.clock.advance(61_000); // past the once-a-minute rule
+        advanced += 61_000;
+      }
+      expect(await resets()).toHaveLength(3);
+      const keys = (await t.knex('rate_limits').select('key')).map((r) => r.key as string);
+      expect(keys.filter((k) => k.startsWith('mail:password_reset:to:'))).not.toEqual([]);
+      expect(keys.filter((k) => k.toLowerCase().includes(u.user.name.toLowerCase()))).toEqual([]);
+
+      t.clock.advance(3600_000);
+      advanced += 3600_000;
+      await t.http().post('/password/reset').send({ email: u.email }).expect(202);
+      await jobsDone(t.knex);
+      expect(await resets()).toHaveLength(4);
+    } finally {
+      t.clock.advance(-advanced);
+    }
   });
 
   it('is throttled per client IP with 429, Retry-After and RateLimit headers', async () => {

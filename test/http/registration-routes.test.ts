@@ -1,4 +1,4 @@
-import { captureQueries, countRows, createTestApp, rawRequest, unique, type TestApp } from '../helpers/test-app';
+import { captureQueries, countRows, createTestApp, jobsDone as jobsDoneIn, rawRequest, unique, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 let adminJwt: string;
@@ -28,14 +28,7 @@ async function registered(who = newcomer()): Promise<typeof who & { token: strin
   return { ...who, token: linkToken(mail.text), id: row.id };
 }
 
-/** Waits until the background jobs queued so far have run. */
-async function jobsDone(): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while ((await countRows(t.knex, 'background_jobs')) > 0) {
-    if (Date.now() > deadline) throw new Error('background jobs did not finish');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const jobsDone = () => jobsDoneIn(t.knex);
 
 describe('POST /register', () => {
   it('answers 202, makes an unverified account, and mails its verification link', async () => {
@@ -116,15 +109,49 @@ describe('POST /register', () => {
     const mails = await t.mail.waitFor((m) => m.to.includes(email), 2);
     expect(mails.map((m) => m.subject).sort()).toEqual(['Verify your Accounts email address', 'You already have an Accounts account']);
 
-    // The jobs themselves run at once (as on several instances): one makes the account.
+    // The jobs themselves run at once (as on several instances): one makes the account; the
+    // address's mail count lets two more through (to "you already have one"), the rest do nothing.
     const other = `${unique('race')}@example.test`;
     const hash = await t.container.hasher.hash(PASSWORD);
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, () => t.container.services.registration.complete({ name: unique('racer'), email: other, passwordHash: hash })),
     );
     expect(outcomes.filter((o) => o === 'created')).toHaveLength(1);
-    expect(outcomes.filter((o) => o === 'exists')).toHaveLength(19);
+    expect(outcomes.filter((o) => o === 'exists')).toHaveLength(2);
+    expect(outcomes.filter((o) => o === 'limited')).toHaveLength(17);
     expect(await t.knex('users').where({ email: other }).count<{ count: string }[]>('* as count')).toEqual([{ count: '1' }]);
+    // The mail count lines the jobs up; the insert alone is atomic too.
+    const third = `${unique('race')}@example.test`;
+    const inserted = await Promise.all(Array.from({ length: 20 }, () => t.container.stores.users.insertUnverified({ name: unique('racer'), email: third, passwordHash: hash })));
+    expect(inserted.filter((u) => u !== undefined)).toHaveLength(1);
+  });
+
+  it('makes and mails nothing beyond 3 registrations an hour with one address (still 202), and counts by a hash of the address', async () => {
+    const who = newcomer();
+    const subjects = async () => (await t.knex('mail_outbox').select('subject').whereRaw('? = any(recipients)', [who.email]).orderBy('id')).map((m) => m.subject);
+    const DRIFT = 61_000; // past the once-a-minute rule for "you already have an account"
+    let advanced = 0;
+    try {
+      for (let i = 0; i < 5; i++) {
+        await t.http().post('/register').send({ ...who, name: unique('bomb'), email: i % 2 ? who.email.toUpperCase() : who.email }).expect(202);
+        await jobsDone();
+        t.clock.advance(DRIFT);
+        advanced += DRIFT;
+      }
+      expect(await subjects()).toEqual(['Verify your Accounts email address', 'You already have an Accounts account', 'You already have an Accounts account']);
+      expect(await t.knex('users').whereRaw('lower(email) = lower(?)', [who.email]).count<{ count: string }[]>('* as count')).toEqual([{ count: '1' }]);
+      const keys = (await t.knex('rate_limits').select('key')).map((r) => r.key as string);
+      expect(keys.filter((k) => k.startsWith('mail:register:to:'))).not.toEqual([]);
+      expect(keys.filter((k) => k.includes(who.name))).toEqual([]);
+
+      t.clock.advance(3600_000);
+      advanced += 3600_000;
+      await t.http().post('/register').send({ ...who, name: unique('later') }).expect(202);
+      await jobsDone();
+      expect((await subjects()).length).toBe(4);
+    } finally {
+      t.clock.advance(-advanced);
+    }
   });
 
   it('answers a taken name 409 (no user member), a reserved name and a weak password 400, queueing nothing', async () => {

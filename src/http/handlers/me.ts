@@ -19,8 +19,12 @@ export function meHandlers(users: UserService, groups: GroupService, emailChange
     },
 
     updateMe: async (req, res) => {
-      const { user } = callerOf(req);
-      const updated = await users.update(user, user, toUserChanges(body(req, 'updateMe')), flag(query(req, 'updateMe').send_mail, true), auditContext(req));
+      const { user, token } = callerOf(req);
+      const b = body(req, 'updateMe');
+      const updated = await users.update(user, user, toUserChanges(b), flag(query(req, 'updateMe').send_mail, true), auditContext(req), {
+        tokenKind: token.kind,
+        currentPassword: b.current_password,
+      });
       res.json(presentUserDetailed(updated, await groups.membershipsOf(updated)));
     },
 

@@ -44,7 +44,12 @@ export function userHandlers(users: UserService, groups: GroupService): Handlers
     },
 
     updateUser: async (req, res) => {
-      const updated = await users.update(callerOf(req).user, await target(req), toUserChanges(body(req, 'updateUser')), flag(query(req, 'updateUser').send_mail, true), auditContext(req));
+      const { user, token } = callerOf(req);
+      const b = body(req, 'updateUser');
+      const updated = await users.update(user, await target(req), toUserChanges(b), flag(query(req, 'updateUser').send_mail, true), auditContext(req), {
+        tokenKind: token.kind,
+        currentPassword: b.current_password,
+      });
       res.json(await detailed(updated));
     },
 
