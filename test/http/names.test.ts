@@ -246,7 +246,7 @@ describe('mails greet by a name only when the user or an admin set it, never to 
   it('greets an admin-named user by name at their address, and says “Hello,” to a new address not yet proven', async () => {
     const u = await t.factory.loggedIn({ name: unique('ada') });
     const next = `${unique('next')}@example.test`;
-    await t.http().post('/user/me').set(bearer(u.jwt)).send({ email: next }).expect(200);
+    await t.http().post('/user/me').set(bearer(u.jwt)).send({ email: next, current_password: u.password }).expect(200);
     const [confirm] = await t.mail.waitFor(withSubject(next, 'Confirm'));
     const [notice] = await t.mail.waitFor(withSubject(u.email, 'Your Accounts email address is changing'));
     expect(confirm.text.startsWith('Hello,\n')).toBe(true);
