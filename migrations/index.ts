@@ -12,6 +12,7 @@ import * as createListIndexes from './20261130220000_create_list_indexes';
 import * as createEmailLinks from './20261201100000_create_email_links';
 import * as createAuditLog from './20261201110000_create_audit_log';
 import * as chainAuditLogAfterCommit from './20261201120000_chain_audit_log_after_commit';
+import * as keyAuditChain from './20261218100000_key_audit_chain';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -28,4 +29,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261201100000_create_email_links', migration: createEmailLinks },
   { name: '20261201110000_create_audit_log', migration: createAuditLog },
   { name: '20261201120000_chain_audit_log_after_commit', migration: chainAuditLogAfterCommit },
+  { name: '20261218100000_key_audit_chain', migration: keyAuditChain },
 ];
