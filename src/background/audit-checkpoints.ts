@@ -21,6 +21,9 @@ export class AuditCheckpoints {
   private writtenAt = 0;
   private head: ChainHead | undefined;
   private diverged = false;
+  /** The write under way: one at a time (the chainer's pass and verify's may end together). */
+  private writing: Promise<void> = Promise.resolve();
+  private writeFailed = false;
 
   constructor(
     private readonly keys: ChainKeys,
@@ -91,18 +94,33 @@ export class AuditCheckpoints {
     return link === undefined || link.hash === last.hash;
   }
 
-  /** Writes the newest checkpoint to the file and the log if it moved and the last write is `intervalMs` old (or `force`). */
-  async persist(force = false): Promise<void> {
+  /**
+   * Writes the newest checkpoint to the file and the log if it moved and the last write is
+   * `intervalMs` old (or `force`). A file that cannot be written is logged (once, until it can
+   * be again) and never fails the pass: the checkpoint is still kept in memory.
+   */
+  persist(force = false): Promise<void> {
+    this.writing = this.writing.then(() => this.write(force));
+    return this.writing;
+  }
+
+  private async write(force: boolean): Promise<void> {
     const c = this.newest;
     if (!c || c === this.written) return;
     const now = this.clock.now().getTime();
     if (!force && now - this.writtenAt < this.options.intervalMs) return;
     const json = checkpointJson(c);
     const file = this.options.file;
-    await fs.promises.mkdir(path.dirname(file), { recursive: true });
     const temporary = `${file}.${process.pid}.tmp`;
-    await fs.promises.writeFile(temporary, `${JSON.stringify(json)}\n`, { mode: 0o600 });
-    await fs.promises.rename(temporary, file);
+    try {
+      await fs.promises.mkdir(path.dirname(file), { recursive: true });
+      await fs.promises.writeFile(temporary, `${JSON.stringify(json)}\n`, { mode: 0o600 });
+      await fs.promises.rename(temporary, file);
+      this.writeFailed = false;
+    } catch (err) {
+      if (!this.writeFailed) this.log.error({ err, file }, 'the audit checkpoint file cannot be written; the checkpoint is still logged and kept in memory');
+      this.writeFailed = true;
+    }
     this.written = c;
     this.writtenAt = now;
     this.log.info({ audit_checkpoint: json }, 'audit checkpoint');
