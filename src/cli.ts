@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig } from './config';
+import fs from 'node:fs';
+import { exportAudit, readCheckpointFile, verifyAuditFile } from './cli/audit-file';
+import { ConfigError, loadConfig, type Config } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
 import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
 import { migrateLatest } from './db/migrate';
@@ -7,6 +9,8 @@ import { SYSTEM, type AuditContext } from './domain/audit';
 import { parseUserRef } from './domain/identifiers';
 import { AppError } from './domain/errors';
 import type { User } from './domain/types';
+import { CHAIN_KEY_PURPOSE } from './domain/audit-chain';
+import { AUDIT_KEY, KeyError, KeyRing, loadKeys } from './keys';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/parse-command';
@@ -71,7 +75,7 @@ async function runAdmin(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n\n${USAGE}\n`);
       return 2;
     }
-    if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError) {
+    if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError) {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n`);
       return 1;
     }
@@ -88,6 +92,7 @@ function oneLine(text: string): string {
 
 async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo): Promise<number> {
   const config = loadConfig(io.env);
+  if (command.kind === 'audit' && command.task === 'verify') return verifyAuditExport(command, config, io);
   // Read before the database opens: a missing password costs no start-up.
   const password = command.kind === 'passwd' || (command.kind === 'create-user' && command.passwordStdin) ? await readPassword(io.stdin) : undefined;
   // Log lines (a warning at most, unless LOG_LEVEL asks for more) go to stderr: stdout is the command's answer.
@@ -123,10 +128,41 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
         io.stdout.write('the user must change their password\n');
         return 0;
       }
+      case 'audit': {
+        await container.auditChainer.runOnce(); // what is committed, chained first
+        const out = command.file ? fs.createWriteStream(command.file, { mode: 0o600 }) : io.stdout;
+        const done = await exportAudit(container.stores.audit, container.chainKeys, container.clock, out);
+        if (command.file) {
+          await new Promise<void>((resolve, reject) => (out as fs.WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));
+          const range = done.first === undefined ? '' : ` (positions ${done.first} to ${done.checkpoint?.position})`;
+          io.stdout.write(`exported ${done.rows} audit entries${range} to ${command.file}\n`);
+        }
+        return 0;
+      }
     }
   } finally {
     await database.close();
   }
+}
+
+/**
+ * `accounts admin audit verify FILE`: an export checked without a database. The key is AUDIT_KEY,
+ * or the one the embedded default keeps in DATA_DIR (never a new one: it would verify nothing).
+ */
+async function verifyAuditExport(command: { file: string; checkpoint?: string }, config: Config, io: CliIo): Promise<number> {
+  const keys = KeyRing.of(AUDIT_KEY.variable, loadKeys(AUDIT_KEY, config.auditKeys, { dataDir: config.dataDir, required: false, create: false })).derive(CHAIN_KEY_PURPOSE);
+  const checkpoint = command.checkpoint === undefined ? undefined : readCheckpointFile(command.checkpoint);
+  if (command.checkpoint !== undefined && !checkpoint) throw new UsageError(`audit verify: ${command.checkpoint} holds no audit checkpoint`);
+  const check = await verifyAuditFile(command.file, keys, { retentionMs: config.auditRetentionDays * 86_400_000, checkpoint });
+  if (!check.ok) {
+    const where = check.broken.at ? ` at entry ${check.broken.at}` : '';
+    io.stderr.write(`accounts: audit log broken (${check.broken.reason})${where}: ${check.broken.detail}; ${check.rows} entries before it check out\n`);
+    return 1;
+  }
+  const range = check.first === undefined ? 'no entries' : `${check.rows} entries, positions ${check.first} to ${check.head}`;
+  const against = check.checkpoints.map((c) => `${c.time.toISOString()} (position ${c.position})`).join(' and ');
+  io.stdout.write(`audit log whole: ${range}${against ? `; matches the checkpoints of ${against}` : ''}\n`);
+  return 0;
 }
 
 if (require.main === module) {

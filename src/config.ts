@@ -38,6 +38,12 @@ export interface Config {
   auditRetentionDays: number;
   /** false: no audit entries are written (only to measure what they cost; the contract wants them). */
   auditLog: boolean;
+  /** Keys of the audit chain's links and checkpoints: the first signs, all verify. Empty: generated and kept in dataDir (embedded only). */
+  auditKeys: string[];
+  /** Where the audit chain's signed checkpoint is kept (a file outside the database). */
+  auditCheckpointFile: string;
+  /** A checkpoint is written (the file and a log line) at most this often, when the chain has grown. */
+  auditCheckpointIntervalMs: number;
   cookieSecure: boolean;
   bodyLimit: string;
   shutdownTimeoutMs: number;
@@ -138,6 +144,17 @@ const schema = z
     REGISTRATION_TTL: duration('24h'),
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(100_000).default(365),
     AUDIT_LOG: flag('1'),
+    AUDIT_KEY: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || v.split(',').every((s) => s.trim().length >= 32), {
+        message: 'each comma-separated key must be at least 32 characters',
+      })
+      .refine((v) => v === undefined || !v.split(',').some((s) => isPlaceholderSecret(s.trim())), {
+        message: 'a placeholder, not a key: set 32 or more random characters (openssl rand -base64 48)',
+      }),
+    AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
+    AUDIT_CHECKPOINT_INTERVAL: duration('10s'),
     COOKIE_SECURE: flag('1'),
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
     SHUTDOWN_TIMEOUT: duration('10s'),
@@ -187,6 +204,11 @@ const schema = z
         message: 'ADMIN_EMAIL and ADMIN_PASSWORD go together',
       });
     }
+    // A key generated into one host's DATA_DIR is not shared by the other instances of a server
+    // database, nor kept apart from the data it protects by a backup of that directory.
+    if (env.DATABASE_URL !== undefined && env.AUDIT_KEY === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['AUDIT_KEY'], message: 'required with DATABASE_URL: 32 or more random characters (openssl rand -base64 48), the same on every instance' });
+    }
   });
 
 function parseTrustProxy(value: string): boolean | number | string {
@@ -232,6 +254,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     registrationTtlMs: e.REGISTRATION_TTL,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditLog: e.AUDIT_LOG,
+    auditKeys: e.AUDIT_KEY ? e.AUDIT_KEY.split(',').map((s) => s.trim()) : [],
+    auditCheckpointFile: path.resolve(e.AUDIT_CHECKPOINT_FILE ?? path.join(dataDir, 'audit-checkpoint.json')),
+    auditCheckpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL,
     cookieSecure: e.COOKIE_SECURE,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,

@@ -3,10 +3,12 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from './config';
 import { AuditChainer } from './background/audit-chainer';
+import { AuditCheckpoints } from './background/audit-checkpoints';
 import { Housekeeping, LOGIN_FAILURES_REMEMBERED_MS } from './background/housekeeping';
 import { JobRunner } from './background/job-runner';
 import { DatabaseAvailability } from './db/availability';
 import type { RequestMeta } from './domain/audit';
+import { CHAIN_KEY_PURPOSE, type ChainKeys } from './domain/audit-chain';
 import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
 import { Metrics } from './metrics';
@@ -24,6 +26,7 @@ import { TokenService } from './services/token-service';
 import { TokenSigner } from './services/token-signer';
 import { UserService } from './services/user-service';
 import { createStores, createTransactor, type Stores, type Transactor } from './stores';
+import { AUDIT_KEY, KeyRing } from './keys';
 
 export interface Services {
   auth: AuthService;
@@ -47,6 +50,10 @@ export interface Container {
   jobs: JobRunner;
   housekeeping: Housekeeping;
   auditChainer: AuditChainer;
+  /** The keys of the audit chain's links and checkpoints (from AUDIT_KEY). */
+  chainKeys: ChainKeys;
+  /** The audit chain's signed checkpoints (memory, file, log). */
+  auditCheckpoints: AuditCheckpoints;
   /** Database outages, logged once each. */
   availability: DatabaseAvailability;
   clock: Clock;
@@ -86,6 +93,9 @@ export type ContainerConfig = Pick<
   | 'registrationTtlMs'
   | 'auditRetentionDays'
   | 'auditLog'
+  | 'auditKeys'
+  | 'auditCheckpointFile'
+  | 'auditCheckpointIntervalMs'
   | 'smtpUrl'
   | 'mailOutboxDir'
   | 'mailFrom'
@@ -107,7 +117,18 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const clock = options.clock ?? systemClock;
   const stores = createStores(db, options.pool, clock);
   const availability = new DatabaseAvailability(() => db.raw('select 1'), log);
-  const metrics = new Metrics({ pool: options.pool, outboxBacklog: () => stores.outbox.backlog(clock.now()) }, { process: options.processMetrics });
+  // Empty only when the caller did not resolve the key (runtime.ts generates the embedded default's).
+  const chainKeys = KeyRing.of(AUDIT_KEY.variable, config.auditKeys).derive(CHAIN_KEY_PURPOSE);
+  const auditCheckpoints = new AuditCheckpoints(chainKeys, stores.audit, clock, log, { file: config.auditCheckpointFile, intervalMs: config.auditCheckpointIntervalMs });
+  auditCheckpoints.load();
+  const metrics = new Metrics(
+    {
+      pool: options.pool,
+      outboxBacklog: () => stores.outbox.backlog(clock.now()),
+      auditChain: () => ({ head: auditCheckpoints.lastHead?.position, checkpoint: auditCheckpoints.latest }),
+    },
+    { process: options.processMetrics },
+  );
   const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl) : new EmlFileTransport(config.mailOutboxDir));
   const outbox = new OutboxSender(stores.outbox, transport, clock, log, {
     from: config.mailFrom,
@@ -118,7 +139,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     onFailure: () => metrics.mailFailed(),
   });
   let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
-  const auditChainer = new AuditChainer(stores.audit, log, { intervalMs: AUDIT_CHAIN_POLL_MS, kickDelayMs: AUDIT_CHAIN_DELAY_MS, availability });
+  const auditChainer = new AuditChainer(stores.audit, chainKeys, auditCheckpoints, log, { intervalMs: AUDIT_CHAIN_POLL_MS, kickDelayMs: AUDIT_CHAIN_DELAY_MS, availability });
   const onCommit = { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick(), audited: () => auditChainer.kick() };
   const transact = createTransactor(db, onCommit, clock, { audit: config.auditLog });
   const hasher = new PasswordHasher(config.bcryptCost);
@@ -150,7 +171,12 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     groups,
     registration: new RegistrationService(stores, transact, hasher, clock, mail, config.registrationTtlMs),
     emailChanges,
-    audit: new AuditService(stores.audit, () => auditChainer.runOnce()),
+    audit: new AuditService(stores.audit, () => auditChainer.runOnce(), {
+      keys: chainKeys,
+      checkpoint: () => auditCheckpoints.latest,
+      retentionMs: config.auditRetentionDays * 86_400_000,
+      clock,
+    }),
   };
   const handlers = {
     [RESET_JOB]: (p: Record<string, unknown>) => services.passwords.sendResetLink(String(p.email), jobMeta(p)),
@@ -185,6 +211,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     jobs,
     housekeeping,
     auditChainer,
+    auditCheckpoints,
+    chainKeys,
     availability,
     clock,
     start: () => {

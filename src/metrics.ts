@@ -7,6 +7,8 @@ export interface MetricsSources {
   pool?: Pool;
   /** Mail waiting in the outbox: how many, and the oldest one's age in seconds (0 when none). */
   outboxBacklog(): Promise<{ depth: number; oldestAgeSeconds: number }>;
+  /** The audit chain's head as last seen, and its newest signed checkpoint. */
+  auditChain?(): { head?: number; checkpoint?: { position: number; time: Date } };
 }
 
 type RequestChildren = { count: Counter.Internal; duration: Histogram.Internal<'operation' | 'status'> };
@@ -77,6 +79,33 @@ export class Metrics {
         this.set((await readBacklog()).oldestAgeSeconds);
       },
     });
+    const { auditChain } = sources;
+    if (auditChain) {
+      new Gauge({
+        name: 'audit_chain_head_position',
+        help: "The audit chain's last position as this instance last saw it (0: none yet).",
+        registers: [this.registry],
+        collect() {
+          this.set(auditChain().head ?? 0);
+        },
+      });
+      new Gauge({
+        name: 'audit_chain_checkpoint_position',
+        help: "The position of the audit chain's newest signed checkpoint (0: none yet); the checkpoint itself is the 'audit checkpoint' log line and AUDIT_CHECKPOINT_FILE.",
+        registers: [this.registry],
+        collect() {
+          this.set(auditChain().checkpoint?.position ?? 0);
+        },
+      });
+      new Gauge({
+        name: 'audit_chain_checkpoint_timestamp_seconds',
+        help: "When the audit chain's newest checkpoint was signed, in Unix seconds (0: none yet).",
+        registers: [this.registry],
+        collect() {
+          this.set((auditChain().checkpoint?.time.getTime() ?? 0) / 1000);
+        },
+      });
+    }
     if (options.process) collectDefaultMetrics({ register: this.registry });
   }
 

@@ -6,6 +6,7 @@ import { lockDataDir } from './db/data-dir-lock';
 import { openDatabase, type Database } from './db/database';
 import { migrateLatest } from './db/migrate';
 import { makeMailPrivate, makePrivate } from './db/private-files';
+import { AUDIT_KEY, loadKeys } from './keys';
 import { loadOrCreateJwtSecret } from './secrets';
 
 export interface Runtime {
@@ -58,8 +59,10 @@ export async function openRuntime(config: Config, log: Logger, options: { proces
       log.warn('JWT_SECRET is not set: using the secret kept in DATA_DIR; instances sharing this database must share it');
     }
     log.debug({ dir: config.dataDir, fixed: makeFilesPrivate(config) }, 'made the files the database wrote at start private');
+    // loadConfig has required AUDIT_KEY with DATABASE_URL; the embedded default keeps one in DATA_DIR.
+    const auditKeys = loadKeys(AUDIT_KEY, config.auditKeys, { dataDir: config.dataDir, required: Boolean(config.databaseUrl), create: true });
     // PGlite runs no autovacuum: housekeeping analyzes its tables hourly, as autovacuum would on a server.
-    const container = createContainer(database.knex, { ...config, jwtSecrets }, log, {
+    const container = createContainer(database.knex, { ...config, jwtSecrets, auditKeys }, log, {
       pool: database.pool,
       analyzeEveryMs: database.kind === 'pglite' ? 3_600_000 : undefined,
       processMetrics: options.processMetrics,

@@ -89,6 +89,19 @@ describe('loadConfig', () => {
     expect(loadConfig({ JWT_SECRET: secret }).jwtSecrets).toEqual([secret]);
   });
 
+  it('requires AUDIT_KEY with DATABASE_URL, naming it; takes a comma-separated list of keys of 32+ characters', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://accounts@db.example.test/accounts' })).toThrow(/^Invalid configuration:\n {2}AUDIT_KEY: required with DATABASE_URL/);
+    expect(loadConfig({}).auditKeys).toEqual([]); // the embedded default makes one in DATA_DIR
+    const keys = ['k'.repeat(32), 'l'.repeat(48)];
+    const c = loadConfig({ DATABASE_URL: 'postgres://accounts@db.example.test/accounts', AUDIT_KEY: keys.join(', ') });
+    expect(c.auditKeys).toEqual(keys);
+    expect(c.auditCheckpointFile).toBe(path.resolve('data/audit-checkpoint.json'));
+    expect(c.auditCheckpointIntervalMs).toBe(10_000);
+    expect(() => loadConfig({ AUDIT_KEY: `${'k'.repeat(32)},short` })).toThrow(/^Invalid configuration:\n {2}AUDIT_KEY: each comma-separated key must be at least 32 characters/);
+    expect(() => loadConfig({ AUDIT_KEY: 'change-me-change-me-change-me-change-me' })).toThrow(/^Invalid configuration:\n {2}AUDIT_KEY: a placeholder/);
+    expect(loadConfig({ AUDIT_CHECKPOINT_FILE: '/srv/shipped/audit-checkpoint.json', AUDIT_CHECKPOINT_INTERVAL: '1m' })).toMatchObject({ auditCheckpointFile: '/srv/shipped/audit-checkpoint.json', auditCheckpointIntervalMs: 60_000 });
+  });
+
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
     expect(() => loadConfig({ ADMIN_EMAIL: 'root@example.test' })).toThrow(/ADMIN_PASSWORD/);
   });

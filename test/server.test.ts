@@ -65,6 +65,17 @@ describe('server', () => {
     expect(stderr).toContain('BCRYPT_COST');
   }, 60_000);
 
+  it('stops at start-up on a Postgres server without AUDIT_KEY, naming it', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: root,
+      env: { PATH: process.env.PATH, DATA_DIR: dataDir, DATABASE_URL: 'postgres://accounts@127.0.0.1:1/accounts', JWT_SECRET: 'a'.repeat(32) },
+    });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(1);
+    expect(stderr).toContain('AUDIT_KEY: required with DATABASE_URL');
+  }, 60_000);
+
   it('lets one process at a time use an embedded data directory: a second server and the CLI refuse, naming it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-locked-'));
     const embedded = { DATA_DIR: dir, PORT: '0', BCRYPT_COST: '4' };

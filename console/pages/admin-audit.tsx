@@ -193,7 +193,7 @@ function Verify() {
           setResult(
             r.ok
               ? { ok: true, text: `Intact: ${r.rows} rows${pending}.` }
-              : { ok: false, text: `Broken at row ${r.broken_at}: the ${r.rows} rows before it check out${pending}.` },
+              : { ok: false, text: `Broken (${r.reason}): ${r.detail}${r.broken_at ? ` (entry ${r.broken_at})` : ''}; the ${r.rows} rows before it check out${pending}.` },
           );
         }}
       >

@@ -26,6 +26,14 @@ Admin commands:
       Make the user change their password at next use of a login token.
   migrate
       Run the database migrations.
+  audit export [FILE]
+      Chain what is committed, then write the audit log's chain as JSON lines (each entry with
+      its link, last a signed checkpoint of the head) to FILE, or to standard output.
+  audit verify FILE [--checkpoint CHECKPOINT]
+      Check an export without a database, with AUDIT_KEY (or the key in DATA_DIR): every link, the
+      positions, the start (AUDIT_RETENTION_DAYS), the export's checkpoint and, with
+      --checkpoint, one the service wrote (its AUDIT_CHECKPOINT_FILE, or a saved "audit
+      checkpoint" log line). Exit status 0 whole, 1 broken (one line: where and why).
 
 Names, addresses, scopes and times follow the API's rules. Passwords are read from standard
 input (one line), never from the command line. Configuration is the server's (DATABASE_URL,
@@ -42,7 +50,9 @@ export type Command =
   | { kind: 'create-user'; email: string; name: string; admin: boolean; passwordStdin: boolean; sendMail: boolean }
   | { kind: 'create-token'; user: string; name: string; scopes: Scope[]; expires?: Date }
   | { kind: 'passwd'; user: string }
-  | { kind: 'force-password-change'; user: string };
+  | { kind: 'force-password-change'; user: string }
+  | { kind: 'audit'; task: 'export'; file?: string }
+  | { kind: 'audit'; task: 'verify'; file: string; checkpoint?: string };
 
 type OptionSpec = { type: 'string' | 'boolean' };
 const STRING: OptionSpec = { type: 'string' };
@@ -56,6 +66,7 @@ const OPTIONS: Record<Exclude<Command['kind'], 'help'>, Record<string, OptionSpe
   // Passwords come from standard input only; --password-stdin says so explicitly.
   passwd: { user: STRING, 'password-stdin': BOOLEAN },
   'force-password-change': { user: STRING },
+  audit: { checkpoint: STRING },
 };
 
 function isCommand(name: string): name is keyof typeof OPTIONS {
@@ -79,6 +90,7 @@ export function parseCommand(argv: string[]): Command {
   } catch (err) {
     throw new UsageError(parseArgsMessage(command, err, options));
   }
+  if (command === 'audit') return auditCommand(parsed.positionals.slice(1), parsed.values);
   const extra = parsed.positionals.slice(1);
   if (extra.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(extra[0])}`);
   const v = parsed.values;
@@ -111,6 +123,19 @@ export function parseCommand(argv: string[]): Command {
     case 'force-password-change':
       return { kind: 'force-password-change', user: userRef(command, required(command, v, 'user')) };
   }
+}
+
+/** `audit export [FILE]`, `audit verify FILE [--checkpoint FILE]`. */
+function auditCommand(args: string[], v: Values): Command {
+  const [task, file, extra] = args;
+  if (task !== 'export' && task !== 'verify') throw new UsageError(task === undefined ? 'audit needs export or verify' : `audit: unknown task ${JSON.stringify(task)} (export or verify)`);
+  if (extra !== undefined) throw new UsageError(`audit ${task}: unexpected argument ${JSON.stringify(extra)}`);
+  if (task === 'export') {
+    if (v.checkpoint !== undefined) throw new UsageError('audit export: --checkpoint goes with audit verify');
+    return { kind: 'audit', task, file };
+  }
+  if (file === undefined) throw new UsageError('audit verify needs the FILE an export wrote');
+  return { kind: 'audit', task, file, checkpoint: typeof v.checkpoint === 'string' ? v.checkpoint : undefined };
 }
 
 /** node:util's parseArgs errors, as one line naming the option (its own messages span lines). */

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import type { User } from './types';
 
 /** Where a change came from: the request's address, client and id (all null for the CLI and background work). */
@@ -96,7 +95,7 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * An entry's fields in the order of the store's insert (the time as ISO text): what the store
- * writes and, as canonical JSON, what its hash covers.
+ * writes and, as canonical JSON, what its link covers (domain/audit-chain.ts).
  */
 export function auditFields(e: Omit<AuditEntry, 'seq'>): [string, string, string, ...(string | null)[], Record<string, unknown>] {
   return [
@@ -113,14 +112,4 @@ export function auditFields(e: Omit<AuditEntry, 'seq'>): [string, string, string
     e.requestId,
     e.summary,
   ];
-}
-
-/** The text an entry's hash covers (with the previous entry's hash in front): everything it says. */
-export function auditContent(e: Omit<AuditEntry, 'seq'>): string {
-  return canonicalJson(auditFields(e));
-}
-
-/** An entry's link in the chain: SHA-256 (hex) over the previous link's hash and the entry's content. */
-export function chainHash(prevHash: string, e: Omit<AuditEntry, 'seq'>): string {
-  return crypto.createHash('sha256').update(prevHash + auditContent(e), 'utf8').digest('hex');
 }

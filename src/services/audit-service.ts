@@ -1,6 +1,7 @@
-import { chainHash, type AuditAction, type AuditEntry } from '../domain/audit';
+import type { AuditAction, AuditEntry } from '../domain/audit';
+import { ChainVerifier, type ChainBreak, type ChainKeys, type Checkpoint } from '../domain/audit-chain';
 import { ValidationError } from '../domain/errors';
-import type { Page } from '../domain/types';
+import type { Clock, Page } from '../domain/types';
 import type { AuditStore } from '../stores/audit-store';
 
 export interface AuditFilters {
@@ -13,14 +14,27 @@ export interface AuditFilters {
   until?: Date;
 }
 
-/** `pending`: entries written but not chained yet (committed a moment ago, or behind a transaction still open). */
-export type ChainCheck = { ok: true; rows: number; pending: number } | { ok: false; brokenAt: string; rows: number; pending: number };
+/**
+ * `pending`: entries written but not chained yet (committed a moment ago, or behind a transaction
+ * still open); `broken`: where and why the chain does not check out; `checkpoint`: the one it was
+ * compared with.
+ */
+export interface ChainCheck {
+  ok: boolean;
+  rows: number;
+  pending: number;
+  broken?: ChainBreak;
+  checkpoint?: Checkpoint;
+}
 
 /** How long verify waits for entries not chained yet (behind a transaction still open) before it walks. */
 const VERIFY_WAIT_MS = 1000;
 
 /** Rows read at a time while walking the chain. */
 const WALK_BATCH = 1000;
+
+/** Entries not chained this long after their time are held by a transaction of this database still open: verify says so. */
+export const UNCHAINED_STALE_MS = 5000;
 
 /** Keyset cursors for the log's order (time, seq), newest first: opaque, checked when read back. */
 function encodeCursor(e: AuditEntry): string {
@@ -46,6 +60,14 @@ export class AuditService {
     private readonly store: AuditStore,
     /** Chains what has been committed and not chained yet (the chainer's pass). */
     private readonly chainNow: () => Promise<number>,
+    private readonly chain: {
+      keys: ChainKeys;
+      /** The newest checkpoint known (memory, or the file read at start). */
+      checkpoint: () => Checkpoint | undefined;
+      /** AUDIT_RETENTION_DAYS in ms; 0 keeps everything. */
+      retentionMs: number;
+      clock: Clock;
+    },
   ) {}
 
   async list(f: AuditFilters): Promise<Page<AuditEntry>> {
@@ -64,44 +86,52 @@ export class AuditService {
   }
 
   /**
-   * Chains what is committed and not chained yet, then walks the chain in its order: each link
-   * must name the hash of the one before it, and its hash must cover that and its entry's content
-   * as stored now. The oldest link kept (retention removes the oldest) is trusted for the hash
-   * before it. Reports the first entry that breaks the chain: one altered, the one after one
-   * removed (or the removed one, when nothing follows it), or one put in behind the chain, which
-   * the chainer has passed over.
+   * Chains what is committed and not chained yet, then walks the chain in its order
+   * (domain/audit-chain.ts: keyed links, positions one after another, a start past position 1 only
+   * where retention would have removed what went before, the newest checkpoint reached and
+   * matched), then looks for an entry put in behind the chain (never to be chained) and for
+   * entries a transaction still open has held unchained for more than a few seconds. Reports the
+   * first break with its reason.
    */
   async verify(): Promise<ChainCheck> {
-    // An entry committed after another transaction began (anywhere in the database) is chained
-    // once that one ends: most end within milliseconds, so wait a little for them.
+    // An entry committed after another transaction of this database began is chained once that
+    // one ends: most end within milliseconds, so wait a little for them.
     await this.chainNow();
     let pending = await this.store.unchained();
-    for (let wait = 0; pending > 0 && wait < VERIFY_WAIT_MS; wait += 50) {
+    for (let wait = 0; pending.count > 0 && wait < VERIFY_WAIT_MS; wait += 50) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       await this.chainNow();
       pending = await this.store.unchained();
     }
-    let rows = 0;
-    let prev: string | undefined;
-    let removed: string | undefined;
-    let after: string | undefined;
-    for (;;) {
+    const now = this.chain.clock.now();
+    const checkpoint = this.chain.checkpoint();
+    const verifier = new ChainVerifier(this.chain.keys, {
+      retainedAfter: this.chain.retentionMs ? new Date(now.getTime() - this.chain.retentionMs) : undefined,
+      checkpoints: checkpoint ? [checkpoint] : [],
+    });
+    let after = 0;
+    for (let going = true; going; ) {
       const batch = await this.store.walk(after, WALK_BATCH);
       for (const { link, entry } of batch) {
-        if (!entry) {
-          removed ??= link.id;
-        } else if (removed !== undefined || (prev !== undefined && link.prevHash !== prev) || link.hash !== chainHash(link.prevHash, entry)) {
-          return { ok: false, brokenAt: entry.id, rows, pending };
-        } else {
-          rows++;
-        }
-        prev = link.hash;
+        going = verifier.add(link, entry);
+        if (!going) break;
       }
       if (batch.length < WALK_BATCH) break;
       after = batch[batch.length - 1].link.pos;
     }
-    if (removed !== undefined) return { ok: false, brokenAt: removed, rows, pending };
-    const passed = await this.store.passedOver();
-    return passed ? { ok: false, brokenAt: passed.id, rows, pending } : { ok: true, rows, pending };
+    let broken = verifier.finish();
+    if (!broken) {
+      const passed = await this.store.passedOver();
+      if (passed) broken = { reason: 'passed_over', at: passed.id, detail: 'an entry was put in behind the chain, where it will never be chained' };
+    }
+    const oldest = pending.oldest;
+    if (!broken && oldest && now.getTime() - oldest.time.getTime() > UNCHAINED_STALE_MS) {
+      broken = {
+        reason: 'unchained',
+        at: oldest.id,
+        detail: `${pending.count} entries are not chained yet, the oldest of ${oldest.time.toISOString()}: a transaction of this database still open holds them, or they were put in where the chain cannot take them`,
+      };
+    }
+    return { ok: !broken, rows: verifier.rows, pending: pending.count, broken, checkpoint };
   }
 }

@@ -38,8 +38,16 @@ describe('docker-compose.yml', () => {
     expect(compose.services.accounts.environment?.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?[^}]+\}$/);
   });
 
+  it('refuses to start without an AUDIT_KEY (required with Postgres), offering no default', () => {
+    expect(compose.services.accounts.environment?.AUDIT_KEY).toMatch(/^\$\{AUDIT_KEY:\?[^}]+\}$/);
+  });
+
   it('sets nothing that the service would refuse', () => {
-    const env = { ...compose.services.accounts.environment, JWT_SECRET: 'q3J6mU1x8bZ0c+Yw/HfT2nLkPa9sVdRe4GiBo7XjCl5NtMy0uEzK1WpQhS6rIv3A' };
+    const env = {
+      ...compose.services.accounts.environment,
+      JWT_SECRET: 'q3J6mU1x8bZ0c+Yw/HfT2nLkPa9sVdRe4GiBo7XjCl5NtMy0uEzK1WpQhS6rIv3A',
+      AUDIT_KEY: 'W8pZk2Qv7Rn4Ty1Lm9Xc3Bf6Hd0Js5Ga8Ue2Ko7Ni4Vr1Yt6Qw3Ez9Pl0Cx5Sb2Dh',
+    };
     expect(() => loadConfig(env)).not.toThrow();
   });
 });

@@ -14,6 +14,8 @@ const root = path.join(__dirname, '..', '..');
 
 export const ADMIN = { email: 'admin@faults.example.test', password: 'fault suite admin password' };
 export const JWT_SECRET = 'fault-suite-jwt-secret-0123456789abcdefghijklmnop';
+/** Required with Postgres (the suite's services run on a server database). */
+export const AUDIT_KEY = 'fault-suite-audit-key-0123456789abcdefghijklmnop';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -54,6 +56,7 @@ export function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     BCRYPT_COST: '4',
     THROTTLE_IP_PER_MINUTE: '0',
     JWT_SECRET,
+    AUDIT_KEY,
     ADMIN_EMAIL: ADMIN.email,
     ADMIN_PASSWORD: ADMIN.password,
     LOG_LEVEL: 'info',

@@ -40,15 +40,15 @@ export function cliFixture(prefix: string, extraEnv: (dataDir: string) => NodeJS
     get dataDir(): string {
       return dataDir;
     },
-    /** Runs `accounts <args>` with `stdin`; what it wrote and its exit status. */
-    async run(args: string[], stdin = ''): Promise<CliRun> {
+    /** Runs `accounts <args>` with `stdin` (and `moreEnv` over the fixture's); what it wrote and its exit status. */
+    async run(args: string[], stdin = '', moreEnv: NodeJS.ProcessEnv = {}): Promise<CliRun> {
       const stdout = new PassThrough();
       const stderr = new PassThrough();
       let out = '';
       let err = '';
       stdout.on('data', (c) => (out += c));
       stderr.on('data', (c) => (err += c));
-      const code = await runCli(args, { env, stdin: Readable.from([stdin]), stdout, stderr });
+      const code = await runCli(args, { env: { ...env, ...moreEnv }, stdin: Readable.from([stdin]), stdout, stderr });
       return { code, out, err };
     },
     /** The CLI's database, opened for a look (closed after `work`). */

@@ -41,6 +41,8 @@ export class TestClock implements Clock {
 }
 
 export const JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
+/** The audit chain's key in tests (as JWT_SECRET: set, as a server's would be). */
+export const AUDIT_KEY = 'test-audit-key-test-audit-key-0123456789abcdef';
 
 export interface TestUser {
   user: User;
@@ -101,6 +103,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const config = loadConfig({
     BCRYPT_COST: '4',
     JWT_SECRET,
+    AUDIT_KEY,
     VALIDATE_RESPONSES: '1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     MAIL_POLL_INTERVAL_MS: '50',

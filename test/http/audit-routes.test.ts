@@ -1,9 +1,14 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Response } from 'supertest';
+import { auditFields, canonicalJson, type AuditEntry } from '../../src/domain/audit';
+import { CHAIN_KEY_PURPOSE, checkpointSigned, linkHash, parseCheckpoint } from '../../src/domain/audit-chain';
+import { KeyRing } from '../../src/keys';
 import { onPostgres } from '../helpers/test-database';
-import { countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { AUDIT_KEY, countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 let t: TestApp;
 let admin: TestUser & { jwt: string };
@@ -311,8 +316,35 @@ async function inChainOrder(knex: Knex): Promise<(Record<string, unknown> & { se
   return rows;
 }
 
+type Row = Record<string, unknown> & { seq: string; id: string };
+
+/** An audit_log row as the domain's entry (what a link covers). */
+function entryOf(r: Row): Omit<AuditEntry, 'seq'> {
+  return {
+    id: r.id,
+    time: r.time as Date,
+    action: r.action as AuditEntry['action'],
+    actor: r.actor_id ? { id: r.actor_id as string, name: (r.actor_name as string) ?? '' } : null,
+    target: r.target_type && r.target_id ? { type: r.target_type as 'user' | 'group', id: r.target_id as string, name: (r.target_name as string) ?? '' } : null,
+    ip: r.ip as string | null,
+    userAgent: r.user_agent as string | null,
+    requestId: r.request_id as string | null,
+    summary: r.summary as Record<string, unknown>,
+  };
+}
+
+/** Removes entries and their links, as someone with write access to the database would. */
+async function removeWithLinks(knex: Knex, rows: Row[]): Promise<void> {
+  const seqs = rows.map((r) => r.seq);
+  await knex('audit_chain').whereIn('seq', seqs).delete();
+  await knex('audit_log').whereIn('seq', seqs).delete();
+}
+
+/** The key the test apps chain with, as the service derives it. */
+const chainKeys = () => KeyRing.of('AUDIT_KEY', [AUDIT_KEY]).derive(CHAIN_KEY_PURPOSE);
+
 describe('GET /audit/verify', () => {
-  it('finds the chain whole, then the first entry altered, put in behind the chain, removed or after one removed; retention keeps the rest whole', async () => {
+  it('finds the chain whole, then the first entry altered, removed, or put in behind the chain', async () => {
     const own = await createTestApp();
     try {
       const boss = await own.factory.loggedIn({ admin: true });
@@ -321,49 +353,209 @@ describe('GET /audit/verify', () => {
       await Promise.all(Array.from({ length: 20 }, (_, i) => own.http().post(`/user/me/settings/k${i}`).set(bearer(u.jwt)).send({ [`k${i}`]: i }).expect(204)));
       const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
       const total = await countRows(own.knex, 'audit_log');
-      expect(await verify()).toEqual({ ok: true, rows: total, pending: 0 });
+      expect(await verify()).toEqual({ ok: true, rows: total, pending: 0, checkpoint: { position: total, time: expect.any(String) } });
       expect(await countRows(own.knex, 'audit_chain')).toBe(total); // verify chained every entry committed
+      const positions = (await own.knex('audit_chain').select('pos').orderBy('pos')).map((r) => Number(r.pos));
+      expect(positions).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
-      let rows = await inChainOrder(own.knex);
+      const rows = await inChainOrder(own.knex);
       const victim = rows[10];
       await own.knex('audit_log').where({ seq: victim.seq }).update({ summary: { op: 'set', keys: ['forged'] } });
-      expect(await verify()).toEqual({ ok: false, broken_at: victim.id, rows: 10, pending: 0 });
+      expect(await verify()).toMatchObject({ ok: false, reason: 'altered', broken_at: victim.id, rows: 10, pending: 0, detail: expect.stringContaining('position 11') });
       await own.knex('audit_log').where({ seq: victim.seq }).update({ summary: victim.summary });
       expect((await verify()).ok).toBe(true);
 
       // An entry put in behind the chain (an old writer's id) is never chained: verify names it.
       const forged = { ...rows[3], seq: undefined, id: crypto.randomUUID(), xid: '1' };
       await own.knex('audit_log').insert(forged);
-      expect(await verify()).toEqual({ ok: false, broken_at: forged.id, rows: total, pending: 0 });
+      expect(await verify()).toMatchObject({ ok: false, reason: 'passed_over', broken_at: forged.id, rows: total, pending: 0 });
       await own.knex('audit_log').where({ id: forged.id }).delete();
       expect((await verify()).ok).toBe(true);
 
-      // Retention removes the oldest entries, only ever the start of the chain: what is kept checks out.
-      const cut = new Date(Date.now() - 400 * 86_400_000);
-      await own.knex('audit_log').whereIn('seq', rows.slice(0, 8).map((r) => r.seq)).update({ time: cut });
+      // An entry removed, its link kept: the link still names it.
+      await own.knex('audit_log').where({ seq: rows[2].seq }).delete();
+      expect(await verify()).toMatchObject({ ok: false, reason: 'entry_removed', broken_at: rows[2].id, rows: 2 });
+      // Removed with its link: the positions skip.
+      await own.knex('audit_chain').where({ seq: rows[2].seq }).delete();
+      expect(await verify()).toMatchObject({ ok: false, reason: 'gap', broken_at: rows[3].id, rows: 2 });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('finds an entry rewritten with every later link recomputed, unkeyed (SHA-256) or with a guessed key', async () => {
+    const own = await createTestApp();
+    try {
+      const boss = await own.factory.loggedIn({ admin: true });
+      const u = await own.factory.loggedIn();
+      for (let i = 0; i < 6; i++) await own.http().post(`/user/me/settings/r${i}`).set(bearer(u.jwt)).send({ [`r${i}`]: i }).expect(204);
+      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      expect((await verify()).ok).toBe(true);
+      const rows = await inChainOrder(own.knex);
+      const k = 3;
+      await own.knex('audit_log').where({ seq: rows[k].seq }).update({ summary: { op: 'set', keys: ['rewritten'] } });
+      const rewritten = await inChainOrder(own.knex);
+      /** Every link from the rewritten entry on, made again by `hash` over the previous link and the entry. */
+      const relink = async (hash: (prev: string, r: Row, pos: number) => string) => {
+        let prev = (await own.knex('audit_chain').where({ seq: rows[k - 1].seq }).first()).hash as string;
+        for (let i = k; i < rewritten.length; i++) {
+          const next = hash(prev, rewritten[i], i + 1);
+          await own.knex('audit_chain').where({ seq: rewritten[i].seq }).update({ prev_hash: prev, hash: next });
+          prev = next;
+        }
+      };
+      // The chain as it was before the key: SHA-256 over the previous link and the entry.
+      await relink((prev, r) => crypto.createHash('sha256').update(prev + canonicalJson(auditFields(entryOf(r))), 'utf8').digest('hex'));
+      expect(await verify()).toMatchObject({ ok: false, reason: 'altered', broken_at: rows[k].id, rows: k });
+      // The service's own construction, with a key that is not AUDIT_KEY.
+      const guessed = KeyRing.of('AUDIT_KEY', ['a guess at the key: 32 characters or more']).derive(CHAIN_KEY_PURPOSE);
+      const links = await own.knex('audit_chain').select('seq', 'prev_max_time').orderBy('pos');
+      const prevMaxTime = new Map(links.map((l) => [String(l.seq), l.prev_max_time as Date | null]));
+      await relink((prev, r, pos) => linkHash(guessed.current.key, { pos, prevHash: prev, prevMaxTime: prevMaxTime.get(r.seq) ?? null }, entryOf(r)));
+      expect(await verify()).toMatchObject({ ok: false, reason: 'altered', broken_at: rows[k].id, rows: k });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('finds the newest entries removed with their links against the last checkpoint, also once new entries are chained after them', async () => {
+    const own = await createTestApp();
+    try {
+      const boss = await own.factory.loggedIn({ admin: true });
+      const u = await own.factory.loggedIn();
+      for (let i = 0; i < 6; i++) await own.http().post(`/user/me/settings/n${i}`).set(bearer(u.jwt)).send({ [`n${i}`]: i }).expect(204);
+      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      const whole = await verify();
+      expect(whole).toMatchObject({ ok: true, checkpoint: { position: whole.rows } });
+      const rows = await inChainOrder(own.knex);
+      await removeWithLinks(own.knex, rows.slice(-3));
+      expect(await verify()).toMatchObject({ ok: false, reason: 'truncated', rows: rows.length - 3, checkpoint: { position: rows.length } });
+      // New entries chained where the removed ones were: the chain now differs at the checkpoint.
+      for (let i = 0; i < 4; i++) await own.http().post(`/user/me/settings/m${i}`).set(bearer(u.jwt)).send({ [`m${i}`]: i }).expect(204);
+      const after = await verify();
+      expect(after).toMatchObject({ ok: false, reason: 'checkpoint_mismatch', rows: rows.length - 1, checkpoint: { position: rows.length } });
+      expect((await own.knex('audit_chain').where({ pos: rows.length }).first()).id).toBe(after.broken_at);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('writes signed checkpoints of the head to the log, to AUDIT_CHECKPOINT_FILE and to /metrics; a new instance reads the file and finds the chain cut meanwhile', async () => {
+    const lines: string[] = [];
+    const own = await createTestApp({ env: { LOG_LEVEL: 'info' }, logDestination: { write: (l) => void lines.push(l) } });
+    let second: TestApp | undefined;
+    try {
+      const boss = await own.factory.loggedIn({ admin: true });
+      const u = await own.factory.loggedIn();
+      for (let i = 0; i < 4; i++) await own.http().post(`/user/me/settings/c${i}`).set(bearer(u.jwt)).send({ [`c${i}`]: i }).expect(204);
+      const verified = (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      expect(verified.ok).toBe(true);
+      const head = await own.knex('audit_chain').orderBy('pos', 'desc').first();
+      expect(Number(head.pos)).toBe(verified.rows);
+      const metrics = (await own.http().get('/metrics').expect(200)).text;
+      expect(metrics).toMatch(new RegExp(`^audit_chain_head_position ${verified.rows}$`, 'm'));
+      expect(metrics).toMatch(new RegExp(`^audit_chain_checkpoint_position ${verified.rows}$`, 'm'));
+
+      await own.container.auditChainer.stop(); // a last pass; the newest checkpoint written whatever its age
+      const file = path.join(own.dataDir, 'audit-checkpoint.json');
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+      const kept = JSON.parse(fs.readFileSync(file, 'utf8'));
+      expect(kept).toEqual({ position: verified.rows, hash: head.hash, time: expect.any(String), key_id: chainKeys().current.id, mac: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(checkpointSigned(chainKeys(), parseCheckpoint(kept)!)).toBe(true);
+      expect(checkpointSigned(chainKeys(), parseCheckpoint({ ...kept, position: kept.position + 1 })!)).toBe(false);
+      const logged = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'audit checkpoint');
+      expect(logged.at(-1).audit_checkpoint).toEqual(kept);
+
+      // While no instance runs, the newest entries go with their links; the next one started finds it from the file.
+      const rows = await inChainOrder(own.knex);
+      await removeWithLinks(own.knex, rows.slice(-2));
+      second = await createTestApp({ sameDatabaseAs: own, env: { AUDIT_CHECKPOINT_FILE: file } });
+      const res = await second.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200);
+      expect(res.body).toMatchObject({ ok: false, reason: 'truncated', rows: rows.length - 2, checkpoint: { position: rows.length, time: kept.time } });
+    } finally {
+      await second?.close();
+      await own.close();
+    }
+  });
+
+  it('finds the oldest entries removed, unless retention would have removed them; retention itself keeps the chain whole', async () => {
+    const own = await createTestApp();
+    try {
+      let boss = await own.factory.loggedIn({ admin: true });
+      const u = await own.factory.loggedIn();
+      for (let i = 0; i < 5; i++) await own.http().post(`/user/me/settings/o${i}`).set(bearer(u.jwt)).send({ [`o${i}`]: i }).expect(204);
+      const old = await countRows(own.knex, 'audit_log');
+      own.clock.advance(400 * 86_400_000); // a year and more later (AUDIT_RETENTION_DAYS: 365)
+      boss = { ...boss, jwt: await own.factory.login(boss) };
+      const v = await own.factory.loggedIn();
+      for (let i = 0; i < 5; i++) await own.http().post(`/user/me/settings/y${i}`).set(bearer(v.jwt)).send({ [`y${i}`]: i }).expect(204);
+      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      const total = (await verify()).rows;
+      expect(total).toBe(await countRows(own.knex, 'audit_log'));
+
       await own.container.housekeeping.stop();
       try {
         await own.container.housekeeping.runOnce();
       } finally {
         own.container.housekeeping.start();
       }
-      const chainBefore = rows;
-      rows = await inChainOrder(own.knex);
-      expect(rows[0].id).toBe(chainBefore[8].id);
-      expect(await countRows(own.knex, 'audit_chain')).toBe(total - 8);
-      expect(await countRows(own.knex, 'audit_log')).toBe(total - 8);
-      expect(await verify()).toEqual({ ok: true, rows: total - 8, pending: 0 });
+      expect(await countRows(own.knex, 'audit_log')).toBe(total - old);
+      expect(await countRows(own.knex, 'audit_chain')).toBe(total - old);
+      expect(await verify()).toMatchObject({ ok: true, rows: total - old, pending: 0 });
 
-      // The last entry removed: nothing follows it, so it is named itself.
-      const last = rows[rows.length - 1];
-      await own.knex('audit_log').where({ seq: last.seq }).delete();
-      expect(await verify()).toEqual({ ok: false, broken_at: last.id, rows: rows.length - 1, pending: 0 });
-      // One removed from the middle: the entry after it is the first that breaks the chain.
-      await own.knex('audit_log').where({ seq: rows[2].seq }).delete();
-      expect(await verify()).toEqual({ ok: false, broken_at: rows[3].id, rows: 2, pending: 0 });
+      // The oldest entries kept are a moment old, not a year: removing them is found.
+      const rows = await inChainOrder(own.knex);
+      await removeWithLinks(own.knex, rows.slice(0, 2));
+      const cut = await verify();
+      expect(cut).toMatchObject({ ok: false, reason: 'start_cut', broken_at: rows[2].id, rows: 0 });
+      expect(cut.detail).toMatch(/^the chain starts at position \d+, but the entries before it \(up to \S+\) were not due for removal/);
     } finally {
       await own.close();
     }
+  });
+
+  it('keeps links made before a key rotation verifiable, and names a link whose key AUDIT_KEY no longer holds', async () => {
+    const first = await createTestApp();
+    let rotated: TestApp | undefined;
+    let dropped: TestApp | undefined;
+    try {
+      const boss = await first.factory.loggedIn({ admin: true });
+      await first.http().post('/user/me/settings/before').set(bearer(boss.jwt)).send({ before: 1 }).expect(204);
+      await first.container.auditChainer.stop();
+      const newKey = 'the next audit key: 32 characters or more';
+      rotated = await createTestApp({ sameDatabaseAs: first, env: { AUDIT_KEY: `${newKey},${AUDIT_KEY}` } });
+      await rotated.http().post('/user/me/settings/after').set(bearer(boss.jwt)).send({ after: 1 }).expect(204);
+      const whole = (await rotated.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      expect(whole).toMatchObject({ ok: true, rows: await countRows(first.knex, 'audit_log') });
+      const keyIds = (await first.knex('audit_chain').select('key_id').orderBy('pos')).map((r) => r.key_id);
+      const ids = KeyRing.of('AUDIT_KEY', [newKey, AUDIT_KEY]).derive(CHAIN_KEY_PURPOSE).all.map((k) => k.id);
+      expect(new Set(keyIds)).toEqual(new Set(ids)); // old links by the old key, new ones by the new
+      expect(keyIds.at(-1)).toBe(ids[0]);
+
+      await rotated.container.auditChainer.stop();
+      dropped = await createTestApp({ sameDatabaseAs: first, env: { AUDIT_KEY: newKey } });
+      const [firstLink] = await first.knex('audit_chain').orderBy('pos').limit(1);
+      expect((await dropped.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body).toMatchObject({ ok: false, reason: 'unknown_key', broken_at: firstLink.id, rows: 0 });
+    } finally {
+      await dropped?.close();
+      await rotated?.close();
+      await first.close();
+    }
+  });
+
+  it('says ok: false when an entry older than a few seconds is still not chained', async () => {
+    const admin2 = await t.factory.loggedIn({ admin: true });
+    const verify = async () => (await t.http().get('/audit/verify').set(bearer(admin2.jwt)).expect(200)).body;
+    expect((await verify()).ok).toBe(true);
+    // Written by a transaction id the chain will not reach: it stays unchained.
+    const stuck = crypto.randomUUID();
+    await t.knex.raw(`insert into audit_log (id, time, action, summary, xid) values (?, now() - interval '1 minute', 'settings.changed', '{"op":"set","keys":["stuck"]}', '999999999999'::xid8)`, [stuck]);
+    try {
+      expect(await verify()).toMatchObject({ ok: false, reason: 'unchained', broken_at: stuck, pending: 1 });
+    } finally {
+      await t.knex('audit_log').where({ id: stuck }).delete();
+    }
+    expect((await verify()).ok).toBe(true);
   });
 
   it('chains a committed entry shortly after its commit, without being asked', async () => {
@@ -371,20 +563,27 @@ describe('GET /audit/verify', () => {
     await t.http().post('/user/me/settings/chained').set(bearer(u.jwt)).send({ chained: 1 }).expect(204);
     const [entry] = await t.knex('audit_log').where({ actor_id: u.user.id, action: 'settings.changed' });
     // Well within the chainer's 5 s poll: only the kick after the commit gets it chained this soon.
-    const deadline = Date.now() + 2000;
-    let link: { prev_hash: string; hash: string } | undefined;
-    while (!link && Date.now() < deadline) {
-      link = await t.knex('audit_chain').where({ seq: entry.seq }).first();
-      if (!link) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    expect(link).toMatchObject({ id: entry.id, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const link = await chainedWithin(t.knex, entry.seq, 2000);
+    expect(link).toMatchObject({ id: entry.id, key_id: chainKeys().current.id, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
   });
 });
 
-// Only a server has a second connection to hold a transaction open on while requests go on.
+/** The entry's link, polled for until `ms` have passed (undefined: not chained by then). */
+async function chainedWithin(knex: Knex, seq: string, ms: number): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + ms;
+  let link: Record<string, unknown> | undefined;
+  while (!link && Date.now() < deadline) {
+    link = await knex('audit_chain').where({ seq }).first();
+    if (!link) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return link;
+}
+
+// Only a server has a second connection to hold a transaction open on while requests go on, and
+// a second database.
 if (onPostgres) {
   describe('the audit chain and transactions still open', () => {
-    it('waits for an older transaction to end, then chains its entry before the later ones: none is left behind', async () => {
+    it('waits for an older transaction of this database to end, then chains its entry before the later ones: none is left behind; held longer than a few seconds, verify says so', async () => {
       const own = await createTestApp();
       const early = new pg.Client({ connectionString: own.databaseUrl });
       await early.connect();
@@ -402,6 +601,8 @@ if (onPostgres) {
         const held = await verify();
         expect(held).toMatchObject({ ok: true, pending: later.length });
         expect(await own.knex('audit_chain').whereIn('seq', later.map((e) => e.seq))).toHaveLength(0);
+        own.clock.advance(10_000); // the held entries are now more than a few seconds old
+        expect(await verify()).toMatchObject({ ok: false, reason: 'unchained', broken_at: later[0].id, pending: later.length });
 
         const lateId = crypto.randomUUID();
         await early.query(
@@ -418,6 +619,33 @@ if (onPostgres) {
       } finally {
         await early.end();
         await own.close();
+      }
+    });
+
+    it("is not held by an idle transaction in another database of the server: an entry is chained at once, and altering it afterwards is found", async () => {
+      const elsewhere = new pg.Client({ connectionString: process.env.DATABASE_URL }); // the run's database, not this file's
+      await elsewhere.connect();
+      try {
+        expect(new URL(process.env.DATABASE_URL!).pathname).not.toBe(new URL(t.databaseUrl!).pathname);
+        await elsewhere.query('begin');
+        await elsewhere.query('select pg_current_xact_id()'); // holds an id, as a writer there would, and idles
+        const u = await t.factory.loggedIn();
+        await t.http().post('/user/me/settings/elsewhere').set(bearer(u.jwt)).send({ elsewhere: 1 }).expect(204);
+        const [entry] = await t.knex('audit_log').where({ actor_id: u.user.id, action: 'settings.changed' });
+        expect(await chainedWithin(t.knex, entry.seq, 3000)).toMatchObject({ id: entry.id });
+        const verify = async () => (await t.http().get('/audit/verify').set(bearer(admin.jwt)).expect(200)).body;
+        expect(await verify()).toMatchObject({ ok: true, pending: 0 });
+        // Forged after its chaining: found.
+        await t.knex('audit_log').where({ seq: entry.seq }).update({ summary: { op: 'set', keys: ['forged'] } });
+        try {
+          expect(await verify()).toMatchObject({ ok: false, reason: 'altered', broken_at: entry.id });
+        } finally {
+          await t.knex('audit_log').where({ seq: entry.seq }).update({ summary: entry.summary });
+        }
+        expect((await verify()).ok).toBe(true);
+      } finally {
+        await elsewhere.query('rollback').catch(() => undefined);
+        await elsewhere.end();
       }
     });
   });

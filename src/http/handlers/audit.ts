@@ -4,7 +4,8 @@ import { query } from '../bodies';
 import type { Handlers } from '../mount';
 import { linkNext, pageQuery } from '../paging';
 
-function presentAuditEntry(e: AuditEntry) {
+/** An entry as `GET /audit` shows it (and `accounts admin audit export` writes it). */
+export function presentAuditEntry(e: AuditEntry) {
   return {
     id: e.id,
     time: e.time.toISOString(),
@@ -43,8 +44,14 @@ export function auditHandlers(audit: AuditService): Handlers {
     },
 
     verifyAudit: async (_req, res) => {
-      const check = await audit.verify();
-      res.json(check.ok ? { ok: true, rows: check.rows, pending: check.pending } : { ok: false, broken_at: check.brokenAt, rows: check.rows, pending: check.pending });
+      const { ok, rows, pending, broken, checkpoint } = await audit.verify();
+      res.json({
+        ok,
+        rows,
+        pending,
+        ...(broken && { reason: broken.reason, ...(broken.at && { broken_at: broken.at }), detail: broken.detail }),
+        ...(checkpoint && { checkpoint: { position: checkpoint.position, time: checkpoint.time.toISOString() } }),
+      });
     },
   };
 }
