@@ -38,7 +38,12 @@ export interface Config {
   /** false: no audit entries are written (only to measure what they cost; the contract wants them). */
   auditLog: boolean;
   cookieSecure: boolean;
+  /** The largest request body of an operation that declares none of its own (`x-body-limit`). */
   bodyLimit: string;
+  /** A client has this long to send a request's headers, */
+  headersTimeoutMs: number;
+  /** and this long to send the whole request, body included; then `408` and the connection closes. */
+  requestTimeoutMs: number;
   shutdownTimeoutMs: number;
   /** Requests a minute per client IP on /login and /password/reset; 0 turns it off. */
   throttleIpPerMinute: number;
@@ -138,7 +143,9 @@ const schema = z
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(100_000).default(365),
     AUDIT_LOG: flag('1'),
     COOKIE_SECURE: flag('1'),
-    BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
+    BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('64kb'),
+    HEADERS_TIMEOUT: duration('10s'),
+    REQUEST_TIMEOUT: duration('30s'),
     SHUTDOWN_TIMEOUT: duration('10s'),
     THROTTLE_IP_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(300),
     THROTTLE_ACCOUNT_FAILURES: z.coerce.number().int().min(0).max(1000).default(10),
@@ -174,6 +181,9 @@ const schema = z
   .superRefine((env, ctx) => {
     if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {
       ctx.addIssue({ code: 'custom', path: ['API_TOKEN_TTL'], message: 'must not exceed API_TOKEN_MAX_TTL' });
+    }
+    if (env.HEADERS_TIMEOUT > env.REQUEST_TIMEOUT) {
+      ctx.addIssue({ code: 'custom', path: ['HEADERS_TIMEOUT'], message: 'must not exceed REQUEST_TIMEOUT' });
     }
     if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
       ctx.addIssue({
@@ -229,6 +239,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     auditLog: e.AUDIT_LOG,
     cookieSecure: e.COOKIE_SECURE,
     bodyLimit: e.BODY_LIMIT,
+    headersTimeoutMs: e.HEADERS_TIMEOUT,
+    requestTimeoutMs: e.REQUEST_TIMEOUT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     throttleIpPerMinute: e.THROTTLE_IP_PER_MINUTE,
     throttleAccountFailures: e.THROTTLE_ACCOUNT_FAILURES,
