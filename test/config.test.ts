@@ -27,6 +27,7 @@ describe('loadConfig', () => {
     expect(c.welcomeLinkTtlMs).toBe(7 * 86_400_000);
     expect(c.resetLinkTtlMs).toBe(3_600_000);
     expect([c.allowRegistration, c.registrationTtlMs, c.auditRetentionDays, c.auditLog]).toEqual([false, 86_400_000, 365, true]);
+    expect([c.bodyLimit, c.headersTimeoutMs, c.requestTimeoutMs]).toEqual(['64kb', 10_000, 30_000]);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -69,6 +70,8 @@ describe('loadConfig', () => {
     ['REGISTRATION_TTL', 'a while'],
     ['AUDIT_RETENTION_DAYS', '-1'],
     ['AUDIT_LOG', 'off-ish'],
+    ['BODY_LIMIT', '1gb'],
+    ['REQUEST_TIMEOUT', 'when it comes'],
   ])('stops on a bad %s, naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
@@ -87,6 +90,11 @@ describe('loadConfig', () => {
   it('takes a generated JWT_SECRET', () => {
     const secret = 'q3J6mU1x8bZ0c+Yw/HfT2nLkPa9sVdRe4GiBo7XjCl5NtMy0uEzK1WpQhS6rIv3A';
     expect(loadConfig({ JWT_SECRET: secret }).jwtSecrets).toEqual([secret]);
+  });
+
+  it('reads the slow-sender timeouts, and wants the headers in no later than the whole request', () => {
+    expect(loadConfig({ HEADERS_TIMEOUT: '2s', REQUEST_TIMEOUT: '1m' })).toMatchObject({ headersTimeoutMs: 2000, requestTimeoutMs: 60_000 });
+    expect(() => loadConfig({ HEADERS_TIMEOUT: '1m', REQUEST_TIMEOUT: '30s' })).toThrow(/HEADERS_TIMEOUT: must not exceed REQUEST_TIMEOUT/);
   });
 
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
