@@ -142,7 +142,8 @@ async function scenario(ctx, tokens) {
   const hostileRequests = Object.values(counts).reduce((n, c) => n + Object.entries(c).reduce((m, [what, x]) => m + (what === 'stopped' ? 0 : x), 0), 0);
   const sendersSeconds = cfg.warmupSeconds + cfg.seconds;
   // The service's CPU beyond the light load's, per hostile request (the senders ran warm-up and measured part; the CPU is of the measured part).
-  const cpuUsPerHostileRequest = Math.round(((beside.cpuCores - alone.cpuCores) * cfg.seconds * 1e6) / (hostileRequests * (cfg.seconds / sendersSeconds)));
+  const cpuUs = (x) => x.cpuUsPerRequest * x.requests; // of the measured part: cfg.seconds
+  const cpuUsPerHostileRequest = Math.max(0, Math.round((cpuUs(beside) - (cpuUs(alone) * beside.seconds) / alone.seconds) / (hostileRequests * (beside.seconds / sendersSeconds))));
   console.log();
   table([
     ['GET /user/me', 'req/s', 'p50 ms', 'p99 ms', 'service CPU cores'],
