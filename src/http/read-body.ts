@@ -1,5 +1,5 @@
 import bytes from 'bytes';
-import express, { type Request, type RequestHandler } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler } from 'express';
 import { PayloadTooLargeError } from '../domain/errors';
 import { readAnyAsJson } from './handlers/rpc';
 import type { Operation } from './route-table';
@@ -34,7 +34,8 @@ export function parseLimit(limit: string): number {
  * unread). Runs after the policy: a body is read only for a caller the operation accepts (or for a
  * public operation), up to the operation's limit (`x-body-limit`, else `defaultLimit`):
  * - a `Content-Length` above the limit is `413` at once, before a byte of the body is read;
- * - a body sent in chunks is cut at the limit (`413`);
+ * - a body sent in chunks is answered `413` as soon as it passes the limit (body-parser would
+ *   read it to its end first, however long, before answering: see cutAtLimit);
  * - a `Content-Encoding` other than `identity` is `415` (body-parser's `inflate: false`): nothing
  *   is inflated, so a small gzip cannot become a large body;
  * - a client that asked `Expect: 100-continue` (the draining server holds it back) is told to send
@@ -61,6 +62,32 @@ export function readBody(defaultLimit: number): RequestHandler {
       res.writeContinue();
     }
     const reader = readersFor(limit);
-    return operation.body === 'json' ? reader.json(req, res, next) : reader.any(req, res, next);
+    const once = cutAtLimit(req, limit, next);
+    return operation.body === 'json' ? reader.json(req, res, once) : reader.any(req, res, once);
   };
+}
+
+/**
+ * A body without a `Content-Length` (chunks) is answered `413` the moment it passes the limit,
+ * with `Connection: close` (the error handler: its body is unread), so the rest is never read.
+ * body-parser finds the same, but reads the whole request off the wire before it says so, which
+ * a sender that never stops would make last until REQUEST_TIMEOUT. Its own answer, when it comes
+ * (the connection closed), is dropped: `next` is called once.
+ */
+function cutAtLimit(req: Request, limit: number, next: NextFunction): NextFunction {
+  let called = false;
+  const once: NextFunction = (err?: unknown) => {
+    if (called) return;
+    called = true;
+    req.off('data', count);
+    next(err);
+  };
+  let seen = 0;
+  const count = (chunk: Buffer): void => {
+    seen += chunk.length;
+    if (seen > limit) once(new PayloadTooLargeError(limit));
+  };
+  // Added before body-parser's own listener, in the same tick (the stream starts flowing on the next).
+  if (req.headers['content-length'] === undefined) req.on('data', count);
+  return once;
 }

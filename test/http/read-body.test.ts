@@ -157,6 +157,16 @@ describe('body limits', () => {
     expect((await t.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(200);
   });
 
+  it('answers a chunked body that keeps coming with 413 as soon as it passes the limit, without waiting for its end', async () => {
+    for (const [path, auth] of [['/login', {}], ['/user/me', { Authorization: `Bearer ${user.jwt}` }]] as [string, Record<string, string>][]) {
+      // No Content-Length: the body goes in chunks, and this one never ends.
+      const res = await partialRequest(t.baseUrl, { method: 'POST', path, headers: { 'Content-Type': 'application/json', ...auth }, send: `{"email": "${'a'.repeat(70_000)}` });
+      expect([path, res.status, res.body.code]).toEqual([path, 413, 'payload_too_large']);
+      expect(res.headers.connection).toBe('close');
+      await res.closed;
+    }
+  });
+
   it('answers JSON-RPC past its 64 kB with 413, and serves it below', async () => {
     const big = await t.http().post('/_admin/api').set('Content-Type', 'text/plain').send(JSON.stringify({ id: 1, auth_token: 'x', method: 'get_users', args: { pad: 'x'.repeat(70_000) } }));
     expect(big.status).toBe(413);
