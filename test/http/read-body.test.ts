@@ -83,6 +83,15 @@ describe('a caller without a valid token', () => {
     });
     expect([owner.status, owner.continued]).toEqual([204, true]);
     expect(await settingsOf(user).select('key')).toEqual([{ key: 'theme' }]);
+
+    // A body over the limit is refused before it is asked for, from a caller with a token too.
+    const tooBig = await partialRequest(t.baseUrl, {
+      method: 'POST',
+      path: '/user/me/settings/theme',
+      headers: { 'Content-Type': 'application/json', 'Content-Length': String(FIVE_MB), Expect: '100-continue', Authorization: `Bearer ${user.jwt}` },
+    });
+    expect([tooBig.status, tooBig.body.code, tooBig.continued]).toEqual([413, 'payload_too_large', false]);
+    await tooBig.closed;
   });
 
   it('gets 401 for a gzip bomb before it is sent whole (so before anything could inflate it)', async () => {
