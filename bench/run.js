@@ -17,6 +17,10 @@
  *                        1 000 000 rows, on Postgres and on PGlite (bench/list-at-scale.js)
  *   console_load         the web console's first page, cold cache, in Chromium: time until its form
  *                        can be used, and the script's compressed size (bench/console-load.js)
+ *   hostile_input        GET /user/me latency alone and beside hostile senders: unauthenticated 5 MB
+ *                        bodies, gzip bombs, slow senders (bench/hostile-input.js)
+ *
+ * `node bench/run.js` runs it (`npm run bench` builds first); requiring this file runs nothing.
  *
  * Each scenario prints a table and PASS/FAIL against its target; everything goes to
  * bench/results/latest.json. A missed target is reported, not an error; anything that fails to
@@ -51,6 +55,7 @@ const lib = require('./lib');
 const { startFloor, subjectOf } = require('./floor');
 const listAtScale = require('./list-at-scale');
 const consoleLoad = require('./console-load');
+const hostileInput = require('./hostile-input');
 
 const {
   ROOT,
@@ -74,7 +79,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -741,7 +746,7 @@ async function main() {
   console.log(`scenarios: ${SCENARIOS.filter(want).join(', ')}; ${cores} cores, load average ${os.loadavg()[0].toFixed(2)}; ${pinningNote}`);
 
   const results = {};
-  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost'].some(want);
+  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'hostile_input', 'metrics_cost', 'audit_cost'].some(want);
   if (main) {
     await lib.createDatabase(ctx.dbName);
     if (want('user_me') || want('user_list')) {
@@ -793,6 +798,11 @@ async function main() {
     if (ctx.floor) await lib.stopChild(ctx.floor.child); // done with it
     if (want('refresh')) results.refresh = await scenarioRefresh(ctx);
     if (want('groups')) results.groups = await scenarioGroups(ctx, results);
+    if (want('hostile_input')) {
+      // The user_me users' tokens when they were made; else a few users of its own.
+      const tokens = ctx.tokens ?? (await mapLimit(range(20), 8, (i) => lib.createActiveUser(ctx.base, ctx.adminJwt, { name: `hostile${i}` }))).map((u) => u.jwt);
+      results.hostile_input = await hostileInput.scenario(ctx, tokens);
+    }
     if (want('metrics_cost')) results.metrics_cost = await scenarioMetricsCost(ctx, pinning);
     if (want('audit_cost')) results.audit_cost = await scenarioAuditCost(ctx, pinning);
 
@@ -866,6 +876,7 @@ async function main() {
       summary.push(['audit_cost', `${route}: ${x.cpuRatio}x CPU/req with the audit log (${x.on.totalCpuUs} vs ${x.off.totalCpuUs} µs, service + PG)`, `<= ${TARGETS.audit_cost.cpuRatioMax}x`, verdict(x.pass)]);
     }
   }
+  if (r.hostile_input) summary.push(...hostileInput.summaryRows(r.hostile_input));
   if (r.list_at_scale) summary.push(...listAtScale.summaryRows(r.list_at_scale));
   if (r.console_load) summary.push(...consoleLoad.summaryRows(r.console_load));
   table(summary);
@@ -887,45 +898,48 @@ async function main() {
   console.log('\nwritten: bench/results/latest.json');
 }
 
-// A hard bound on the whole run, whatever hangs.
-const runSeconds = CFG.warmupSeconds + CFG.seconds;
-const budgetMs =
-  (300 +
-    (CFG.scenarios.has('user_me') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
-    (CFG.scenarios.has('user_list') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
-    (CFG.scenarios.has('refresh') ? runSeconds + 60 : 0) +
-    (CFG.scenarios.has('login') ? runSeconds + 60 : 0) +
-    (CFG.scenarios.has('user_me_under_login') ? 2 * runSeconds + 60 : 0) +
-    (CFG.scenarios.has('groups') ? 2 * runSeconds + 180 : 0) +
-    (CFG.scenarios.has('metrics_cost') ? (CFG.rounds + 1) * 2 * (runSeconds + 15) + 120 : 0) +
-    (CFG.scenarios.has('audit_cost') ? (CFG.auditRounds + 1) * 2 * (2 * runSeconds + 30) + 120 : 0) +
-    (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
-  1000;
-const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);
+if (require.main === module) {
+  // A hard bound on the whole run, whatever hangs.
+  const runSeconds = CFG.warmupSeconds + CFG.seconds;
+  const budgetMs =
+    (300 +
+      (CFG.scenarios.has('user_me') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
+      (CFG.scenarios.has('user_list') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
+      (CFG.scenarios.has('refresh') ? runSeconds + 60 : 0) +
+      (CFG.scenarios.has('login') ? runSeconds + 60 : 0) +
+      (CFG.scenarios.has('user_me_under_login') ? 2 * runSeconds + 60 : 0) +
+      (CFG.scenarios.has('groups') ? 2 * runSeconds + 180 : 0) +
+      (CFG.scenarios.has('metrics_cost') ? (CFG.rounds + 1) * 2 * (runSeconds + 15) + 120 : 0) +
+      (CFG.scenarios.has('audit_cost') ? (CFG.auditRounds + 1) * 2 * (2 * runSeconds + 30) + 120 : 0) +
+      (CFG.scenarios.has('hostile_input') ? 2 * runSeconds + 120 : 0) +
+      (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
+    1000;
+  const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);
 
-let interrupted = false;
+  let interrupted = false;
 
-async function fail(err) {
-  if (interrupted) return; // the signal handler cleans up and exits
-  console.error(`bench failed: ${err.stack ?? err}`);
-  await lib.cleanup();
-  process.exit(1);
-}
-
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
-  process.on(signal, () => {
-    interrupted = true;
-    console.error(`${signal}: stopping`);
-    lib.cleanup().then(() => process.exit(code));
-  });
-}
-process.on('uncaughtException', fail);
-process.on('unhandledRejection', fail);
-
-main()
-  .then(async () => {
-    clearTimeout(watchdog);
+  async function fail(err) {
+    if (interrupted) return; // the signal handler cleans up and exits
+    console.error(`bench failed: ${err.stack ?? err}`);
     await lib.cleanup();
-    process.exit(0);
-  })
-  .catch(fail);
+    process.exit(1);
+  }
+
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+    process.on(signal, () => {
+      interrupted = true;
+      console.error(`${signal}: stopping`);
+      lib.cleanup().then(() => process.exit(code));
+    });
+  }
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
+
+  main()
+    .then(async () => {
+      clearTimeout(watchdog);
+      await lib.cleanup();
+      process.exit(0);
+    })
+    .catch(fail);
+}

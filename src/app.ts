@@ -19,17 +19,18 @@ import { healthHandlers } from './http/handlers/health';
 import { meHandlers } from './http/handlers/me';
 import { passwordHandlers } from './http/handlers/passwords';
 import { REGISTRATION_OPERATIONS, registrationHandlers } from './http/handlers/registration';
-import { readAnyAsJson, rpcHandlers } from './http/handlers/rpc';
+import { rpcHandlers } from './http/handlers/rpc';
 import { sessionHandlers } from './http/handlers/session';
 import { settingsHandlers } from './http/handlers/settings';
 import { tokenHandlers } from './http/handlers/tokens';
 import { userHandlers } from './http/handlers/users';
 import { chain, dispatch } from './http/mount';
 import { enforcePolicy } from './http/policy';
+import { hasBody, parseLimit, readBody } from './http/read-body';
 import { assertFieldsAreData } from './http/request-objects';
 import { requestLogger } from './http/request-logger';
 import { RouteTable, type Spec } from './http/route-table';
-import { textRule, verifyUtf8 } from './http/text-rule';
+import { textRule } from './http/text-rule';
 import { ipThrottle } from './http/throttle';
 import type { Metrics } from './metrics';
 import { RpcApi } from './rpc/api';
@@ -57,10 +58,6 @@ declare module 'express-serve-static-core' {
   }
 }
 
-function hasBody(req: Request): boolean {
-  return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-}
-
 /**
  * Matches the request against the route table (once; nothing else routes). `HEAD` is answered
  * wherever `GET` is: matched, authorised and validated as the `GET` it mirrors (Node decided when
@@ -81,18 +78,6 @@ function route(table: RouteTable): RequestHandler {
     if (!matched) return next(new NotFoundError('Route Not Found'));
     req.operation = matched.operation;
     req.pathParams = matched.params;
-    next();
-  };
-}
-
-/** The body, as the operation takes it: JSON, anything read as JSON (JSON-RPC), or none (left unread). */
-function readBody(limit: string): RequestHandler {
-  const json = express.json({ limit, verify: verifyUtf8 });
-  const any = readAnyAsJson(limit);
-  return (req, res, next) => {
-    const kind = req.operation!.body;
-    if (kind === 'json') return json(req, res, next);
-    if (kind === 'any') return any(req, res, next);
     next();
   };
 }
@@ -119,8 +104,9 @@ function validate(validator: RequestHandler[], validateResponses: boolean): Requ
  * The service as an Express app: the route table and the handlers come from openapi.yaml (by
  * operationId), and a request goes through, in order: request id → security headers → CORS (when
  * CORS_ORIGINS is set) → the docs page (`/docs`, unless DOCS=0) → the web console (its
- * pages and `/assets/`, once built) → route → body → policy (who may call) → text rule → validation →
- * handler; any failure to the one error handler.
+ * pages and `/assets/`, once built) → route → policy (who may call) → body → text rule → validation →
+ * handler; any failure to the one error handler. The policy comes before the body: a caller the
+ * operation does not accept is answered before a byte of the body is read (http/read-body.ts).
  */
 export function createApp({ config, services, db, log, apiSpec, availability, rateLimits, clock, metrics }: AppDeps): express.Express {
   const notServed = new Set([...(config.allowRegistration ? [] : REGISTRATION_OPERATIONS), ...(config.docs ? [] : SPEC_OPERATIONS)]);
@@ -169,8 +155,8 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
       ...(config.docs ? [docsPage()] : []),
       ...(webConsole ? [webConsole] : []),
       route(table),
-      readBody(config.bodyLimit),
       enforcePolicy(services.auth) as RequestHandler,
+      readBody(parseLimit(config.bodyLimit)),
       textRule,
       validate(validator, config.validateResponses),
       handlers,

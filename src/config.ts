@@ -45,7 +45,12 @@ export interface Config {
   /** A checkpoint is written (the file and a log line) at most this often, when the chain has grown. */
   auditCheckpointIntervalMs: number;
   cookieSecure: boolean;
+  /** The largest request body of an operation that declares none of its own (`x-body-limit`). */
   bodyLimit: string;
+  /** A client has this long to send a request's headers, */
+  headersTimeoutMs: number;
+  /** and this long to send the whole request, body included; then `408` and the connection closes. */
+  requestTimeoutMs: number;
   shutdownTimeoutMs: number;
   /** Requests a minute per client IP on /login and /password/reset; 0 turns it off. */
   throttleIpPerMinute: number;
@@ -156,7 +161,9 @@ const schema = z
     AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
     AUDIT_CHECKPOINT_INTERVAL: duration('10s'),
     COOKIE_SECURE: flag('1'),
-    BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('5mb'),
+    BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('64kb'),
+    HEADERS_TIMEOUT: duration('10s'),
+    REQUEST_TIMEOUT: duration('30s'),
     SHUTDOWN_TIMEOUT: duration('10s'),
     THROTTLE_IP_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(300),
     THROTTLE_ACCOUNT_FAILURES: z.coerce.number().int().min(0).max(1000).default(10),
@@ -196,6 +203,9 @@ const schema = z
   .superRefine((env, ctx) => {
     if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {
       ctx.addIssue({ code: 'custom', path: ['API_TOKEN_TTL'], message: 'must not exceed API_TOKEN_MAX_TTL' });
+    }
+    if (env.HEADERS_TIMEOUT > env.REQUEST_TIMEOUT) {
+      ctx.addIssue({ code: 'custom', path: ['HEADERS_TIMEOUT'], message: 'must not exceed REQUEST_TIMEOUT' });
     }
     if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
       ctx.addIssue({
@@ -259,6 +269,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     auditCheckpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL,
     cookieSecure: e.COOKIE_SECURE,
     bodyLimit: e.BODY_LIMIT,
+    headersTimeoutMs: e.HEADERS_TIMEOUT,
+    requestTimeoutMs: e.REQUEST_TIMEOUT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     throttleIpPerMinute: e.THROTTLE_IP_PER_MINUTE,
     throttleAccountFailures: e.THROTTLE_ACCOUNT_FAILURES,

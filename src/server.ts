@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);
 
   const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
-  const http = createDrainingServer(app, config.metrics ? countAnswers(container.metrics) : undefined);
+  const http = createDrainingServer(app, config.metrics ? countAnswers(container.metrics) : undefined, config);
   const { server } = http;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -27,6 +27,7 @@ describe('loadConfig', () => {
     expect(c.welcomeLinkTtlMs).toBe(7 * 86_400_000);
     expect(c.resetLinkTtlMs).toBe(3_600_000);
     expect([c.allowRegistration, c.registrationTtlMs, c.auditRetentionDays, c.auditLog]).toEqual([false, 86_400_000, 365, true]);
+    expect([c.bodyLimit, c.headersTimeoutMs, c.requestTimeoutMs]).toEqual(['64kb', 10_000, 30_000]);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -69,6 +70,8 @@ describe('loadConfig', () => {
     ['REGISTRATION_TTL', 'a while'],
     ['AUDIT_RETENTION_DAYS', '-1'],
     ['AUDIT_LOG', 'off-ish'],
+    ['BODY_LIMIT', '1gb'],
+    ['REQUEST_TIMEOUT', 'when it comes'],
   ])('stops on a bad %s, naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
@@ -100,6 +103,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AUDIT_KEY: `${'k'.repeat(32)},short` })).toThrow(/^Invalid configuration:\n {2}AUDIT_KEY: each comma-separated key must be at least 32 characters/);
     expect(() => loadConfig({ AUDIT_KEY: 'change-me-change-me-change-me-change-me' })).toThrow(/^Invalid configuration:\n {2}AUDIT_KEY: a placeholder/);
     expect(loadConfig({ AUDIT_CHECKPOINT_FILE: '/srv/shipped/audit-checkpoint.json', AUDIT_CHECKPOINT_INTERVAL: '1m' })).toMatchObject({ auditCheckpointFile: '/srv/shipped/audit-checkpoint.json', auditCheckpointIntervalMs: 60_000 });
+  });
+
+  it('reads the slow-sender timeouts, and wants the headers in no later than the whole request', () => {
+    expect(loadConfig({ HEADERS_TIMEOUT: '2s', REQUEST_TIMEOUT: '1m' })).toMatchObject({ headersTimeoutMs: 2000, requestTimeoutMs: 60_000 });
+    expect(() => loadConfig({ HEADERS_TIMEOUT: '1m', REQUEST_TIMEOUT: '30s' })).toThrow(/HEADERS_TIMEOUT: must not exceed REQUEST_TIMEOUT/);
   });
 
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {

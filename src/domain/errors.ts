@@ -192,8 +192,9 @@ export class UnsupportedMediaTypeError extends AppError {
 }
 
 export class PayloadTooLargeError extends AppError {
-  constructor() {
-    super('payload_too_large', 'request body too large');
+  /** `limit`: the operation's limit in bytes, when known. */
+  constructor(limit?: number) {
+    super('payload_too_large', limit === undefined ? 'request body too large' : `request body too large: at most ${limit} bytes here`);
   }
 }
 

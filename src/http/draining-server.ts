@@ -22,6 +22,14 @@ interface Drain {
   answered?: AnswerObserver;
 }
 
+/** How long a client may take to send a request (see createDrainingServer). */
+export interface RequestTimeouts {
+  /** Until the request's headers are in (Node's `headersTimeout`). */
+  headersTimeoutMs: number;
+  /** Until the whole request, body included, is in (Node's `requestTimeout`). */
+  requestTimeoutMs: number;
+}
+
 /** Told of every answer the app gives, as it ends: the request, the response, the seconds since the request arrived. */
 export type AnswerObserver = (req: http.IncomingMessage, res: http.ServerResponse, seconds: number) => void;
 
@@ -60,16 +68,23 @@ function responseHooks(state: Drain) {
  * arrives on an open connection is answered `503 unavailable` with `Connection: close` and never
  * reaches the app, so nothing of it commits. Requests already in the app run to their end.
  */
-export function createDrainingServer(app: RequestListener, answered?: AnswerObserver): DrainingServer {
+export function createDrainingServer(app: RequestListener, answered?: AnswerObserver, timeouts?: RequestTimeouts): DrainingServer {
   const state: Drain = { draining: false, inFlight: 0, answered };
   const hooks = responseHooks(state);
-  // Requests and responses made with every field they will get already declared (see request-objects.ts).
-  const server = http.createServer({ IncomingMessage: ServiceRequest, ServerResponse: ServiceResponse }, (req, res) => {
+  const serve = (req: IncomingMessage, res: http.ServerResponse): void => {
     if (state.draining) return refuse(req, res);
     state.inFlight++;
     res.writeHead = hooks.writeHead as typeof res.writeHead;
     res.end = hooks.end as typeof res.end;
     app(req, res);
+  };
+  // Requests and responses made with every field they will get already declared (see request-objects.ts).
+  const server = http.createServer({ IncomingMessage: ServiceRequest, ServerResponse: ServiceResponse, ...serverTimeouts(timeouts) }, serve);
+  // `Expect: 100-continue`: the app says `100 Continue` when it reads the body (read-body.ts), so
+  // a caller it refuses first (no token, a body too large) is answered before sending its body.
+  server.on('checkContinue', (req: ServiceRequest, res: http.ServerResponse) => {
+    req.awaitingContinue = true;
+    serve(req, res);
   });
   state.server = server;
 
@@ -92,6 +107,23 @@ export function createDrainingServer(app: RequestListener, answered?: AnswerObse
     get inFlight() {
       return state.inFlight;
     },
+  };
+}
+
+/**
+ * Slow senders: a request whose headers take longer than `headersTimeoutMs`, or whose body is not
+ * all in after `requestTimeoutMs`, is answered `408` by Node and its connection closed (whether or
+ * not it reached the app; the app's part of it then ends as an aborted request). Node looks at
+ * its connections every `connectionsCheckingInterval` (30 s by default, too coarse for the
+ * timeouts): here a quarter of the shorter timeout, at most 1 s.
+ */
+function serverTimeouts(timeouts: RequestTimeouts | undefined): http.ServerOptions {
+  if (!timeouts) return {};
+  const { headersTimeoutMs, requestTimeoutMs } = timeouts;
+  return {
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(Math.min(headersTimeoutMs, requestTimeoutMs) / 4))),
   };
 }
 

@@ -15,6 +15,7 @@ import {
   type ErrorDetail,
 } from '../domain/errors';
 import { presentConflictUser } from './presenters';
+import { bodyUnread } from './read-body';
 
 /** The HTTP status of each of the contract's error codes. */
 export const STATUS: Record<ErrorCode, number> = {
@@ -70,8 +71,9 @@ function translate(err: HttpishError): AppError | undefined {
     case 'entity.parse.failed':
       return new ValidationError('malformed JSON body', [{ path: '/body', message: 'is not valid JSON' }]);
     case 'entity.too.large':
-      return new PayloadTooLargeError();
+      return new PayloadTooLargeError((err as { limit?: number }).limit);
     case 'encoding.unsupported':
+      return new UnsupportedMediaTypeError('Content-Encoding is not accepted: send the body as it is (identity)');
     case 'charset.unsupported':
       return new UnsupportedMediaTypeError(err.message ?? 'unsupported encoding');
   }
@@ -130,6 +132,9 @@ export function errorHandler(log: Logger, availability?: DatabaseAvailability): 
     if (appError.extra.user) body.user = presentConflictUser(appError.extra.user);
     body.request_id = requestId;
     setHeaders(res, appError);
+    // Refused before its body was read (a stranger, a body too large, an encoding): the rest of
+    // the body is not read, and the connection ends with this answer.
+    if (bodyUnread(req)) res.set('Connection', 'close');
     res.status(STATUS[appError.code]).json(body);
   };
 }

@@ -42,6 +42,11 @@ export const RESPONSE_FIELDS = ['locals', 'log', 'allLogs'] as const;
 export class ServiceRequest extends http.IncomingMessage {
   /** `performance.now()` when its headers had been read. */
   readonly arrived = performance.now();
+  /**
+   * It asked `Expect: 100-continue` and the server has not said `100 Continue` yet: the client
+   * waits to send its body until the body is about to be read (see read-body.ts).
+   */
+  awaitingContinue = false;
 
   constructor(socket: Socket) {
     super(socket);

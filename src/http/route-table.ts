@@ -1,3 +1,4 @@
+import bytes from 'bytes';
 import { parsePolicy, type Policy } from '../domain/policy';
 
 /** How an operation answers input that breaks the text rule (`x-invalid-text`). */
@@ -25,6 +26,12 @@ export interface Operation {
   body: 'none' | 'json' | 'any';
   /** It has parameters (path or query) or a body: the validator has something to check. */
   hasInput: boolean;
+  /**
+   * The largest body it reads, in bytes (`x-body-limit`); undefined: the configured default
+   * (`BODY_LIMIT`). Every public operation that takes a body declares one: a stranger's body is
+   * sized on purpose.
+   */
+  bodyLimit: number | undefined;
 }
 
 type Segment = { literal: string } | { param: string };
@@ -84,6 +91,18 @@ function bodyOf(spec: Spec, op: SpecOperation, where: string): Operation['body']
   throw new Error(`${where}: request bodies are application/json (or */* read as JSON), not ${types.join(', ')}`);
 }
 
+/** An operation's `x-body-limit` (a size such as `16kb` or `5mb`), in bytes; fails closed on anything else. */
+function bodyLimitOf(raw: unknown, body: Operation['body'], isPublic: boolean, where: string): number | undefined {
+  if (raw === undefined) {
+    if (isPublic && body !== 'none') throw new Error(`${where}: a public operation that takes a body declares its x-body-limit`);
+    return undefined;
+  }
+  if (body === 'none') throw new Error(`${where}: x-body-limit on an operation without a request body`);
+  const limit = typeof raw === 'string' && /^\d+(b|kb|mb)$/i.test(raw) ? bytes.parse(raw) : null;
+  if (limit === null || limit <= 0) throw new Error(`${where}: x-body-limit must be a size such as 16kb or 5mb`);
+  return limit;
+}
+
 /** Literal segments before parameters, position by position: `/user/me` wins over `/user/{user}`. */
 function bySpecificity(a: Compiled, b: Compiled): number {
   for (let i = 0; i < Math.min(a.segments.length, b.segments.length); i++) {
@@ -130,6 +149,7 @@ export class RouteTable {
           throw new Error(`${where}: x-policy caller ${policy.caller} but security ${accepts ? 'requires a credential' : 'is public'}`);
         }
         const body = bodyOf(spec, op, where);
+        const bodyLimit = bodyLimitOf(op['x-body-limit'], body, accepts === undefined, where);
         for (const p of [...(item.parameters ?? []), ...(op.parameters ?? [])]) {
           const parameter = deref<{ in?: string; name?: string }>(spec, p as { in?: string; name?: string });
           if (parameter?.in === 'query' && parameter.name) this.queryNames.add(parameter.name);
@@ -144,6 +164,7 @@ export class RouteTable {
           invalidText,
           body,
           hasInput: body !== 'none' || (op.parameters?.length ?? 0) > 0 || (item.parameters?.length ?? 0) > 0,
+          bodyLimit,
         };
         this.operations.push(operation);
         if (segments.every((s) => 'literal' in s)) this.exact.set(`${operation.method} ${path}`, operation);

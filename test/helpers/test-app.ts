@@ -12,7 +12,7 @@ import { loadApiSpec } from '../../src/api-spec';
 import { createApp } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createContainer, type Container } from '../../src/container';
-import { createDrainingServer, type AnswerObserver } from '../../src/http/draining-server';
+import { createDrainingServer, type AnswerObserver, type RequestTimeouts } from '../../src/http/draining-server';
 import { countAnswers } from '../../src/http/handlers/metrics';
 import type { Clock, Scope, User } from '../../src/domain/types';
 import { openDatabase } from '../../src/db/database';
@@ -122,7 +122,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a
   // free port, as supertest would listen (every interface).
-  const served = await listen(app, countAnswers(container.metrics));
+  const served = await listen(app, countAnswers(container.metrics), config);
   const testApp: TestApp = {
     app,
     knex: db.knex,
@@ -149,8 +149,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
 }
 
 /** The app behind the draining server, listening on a free port; close() ends every connection. */
-async function listen(app: http.RequestListener, answered: AnswerObserver): Promise<{ baseUrl: string; close(): Promise<void> }> {
-  const { server } = createDrainingServer(app, answered);
+async function listen(app: http.RequestListener, answered: AnswerObserver, timeouts: RequestTimeouts): Promise<{ baseUrl: string; close(): Promise<void> }> {
+  const { server } = createDrainingServer(app, answered, timeouts);
   server.listen(0);
   await new Promise((resolve) => server.once('listening', resolve));
   return {

@@ -1,6 +1,8 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { createDrainingServer } from '../../src/http/draining-server';
+import { partialRequest } from '../helpers/partial-request';
+import { createTestApp } from '../helpers/test-app';
 
 /** An app whose answers wait until the test lets them go; it counts the requests it saw. */
 function slowApp() {
@@ -150,5 +152,70 @@ describe('the draining server in front of Express', () => {
     const answered = await pending;
     expect([answered.status, answered.headers.connection, answered.body]).toEqual([200, 'close', '{"done":true}']);
     expect(await done).toBe(true);
+  });
+});
+
+describe('slow senders', () => {
+  /** Raw bytes to the server, then whatever it answers until it closes the connection (or the deadline). */
+  function rawExchange(port: number, head: string, deadlineMs = 5000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(head));
+      let answer = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the connection was still open after ${deadlineMs} ms: ${JSON.stringify(answer)}`));
+      }, deadlineMs);
+      socket.on('data', (c) => (answer += c.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
+    });
+  }
+
+  it('cuts a request whose body trickles at requestTimeoutMs (408, connection closed) and one whose headers never end at headersTimeoutMs; others are served meanwhile', async () => {
+    // An app that reads the whole body before answering, as body-parser does.
+    const app: http.RequestListener = (req, res) => {
+      let length = 0;
+      req.on('data', (c: Buffer) => (length += c.length));
+      req.on('end', () => res.end(String(length)));
+    };
+    const drained = createDrainingServer(app, undefined, { headersTimeoutMs: 200, requestTimeoutMs: 400 });
+    drained.server.listen(0, '127.0.0.1');
+    await new Promise((r) => drained.server.once('listening', r));
+    const port = (drained.server.address() as AddressInfo).port;
+    try {
+      const trickling = partialRequest(`http://127.0.0.1:${port}`, { method: 'POST', path: '/slow', headers: { 'Content-Length': '1000' }, send: '{', trickleEveryMs: 50 });
+      const stalled = rawExchange(port, 'POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Le');
+      await until(() => drained.inFlight === 1);
+      // Meanwhile the event loop is free: other requests are answered.
+      for (let i = 0; i < 3; i++) expect((await request(port, new http.Agent(), '/other')).status).toBe(200);
+      const cut = await trickling;
+      expect(cut.status).toBe(408);
+      await cut.closed;
+      expect(await stalled).toMatch(/^HTTP\/1\.1 408 /);
+      // Their connections are gone: nothing holds a drain.
+      expect(await drained.drain(5_000)).toBe(true);
+    } finally {
+      drained.server.closeAllConnections();
+      drained.server.close();
+    }
+  });
+
+  it('takes HEADERS_TIMEOUT and REQUEST_TIMEOUT from the configuration: a login trickling its body is cut with 408, logs no error, and GET /user/me is served meanwhile', async () => {
+    const lines: string[] = [];
+    const t = await createTestApp({ env: { HEADERS_TIMEOUT: '300ms', REQUEST_TIMEOUT: '600ms', LOG_LEVEL: 'warn' }, logDestination: { write: (line) => lines.push(line) } });
+    try {
+      const me = await t.factory.loggedIn();
+      const trickling = partialRequest(t.baseUrl, { method: 'POST', path: '/login', headers: { 'Content-Type': 'application/json', 'Content-Length': '1000' }, send: '{"email": ', trickleEveryMs: 50 });
+      for (let i = 0; i < 3; i++) expect((await t.http().get('/user/me').set('Authorization', `Bearer ${me.jwt}`)).status).toBe(200);
+      const cut = await trickling;
+      expect(cut.status).toBe(408);
+      await cut.closed;
+      expect(lines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50)).toEqual([]);
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -28,8 +28,8 @@ declare module 'express-serve-static-core' {
  * Bytes that are not UTF-8 are marked for the text rule; a body that is not JSON is marked for
  * the handler to answer with an error envelope.
  */
-export function readAnyAsJson(limit: string): RequestHandler {
-  const raw = express.raw({ type: () => true, limit });
+export function readAnyAsJson(limit: number | string): RequestHandler {
+  const raw = express.raw({ type: () => true, limit, inflate: false });
   return (req, res, next) => {
     raw(req, res, (err?: unknown) => {
       if (err) return next(err);
