@@ -143,6 +143,11 @@ export function Field({ name, label, value, onValue, hint, type = 'text', ...res
   );
 }
 
+/** The caller's current password, asked where a change must prove who makes it (password, address). */
+export function CurrentPassword({ value, onValue, hint }: { value: string; onValue: (v: string) => void; hint?: string }) {
+  return <Field name="current_password" label="Current password" type="password" autoComplete="current-password" required value={value} onValue={onValue} hint={hint} />;
+}
+
 export interface TextAreaProps {
   name: string;
   label: string;

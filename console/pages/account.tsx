@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, ApiError, ok, type Schemas } from '../api';
 import { useSession } from '../session';
-import { ActionButton, Checkbox, CopyButton, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad } from '../ui';
+import { ActionButton, Checkbox, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad } from '../ui';
 
 /**
  * The signed-in person's own pages: password, API tokens, sessions and settings (Keycloak's
@@ -69,16 +69,7 @@ export function Password(_props: { id?: string }) {
       >
         {/* A hidden user name lets a password manager file the new password under the right account. */}
         <input type="text" name="username" autoComplete="username" value={user.email} readOnly hidden />
-        <Field
-          name="current_password"
-          label="Current password"
-          type="password"
-          autoComplete="current-password"
-          required
-          value={current}
-          onValue={setCurrent}
-          hint={forced ? 'The password you signed in with.' : undefined}
-        />
+        <CurrentPassword value={current} onValue={setCurrent} hint={forced ? 'The password you signed in with.' : undefined} />
         <Field
           name="password"
           label="New password"

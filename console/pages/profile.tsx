@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, ok, type UserDetailed } from '../api';
 import { useSession } from '../session';
-import { Field, Form, Page } from '../ui';
+import { CurrentPassword, Field, Form, Page } from '../ui';
 import { fieldError } from './account';
 
 type Editable = 'name' | 'email' | 'first_name' | 'last_name';
@@ -87,16 +87,7 @@ export function Profile() {
           hint="A new address takes effect once you follow the link we send to it."
         />
         {moving && (
-          <Field
-            name="current_password"
-            label="Current password"
-            type="password"
-            autoComplete="current-password"
-            required
-            value={current}
-            onValue={setCurrent}
-            hint="To change your address, confirm it is you."
-          />
+          <CurrentPassword value={current} onValue={setCurrent} hint="To change your address, confirm it is you." />
         )}
       </Form>
     </Page>
