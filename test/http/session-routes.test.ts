@@ -556,21 +556,30 @@ describe('per-account login throttling under concurrent attempts (two instances 
   const attempt = (app: TestApp, email: string, password: string) => app.http().post('/login').send({ email, password });
   const actions = async (userId: string) => (await one.knex('audit_log').where({ target_id: userId }).select('action')).map((r) => r.action).sort();
 
-  it('evaluates at most the limit of 48 wrong guesses sent at once: 10 get 401, 38 get 429 without a bcrypt comparison', async () => {
-    const u = await one.factory.user();
+  /**
+   * `n` wrong guesses at `email` sent at once, alternately to each instance, every one held at
+   * bcrypt (or refused before it) until all have arrived: how many were evaluated, and the answers.
+   */
+  const burst = async (email: string, n: number) => {
     const held = holdComparisons(one, two);
     let refused = 0;
-    const answers = Array.from({ length: 48 }, (_, i) =>
-      attempt(i % 2 ? two : one, u.email, `wrong-password-${i}`).then((res) => {
+    const answers = Array.from({ length: n }, (_, i) =>
+      attempt(i % 2 ? two : one, email, `wrong-password-${i}`).then((res) => {
         if (res.status === 429) refused += 1;
         return res;
       }),
     );
-    await until(() => held.evaluated + refused === 48, 'every guess to be refused or held at bcrypt');
+    await until(() => held.evaluated + refused === n, 'every guess to be refused or held at bcrypt');
     held.release();
     const statuses = (await Promise.all(answers)).map((res) => res.status);
     held.restore();
-    expect(held.evaluated).toBe(10);
+    return { evaluated: held.evaluated, statuses };
+  };
+
+  it('evaluates at most the limit of 48 wrong guesses sent at once: 10 get 401, 38 get 429 without a bcrypt comparison', async () => {
+    const u = await one.factory.user();
+    const { evaluated, statuses } = await burst(u.email, 48);
+    expect(evaluated).toBe(10);
     expect([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 429).length]).toEqual([10, 38]);
     expect(await actions(u.user.id)).toEqual([...Array(10).fill('login.failed'), 'login.throttled']);
     const row = await one.knex('login_throttle').where({ key: `user:${u.user.id}` }).first();
@@ -611,19 +620,8 @@ describe('per-account login throttling under concurrent attempts (two instances 
 
   it('refuses a burst against an address nobody holds just the same (no enumeration)', async () => {
     const nobody = `nobody-${crypto.randomUUID()}@example.test`;
-    const held = holdComparisons(one, two);
-    let refused = 0;
-    const answers = Array.from({ length: 24 }, (_, i) =>
-      attempt(i % 2 ? two : one, nobody, `wrong-password-${i}`).then((res) => {
-        if (res.status === 429) refused += 1;
-        return res;
-      }),
-    );
-    await until(() => held.evaluated + refused === 24, 'every guess to be refused or held at bcrypt');
-    held.release();
-    const statuses = (await Promise.all(answers)).map((res) => res.status);
-    held.restore();
-    expect(held.evaluated).toBe(10);
+    const { evaluated, statuses } = await burst(nobody, 24);
+    expect(evaluated).toBe(10);
     expect([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 429).length]).toEqual([10, 14]);
   });
 });
