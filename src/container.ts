@@ -76,6 +76,8 @@ export interface ContainerOptions {
   analyzeEveryMs?: number;
   /** The metrics include prom-client's process metrics (the server's; not the CLI's or tests'). */
   processMetrics?: boolean;
+  /** How often the audit chainer looks for other processes' entries (AUDIT_CHAIN_POLL_MS; a test sets it out of reach to see the kick alone). */
+  auditChainPollMs?: number;
 }
 
 export type ContainerConfig = Pick<
@@ -139,7 +141,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     onFailure: () => metrics.mailFailed(),
   });
   let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
-  const auditChainer = new AuditChainer(stores.audit, chainKeys, auditCheckpoints, log, { intervalMs: AUDIT_CHAIN_POLL_MS, kickDelayMs: AUDIT_CHAIN_DELAY_MS, availability });
+  const auditChainer = new AuditChainer(stores.audit, chainKeys, auditCheckpoints, log, { intervalMs: options.auditChainPollMs ?? AUDIT_CHAIN_POLL_MS, kickDelayMs: AUDIT_CHAIN_DELAY_MS, availability });
   const onCommit = { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick(), audited: () => auditChainer.kick() };
   const transact = createTransactor(db, onCommit, clock, { audit: config.auditLog });
   const hasher = new PasswordHasher(config.bcryptCost);

@@ -80,6 +80,8 @@ export interface TestAppOptions {
    * own, as a second process would be), to show what the instances share.
    */
   sameDatabaseAs?: TestApp;
+  /** The audit chainer's poll (default: the service's 5 s). */
+  auditChainPollMs?: number;
 }
 
 let sequence = 0;
@@ -117,7 +119,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const log = createLogger(config.logLevel, options.logDestination);
   const clock = new TestClock();
-  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool });
+  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool, auditChainPollMs: options.auditChainPollMs });
   container.start();
   const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a

@@ -559,12 +559,17 @@ describe('GET /audit/verify', () => {
   });
 
   it('chains a committed entry shortly after its commit, without being asked', async () => {
-    const u = await t.factory.loggedIn();
-    await t.http().post('/user/me/settings/chained').set(bearer(u.jwt)).send({ chained: 1 }).expect(204);
-    const [entry] = await t.knex('audit_log').where({ actor_id: u.user.id, action: 'settings.changed' });
-    // Well within the chainer's 5 s poll: only the kick after the commit gets it chained this soon.
-    const link = await chainedWithin(t.knex, entry.seq, 2000);
-    expect(link).toMatchObject({ id: entry.id, key_id: chainKeys().current.id, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    // The chainer's poll out of reach: only the kick after the commit can chain the entry.
+    const own = await createTestApp({ auditChainPollMs: 3_600_000 });
+    try {
+      const u = await own.factory.loggedIn();
+      await own.http().post('/user/me/settings/chained').set(bearer(u.jwt)).send({ chained: 1 }).expect(204);
+      const [entry] = await own.knex('audit_log').where({ actor_id: u.user.id, action: 'settings.changed' });
+      const link = await chainedWithin(own.knex, entry.seq, 20_000);
+      expect(link).toMatchObject({ id: entry.id, key_id: chainKeys().current.id, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    } finally {
+      await own.close();
+    }
   });
 });
 
