@@ -85,6 +85,21 @@ export function isPlaceholderSecret(secret: string): boolean {
   return PLACEHOLDER_SECRETS.has(secret) || PLACEHOLDER_WORDS.test(secret);
 }
 
+/**
+ * A key outside the database (API.md §5): a comma-separated list (the first is used for new data,
+ * all are tried), each at least 32 characters and none a placeholder. `noun` words the messages.
+ */
+const keyList = (noun: 'secret' | 'key') =>
+  z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v.split(',').every((s) => s.trim().length >= 32), {
+      message: `each comma-separated ${noun} must be at least 32 characters`,
+    })
+    .refine((v) => v === undefined || !v.split(',').some((s) => isPlaceholderSecret(s.trim())), {
+      message: `a placeholder, not a ${noun}: set 32 or more random characters (openssl rand -base64 48)`,
+    });
+
 const duration = (fallback: string) =>
   z
     .string()
@@ -130,15 +145,7 @@ const schema = z
     MAIL_FROM: z.string().min(3).default('Accounts <noreply@localhost>'),
     MAIL_OUTBOX_DIR: z.string().min(1).optional(),
     MAIL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(600_000).default(2000),
-    JWT_SECRET: z
-      .string()
-      .optional()
-      .refine((v) => v === undefined || v.split(',').every((s) => s.trim().length >= 32), {
-        message: 'each comma-separated secret must be at least 32 characters',
-      })
-      .refine((v) => v === undefined || !v.split(',').some((s) => isPlaceholderSecret(s.trim())), {
-        message: 'a placeholder, not a secret: set 32 or more random characters (openssl rand -base64 48)',
-      }),
+    JWT_SECRET: keyList('secret'),
     LOGIN_TOKEN_TTL: duration('1d'),
     ADMIN_LOGIN_TOKEN_TTL: duration('30d'),
     API_TOKEN_TTL: duration('365d'),
@@ -149,15 +156,7 @@ const schema = z
     REGISTRATION_TTL: duration('24h'),
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(100_000).default(365),
     AUDIT_LOG: flag('1'),
-    AUDIT_KEY: z
-      .string()
-      .optional()
-      .refine((v) => v === undefined || v.split(',').every((s) => s.trim().length >= 32), {
-        message: 'each comma-separated key must be at least 32 characters',
-      })
-      .refine((v) => v === undefined || !v.split(',').some((s) => isPlaceholderSecret(s.trim())), {
-        message: 'a placeholder, not a key: set 32 or more random characters (openssl rand -base64 48)',
-      }),
+    AUDIT_KEY: keyList('key'),
     AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
     AUDIT_CHECKPOINT_INTERVAL: duration('10s'),
     COOKIE_SECURE: flag('1'),
