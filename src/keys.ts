@@ -18,6 +18,8 @@ export interface KeySpec {
 }
 
 export const AUDIT_KEY: KeySpec = { variable: 'AUDIT_KEY', file: 'audit-key' };
+/** The tokens' signing secret: used as configured (jsonwebtoken's HS256 key), not derived; not yet required with Postgres. */
+export const JWT_SECRET: KeySpec = { variable: 'JWT_SECRET', file: 'jwt-secret' };
 
 /** A key derived for one purpose, and the id of the configured secret it comes from. */
 export interface DerivedKey {
@@ -80,7 +82,7 @@ export function loadKeys(spec: KeySpec, configured: readonly string[], options: 
   if (options.required) throw new KeyError(`${spec.variable} is required with DATABASE_URL: set 32 or more random characters (openssl rand -base64 48), the same on every instance`);
   const file = path.join(options.dataDir, spec.file);
   if (options.create) {
-    fs.mkdirSync(options.dataDir, { recursive: true });
+    fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     try {
       fs.writeFileSync(file, crypto.randomBytes(48).toString('base64url'), { mode: 0o600, flag: 'wx' });
     } catch (err) {

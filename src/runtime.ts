@@ -6,8 +6,7 @@ import { lockDataDir } from './db/data-dir-lock';
 import { openDatabase, type Database } from './db/database';
 import { migrateLatest } from './db/migrate';
 import { makeMailPrivate, makePrivate } from './db/private-files';
-import { AUDIT_KEY, loadKeys } from './keys';
-import { loadOrCreateJwtSecret } from './secrets';
+import { AUDIT_KEY, JWT_SECRET, loadKeys } from './keys';
 
 export interface Runtime {
   config: Config;
@@ -54,7 +53,7 @@ export async function openRuntime(config: Config, log: Logger, options: { proces
   try {
     const applied = await migrateLatest(database.knex);
     if (applied.length) log.info({ migrations: applied }, 'applied migrations');
-    const jwtSecrets = config.jwtSecrets.length ? config.jwtSecrets : [loadOrCreateJwtSecret(config.dataDir)];
+    const jwtSecrets = loadKeys(JWT_SECRET, config.jwtSecrets, { dataDir: config.dataDir, required: false, create: true });
     if (!config.jwtSecrets.length && config.databaseUrl) {
       log.warn('JWT_SECRET is not set: using the secret kept in DATA_DIR; instances sharing this database must share it');
     }

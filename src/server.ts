@@ -5,6 +5,7 @@ import { DataDirLockedError } from './db/data-dir-lock';
 import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
 import { createDrainingServer } from './http/draining-server';
 import { countAnswers } from './http/handlers/metrics';
+import { KeyError } from './keys';
 import { createLogger } from './logger';
 import { openRuntime } from './runtime';
 import { bootstrapAdmin } from './services/bootstrap';
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   // A known refusal is said in one line; anything else with its stack.
-  const told = err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError ? err.message : err instanceof Error ? err.stack : String(err);
+  const told = err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError ? err.message : err instanceof Error ? err.stack : String(err);
   process.stderr.write(`start-up failed: ${told}\n`);
   process.exit(1);
 });
