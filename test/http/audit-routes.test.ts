@@ -340,6 +340,14 @@ async function removeWithLinks(knex: Knex, rows: Row[]): Promise<void> {
   await knex('audit_log').whereIn('seq', seqs).delete();
 }
 
+/** `n` settings changes (`<prefix>0`, `<prefix>1`, ...) by the holder of `jwt`: an audit entry each. */
+async function changeSettings(app: TestApp, jwt: string, prefix: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await app.http().post(`/user/me/settings/${prefix}${i}`).set(bearer(jwt)).send({ [`${prefix}${i}`]: i }).expect(204);
+}
+
+/** `GET /audit/verify` as the admin holding `jwt`: its answer. */
+const verifier = (app: TestApp, jwt: string) => async () => (await app.http().get('/audit/verify').set(bearer(jwt)).expect(200)).body;
+
 /** The key the test apps chain with, as the service derives it. */
 const chainKeys = () => KeyRing.of('AUDIT_KEY', [AUDIT_KEY]).derive(CHAIN_KEY_PURPOSE);
 
@@ -351,7 +359,7 @@ describe('GET /audit/verify', () => {
       const u = await own.factory.loggedIn();
       // Concurrent changes (on Postgres, from several connections) still make one chain.
       await Promise.all(Array.from({ length: 20 }, (_, i) => own.http().post(`/user/me/settings/k${i}`).set(bearer(u.jwt)).send({ [`k${i}`]: i }).expect(204)));
-      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      const verify = verifier(own, boss.jwt);
       const total = await countRows(own.knex, 'audit_log');
       expect(await verify()).toEqual({ ok: true, rows: total, pending: 0, checkpoint: { position: total, time: expect.any(String) } });
       expect(await countRows(own.knex, 'audit_chain')).toBe(total); // verify chained every entry committed
@@ -388,8 +396,8 @@ describe('GET /audit/verify', () => {
     try {
       const boss = await own.factory.loggedIn({ admin: true });
       const u = await own.factory.loggedIn();
-      for (let i = 0; i < 6; i++) await own.http().post(`/user/me/settings/r${i}`).set(bearer(u.jwt)).send({ [`r${i}`]: i }).expect(204);
-      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      await changeSettings(own, u.jwt, 'r', 6);
+      const verify = verifier(own, boss.jwt);
       expect((await verify()).ok).toBe(true);
       const rows = await inChainOrder(own.knex);
       const k = 3;
@@ -423,15 +431,15 @@ describe('GET /audit/verify', () => {
     try {
       const boss = await own.factory.loggedIn({ admin: true });
       const u = await own.factory.loggedIn();
-      for (let i = 0; i < 6; i++) await own.http().post(`/user/me/settings/n${i}`).set(bearer(u.jwt)).send({ [`n${i}`]: i }).expect(204);
-      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      await changeSettings(own, u.jwt, 'n', 6);
+      const verify = verifier(own, boss.jwt);
       const whole = await verify();
       expect(whole).toMatchObject({ ok: true, checkpoint: { position: whole.rows } });
       const rows = await inChainOrder(own.knex);
       await removeWithLinks(own.knex, rows.slice(-3));
       expect(await verify()).toMatchObject({ ok: false, reason: 'truncated', rows: rows.length - 3, checkpoint: { position: rows.length } });
       // New entries chained where the removed ones were: the chain now differs at the checkpoint.
-      for (let i = 0; i < 4; i++) await own.http().post(`/user/me/settings/m${i}`).set(bearer(u.jwt)).send({ [`m${i}`]: i }).expect(204);
+      await changeSettings(own, u.jwt, 'm', 4);
       const after = await verify();
       expect(after).toMatchObject({ ok: false, reason: 'checkpoint_mismatch', rows: rows.length - 1, checkpoint: { position: rows.length } });
       expect((await own.knex('audit_chain').where({ pos: rows.length }).first()).id).toBe(after.broken_at);
@@ -447,7 +455,7 @@ describe('GET /audit/verify', () => {
     try {
       const boss = await own.factory.loggedIn({ admin: true });
       const u = await own.factory.loggedIn();
-      for (let i = 0; i < 4; i++) await own.http().post(`/user/me/settings/c${i}`).set(bearer(u.jwt)).send({ [`c${i}`]: i }).expect(204);
+      await changeSettings(own, u.jwt, 'c', 4);
       const verified = (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
       expect(verified.ok).toBe(true);
       const head = await own.knex('audit_chain').orderBy('pos', 'desc').first();
@@ -483,13 +491,13 @@ describe('GET /audit/verify', () => {
     try {
       let boss = await own.factory.loggedIn({ admin: true });
       const u = await own.factory.loggedIn();
-      for (let i = 0; i < 5; i++) await own.http().post(`/user/me/settings/o${i}`).set(bearer(u.jwt)).send({ [`o${i}`]: i }).expect(204);
+      await changeSettings(own, u.jwt, 'o', 5);
       const old = await countRows(own.knex, 'audit_log');
       own.clock.advance(400 * 86_400_000); // a year and more later (AUDIT_RETENTION_DAYS: 365)
       boss = { ...boss, jwt: await own.factory.login(boss) };
       const v = await own.factory.loggedIn();
-      for (let i = 0; i < 5; i++) await own.http().post(`/user/me/settings/y${i}`).set(bearer(v.jwt)).send({ [`y${i}`]: i }).expect(204);
-      const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+      await changeSettings(own, v.jwt, 'y', 5);
+      const verify = verifier(own, boss.jwt);
       const total = (await verify()).rows;
       expect(total).toBe(await countRows(own.knex, 'audit_log'));
 
@@ -545,7 +553,7 @@ describe('GET /audit/verify', () => {
 
   it('says ok: false when an entry older than a few seconds is still not chained', async () => {
     const admin2 = await t.factory.loggedIn({ admin: true });
-    const verify = async () => (await t.http().get('/audit/verify').set(bearer(admin2.jwt)).expect(200)).body;
+    const verify = verifier(t, admin2.jwt);
     expect((await verify()).ok).toBe(true);
     // Written by a transaction id the chain will not reach: it stays unchained.
     const stuck = crypto.randomUUID();
@@ -594,7 +602,7 @@ if (onPostgres) {
       await early.connect();
       try {
         const boss = await own.factory.loggedIn({ admin: true });
-        const verify = async () => (await own.http().get('/audit/verify').set(bearer(boss.jwt)).expect(200)).body;
+        const verify = verifier(own, boss.jwt);
         expect(await verify()).toMatchObject({ ok: true, pending: 0 });
 
         // A transaction that began (and took its id) before the next change, and commits after it.
@@ -638,7 +646,7 @@ if (onPostgres) {
         await t.http().post('/user/me/settings/elsewhere').set(bearer(u.jwt)).send({ elsewhere: 1 }).expect(204);
         const [entry] = await t.knex('audit_log').where({ actor_id: u.user.id, action: 'settings.changed' });
         expect(await chainedWithin(t.knex, entry.seq, 3000)).toMatchObject({ id: entry.id });
-        const verify = async () => (await t.http().get('/audit/verify').set(bearer(admin.jwt)).expect(200)).body;
+        const verify = verifier(t, admin.jwt);
         expect(await verify()).toMatchObject({ ok: true, pending: 0 });
         // Forged after its chaining: found.
         await t.knex('audit_log').where({ seq: entry.seq }).update({ summary: { op: 'set', keys: ['forged'] } });
