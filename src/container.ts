@@ -14,6 +14,7 @@ import { OutboxSender } from './mail/outbox-sender';
 import { Metrics } from './metrics';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
 import { AuthService } from './services/auth-service';
+import { CurrentPasswordCheck } from './services/current-password';
 import { AuditService } from './services/audit-service';
 import { EmailChanges } from './services/email-change';
 import { GroupService } from './services/group-service';
@@ -149,9 +150,11 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const mail = { appName: config.appName, appUrl: config.appUrl };
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
   const emailChanges = new EmailChanges(transact, clock, mail, links);
-  const users = new UserService(stores, transact, hasher, links, clock, mail, emailChanges);
+  const loginThrottle = { failures: config.throttleAccountFailures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS };
+  const currentPassword = new CurrentPasswordCheck(stores, hasher, clock, loginThrottle);
+  const users = new UserService(stores, transact, hasher, links, clock, mail, emailChanges, currentPassword);
   const groups = new GroupService(stores, transact);
-  const passwords = new PasswordService(stores, transact, hasher, links, clock, mail);
+  const passwords = new PasswordService(stores, transact, hasher, links, clock, mail, currentPassword);
   const services: Services = {
     auth: new AuthService(
       stores,
@@ -160,7 +163,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       signer,
       clock,
       { loginMs: config.loginTokenTtlMs, adminLoginMs: config.adminLoginTokenTtlMs },
-      { failures: config.throttleAccountFailures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS },
+      loginThrottle,
       config.metrics ? (valid) => metrics.tokenChecked(valid) : undefined,
     ),
     users,

@@ -4,7 +4,7 @@ import { LOGIN_TOKEN_PREFIX } from '../domain/rules';
 import { userTarget, type RequestMeta } from '../domain/audit';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
-import type { LoginThrottlePolicy } from '../stores/login-throttle-store';
+import { accountThrottleKey, type LoginThrottlePolicy } from '../stores/login-throttle-store';
 import type { PasswordHasher } from './password-hasher';
 import type { TokenSigner } from './token-signer';
 
@@ -54,7 +54,7 @@ export class AuthService {
    */
   async login(ref: UserRef, password: string, ctx: RequestMeta): Promise<LoginResult> {
     const user = await this.stores.users.findActiveWithPassword(ref);
-    const key = user ? `user:${user.id}` : 'id' in ref ? `id:${ref.id}` : `email:${ref.email.toLowerCase()}`;
+    const key = user ? accountThrottleKey(user.id) : 'id' in ref ? `id:${ref.id}` : `email:${ref.email.toLowerCase()}`;
     // The identifier tried (never the password), and the account it names if there is one.
     const tried = { identifier: 'id' in ref ? ref.id : ref.email };
     const target = user ? userTarget(user) : null;

@@ -1,9 +1,10 @@
-import { InvalidTokenError, UserNotFoundError, ValidationError, WrongPasswordError } from '../domain/errors';
+import { InvalidTokenError, UserNotFoundError, ValidationError } from '../domain/errors';
 import { userTarget, type AuditContext, type RequestMeta } from '../domain/audit';
 import type { Caller, Clock, User, UserRef } from '../domain/types';
 import { passwordChangedMail, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
 import { addressKey, mayMail } from './mail-limits';
+import type { CurrentPasswordCheck } from './current-password';
 import type { PasswordHasher } from './password-hasher';
 import { hashLinkToken, type PasswordLinks } from './password-links';
 
@@ -28,6 +29,7 @@ export class PasswordService {
     private readonly links: PasswordLinks,
     private readonly clock: Clock,
     private readonly mail: MailSettings,
+    private readonly currentPassword: CurrentPasswordCheck,
   ) {}
 
   /**
@@ -45,7 +47,7 @@ export class PasswordService {
       if (currentPassword === undefined) {
         throw new ValidationError('current_password is required', [{ path: '/body/current_password', message: 'is required' }]);
       }
-      if (!(await this.hasher.verify(currentPassword, user?.passwordHash ?? null))) throw new WrongPasswordError();
+      await this.currentPassword.check(caller.user.id, user?.passwordHash ?? null, currentPassword);
     }
     this.hasher.checkPolicy(password);
     const passwordHash = await this.hasher.hash(password);

@@ -7,6 +7,7 @@ import type { Stores, Transactor } from '../stores';
 import { decodeCursor, pageOf } from './cursor';
 import type { EmailChanges } from './email-change';
 import { userTarget, type AuditContext } from '../domain/audit';
+import type { CurrentPasswordCheck } from './current-password';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordLinks } from './password-links';
 
@@ -45,6 +46,7 @@ export class UserService {
     private readonly clock: Clock,
     private readonly mail: MailSettings,
     private readonly emailChanges: EmailChanges,
+    private readonly currentPassword: CurrentPasswordCheck,
   ) {}
 
   /**
@@ -146,7 +148,7 @@ export class UserService {
     const stored = await this.stores.users.findActiveWithPassword({ id: user.id });
     if (!stored?.passwordHash) return;
     if (credentials.currentPassword === undefined) throw new WrongPasswordError('current_password is needed to change the email');
-    if (!(await this.hasher.verify(credentials.currentPassword, stored.passwordHash))) throw new WrongPasswordError();
+    await this.currentPassword.check(user.id, stored.passwordHash, credentials.currentPassword);
   }
 
   /** Deactivates: no login, no tokens, no links (password or address), no group memberships or grants; the row stays. */

@@ -10,6 +10,11 @@ export interface LoginThrottlePolicy {
   forgetAfterMs: number;
 }
 
+/** The key of an account's password attempts: logins and the current password given to a change share it. */
+export function accountThrottleKey(userId: string): string {
+  return `user:${userId}`;
+}
+
 /** What taking an attempt's slot says: evaluate it (it is the run's `failures`-th), or refuse it until `until`. */
 export type AttemptSlot = { allowed: true; failures: number } | { allowed: false; until: Date };
 

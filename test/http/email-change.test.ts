@@ -131,6 +131,30 @@ describe('POST /user/me {email}: the current password', () => {
     expect([res.status, res.body.email]).toEqual([200, theirs]);
   });
 
+  it('counts on the login throttle: a stolen session cannot guess it; after the account failures run out even the right one is 429 until the delay, then it works', async () => {
+    const own = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '3' } });
+    try {
+      const u = await own.factory.loggedIn();
+      const newEmail = `${unique('guessed')}@example.test`;
+      for (let i = 0; i < 3; i++) {
+        const res = await own.http().post('/user/me').set(bearer(u.jwt)).send({ email: newEmail, current_password: `guess ${i}` });
+        expect([res.status, res.body.code]).toEqual([403, 'wrong_password']);
+      }
+      const refused = await own.http().post('/user/me').set(bearer(u.jwt)).send({ email: newEmail, current_password: u.password });
+      expect([refused.status, refused.body.code, refused.headers['retry-after']]).toEqual([429, 'rate_limited', '1']);
+      expect((await own.knex('users').where({ id: u.user.id }).first()).pending_email).toBeNull();
+      expect(await own.knex('email_links').where({ user_id: u.user.id })).toHaveLength(0);
+      // The same count as /login's: the right password is refused there too until the delay.
+      expect((await own.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(429);
+      own.clock.advance(1_000);
+      const res = await own.http().post('/user/me').set(bearer(u.jwt)).send({ email: newEmail, current_password: u.password });
+      expect([res.status, res.body.pending_email]).toEqual([200, newEmail]);
+      expect(await own.knex('login_throttle').where({ key: `user:${u.user.id}` })).toHaveLength(0);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('alone is not a change: 400', async () => {
     const u = await t.factory.loggedIn();
     const res = await t.http().post('/user/me').set(bearer(u.jwt)).send({ current_password: u.password });

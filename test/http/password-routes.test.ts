@@ -116,6 +116,26 @@ describe('POST /user/me/password', () => {
     expect([missing.status, missing.body.code]).toEqual([400, 'validation_failed']);
   });
 
+  it('counts a wrong current password on the login throttle: after the account failures run out even the right one is 429 until the delay, and nothing changes', async () => {
+    const own = await createTestApp({ env: { THROTTLE_ACCOUNT_FAILURES: '3' } });
+    try {
+      const u = await own.factory.loggedIn();
+      const before = (await own.knex('users').where({ id: u.user.id }).first()).password_hash;
+      for (let i = 0; i < 3; i++) {
+        const res = await own.http().post('/user/me/password').set(bearer(u.jwt)).send({ current_password: `guess ${i}`, password: 'a new password 1' });
+        expect([res.status, res.body.code]).toEqual([403, 'wrong_password']);
+      }
+      const refused = await own.http().post('/user/me/password').set(bearer(u.jwt)).send({ current_password: u.password, password: 'a new password 1' });
+      expect([refused.status, refused.body.code, refused.headers['retry-after']]).toEqual([429, 'rate_limited', '1']);
+      expect((await own.knex('users').where({ id: u.user.id }).first()).password_hash).toBe(before);
+      own.clock.advance(1_000);
+      await own.http().post('/user/me/password').set(bearer(u.jwt)).send({ current_password: u.password, password: 'a new password 1' }).expect(204);
+      expect(await own.knex('login_throttle').where({ key: `user:${u.user.id}` })).toHaveLength(0);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('refuses a weak new password with weak_password', async () => {
     const u = await t.factory.loggedIn();
     const res = await t.http().post('/user/me/password').set(bearer(u.jwt)).send({ current_password: u.password, password: 'short' });
