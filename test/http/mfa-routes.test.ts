@@ -1,5 +1,5 @@
 import { Secret, TOTP } from 'otpauth';
-import { countRows, createTestApp, type TestApp } from '../helpers/test-app';
+import { createTestApp, type TestApp } from '../helpers/test-app';
 import { addFactor, auditOf, bearer, codeAt, enrolled, firstStep, freshCode, fullLogin } from '../helpers/mfa';
 
 let t: TestApp;
