@@ -131,6 +131,9 @@ export class MfaService {
         mfaOff = true;
         await s.users.setMfaEnabled(user.id, false);
         await s.mfa.deleteRecoveryCodes(user.id);
+        // A login waiting for its second step (someone who had the password) must not become a
+        // full session now that none is asked for.
+        await s.tokens.deletePendingLogins(user.id);
       }
       s.audit.add(ctx, { action: 'mfa.factor_removed', target: userTarget(user), summary: { factor: gone.id, type: gone.type, name: gone.name, verified: gone.verified, mfa_off: mfaOff } });
       if (gone.verified) await s.outbox.enqueue(factorRemovedMail(this.mail, locked, gone.name, mfaOff));

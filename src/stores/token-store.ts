@@ -83,6 +83,11 @@ export interface TokenStore {
   findLiveById(userId: string, kind: TokenKind, id: string, now: Date): Promise<Token | undefined>;
   /** Deletes a user's login tokens but one (the session that made a change); returns how many went. */
   deleteOtherLogins(userId: string, keepTokenId: string): Promise<number>;
+  /**
+   * Ends a user's `aal1` login tokens: while the user has MFA those are logins whose second step
+   * is pending, which must not become full sessions when MFA is turned off. Returns how many went.
+   */
+  deletePendingLogins(userId: string): Promise<number>;
   /** Raises a login token to `aal2` (its user's first factor confirmed in that session). */
   raiseToAal2(tokenId: string): Promise<void>;
   /** Frees a name held by an expired token, so it can be used again. */
@@ -272,6 +277,10 @@ export class KnexTokenStore implements TokenStore {
 
   async deleteOtherLogins(userId: string, keepTokenId: string): Promise<number> {
     return this.db('user_tokens').where({ user_id: userId, kind: 'login' }).whereNot('id', keepTokenId).delete();
+  }
+
+  async deletePendingLogins(userId: string): Promise<number> {
+    return this.db('user_tokens').where({ user_id: userId, kind: 'login', aal: 'aal1' }).delete();
   }
 
   async raiseToAal2(tokenId: string): Promise<void> {

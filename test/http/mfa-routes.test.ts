@@ -411,6 +411,7 @@ describe('MFA_MAX_FAILURES and the per-IP limit on POST /login/mfa', () => {
 describe('DELETE /user/me/factor/{id}', () => {
   it('removes a factor; the last verified one turns MFA off and deletes the recovery codes; a mail for a verified one', async () => {
     const u = await enrolled(t);
+    const waiting = await firstStep(t, u); // someone with the password, at the second step
     const spare = await addFactor(t, u, 'spare');
     expect((await t.http().delete(`/user/me/factor/${spare.id}`).set(bearer(u.jwt))).status).toBe(204);
     expect(mailsTo(u.email, 'Two-factor sign-in was removed from your Accounts account')).toHaveLength(0);
@@ -419,6 +420,8 @@ describe('DELETE /user/me/factor/{id}', () => {
     expect((await t.knex('users').where({ id: u.user.id }).first()).mfa_enabled).toBe(false);
     expect(await t.knex('mfa_recovery_codes').where({ user_id: u.user.id })).toEqual([]);
     expect((await t.http().get('/user/me/recovery_codes').set(bearer(u.jwt))).body).toEqual({ remaining: 0 });
+    // The login waiting for its second step did not become a full session: it ended.
+    expect((await t.http().get('/user/me').set(bearer(waiting.jwt))).status).toBe(401);
     const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email) && m.subject === 'Two-factor sign-in was removed from your Accounts account');
     expect(mail.text).toContain('"phone"');
     expect((await auditOf(t, 'mfa.factor_removed', u.user.id)).map((e) => e.summary)).toEqual([
