@@ -108,6 +108,9 @@ interface InputProps {
   min?: string;
   max?: string;
   spellcheck?: boolean;
+  /** The keyboard a phone shows (`numeric` for a code of digits). */
+  inputMode?: 'numeric' | 'text';
+  autoCapitalize?: 'off' | 'none';
 }
 
 export interface FieldProps extends InputProps {
