@@ -4,6 +4,7 @@ import { api, ApiError, ok, type Schemas } from '../api';
 import { useSession } from '../session';
 import { ActionButton, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad } from '../ui';
 import { fieldError } from './account';
+import { TOTP_SHAPE } from './sign-in';
 
 /**
  * Two-factor sign-in (GitHub's and Google's security pages are the model): the factors, adding an
@@ -260,10 +261,8 @@ function ConfirmApp({ adding, onCancel, onConfirmed }: { adding: NewTotp; onCanc
           </p>
         </li>
         <li>
-          <p>Or type this key into the app (time-based, 6 digits):</p>
-          <code class="mfa-secret" aria-label="Setup key">
-            {grouped(adding.secret)}
-          </code>
+          <p>Or type this setup key into the app (time-based, 6 digits):</p>
+          <code class="mfa-secret">{grouped(adding.secret)}</code>
           <CopyButton text={adding.secret} label="Copy key" />
         </li>
         <li>
@@ -281,7 +280,7 @@ function ConfirmApp({ adding, onCancel, onConfirmed }: { adding: NewTotp; onCanc
               </button>
             }
             onSubmit={async () => {
-              if (!/^\s*\d{3}\s?\d{3}\s*$/.test(code)) throw fieldError('code', 'Enter the 6 digits the app shows.');
+              if (!TOTP_SHAPE.test(code)) throw fieldError('code', 'Enter the 6 digits the app shows.');
               const done = await ok(api.POST('/user/me/factor/{id}/verify', { params: { path: { id: adding.id } }, body: { code: code.trim() } }));
               await onConfirmed(done.recovery_codes);
             }}

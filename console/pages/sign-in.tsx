@@ -85,10 +85,10 @@ export function SignIn() {
   );
 }
 
-/** Six digits, spaces allowed between (as the API's pattern). */
-const TOTP_SHAPE = /^\s*\d{3}\s?\d{3}\s*$/;
-/** Twelve letters and digits, with spaces and hyphens anywhere (`xxxx-xxxx-xxxx`). */
-const RECOVERY_SHAPE = /^[\s-]*(?:[0-9A-Za-z][\s-]*){12}$/;
+/** Six digits, a space allowed between the halves (the API's pattern, so the page says what it would refuse). */
+export const TOTP_SHAPE = /^[ ]*[0-9]{3}[ ]?[0-9]{3}[ ]*$/;
+/** Twelve letters and digits, spaces and hyphens anywhere (`xxxx-xxxx-xxxx`; the API's pattern). */
+const RECOVERY_SHAPE = /^[ -]*(?:[0-9A-Za-z][ -]*){12}$/;
 
 /**
  * The second step of a sign-in with two-factor: the code of an authenticator app, or (switched
