@@ -311,7 +311,7 @@ function Regenerate({ onMade }: { onMade: (codes: string[]) => void }) {
         }}
       >
         <p class="hint">Ten new codes replace the ones you have: the old ones stop working at once, used or not.</p>
-        <CurrentPassword value={current} onValue={setCurrent} />
+        <CurrentPassword id="field-regenerate-password" value={current} onValue={setCurrent} />
       </Form>
     </details>
   );

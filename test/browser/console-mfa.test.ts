@@ -151,7 +151,7 @@ describe('the console: two-factor sign-in', () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Security' }).click();
     await page.waitForURL('**/account/security');
     await page.getByText('You have not set up two-factor sign-in.').waitFor();
-    await page.getByText('Two-factor sign-in is off.').waitFor();
+    await page.getByText('Two-factor sign-in is off.', { exact: true }).waitFor();
     await run.check(tab, 'account-security');
 
     // The current password is asked for, and checked.
@@ -205,7 +205,7 @@ describe('the console: two-factor sign-in', () => {
     await box.waitFor();
     await box.getByText('they will not be shown again').waitFor();
     const codes = await shownCodes(tab);
-    await page.getByText('Two-factor sign-in is on.').waitFor();
+    await page.getByText('Two-factor sign-in is on.', { exact: true }).waitFor();
     await page.getByText('10 of 10 left.').waitFor();
     await run.check(tab, 'account-security-codes');
 
@@ -363,12 +363,12 @@ describe('the console: two-factor sign-in', () => {
     const tab = await run.open();
     await signInWithCode(tab, u);
     await tab.page.goto('/account/security');
-    await tab.page.getByText('Two-factor sign-in is on.').waitFor();
+    await tab.page.getByText('Two-factor sign-in is on.', { exact: true }).waitFor();
     await tab.page.getByRole('button', { name: 'Remove Phone' }).click();
     await tab.page.getByRole('dialog').getByText('It is your only two-factor method').waitFor();
     await confirm(tab, 'Remove');
     await tab.page.getByText('You have not set up two-factor sign-in.').waitFor();
-    await tab.page.getByText('Two-factor sign-in is off.').waitFor();
+    await tab.page.getByText('Two-factor sign-in is off.', { exact: true }).waitFor();
     expect(await tab.page.getByRole('heading', { name: 'Recovery codes' }).count()).toBe(0);
     expect(await asksForCode(u)).toBe(false);
     expect(Number((await run.t.knex('mfa_recovery_codes').where({ user_id: u.user.id }).count('* as n').first())!.n)).toBe(0);
@@ -383,11 +383,15 @@ describe('the console: two-factor sign-in', () => {
     await tab.page.goto('/account/security');
     await tab.page.getByText('10 of 10 left.').waitFor();
     await tab.page.getByText('Make new recovery codes').click();
-    await tab.page.getByLabel('Current password').fill('not my password');
-    await tab.page.getByRole('button', { name: 'Make new codes' }).click();
-    await tab.page.locator('#field-current_password-error').filter({ hasText: /password/i }).waitFor();
-    await tab.page.getByLabel('Current password').fill(u.password);
-    await tab.page.getByRole('button', { name: 'Make new codes' }).click();
+    // The page has two forms that ask for the password (adding an app, new codes): this one's.
+    const form = tab.page.getByRole('form', { name: 'Make new recovery codes' });
+    const password = form.getByLabel('Current password');
+    await password.fill('not my password');
+    await form.getByRole('button', { name: 'Make new codes' }).click();
+    await form.locator('#field-regenerate-password-error').filter({ hasText: /password/i }).waitFor();
+    expect(await password.getAttribute('aria-invalid')).toBe('true');
+    await password.fill(u.password);
+    await form.getByRole('button', { name: 'Make new codes' }).click();
     const box = tab.page.getByRole('region', { name: 'Your new recovery codes' });
     await box.waitFor();
     await box.getByText('The old codes no longer work.').waitFor();
@@ -447,12 +451,15 @@ describe('the console: administrators must use two-factor sign-in (REQUIRE_MFA_F
     expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
     await run.check(tab, 'account-security-forced');
 
-    // Nowhere else, also after a reload.
-    await page.goto('/admin/users');
-    await page.waitForURL('**/account/security');
-    await page.goto('/account/tokens');
-    await page.waitForURL('**/account/security');
-    await page.getByText('Administrators of this service must use two-factor sign-in.').waitFor();
+    // Nowhere else, also after a reload (each time the page has settled before the next).
+    const settled = page.getByText('You have not set up two-factor sign-in.');
+    await settled.waitFor();
+    for (const elsewhere of ['/admin/users', '/account/tokens']) {
+      await page.goto(elsewhere);
+      await page.waitForURL('**/account/security');
+      await page.getByText('Administrators of this service must use two-factor sign-in.').waitFor();
+      await settled.waitFor();
+    }
 
     await page.getByLabel('Name', { exact: true }).fill('Admin phone');
     await page.getByLabel('Current password').fill(admin.password);
