@@ -174,6 +174,7 @@ export function Security(_props: { id?: string }) {
         />
       ) : (
         <AddApp
+          unconfirmed={factors?.filter((f) => !f.verified).map((f) => f.name) ?? []}
           onAdded={async (made) => {
             setAdding(made);
             await list.reload();
@@ -194,9 +195,10 @@ export function Security(_props: { id?: string }) {
                   <span class="muted">Counting…</span>
                 )
               ) : (
-                <strong>
-                  {remaining.data} of 10 left.
-                </strong>
+                <>
+                  <strong>{remaining.data} of 10 left.</strong>
+                  {remaining.data <= 3 && ' Make new ones before you run out.'}
+                </>
               )}
             </span>
           </p>
@@ -208,7 +210,7 @@ export function Security(_props: { id?: string }) {
   );
 }
 
-function AddApp({ onAdded }: { onAdded: (made: NewTotp) => Promise<void> }) {
+function AddApp({ unconfirmed, onAdded }: { unconfirmed: string[]; onAdded: (made: NewTotp) => Promise<void> }) {
   const [name, setName] = useState('');
   const [current, setCurrent] = useState('');
   return (
@@ -217,6 +219,12 @@ function AddApp({ onAdded }: { onAdded: (made: NewTotp) => Promise<void> }) {
       busy="Preparing…"
       label="Add an authenticator app"
       fieldFor={{ wrong_password: 'current_password', conflict: 'name' }}
+      explain={(e) =>
+        // A setup left half-way (the page was closed before the code) keeps its name for 10 minutes.
+        e.code === 'conflict' && unconfirmed.includes(name.trim())
+          ? `You began adding “${name.trim()}” without confirming it: remove it from the list above, or choose another name.`
+          : undefined
+      }
       onSubmit={async () => {
         if (name.trim() === '') throw fieldError('name', 'Give the app a name, so you know later which device it is on.');
         if (current === '') throw fieldError('current_password', 'Enter your current password.');

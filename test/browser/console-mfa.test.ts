@@ -358,6 +358,42 @@ describe('the console: two-factor sign-in', () => {
     expectNoTrouble(tab.trouble, refused);
   });
 
+  it('an app not confirmed: "Cancel" removes it; one left by a reload keeps its name until removed from the list', async () => {
+    const u = await run.t.factory.user({ password: 'pending password 1' });
+    const tab = await run.open();
+    await run.signIn(tab, u);
+    const { page } = tab;
+    const listed = async () => (await call('GET', '/user/me/factor', { cookie: await sessionCookie(tab) })).body.map((f: { name: string }) => f.name);
+    const add = async () => {
+      await page.getByLabel('Name', { exact: true }).fill('Tablet');
+      await page.getByLabel('Current password').fill(u.password);
+      await page.getByRole('button', { name: 'Continue' }).click();
+    };
+    await page.goto('/account/security');
+    await page.getByText('You have not set up two-factor sign-in.').waitFor();
+
+    await add();
+    const enrol = page.getByRole('region', { name: 'Set up “Tablet”' });
+    await enrol.getByRole('button', { name: 'Cancel' }).click();
+    await enrol.waitFor({ state: 'detached' });
+    await page.getByText('You have not set up two-factor sign-in.').waitFor();
+    expect(await listed()).toEqual([]);
+
+    await add();
+    await enrol.waitFor();
+    await page.reload();
+    await page.getByRole('rowheader', { name: 'Tablet' }).waitFor();
+    await page.getByText('Not confirmed').waitFor();
+    await add();
+    await page.locator('#field-name-error').filter({ hasText: 'You began adding “Tablet” without confirming it' }).waitFor();
+    await page.getByRole('button', { name: 'Remove Tablet' }).click();
+    await confirm(tab, 'Remove');
+    await page.getByText('You have not set up two-factor sign-in.').waitFor();
+    expect(await listed()).toEqual([]);
+    expect(await asksForCode(u)).toBe(false);
+    expectNoTrouble(tab.trouble, ['POST /user/me/factor 409']);
+  });
+
   it('removes the app: two-factor sign-in turns off', async () => {
     const u = await mfaUser();
     const tab = await run.open();
