@@ -35,6 +35,7 @@ const OPERATOR: User = {
   deactivated: null,
   emailVerified: true,
   nameTrusted: true,
+  mfaEnabled: false,
 };
 
 export interface CliIo extends TerminalIo {
