@@ -10,6 +10,9 @@ import type { TestUser } from '../helpers/test-app';
  * authenticator app would.
  */
 
+// Each flow is long (sign-in, several pages, axe at two widths per check): room for a loaded machine.
+jest.setTimeout(120_000);
+
 const STEP_MS = 30_000;
 
 /**
