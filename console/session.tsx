@@ -138,7 +138,7 @@ export function SignedIn({ admin, children }: { admin?: boolean; children: Compo
   const { url, path, route } = useLocation();
   // The API asks for the factor before the new password (its policy checks them in that order).
   const mustEnrol = mfa === 'enrol' && path !== SECURITY_PAGE;
-  const mustChange = !mustEnrol && mfa !== 'enrol' && me?.force_password_change && path !== '/account/password';
+  const mustChange = mfa !== 'enrol' && me?.force_password_change && path !== '/account/password';
   useEffect(() => {
     if (me === null) route(`/sign-in?next=${encodeURIComponent(url)}`, true);
     else if (mustEnrol) route(SECURITY_PAGE, true);

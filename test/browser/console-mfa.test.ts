@@ -308,6 +308,16 @@ describe('the console: two-factor sign-in', () => {
     expectNoTrouble(tab.trouble, ['GET /user/me 403']);
   });
 
+  it('a user with two-factor whose password must change: the code first, then the password page', async () => {
+    const u = await mfaUser();
+    await run.t.knex('users').where({ id: u.user.id }).update({ force_password_change: true });
+    const tab = await run.open();
+    await signInWithCode(tab, u);
+    await tab.page.waitForURL((url) => url.pathname === '/account/password');
+    await tab.page.getByText('Your administrator requires a new password before you continue').waitFor();
+    expectNoTrouble(tab.trouble);
+  });
+
   it('signs in with a recovery code (any case, with or without hyphens), which then works no more', async () => {
     const u = await mfaUser();
     const tab = await run.open();
