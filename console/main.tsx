@@ -7,6 +7,7 @@ import { AdminGroup, AdminGroups } from './pages/admin-groups';
 import { AdminUser, AdminUsers } from './pages/admin-users';
 import { Password, Sessions, Settings, Tokens } from './pages/account';
 import { Profile } from './pages/profile';
+import { Security } from './pages/security';
 import { ConfirmEmail, ForgotPassword, ResetPassword, RevertEmail, SignUp, VerifyEmail } from './pages/public';
 import { SignIn } from './pages/sign-in';
 import { SessionProvider, SignedIn, useSession } from './session';
@@ -19,7 +20,7 @@ import { ActionButton, Page, Placeholder } from './ui';
 const CONSOLE_PATHS = /^\/(account|admin|sign-in|sign-up|forgot-password|reset-password|verify-email|confirm-email|revert-email)?(\/|\?|$)/;
 
 function Header() {
-  const { me, signOut } = useSession();
+  const { me, mfa, signOut } = useSession();
   const { path, route } = useLocation();
   const link = (href: string, text: string) => (
     <li>
@@ -36,11 +37,12 @@ function Header() {
       <a class="brand" href={me ? '/account' : '/sign-in'}>
         Accounts
       </a>
-      {me && !me.force_password_change && (
+      {me && !me.force_password_change && mfa !== 'enrol' && (
         <nav aria-label="Main">
           <ul>
             {link('/account', 'Profile')}
             {link('/account/password', 'Password')}
+            {link('/account/security', 'Security')}
             {link('/account/tokens', 'API tokens')}
             {link('/account/sessions', 'Sessions')}
             {link('/account/settings', 'Settings')}
@@ -114,6 +116,7 @@ function App() {
             <Route path="/revert-email" component={RevertEmail} />
             <Route path="/account" component={account(Profile)} />
             <Route path="/account/password" component={account(Password)} />
+            <Route path="/account/security" component={account(Security)} />
             <Route path="/account/tokens" component={account(Tokens)} />
             <Route path="/account/sessions" component={account(Sessions)} />
             <Route path="/account/settings" component={account(Settings)} />

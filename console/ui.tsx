@@ -108,6 +108,9 @@ interface InputProps {
   min?: string;
   max?: string;
   spellcheck?: boolean;
+  /** The keyboard a phone shows (`numeric` for a code of digits). */
+  inputMode?: 'numeric' | 'text';
+  autoCapitalize?: 'off' | 'none';
 }
 
 export interface FieldProps extends InputProps {
@@ -116,12 +119,14 @@ export interface FieldProps extends InputProps {
   value: string;
   onValue: (value: string) => void;
   hint?: ComponentChildren;
+  /** The input's id when two forms of a page have a field of one name (default `field-<name>`). */
+  id?: string;
 }
 
 /** A labelled input with its hint and, after a refusal, the API's message about it. */
-export function Field({ name, label, value, onValue, hint, type = 'text', ...rest }: FieldProps) {
+export function Field({ name, label, value, onValue, hint, type = 'text', id: givenId, ...rest }: FieldProps) {
   const { errors, busy } = useContext(FormContext);
-  const id = `field-${name}`;
+  const id = givenId ?? `field-${name}`;
   const error = errors[name];
   const described = describedBy(id, hint, error);
   return (
@@ -144,8 +149,8 @@ export function Field({ name, label, value, onValue, hint, type = 'text', ...res
 }
 
 /** The caller's current password, asked where a change must prove who makes it (password, address). */
-export function CurrentPassword({ value, onValue, hint }: { value: string; onValue: (v: string) => void; hint?: string }) {
-  return <Field name="current_password" label="Current password" type="password" autoComplete="current-password" required value={value} onValue={onValue} hint={hint} />;
+export function CurrentPassword({ value, onValue, hint, id }: { value: string; onValue: (v: string) => void; hint?: string; id?: string }) {
+  return <Field name="current_password" id={id} label="Current password" type="password" autoComplete="current-password" required value={value} onValue={onValue} hint={hint} />;
 }
 
 export interface TextAreaProps {

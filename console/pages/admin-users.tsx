@@ -3,6 +3,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, ok, page, type Schemas, type UserDetailed } from '../api';
 import { useSession } from '../session';
+import { factorType } from './security';
 import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager } from '../ui';
 
 /**
@@ -359,6 +360,8 @@ function ActiveUser({
         </dd>
         <dt>Must change password</dt>
         <dd>{user.force_password_change ? 'Yes' : 'No'}</dd>
+        <dt>Two-factor sign-in</dt>
+        <dd>{user.mfa_enabled ? 'On' : 'Off'}</dd>
         <dt>Groups</dt>
         <dd>
           {user.groups.length === 0 ? (
@@ -428,6 +431,8 @@ function ActiveUser({
         {done}
       </p>
 
+      <TwoFactor user={user} reload={reload} />
+
       <h2 id="user-tokens">API tokens</h2>
       <ErrorNote error={tokens.error} />
       {tokens.data === undefined ? (
@@ -487,6 +492,73 @@ function ActiveUser({
         </div>
       )}
     </Page>
+  );
+}
+
+/** The user's two-factor methods, and the reset for a user who lost their device (`DELETE /user/{user}/factor`). */
+function TwoFactor({ user, reload }: { user: UserDetailed; reload: () => Promise<void> }) {
+  const factors = useLoad(() => ok(api.GET('/user/{user}/factor', { params: { path: { user: user.id } } })), [user.id]);
+  const [done, setDone] = useState('');
+  return (
+    <>
+      <h2 id="user-factors">Two-factor sign-in</h2>
+      <ErrorNote error={factors.error} />
+      {factors.data === undefined ? (
+        !factors.error && <Placeholder rows={2} />
+      ) : factors.data.length === 0 ? (
+        <p class="muted">No two-factor methods: {user.name} signs in with the password alone.</p>
+      ) : (
+        <>
+          <div class="table-wrap users-table" role="region" aria-labelledby="user-factors" tabIndex={0} aria-busy={factors.loading}>
+            <table aria-labelledby="user-factors">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Type</th>
+                  <th scope="col">Added</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">Status</th>
+                </tr>
+              </thead>
+              <tbody>
+                {factors.data.map((f) => (
+                  <tr key={f.id}>
+                    <td>{f.name}</td>
+                    <td>{factorType(f.type)}</td>
+                    <td>
+                      <Time value={f.created} />
+                    </td>
+                    <td>
+                      <Time value={f.last_used} />
+                    </td>
+                    <td>{f.verified ? 'Active' : 'Not confirmed'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <div class="users-actions">
+            <ActionButton
+              danger
+              busy="Resetting…"
+              confirm={`Reset ${user.name}'s two-factor sign-in? Every authenticator app and recovery code of theirs is removed and their sessions end (API tokens keep working). They sign in with the password alone until they set up a new app, and ${user.email} gets a mail saying so.`}
+              confirmLabel="Reset two-factor"
+              onClick={async () => {
+                await ok(api.DELETE('/user/{user}/factor', { params: { path: { user: user.id } } }));
+                setDone(`Two-factor sign-in of ${user.name} was reset.`);
+                await factors.reload();
+                await reload();
+              }}
+            >
+              Reset two-factor
+            </ActionButton>
+          </div>
+        </>
+      )}
+      <p role="status" class="ok users-done">
+        {done}
+      </p>
+    </>
   );
 }
 
