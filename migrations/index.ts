@@ -14,6 +14,7 @@ import * as createAuditLog from './20261201110000_create_audit_log';
 import * as chainAuditLogAfterCommit from './20261201120000_chain_audit_log_after_commit';
 import * as addNameSkeletons from './20261207100000_add_name_skeletons';
 import * as keyAuditChain from './20261207120000_key_audit_chain';
+import * as addMfa from './20261207130000_add_mfa';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -32,4 +33,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261201120000_chain_audit_log_after_commit', migration: chainAuditLogAfterCommit },
   { name: '20261207100000_add_name_skeletons', migration: addNameSkeletons },
   { name: '20261207120000_key_audit_chain', migration: keyAuditChain },
+  { name: '20261207130000_add_mfa', migration: addMfa },
 ];
