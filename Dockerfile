@@ -17,7 +17,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json openapi.yaml ./
 # The data directory (embedded database, generated JWT secret and audit key, the audit chain's
 # checkpoint, mail outbox) belongs to the user the service runs as; a named volume mounted here
-# starts with this owner. With DATABASE_URL, JWT_SECRET and AUDIT_KEY come from the environment.
+# starts with this owner. With DATABASE_URL, JWT_SECRET, MFA_KEY and AUDIT_KEY come from the environment.
 RUN mkdir -p /data && chown node:node /data && chmod 700 /data
 VOLUME /data
 EXPOSE 3000

@@ -192,6 +192,7 @@ class Instance {
       BCRYPT_COST: '4',
       THROTTLE_IP_PER_MINUTE: '0',
       JWT_SECRET: opts.secret,
+      MFA_KEY: opts.mfaKey,
       AUDIT_KEY: opts.auditKey,
       ADMIN_EMAIL,
       ADMIN_PASSWORD: PASSWORD,

@@ -703,6 +703,7 @@ async function startService(ctx, bcryptCost, { pinned, env = {}, appName = 'benc
       BCRYPT_COST: String(bcryptCost),
       THROTTLE_IP_PER_MINUTE: '0',
       JWT_SECRET: ctx.secret,
+      MFA_KEY: ctx.mfaKey,
       AUDIT_KEY: ctx.auditKey,
       ADMIN_EMAIL: ctx.adminEmail,
       ADMIN_PASSWORD: PASSWORD,
@@ -741,6 +742,7 @@ async function main() {
     dbName: `acct_bench_${process.pid}`,
     tmpDir: lib.tmpDir('acct-bench-'),
     secret: crypto.randomBytes(36).toString('base64'), // 48 characters
+    mfaKey: crypto.randomBytes(36).toString('base64'), // MFA_KEY, required with Postgres
     auditKey: crypto.randomBytes(36).toString('base64'), // AUDIT_KEY, required with Postgres
     adminEmail: 'bench-admin@example.com',
     serviceNodeArgs: (process.env.BENCH_SERVICE_NODE_ARGS || '').split(' ').filter(Boolean),
@@ -834,6 +836,7 @@ async function main() {
     results.list_at_scale = await listAtScale.scenario({
       cfg: CFG.scale,
       secret: ctx.secret,
+      mfaKey: ctx.mfaKey,
       auditKey: ctx.auditKey,
       serverCpu: pinning ? CFG.serverCpu : undefined,
       pgCpu: pinning ? CFG.loadCpu : undefined,

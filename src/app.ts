@@ -20,6 +20,7 @@ import { meHandlers } from './http/handlers/me';
 import { passwordHandlers } from './http/handlers/passwords';
 import { REGISTRATION_OPERATIONS, registrationHandlers } from './http/handlers/registration';
 import { rpcHandlers } from './http/handlers/rpc';
+import { mfaHandlers } from './http/handlers/mfa';
 import { sessionHandlers } from './http/handlers/session';
 import { settingsHandlers } from './http/handlers/settings';
 import { tokenHandlers } from './http/handlers/tokens';
@@ -37,7 +38,7 @@ import { RpcApi } from './rpc/api';
 import type { RateLimitStore } from './stores/rate-limit-store';
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute' | 'allowRegistration' | 'corsOrigins' | 'metricsToken' | 'docs' | 'appUrl' | 'consoleDir'>;
+  config: Pick<Config, 'bodyLimit' | 'trustProxy' | 'cookieSecure' | 'validateResponses' | 'throttleIpPerMinute' | 'allowRegistration' | 'corsOrigins' | 'metricsToken' | 'docs' | 'appUrl' | 'consoleDir' | 'requireMfaForAdmins'>;
   services: Services;
   db: Knex;
   log: Logger;
@@ -113,7 +114,14 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
   const table = new RouteTable(apiSpec as unknown as Spec, notServed);
   const rpc = new RpcApi(services, (apiSpec as unknown as Spec).paths['/_admin/api']?.post?.['x-rpc-methods' as never]);
   const handlers = dispatch(table, [
-    sessionHandlers(services.auth, services.tokens, { secure: config.cookieSecure }, ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock)),
+    sessionHandlers(
+      services.auth,
+      services.tokens,
+      { secure: config.cookieSecure },
+      ipThrottle('login', config.throttleIpPerMinute, rateLimits, clock),
+      ipThrottle('login_mfa', config.throttleIpPerMinute, rateLimits, clock),
+    ),
+    mfaHandlers(services.mfa, services.users),
     meHandlers(services.users, services.groups, services.emailChanges),
     userHandlers(services.users, services.groups),
     passwordHandlers(services.passwords, services.users, ipThrottle('password_reset', config.throttleIpPerMinute, rateLimits, clock)),
@@ -155,7 +163,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
       ...(config.docs ? [docsPage()] : []),
       ...(webConsole ? [webConsole] : []),
       route(table),
-      enforcePolicy(services.auth) as RequestHandler,
+      enforcePolicy(services.auth, { requireMfaForAdmins: config.requireMfaForAdmins }) as RequestHandler,
       readBody(parseLimit(config.bodyLimit)),
       textRule,
       validate(validator, config.validateResponses),

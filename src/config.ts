@@ -40,6 +40,12 @@ export interface Config {
   auditLog: boolean;
   /** Keys of the audit chain's links and checkpoints: the first signs, all verify. Empty: generated and kept in dataDir (embedded only). */
   auditKeys: string[];
+  /** Keys of the factor secrets at rest (TOTP) and of the recovery codes' hashes: the first encrypts, all decrypt. Empty: generated and kept in dataDir (embedded only). */
+  mfaKeys: string[];
+  /** Wrong second-step codes in a row before an account's further tries are refused for a doubling delay (API.md §2.8). */
+  mfaMaxFailures: number;
+  /** An admin without a second factor may only set one up (API.md §2.8). */
+  requireMfaForAdmins: boolean;
   /** Where the audit chain's signed checkpoint is kept (a file outside the database). */
   auditCheckpointFile: string;
   /** A checkpoint is written (the file and a log line) at most this often, when the chain has grown. */
@@ -158,6 +164,9 @@ const schema = z
     AUDIT_LOG: flag('1'),
     AUDIT_KEY: keyList('key'),
     AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
+    MFA_KEY: keyList('key'),
+    MFA_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+    REQUIRE_MFA_FOR_ADMINS: flag('0'),
     AUDIT_CHECKPOINT_INTERVAL: duration('10s'),
     COOKIE_SECURE: flag('1'),
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('64kb'),
@@ -215,8 +224,11 @@ const schema = z
     }
     // A key generated into one host's DATA_DIR is not shared by the other instances of a server
     // database, nor kept apart from the data it protects by a backup of that directory.
-    if (env.DATABASE_URL !== undefined && env.AUDIT_KEY === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['AUDIT_KEY'], message: 'required with DATABASE_URL: 32 or more random characters (openssl rand -base64 48), the same on every instance' });
+    if (env.DATABASE_URL !== undefined) {
+      for (const variable of ['JWT_SECRET', 'MFA_KEY', 'AUDIT_KEY'] as const) {
+        if (env[variable] !== undefined) continue;
+        ctx.addIssue({ code: 'custom', path: [variable], message: 'required with DATABASE_URL: 32 or more random characters (openssl rand -base64 48), the same on every instance' });
+      }
     }
   });
 
@@ -264,6 +276,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditLog: e.AUDIT_LOG,
     auditKeys: e.AUDIT_KEY ? e.AUDIT_KEY.split(',').map((s) => s.trim()) : [],
+    mfaKeys: e.MFA_KEY ? e.MFA_KEY.split(',').map((s) => s.trim()) : [],
+    mfaMaxFailures: e.MFA_MAX_FAILURES,
+    requireMfaForAdmins: e.REQUIRE_MFA_FOR_ADMINS,
     auditCheckpointFile: path.resolve(e.AUDIT_CHECKPOINT_FILE ?? path.join(dataDir, 'audit-checkpoint.json')),
     auditCheckpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL,
     cookieSecure: e.COOKIE_SECURE,

@@ -15,6 +15,8 @@ import { Metrics } from './metrics';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
 import { AuthService } from './services/auth-service';
 import { CurrentPasswordCheck } from './services/current-password';
+import { MfaSecrets } from './services/mfa-secrets';
+import { MfaService } from './services/mfa-service';
 import { AuditService } from './services/audit-service';
 import { EmailChanges } from './services/email-change';
 import { GroupService } from './services/group-service';
@@ -27,7 +29,7 @@ import { TokenService } from './services/token-service';
 import { TokenSigner } from './services/token-signer';
 import { UserService } from './services/user-service';
 import { createStores, createTransactor, type Stores, type Transactor } from './stores';
-import { AUDIT_KEY, KeyRing } from './keys';
+import { AUDIT_KEY, KeyRing, MFA_KEY } from './keys';
 
 export interface Services {
   auth: AuthService;
@@ -39,6 +41,7 @@ export interface Services {
   registration: RegistrationService;
   emailChanges: EmailChanges;
   audit: AuditService;
+  mfa: MfaService;
 }
 
 export interface Container {
@@ -97,6 +100,9 @@ export type ContainerConfig = Pick<
   | 'auditRetentionDays'
   | 'auditLog'
   | 'auditKeys'
+  | 'mfaKeys'
+  | 'mfaMaxFailures'
+  | 'requireMfaForAdmins'
   | 'auditCheckpointFile'
   | 'auditCheckpointIntervalMs'
   | 'smtpUrl'
@@ -105,6 +111,9 @@ export type ContainerConfig = Pick<
   | 'mailPollIntervalMs'
   | 'throttleAccountFailures'
   | 'metrics'
+  | 'mfaKeys'
+  | 'mfaMaxFailures'
+  | 'requireMfaForAdmins'
 >;
 
 /**
@@ -155,6 +164,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const users = new UserService(stores, transact, hasher, links, clock, mail, emailChanges, currentPassword);
   const groups = new GroupService(stores, transact);
   const passwords = new PasswordService(stores, transact, hasher, links, clock, mail, currentPassword);
+  const mfaThrottle = { failures: Math.max(1, config.mfaMaxFailures), baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS };
+  const mfa = new MfaService(stores, transact, new MfaSecrets(KeyRing.of(MFA_KEY.variable, config.mfaKeys)), currentPassword, clock, mail, mfaThrottle);
   const services: Services = {
     auth: new AuthService(
       stores,
@@ -164,8 +175,11 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       clock,
       { loginMs: config.loginTokenTtlMs, adminLoginMs: config.adminLoginTokenTtlMs },
       loginThrottle,
+      mfa,
+      { requireMfaForAdmins: config.requireMfaForAdmins, mail },
       config.metrics ? (valid) => metrics.tokenChecked(valid) : undefined,
     ),
+    mfa,
     users,
     passwords,
     tokens: new TokenService(stores, transact, signer, clock, mail, {

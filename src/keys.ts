@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * Keys kept outside the database (API.md §5: `AUDIT_KEY` now, `MFA_KEY` next): each variable a
+ * Keys kept outside the database (API.md §5: `JWT_SECRET`, `MFA_KEY`, `AUDIT_KEY`): each variable a
  * comma-separated list of secrets of at least 32 characters, the first used for new data and all
  * tried. Generated into the data directory (mode 0600) by the embedded default; required with
  * Postgres, where several instances share the data and a file of one host's would not be shared.
@@ -18,7 +18,9 @@ export interface KeySpec {
 }
 
 export const AUDIT_KEY: KeySpec = { variable: 'AUDIT_KEY', file: 'audit-key' };
-/** The tokens' signing secret: used as configured (jsonwebtoken's HS256 key), not derived; not yet required with Postgres. */
+/** Factor secrets at rest and recovery codes' hashes (API.md §2.8). */
+export const MFA_KEY: KeySpec = { variable: 'MFA_KEY', file: 'mfa-key' };
+/** The tokens' signing secret: used as configured (jsonwebtoken's HS256 key), not derived. */
 export const JWT_SECRET: KeySpec = { variable: 'JWT_SECRET', file: 'jwt-secret' };
 
 /** A key derived for one purpose, and the id of the configured secret it comes from. */

@@ -6,7 +6,7 @@ import { lockDataDir } from './db/data-dir-lock';
 import { openDatabase, type Database } from './db/database';
 import { migrateLatest } from './db/migrate';
 import { makeMailPrivate, makePrivate } from './db/private-files';
-import { AUDIT_KEY, JWT_SECRET, loadKeys } from './keys';
+import { AUDIT_KEY, JWT_SECRET, MFA_KEY, loadKeys, type KeySpec } from './keys';
 
 export interface Runtime {
   config: Config;
@@ -53,15 +53,14 @@ export async function openRuntime(config: Config, log: Logger, options: { proces
   try {
     const applied = await migrateLatest(database.knex);
     if (applied.length) log.info({ migrations: applied }, 'applied migrations');
-    const jwtSecrets = loadKeys(JWT_SECRET, config.jwtSecrets, { dataDir: config.dataDir, required: false, create: true });
-    if (!config.jwtSecrets.length && config.databaseUrl) {
-      log.warn('JWT_SECRET is not set: using the secret kept in DATA_DIR; instances sharing this database must share it');
-    }
     log.debug({ dir: config.dataDir, fixed: makeFilesPrivate(config) }, 'made the files the database wrote at start private');
-    // loadConfig has required AUDIT_KEY with DATABASE_URL; the embedded default keeps one in DATA_DIR.
-    const auditKeys = loadKeys(AUDIT_KEY, config.auditKeys, { dataDir: config.dataDir, required: Boolean(config.databaseUrl), create: true });
+    // loadConfig has required every key with DATABASE_URL; the embedded default keeps each in DATA_DIR.
+    const keys = (spec: KeySpec, configured: readonly string[]) => loadKeys(spec, configured, { dataDir: config.dataDir, required: Boolean(config.databaseUrl), create: true });
+    const jwtSecrets = keys(JWT_SECRET, config.jwtSecrets);
+    const mfaKeys = keys(MFA_KEY, config.mfaKeys);
+    const auditKeys = keys(AUDIT_KEY, config.auditKeys);
     // PGlite runs no autovacuum: housekeeping analyzes its tables hourly, as autovacuum would on a server.
-    const container = createContainer(database.knex, { ...config, jwtSecrets, auditKeys }, log, {
+    const container = createContainer(database.knex, { ...config, jwtSecrets, mfaKeys, auditKeys }, log, {
       pool: database.pool,
       analyzeEveryMs: database.kind === 'pglite' ? 3_600_000 : undefined,
       processMetrics: options.processMetrics,

@@ -92,11 +92,36 @@ describe('loadConfig', () => {
     expect(loadConfig({ JWT_SECRET: secret }).jwtSecrets).toEqual([secret]);
   });
 
-  it('requires AUDIT_KEY with DATABASE_URL, naming it; takes a comma-separated list of keys of 32+ characters', () => {
-    expect(() => loadConfig({ DATABASE_URL: 'postgres://accounts@db.example.test/accounts' })).toThrow(/^Invalid configuration:\n {2}AUDIT_KEY: required with DATABASE_URL/);
-    expect(loadConfig({}).auditKeys).toEqual([]); // the embedded default makes one in DATA_DIR
+  it('requires every key with DATABASE_URL (JWT_SECRET, MFA_KEY, AUDIT_KEY), naming each missing one', () => {
+    const DATABASE_URL = 'postgres://accounts@db.example.test/accounts';
+    const key = 'k'.repeat(32);
+    expect(() => loadConfig({ DATABASE_URL })).toThrow(
+      /^Invalid configuration:\n {2}JWT_SECRET: required with DATABASE_URL[^\n]*\n {2}MFA_KEY: required with DATABASE_URL[^\n]*\n {2}AUDIT_KEY: required with DATABASE_URL[^\n]*$/,
+    );
+    expect(() => loadConfig({ DATABASE_URL, JWT_SECRET: key, AUDIT_KEY: key })).toThrow(/^Invalid configuration:\n {2}MFA_KEY: required with DATABASE_URL[^\n]*$/);
+    expect(() => loadConfig({ DATABASE_URL, MFA_KEY: key, AUDIT_KEY: key })).toThrow(/^Invalid configuration:\n {2}JWT_SECRET: required with DATABASE_URL[^\n]*$/);
+    expect(loadConfig({ DATABASE_URL, JWT_SECRET: key, MFA_KEY: key, AUDIT_KEY: key })).toMatchObject({ jwtSecrets: [key], mfaKeys: [key], auditKeys: [key] });
+    // The embedded default makes each in DATA_DIR.
+    expect(loadConfig({})).toMatchObject({ jwtSecrets: [], mfaKeys: [], auditKeys: [] });
+  });
+
+  it('takes MFA_KEY as a comma-separated list of keys of 32+ characters, none a placeholder', () => {
+    const keys = ['m'.repeat(32), 'n'.repeat(48)];
+    expect(loadConfig({ MFA_KEY: keys.join(' , ') }).mfaKeys).toEqual(keys);
+    expect(() => loadConfig({ MFA_KEY: `${'m'.repeat(32)},short` })).toThrow(/^Invalid configuration:\n {2}MFA_KEY: each comma-separated key must be at least 32 characters/);
+    expect(() => loadConfig({ MFA_KEY: 'replace-me-replace-me-replace-me-replace-me' })).toThrow(/^Invalid configuration:\n {2}MFA_KEY: a placeholder/);
+  });
+
+  it('reads MFA_MAX_FAILURES (default 5, at least 1) and REQUIRE_MFA_FOR_ADMINS (default off)', () => {
+    expect(loadConfig({})).toMatchObject({ mfaMaxFailures: 5, requireMfaForAdmins: false });
+    expect(loadConfig({ MFA_MAX_FAILURES: '3', REQUIRE_MFA_FOR_ADMINS: '1' })).toMatchObject({ mfaMaxFailures: 3, requireMfaForAdmins: true });
+    expect(() => loadConfig({ MFA_MAX_FAILURES: '0' })).toThrow(/^Invalid configuration:\n {2}MFA_MAX_FAILURES: /);
+    expect(() => loadConfig({ REQUIRE_MFA_FOR_ADMINS: 'maybe' })).toThrow(/^Invalid configuration:\n {2}REQUIRE_MFA_FOR_ADMINS: expected 0 or 1/);
+  });
+
+  it('takes AUDIT_KEY as a comma-separated list of keys of 32+ characters', () => {
     const keys = ['k'.repeat(32), 'l'.repeat(48)];
-    const c = loadConfig({ DATABASE_URL: 'postgres://accounts@db.example.test/accounts', AUDIT_KEY: keys.join(', ') });
+    const c = loadConfig({ DATABASE_URL: 'postgres://accounts@db.example.test/accounts', JWT_SECRET: 'j'.repeat(32), MFA_KEY: 'm'.repeat(32), AUDIT_KEY: keys.join(', ') });
     expect(c.auditKeys).toEqual(keys);
     expect(c.auditCheckpointFile).toBe(path.resolve('data/audit-checkpoint.json'));
     expect(c.auditCheckpointIntervalMs).toBe(10_000);

@@ -65,7 +65,7 @@ describe('server', () => {
     expect(stderr).toContain('BCRYPT_COST');
   }, 60_000);
 
-  it('stops at start-up on a Postgres server without AUDIT_KEY, naming it', async () => {
+  it('stops at start-up on a Postgres server without MFA_KEY or AUDIT_KEY, naming each', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
       cwd: root,
       env: { PATH: process.env.PATH, DATA_DIR: dataDir, DATABASE_URL: 'postgres://accounts@127.0.0.1:1/accounts', JWT_SECRET: 'a'.repeat(32) },
@@ -73,6 +73,7 @@ describe('server', () => {
     let stderr = '';
     child.stderr.on('data', (c) => (stderr += c));
     expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(1);
+    expect(stderr).toContain('MFA_KEY: required with DATABASE_URL');
     expect(stderr).toContain('AUDIT_KEY: required with DATABASE_URL');
   }, 60_000);
 
@@ -119,7 +120,12 @@ describe('server', () => {
     });
     expect(login.status).toBe(200);
     const { jwt_token: token } = (await login.json()) as { jwt_token: string };
-    expect(fs.statSync(path.join(dataDir, 'jwt-secret')).mode & 0o777).toBe(0o600);
+    // Each key: generated into the data directory, private, by the embedded default; taken from
+    // the environment (where Postgres requires it) and nothing generated otherwise.
+    for (const file of ['jwt-secret', 'mfa-key', 'audit-key']) {
+      if (env.DATABASE_URL) expect(fs.existsSync(path.join(dataDir, file))).toBe(false);
+      else expect(fs.statSync(path.join(dataDir, file)).mode & 0o777).toBe(0o600);
+    }
     expect(first.output()).not.toContain('root password 1');
     expect(first.output()).not.toContain(token);
 

@@ -50,6 +50,14 @@ export const AUDIT_ACTIONS = [
   'login.succeeded',
   'login.failed',
   'login.throttled',
+  'login.mfa_succeeded',
+  'mfa.failed',
+  'mfa.factor_added',
+  'mfa.factor_verified',
+  'mfa.factor_removed',
+  'mfa.reset',
+  'mfa.recovery_codes_created',
+  'mfa.recovery_code_used',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

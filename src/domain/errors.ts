@@ -17,7 +17,10 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'rate_limited'
   | 'unavailable'
-  | 'internal_error';
+  | 'internal_error'
+  | 'mfa_required'
+  | 'mfa_enrollment_required'
+  | 'mfa_failed';
 
 export interface ErrorDetail {
   path: string;
@@ -40,6 +43,8 @@ export class AppError extends Error {
       retryAfterSeconds?: number;
       /** The limit that was reached (rate_limited). */
       limit?: number;
+      /** Where a code was refused (mfa_failed): the second step of a login (401) or confirming a factor (400). */
+      stage?: 'login' | 'enrolment';
     } = {},
   ) {
     super(message);
@@ -124,6 +129,27 @@ export class GroupPermissionError extends ForbiddenError {
 export class GroupGrantEscalationError extends ForbiddenError {
   constructor() {
     super('membership of this user group carries permissions on other user groups that you do not hold yourself');
+  }
+}
+
+/** A login token of a user with MFA that has not passed the second step, or a call that needs an `aal2` session. */
+export class MfaRequiredError extends AppError {
+  constructor(message = 'two-factor sign-in required: complete the second step (POST /login/mfa)') {
+    super('mfa_required', message);
+  }
+}
+
+/** REQUIRE_MFA_FOR_ADMINS: a system admin without MFA may only set up a factor. */
+export class MfaEnrollmentRequiredError extends AppError {
+  constructor() {
+    super('mfa_enrollment_required', 'system admins must set up two-factor sign-in first (POST /user/me/factor)');
+  }
+}
+
+/** A wrong, used or replayed code. Never says which. */
+export class MfaFailedError extends AppError {
+  constructor(stage: 'login' | 'enrolment') {
+    super('mfa_failed', stage === 'login' ? 'the code is wrong or was used already' : 'the code is wrong', { stage });
   }
 }
 

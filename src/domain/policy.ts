@@ -1,4 +1,4 @@
-import { ForbiddenError, NotSelfError, PasswordChangeRequiredError, ScopeError } from './errors';
+import { ForbiddenError, MfaEnrollmentRequiredError, MfaRequiredError, NotSelfError, PasswordChangeRequiredError, ScopeError } from './errors';
 import { namesUser } from './identifiers';
 import { scopesAllow } from './scopes';
 import type { Caller } from './types';
@@ -12,23 +12,50 @@ import type { Caller } from './types';
 export type CallerRule = 'public' | 'user' | 'self_or_admin' | 'admin';
 const CALLER_RULES: readonly CallerRule[] = ['public', 'user', 'self_or_admin', 'admin'];
 
+/**
+ * What a login token short of the assurance level it needs may call (`x-policy.mfa`):
+ * `pending`: also the `aal1` token of a user with MFA (the second step of the login);
+ * `enrol`: also a system admin's token without MFA under REQUIRE_MFA_FOR_ADMINS (setting up a factor);
+ * `session`: a user with MFA calls it only with an `aal2` login token (not an API token);
+ * undefined: a full session is needed.
+ */
+export type MfaRule = 'pending' | 'enrol' | 'session';
+const MFA_RULES: readonly MfaRule[] = ['pending', 'enrol', 'session'];
+
+/** Which kinds of token may call an operation (`x-policy.tokens`): `login` refuses API tokens. */
+export type TokenRule = 'any' | 'login';
+const TOKEN_RULES: readonly TokenRule[] = ['any', 'login'];
+
 export interface Policy {
   caller: CallerRule;
   /** Whether a login token confined by a pending password change may call it. */
   duringPasswordChange: boolean;
   /** Whether it changes anything: an `api:read` token may call only what does not. */
   writes: boolean;
+  mfa: MfaRule | undefined;
+  tokens: TokenRule;
 }
+
+/** The deployment's MFA rules the policy applies. */
+export interface MfaSettings {
+  /** REQUIRE_MFA_FOR_ADMINS: a system admin's login token without MFA may only set up a factor. */
+  requireMfaForAdmins: boolean;
+}
+
+const NO_MFA_SETTINGS: MfaSettings = { requireMfaForAdmins: false };
 
 /** An operation's `x-policy`; throws, naming the operation, when it is missing or malformed (fail closed). */
 export function parsePolicy(raw: unknown, where: string): Policy {
   if (typeof raw !== 'object' || raw === null) throw new Error(`${where}: no x-policy (every operation declares who may call it)`);
-  const { caller, writes, during_password_change: during = false, ...rest } = raw as Record<string, unknown>;
+  const { caller, writes, during_password_change: during = false, mfa, tokens = 'any', ...rest } = raw as Record<string, unknown>;
   if (Object.keys(rest).length) throw new Error(`${where}: x-policy has unknown keys ${Object.keys(rest).join(', ')}`);
   if (!CALLER_RULES.includes(caller as CallerRule)) throw new Error(`${where}: x-policy caller must be one of ${CALLER_RULES.join(', ')}`);
   if (typeof writes !== 'boolean') throw new Error(`${where}: x-policy writes must be true or false`);
   if (typeof during !== 'boolean') throw new Error(`${where}: x-policy during_password_change must be true or false`);
-  return { caller: caller as CallerRule, writes, duringPasswordChange: during };
+  if (mfa !== undefined && !MFA_RULES.includes(mfa as MfaRule)) throw new Error(`${where}: x-policy mfa must be one of ${MFA_RULES.join(', ')}`);
+  if (!TOKEN_RULES.includes(tokens as TokenRule)) throw new Error(`${where}: x-policy tokens must be one of ${TOKEN_RULES.join(', ')}`);
+  if (caller === 'public' && (mfa !== undefined || tokens !== 'any')) throw new Error(`${where}: x-policy mfa and tokens mean nothing to a public operation`);
+  return { caller: caller as CallerRule, writes, duringPasswordChange: during, mfa: mfa as MfaRule | undefined, tokens: tokens as TokenRule };
 }
 
 /**
@@ -36,14 +63,24 @@ export function parsePolicy(raw: unknown, where: string): Policy {
  * before any handler runs: so a refused caller learns nothing about a target (it is not looked
  * up), and no service repeats the check. `named`: the user a `self_or_admin` call names
  * (undefined: the caller); `byName`: whether a user name names a user there (JSON-RPC).
+ *
+ * The assurance level comes first (a pending second step before a pending password change):
+ * it is read from the token row the request has loaded, so it costs no query.
  */
-export function authorize(caller: Caller, policy: Policy, named?: string, byName = false): void {
-  if (caller.token.kind === 'login' && caller.user.forcePasswordChange && !policy.duringPasswordChange) {
-    throw new PasswordChangeRequiredError();
+export function authorize(caller: Caller, policy: Policy, named?: string, byName = false, mfa: MfaSettings = NO_MFA_SETTINGS): void {
+  const { token, user } = caller;
+  if (token.kind === 'login') {
+    if (user.mfaEnabled && token.aal !== 'aal2' && policy.mfa !== 'pending') throw new MfaRequiredError();
+    if (mfa.requireMfaForAdmins && user.isAdmin && !user.mfaEnabled && policy.mfa !== 'pending' && policy.mfa !== 'enrol') {
+      throw new MfaEnrollmentRequiredError();
+    }
+    if (user.forcePasswordChange && !policy.duringPasswordChange) throw new PasswordChangeRequiredError();
+  } else {
+    if (policy.tokens === 'login') throw new ForbiddenError('this call needs a login session, not an API token');
+    if (policy.mfa === 'session' && user.mfaEnabled) throw new MfaRequiredError('a user with two-factor sign-in does this with a two-factor login session (aal2), not an API token');
   }
-  if (!scopesAllow(caller.token.scopes, policy.writes)) throw new ScopeError();
-  if (caller.user.isAdmin) return;
+  if (!scopesAllow(token.scopes, policy.writes)) throw new ScopeError();
+  if (user.isAdmin) return;
   if (policy.caller === 'admin') throw new ForbiddenError('admin access required');
   if (policy.caller === 'self_or_admin' && named !== undefined && !namesUser(caller.user, named, byName)) throw new NotSelfError();
 }
-

@@ -23,6 +23,8 @@ export interface User {
    * not read (list pages, which do not show it).
    */
   pendingEmail?: string | null;
+  /** The user has a verified factor: a login asks for the second step (API.md §2.8). */
+  mfaEnabled: boolean;
 }
 
 /** A user with the secret part, for the few services that check passwords. */
@@ -31,6 +33,8 @@ export interface UserWithPassword extends User {
 }
 
 export type TokenKind = 'login' | 'api';
+/** A login token's assurance level: `aal2` after a second factor; API tokens stay `aal1`. */
+export type Aal = 'aal1' | 'aal2';
 export type Scope = 'api' | 'api:read' | 'api:write';
 export const SCOPES: readonly Scope[] = ['api', 'api:read', 'api:write'];
 
@@ -45,11 +49,12 @@ export interface Token {
   lastUsed: Date | null;
   lastIpaddr: string | null;
   userAgent: string | null;
+  aal: Aal;
 }
 
 /** Who is calling: the token presented and its (active) user, as read on this request. */
 /** What a request needs of the token it presents (the rest is not read on the hot path). */
-export type CallerToken = Pick<Token, 'id' | 'kind' | 'scopes' | 'lastUsed'>;
+export type CallerToken = Pick<Token, 'id' | 'kind' | 'scopes' | 'lastUsed' | 'aal'>;
 
 export interface Caller {
   user: User;

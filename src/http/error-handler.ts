@@ -35,13 +35,24 @@ export const STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   internal_error: 500,
   unavailable: 503,
+  mfa_required: 403,
+  mfa_enrollment_required: 403,
+  mfa_failed: 401, // 400 when confirming a factor: see statusOf
 };
+
+/** The status of an error: its code's, but a code refused while confirming a factor is a bad request (the session is fine). */
+export function statusOf(err: AppError): number {
+  return err.code === 'mfa_failed' && err.extra.stage === 'enrolment' ? 400 : STATUS[err.code];
+}
 
 /** The headers an error's code calls for. */
 function setHeaders(res: Response, err: AppError): void {
   switch (err.code) {
     case 'unauthenticated':
       res.set('WWW-Authenticate', 'Bearer');
+      break;
+    case 'mfa_failed':
+      if (statusOf(err) === 401) res.set('WWW-Authenticate', 'Bearer');
       break;
     case 'password_change_required':
       res.set({ 'WWW-Authenticate': 'Bearer', Location: '/user/me/password' });
@@ -135,6 +146,6 @@ export function errorHandler(log: Logger, availability?: DatabaseAvailability): 
     // Refused before its body was read (a stranger, a body too large, an encoding): the rest of
     // the body is not read, and the connection ends with this answer.
     if (bodyUnread(req)) res.set('Connection', 'close');
-    res.status(STATUS[appError.code]).json(body);
+    res.status(statusOf(appError)).json(body);
   };
 }

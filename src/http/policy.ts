@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { authorize } from '../domain/policy';
+import { authorize, type MfaSettings } from '../domain/policy';
 import type { AuthService } from '../services/auth-service';
 import { lookupCaller } from './authenticate';
 
@@ -8,7 +8,7 @@ import { lookupCaller } from './authenticate';
  * security accepts (public operations skip this), then `authorize`. Every answer to an
  * authenticated caller, errors too, is marked `Cache-Control: no-store`.
  */
-export function enforcePolicy(auth: AuthService) {
+export function enforcePolicy(auth: AuthService, mfa: MfaSettings) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const operation = req.operation!;
     if (!operation.accepts) return next();
@@ -16,7 +16,7 @@ export function enforcePolicy(auth: AuthService) {
     lookupCaller(req, auth, operation.accepts).then((caller) => {
       res.setHeader('Cache-Control', 'no-store');
       try {
-        authorize(caller, operation.policy, req.pathParams?.user);
+        authorize(caller, operation.policy, req.pathParams?.user, false, mfa);
       } catch (err) {
         return next(err);
       }

@@ -1,4 +1,5 @@
 import type { Effective, Membership, UserGroup } from '../domain/groups';
+import type { Factor, FactorRef } from '../domain/mfa';
 import type { Token, User } from '../domain/types';
 import { isFullUser, type GroupDetails, type Member } from '../services/group-service';
 import type { Session } from '../services/token-service';
@@ -31,7 +32,7 @@ export function presentUserListItem(u: User, includeDeactivated: boolean) {
 
 /** `groups`: the user's memberships with their effective permission on each. */
 export function presentUserDetailed(u: User, groups: Membership[]) {
-  return { ...presentUser(u), pending_email: u.pendingEmail ?? null, groups: groups.map((g) => ({ id: g.id, name: g.name, permission: g.permission })) };
+  return { ...presentUser(u), pending_email: u.pendingEmail ?? null, mfa_enabled: u.mfaEnabled, groups: groups.map((g) => ({ id: g.id, name: g.name, permission: g.permission })) };
 }
 
 export function presentGroup(g: UserGroup) {
@@ -83,5 +84,16 @@ export function presentSession(s: Session) {
     user_agent: s.userAgent,
     expires: iso(s.expires),
     current: s.current,
+    aal: s.aal,
   };
+}
+
+/** A factor: never its secret. */
+export function presentFactor(f: Factor) {
+  return { id: f.id, type: f.type, name: f.name, created: iso(f.created), last_used: iso(f.lastUsed), verified: f.verified };
+}
+
+/** A factor as a login names it. */
+export function presentFactorRef(f: FactorRef) {
+  return { id: f.id, type: f.type, name: f.name };
 }

@@ -206,3 +206,44 @@ export function revertedResetMail(s: MailSettings, to: Recipient, link: string, 
     [`The link works once and expires in ${validFor}. Once it has expired, ask for a new one with "Forgot your password?".`],
   );
 }
+
+/** A factor was confirmed (API.md §2.8): named, never its secret. */
+export function factorAddedMail(s: MailSettings, to: Recipient, factorName: string): OutgoingMail {
+  return letter(s, [to.email], to, `Two-factor sign-in was added to your ${s.appName} account`, [
+    `An authenticator app, "${factorName}", was added to your ${s.appName} account: signing in now`,
+    'asks for a code from it after the password.',
+    '',
+    'If you did not do this, reset your password and contact your administrator.',
+  ]);
+}
+
+/** A confirmed factor was removed by the user. */
+export function factorRemovedMail(s: MailSettings, to: Recipient, factorName: string, mfaOff: boolean): OutgoingMail {
+  return letter(s, [to.email], to, `Two-factor sign-in was removed from your ${s.appName} account`, [
+    `The authenticator app "${factorName}" was removed from your ${s.appName} account.`,
+    mfaOff ? 'Signing in now asks for the password only, and your recovery codes no longer work.' : 'Your other factors still work.',
+    '',
+    'If you did not do this, reset your password and contact your administrator.',
+  ]);
+}
+
+/** An admin removed every factor and recovery code of the user (a lost device). */
+export function mfaResetMail(s: MailSettings, to: Recipient): OutgoingMail {
+  return letter(s, [to.email], to, `Two-factor sign-in on your ${s.appName} account was reset`, [
+    `An administrator removed every authenticator app and recovery code of your ${s.appName} account,`,
+    'and ended its login sessions. Signing in now asks for the password only; you can set up',
+    'two-factor sign-in again on your account page.',
+    '',
+    'If you did not ask for this, contact your administrator.',
+  ]);
+}
+
+/** A recovery code was used to sign in: how many are left (never which one). */
+export function recoveryCodeUsedMail(s: MailSettings, to: Recipient, remaining: number): OutgoingMail {
+  return letter(s, [to.email], to, `A recovery code for your ${s.appName} account was used`, [
+    `A recovery code was just used to sign in to your ${s.appName} account.`,
+    `${remaining === 0 ? 'No' : remaining} unused recovery code${remaining === 1 ? ' is' : 's are'} left.${remaining <= 3 ? ' Make new ones on your account page.' : ''}`,
+    '',
+    'If it was not you, reset your password and contact your administrator.',
+  ]);
+}

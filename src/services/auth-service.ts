@@ -1,10 +1,13 @@
 import crypto from 'node:crypto';
-import { EmailUnverifiedError, ForbiddenError, RateLimitedError, UnauthenticatedError } from '../domain/errors';
+import { EmailUnverifiedError, ForbiddenError, MfaFailedError, RateLimitedError, UnauthenticatedError, ValidationError } from '../domain/errors';
+import { MFA_PENDING_TOKEN_TTL_MS, parseMfaCode, type FactorRef } from '../domain/mfa';
+import { recoveryCodeUsedMail, type MailSettings } from '../mail/templates';
 import { LOGIN_TOKEN_PREFIX } from '../domain/rules';
 import { userTarget, type RequestMeta } from '../domain/audit';
-import type { Caller, Clock, User, UserRef } from '../domain/types';
+import type { Aal, Caller, Clock, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
-import { accountThrottleKey, type LoginThrottlePolicy } from '../stores/login-throttle-store';
+import { accountThrottleKey, mfaThrottleKey, type LoginThrottlePolicy } from '../stores/login-throttle-store';
+import type { MfaService } from './mfa-service';
 import type { PasswordHasher } from './password-hasher';
 import type { TokenSigner } from './token-signer';
 
@@ -17,6 +20,10 @@ export interface LoginResult {
   jwt: string;
   expires: Date;
   passwordChangeRequired: boolean;
+  /** The user has MFA: the token is `aal1`, for the second step; these are the verified factors. */
+  mfaRequired?: FactorRef[];
+  /** REQUIRE_MFA_FOR_ADMINS: a system admin without MFA, whose token may only set up a factor. */
+  mfaEnrollmentRequired?: boolean;
 }
 
 export interface TokenLifetimes {
@@ -37,6 +44,8 @@ export class AuthService {
     private readonly clock: Clock,
     private readonly lifetimes: TokenLifetimes,
     private readonly throttle: LoginThrottlePolicy,
+    private readonly mfa: MfaService,
+    private readonly options: { requireMfaForAdmins: boolean; mail: MailSettings },
     /** Told of every presented token checked, valid or not (the metrics count them). */
     private readonly onTokenChecked: (valid: boolean) => void = () => undefined,
   ) {}
@@ -92,8 +101,57 @@ export class AuthService {
       if (throttled) await s.loginThrottle.clear(key);
       if (rehashed) await s.users.replacePasswordHash(user.id, user.passwordHash!, rehashed);
       s.audit.add({ actor: { id: user.id, name: user.name }, ...ctx }, { action: 'login.succeeded', target, summary: tried });
-      return this.issueLoginToken(s, user, ctx);
+      // A user with MFA gets a short aal1 token for the second step, and the factors to choose from.
+      const factors = user.mfaEnabled ? (await s.mfa.listFactors(user.id, now)).filter((f) => f.verified).map(({ id, type, name }) => ({ id, type, name })) : undefined;
+      return { ...(await this.issueLoginToken(s, user, ctx, 'aal1', factors ? MFA_PENDING_TOKEN_TTL_MS : undefined)), factors };
     });
+    return {
+      jwt: result.jwt,
+      expires: result.expires,
+      passwordChangeRequired: user.forcePasswordChange,
+      mfaRequired: result.factors,
+      mfaEnrollmentRequired: this.options.requireMfaForAdmins && user.isAdmin && !user.mfaEnabled ? true : undefined,
+    };
+  }
+
+  /**
+   * The second step of a login (API.md §2.8): the `aal1` token of a user with MFA and a code. The
+   * attempt takes its slot of the account's MFA throttle first (429 once MFA_MAX_FAILURES are
+   * spent). One transaction then accepts the code (a TOTP step recorded, or a recovery code
+   * used, each in one statement: one winner), starts the count again and swaps the token for an
+   * `aal2` one; of two concurrent successes with one token, the second finds it gone (401) and
+   * its code is not spent. A wrong code leaves the token and an audit entry: `401 mfa_failed`.
+   */
+  async completeMfa(caller: Caller, rawCode: string, ctx: RequestMeta): Promise<LoginResult> {
+    const { user, token } = caller;
+    if (token.kind !== 'login' || token.aal !== 'aal1' || !user.mfaEnabled) throw new ForbiddenError('no second step is pending for this token');
+    const code = parseMfaCode(rawCode);
+    if (!code) throw new ValidationError('code must be 6 digits or a recovery code', [{ path: '/body/code', message: 'is neither a 6-digit code nor a recovery code' }]);
+    const key = mfaThrottleKey(user.id);
+    await this.mfa.takeSlot(key);
+    const actor = { actor: { id: user.id, name: user.name }, ...ctx };
+    const now = this.clock.now();
+    const result = await this.transact(async (s) => {
+      const accepted = await this.mfa.acceptLoginCode(s, user, code, now);
+      if (!accepted) {
+        s.audit.add(actor, { action: 'mfa.failed', target: userTarget(user), summary: { stage: 'login', kind: code.kind } });
+        return undefined;
+      }
+      await s.loginThrottle.clear(key);
+      const fresh = await s.tokens.replace(token.id, this.newLoginToken(user, ctx, 'aal2'));
+      if (!fresh) throw new UnauthenticatedError(); // a concurrent second step (or a logout) won: nothing of this one stays
+      s.audit.add(actor, {
+        action: 'login.mfa_succeeded',
+        target: userTarget(user),
+        summary: accepted.method === 'totp' ? { method: 'totp', factor: accepted.factor.id } : { method: 'recovery_code' },
+      });
+      if (accepted.method === 'recovery_code') {
+        s.audit.add(actor, { action: 'mfa.recovery_code_used', target: userTarget(user), summary: { remaining: accepted.remaining } });
+        await s.outbox.enqueue(recoveryCodeUsedMail(this.options.mail, user, accepted.remaining));
+      }
+      return { jwt: this.signer.sign({ userId: user.id, tokenId: fresh.id }, fresh.expires), expires: fresh.expires };
+    });
+    if (!result) throw new MfaFailedError('login');
     return { ...result, passwordChangeRequired: user.forcePasswordChange };
   }
 
@@ -147,24 +205,25 @@ export class AuthService {
   /** Swaps the presented login token for a new one. */
   async refresh(caller: Caller, ctx: RequestContext): Promise<LoginResult> {
     if (caller.token.kind !== 'login') throw new ForbiddenError('only a login token can be refreshed');
-    const fresh = this.newLoginToken(caller.user, ctx);
+    const fresh = this.newLoginToken(caller.user, ctx, caller.token.aal);
     // One statement swaps the tokens; of two refreshes of one token, the second finds it gone.
     const token = await this.stores.tokens.replace(caller.token.id, fresh);
     if (!token) throw new UnauthenticatedError();
     return { jwt: this.signer.sign({ userId: caller.user.id, tokenId: token.id }, token.expires), expires: token.expires, passwordChangeRequired: false };
   }
 
-  private async issueLoginToken(s: Stores, user: User, ctx: RequestContext): Promise<Omit<LoginResult, 'passwordChangeRequired'>> {
-    const token = await s.tokens.insert({ userId: user.id, ...this.newLoginToken(user, ctx) });
+  private async issueLoginToken(s: Stores, user: User, ctx: RequestContext, aal: Aal, maxTtlMs?: number): Promise<{ jwt: string; expires: Date }> {
+    const token = await s.tokens.insert({ userId: user.id, ...this.newLoginToken(user, ctx, aal, maxTtlMs) });
     return { jwt: this.signer.sign({ userId: user.id, tokenId: token.id }, token.expires), expires: token.expires };
   }
 
-  /** A login token's row: 1 day (30 for admins); issuing it is its first use. */
-  private newLoginToken(user: User, ctx: RequestContext) {
+  /** A login token's row: 1 day (30 for admins), or less (`maxTtlMs`); issuing it is its first use. */
+  private newLoginToken(user: User, ctx: RequestContext, aal: Aal, maxTtlMs = Infinity) {
     const now = this.clock.now();
-    const ttl = user.isAdmin ? this.lifetimes.adminLoginMs : this.lifetimes.loginMs;
+    const ttl = Math.min(user.isAdmin ? this.lifetimes.adminLoginMs : this.lifetimes.loginMs, maxTtlMs);
     return {
       kind: 'login' as const,
+      aal,
       name: LOGIN_TOKEN_PREFIX + crypto.randomBytes(12).toString('hex'),
       scopes: ['api' as const],
       expires: new Date(now.getTime() + ttl),

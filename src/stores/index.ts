@@ -7,6 +7,7 @@ import { KnexGroupStore, type GroupStore } from './group-store';
 import { KnexJobStore, type JobStore } from './job-store';
 import { KnexLoginThrottleStore, type LoginThrottleStore } from './login-throttle-store';
 import { KnexMaintenanceStore, type MaintenanceStore } from './maintenance-store';
+import { KnexMfaStore, type MfaStore } from './mfa-store';
 import { KnexOutboxStore, type OutboxStore } from './outbox-store';
 import { KnexPasswordTokenStore, type PasswordTokenStore } from './password-token-store';
 import { KnexRateLimitStore, type RateLimitStore } from './rate-limit-store';
@@ -27,6 +28,7 @@ export interface Stores {
   jobs: JobStore;
   maintenance: MaintenanceStore;
   audit: AuditStore;
+  mfa: MfaStore;
 }
 
 /**
@@ -47,6 +49,7 @@ export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, 
     jobs: new KnexJobStore(db),
     maintenance: new KnexMaintenanceStore(db),
     audit: new KnexAuditStore(db, clock, inTransaction, audit),
+    mfa: new KnexMfaStore(db),
   };
 }
 

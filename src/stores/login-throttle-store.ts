@@ -15,6 +15,11 @@ export function accountThrottleKey(userId: string): string {
   return `user:${userId}`;
 }
 
+/** The key of an account's wrong second-factor codes (MFA_MAX_FAILURES): a count apart from the password's. */
+export function mfaThrottleKey(userId: string): string {
+  return `mfa:${userId}`;
+}
+
 /** What taking an attempt's slot says: evaluate it (it is the run's `failures`-th), or refuse it until `until`. */
 export type AttemptSlot = { allowed: true; failures: number } | { allowed: false; until: Date };
 

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { Pool } from 'pg';
 import { ConflictError } from '../domain/errors';
-import type { CallerToken, Scope, Token, TokenKind, User } from '../domain/types';
+import type { Aal, CallerToken, Scope, Token, TokenKind, User } from '../domain/types';
 import { timestampFromJson } from '../db/database';
 import { runPrepared, type PreparedStatement } from '../db/prepared';
 import { isUniqueViolation } from './pg-errors';
@@ -17,6 +17,7 @@ const TOKEN_COLUMNS = [
   'user_tokens.last_used',
   'user_tokens.last_ipaddr',
   'user_tokens.user_agent',
+  'user_tokens.aal',
 ] as const;
 
 interface TokenRow {
@@ -30,6 +31,7 @@ interface TokenRow {
   last_used: Date | null;
   last_ipaddr: string | null;
   user_agent: string | null;
+  aal: Aal;
 }
 
 function toToken(row: TokenRow): Token {
@@ -44,6 +46,7 @@ function toToken(row: TokenRow): Token {
     lastUsed: row.last_used,
     lastIpaddr: row.last_ipaddr,
     userAgent: row.user_agent,
+    aal: row.aal,
   };
 }
 
@@ -54,6 +57,8 @@ export interface NewTokenRow {
   scopes: Scope[];
   expires: Date;
   userAgent: string | null;
+  /** Login tokens: `aal2` after a second factor (default `aal1`). */
+  aal?: Aal;
   /** Login tokens: issuing one is its first use (so its first request writes nothing). */
   used?: { at: Date; ip: string | null };
 }
@@ -76,6 +81,10 @@ export interface TokenStore {
   listLive(userId: string, kind: TokenKind, now: Date): Promise<Token[]>;
   findLiveByName(userId: string, kind: TokenKind, name: string, now: Date): Promise<Token | undefined>;
   findLiveById(userId: string, kind: TokenKind, id: string, now: Date): Promise<Token | undefined>;
+  /** Deletes a user's login tokens but one (the session that made a change); returns how many went. */
+  deleteOtherLogins(userId: string, keepTokenId: string): Promise<number>;
+  /** Raises a login token to `aal2` (its user's first factor confirmed in that session). */
+  raiseToAal2(tokenId: string): Promise<void>;
   /** Frees a name held by an expired token, so it can be used again. */
   deleteExpiredByName(userId: string, name: string, now: Date): Promise<void>;
 }
@@ -92,7 +101,7 @@ export interface TokenStore {
  */
 const FIND_LIVE: PreparedStatement = {
   name: 'token_find_live',
-  text: `select json_build_array(t.id, t.kind, t.scopes, t.last_used,
+  text: `select json_build_array(t.id, t.kind, t.scopes, t.last_used, t.aal, users.mfa_enabled,
       exists (select 1 from user_group_members where user_group_members.user_id = users.id),
       case when users.pending_email_expires > $3 then users.pending_email end,
       users.id, users.name, users.email, users.first_name, users.last_name, users.is_admin,
@@ -107,6 +116,8 @@ type FindLiveValues = [
   kind: TokenKind,
   scopes: Scope[],
   lastUsed: string | null,
+  aal: Aal,
+  mfaEnabled: boolean,
   inGroups: boolean,
   pendingEmail: string | null,
   id: string,
@@ -123,13 +134,13 @@ type FindLiveValues = [
   nameTrusted: boolean,
 ];
 
-function fromFindLive([tokenId, kind, scopes, lastUsed, inGroups, pendingEmail, id, name, email, firstName, lastName, isAdmin, forcePasswordChange, created, lastLogin, lastSeen, emailVerified, nameTrusted]: FindLiveValues): {
+function fromFindLive([tokenId, kind, scopes, lastUsed, aal, mfaEnabled, inGroups, pendingEmail, id, name, email, firstName, lastName, isAdmin, forcePasswordChange, created, lastLogin, lastSeen, emailVerified, nameTrusted]: FindLiveValues): {
   token: CallerToken;
   user: User;
   inGroups: boolean;
 } {
   return {
-    token: { id: tokenId, kind, scopes, lastUsed: timestampFromJson(lastUsed) },
+    token: { id: tokenId, kind, scopes, lastUsed: timestampFromJson(lastUsed), aal },
     user: {
       id,
       name,
@@ -145,6 +156,7 @@ function fromFindLive([tokenId, kind, scopes, lastUsed, inGroups, pendingEmail, 
       emailVerified,
       nameTrusted,
       pendingEmail,
+      mfaEnabled,
     },
     inGroups,
   };
@@ -154,8 +166,8 @@ function fromFindLive([tokenId, kind, scopes, lastUsed, inGroups, pendingEmail, 
 const REPLACE: PreparedStatement = {
   name: 'token_replace',
   text: `with gone as (delete from user_tokens where id = $1 returning user_id)
-    insert into user_tokens (user_id, kind, name, scopes, expires, user_agent, last_used, last_ipaddr)
-    select user_id, $2, $3, $4, $5, $6, $7, $8 from gone
+    insert into user_tokens (user_id, kind, name, scopes, expires, user_agent, last_used, last_ipaddr, aal)
+    select user_id, $2, $3, $4, $5, $6, $7, $8, $9 from gone
     returning ${TOKEN_COLUMNS.map((c) => c.replace('user_tokens.', '')).join(', ')}`,
 };
 
@@ -177,6 +189,7 @@ export class KnexTokenStore implements TokenStore {
           user_agent: token.userAgent,
           last_used: token.used?.at ?? null,
           last_ipaddr: token.used?.ip ?? null,
+          aal: token.aal ?? 'aal1',
         })
         .returning(TOKEN_COLUMNS.map((c) => c.replace('user_tokens.', '')));
       return toToken(row);
@@ -223,6 +236,7 @@ export class KnexTokenStore implements TokenStore {
       token.userAgent,
       token.used?.at ?? null,
       token.used?.ip ?? null,
+      token.aal ?? 'aal1',
     ]);
     return row ? toToken(row) : undefined;
   }
@@ -254,6 +268,14 @@ export class KnexTokenStore implements TokenStore {
   async findLiveById(userId: string, kind: TokenKind, id: string, now: Date): Promise<Token | undefined> {
     const row = await this.db('user_tokens').select(TOKEN_COLUMNS).where({ user_id: userId, kind, id }).where('expires', '>', now).first();
     return row ? toToken(row) : undefined;
+  }
+
+  async deleteOtherLogins(userId: string, keepTokenId: string): Promise<number> {
+    return this.db('user_tokens').where({ user_id: userId, kind: 'login' }).whereNot('id', keepTokenId).delete();
+  }
+
+  async raiseToAal2(tokenId: string): Promise<void> {
+    await this.db('user_tokens').where({ id: tokenId, kind: 'login' }).update({ aal: 'aal2' });
   }
 
   async deleteExpiredByName(userId: string, name: string, now: Date): Promise<void> {

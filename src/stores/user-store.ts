@@ -20,6 +20,7 @@ export const USER_COLUMNS = [
   'users.deactivated',
   'users.email_verified',
   'users.name_trusted',
+  'users.mfa_enabled',
 ] as const;
 
 /**
@@ -44,6 +45,7 @@ export interface UserRow {
   password_hash?: string | null;
   email_verified: boolean;
   name_trusted: boolean;
+  mfa_enabled: boolean;
   pending_email?: string | null;
   pending_email_expires?: Date | null;
 }
@@ -64,6 +66,7 @@ export function toUser(row: UserRow): User {
     emailVerified: row.email_verified,
     nameTrusted: row.name_trusted,
     pendingEmail: pendingEmailOf(row),
+    mfaEnabled: row.mfa_enabled,
   };
 }
 
@@ -147,6 +150,12 @@ export interface UserStore {
   reactivate(id: string, name: string): Promise<User | undefined>;
   /** Locks the active admins' rows until the transaction ends, then counts them. */
   lockActiveAdminIds(): Promise<string[]>;
+  /**
+   * An active user, its row locked until the transaction ends (so that concurrent changes to
+   * its factors run one after the other); undefined when not active.
+   */
+  lockActive(id: string): Promise<User | undefined>;
+  setMfaEnabled(id: string, enabled: boolean): Promise<void>;
   countActiveAdmins(): Promise<number>;
   list(query: UserListQuery): Promise<User[]>;
 }
@@ -362,6 +371,15 @@ export class KnexUserStore implements UserStore {
       .whereNull('deactivated')
       .forUpdate();
     return rows.map((r) => r.id);
+  }
+
+  async lockActive(id: string): Promise<User | undefined> {
+    const row = await this.db('users').select(USER_COLUMNS).where('id', id).whereNull('deactivated').forUpdate().first();
+    return row ? toUser(row) : undefined;
+  }
+
+  async setMfaEnabled(id: string, enabled: boolean): Promise<void> {
+    await this.db('users').where('id', id).update({ mfa_enabled: enabled });
   }
 
   async countActiveAdmins(): Promise<number> {

@@ -38,14 +38,15 @@ describe('docker-compose.yml', () => {
     expect(compose.services.accounts.environment?.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?[^}]+\}$/);
   });
 
-  it('refuses to start without an AUDIT_KEY (required with Postgres), offering no default', () => {
-    expect(compose.services.accounts.environment?.AUDIT_KEY).toMatch(/^\$\{AUDIT_KEY:\?[^}]+\}$/);
+  it.each(['MFA_KEY', 'AUDIT_KEY'])('refuses to start without %s (required with Postgres), offering no default', (variable) => {
+    expect(compose.services.accounts.environment?.[variable]).toMatch(new RegExp(`^\\$\\{${variable}:\\?[^}]+\\}$`));
   });
 
   it('sets nothing that the service would refuse', () => {
     const env = {
       ...compose.services.accounts.environment,
       JWT_SECRET: 'q3J6mU1x8bZ0c+Yw/HfT2nLkPa9sVdRe4GiBo7XjCl5NtMy0uEzK1WpQhS6rIv3A',
+      MFA_KEY: 'Zr5Tq8Wn1Ke4Hy7Bc0Vm3Lx6Pj9Ds2Gf5Ua8Oi1Ny4Rt7Qe0Wk3Zh6Mb9Cv2Lp5Xs',
       AUDIT_KEY: 'W8pZk2Qv7Rn4Ty1Lm9Xc3Bf6Hd0Js5Ga8Ue2Ko7Ni4Vr1Yt6Qw3Ez9Pl0Cx5Sb2Dh',
     };
     expect(() => loadConfig(env)).not.toThrow();

@@ -16,6 +16,7 @@ export const ADMIN = { email: 'admin@faults.example.test', password: 'fault suit
 export const JWT_SECRET = 'fault-suite-jwt-secret-0123456789abcdefghijklmnop';
 /** Required with Postgres (the suite's services run on a server database). */
 export const AUDIT_KEY = 'fault-suite-audit-key-0123456789abcdefghijklmnop';
+export const MFA_KEY = 'fault-suite-mfa-key-0123456789abcdefghijklmnopqr';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -56,6 +57,7 @@ export function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     BCRYPT_COST: '4',
     THROTTLE_IP_PER_MINUTE: '0',
     JWT_SECRET,
+    MFA_KEY,
     AUDIT_KEY,
     ADMIN_EMAIL: ADMIN.email,
     ADMIN_PASSWORD: ADMIN.password,

@@ -43,6 +43,8 @@ export class TestClock implements Clock {
 export const JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
 /** The audit chain's key in tests (as JWT_SECRET: set, as a server's would be). */
 export const AUDIT_KEY = 'test-audit-key-test-audit-key-0123456789abcdef';
+/** The factor secrets' key in tests. */
+export const MFA_KEY = 'test-mfa-key-test-mfa-key-0123456789abcdefghij';
 
 export interface TestUser {
   user: User;
@@ -105,6 +107,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const config = loadConfig({
     BCRYPT_COST: '4',
     JWT_SECRET,
+    MFA_KEY,
     AUDIT_KEY,
     VALIDATE_RESPONSES: '1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',

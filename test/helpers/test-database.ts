@@ -8,19 +8,24 @@ import { templateDb, testRunId } from './pg-admin';
 /** Whether this run is against a real Postgres server (DATABASE_URL) or the embedded PGlite. */
 export const onPostgres = Boolean(process.env.DATABASE_URL);
 
-/** The audit chain's key for processes the tests start on Postgres, where it is required. */
-export const PROCESS_AUDIT_KEY = 'process-audit-key-0123456789-abcdefghijklmnop';
+/** The keys for processes the tests start on Postgres, where each is required (API.md §5). */
+export const PROCESS_KEYS = {
+  JWT_SECRET: 'process-jwt-secret-0123456789-abcdefghijklmnop',
+  MFA_KEY: 'process-mfa-key-0123456789-abcdefghijklmnopqrs',
+  AUDIT_KEY: 'process-audit-key-0123456789-abcdefghijklmnop',
+};
+export const PROCESS_AUDIT_KEY = PROCESS_KEYS.AUDIT_KEY;
 
 /**
  * A database for a process the test starts (the server, the CLI): on Postgres a fresh one of this
- * test file's own, its URL and the AUDIT_KEY a server database requires in `env`; on PGlite
- * nothing (the process keeps its own database and key in DATA_DIR).
+ * test file's own, its URL and the keys a server database requires in `env`; on PGlite
+ * nothing (the process keeps its own database and keys in DATA_DIR).
  */
-export async function databaseForProcess(): Promise<{ env: { DATABASE_URL?: string; AUDIT_KEY?: string }; close(): Promise<void> }> {
+export async function databaseForProcess(): Promise<{ env: { DATABASE_URL?: string } & Partial<typeof PROCESS_KEYS>; close(): Promise<void> }> {
   if (!process.env.DATABASE_URL) return { env: {}, close: async () => undefined };
   const db = await openTestDatabase();
   await db.knex.destroy();
-  return { env: { DATABASE_URL: db.url, AUDIT_KEY: PROCESS_AUDIT_KEY }, close: db.close };
+  return { env: { DATABASE_URL: db.url, ...PROCESS_KEYS }, close: db.close };
 }
 
 /** A fresh, migrated database of this test file's own. */

@@ -8,22 +8,25 @@ import { auditContext, requestMeta } from '../audit-context';
 import { callerOf, CookieWithoutScriptError, lookupCaller, requestContext, SESSION_COOKIE } from '../authenticate';
 import { body } from '../bodies';
 import type { Handlers } from '../mount';
-import { presentSession } from '../presenters';
+import { presentFactorRef, presentSession } from '../presenters';
 
 /** Logging in and out, refreshing, and the caller's login sessions. */
-export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie: { secure: boolean }, loginThrottle: RequestHandler): Handlers {
+export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie: { secure: boolean }, loginThrottle: RequestHandler, mfaThrottle: RequestHandler): Handlers {
   const cookieOptions = { httpOnly: true, sameSite: 'strict' as const, secure: cookie.secure, path: '/' };
 
   const sendToken = (res: Response, result: LoginResult, setCookie: boolean) => {
     res.set('Cache-Control', 'no-store');
     res.set('Expires', result.expires.toUTCString());
     if (setCookie) res.cookie(SESSION_COOKIE, result.jwt, { ...cookieOptions, expires: result.expires });
+    const answer: Record<string, unknown> = { jwt_token: result.jwt };
+    if (result.mfaRequired) answer.mfa_required = true;
+    if (result.mfaRequired) answer.factors = result.mfaRequired.map(presentFactorRef);
+    if (result.mfaEnrollmentRequired) answer.mfa_enrollment_required = true;
     if (result.passwordChangeRequired) {
       res.set('Location', '/user/me/password');
-      res.status(200).json({ jwt_token: result.jwt, password_change_required: true });
-    } else {
-      res.status(200).json({ jwt_token: result.jwt });
+      answer.password_change_required = true;
     }
+    res.status(200).json(answer);
   };
 
   return {
@@ -38,6 +41,15 @@ export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie:
         else ref = parseLoginUser(login.user ?? '');
         if (!ref) throw new ValidationError('user must be a UUID or an email address', [{ path: '/body/user', message: 'is neither a UUID nor an email address' }]);
         sendToken(res, await auth.login(ref, login.password, requestMeta(req)), login.set_session === true);
+      },
+    ],
+
+    // The second step: per-IP throttled like /login; the renewed token goes where the caller's came from.
+    loginMfa: [
+      mfaThrottle,
+      async (req, res) => {
+        const caller = callerOf(req);
+        sendToken(res, await auth.completeMfa(caller, body(req, 'loginMfa').code, requestMeta(req)), caller.via === 'cookie');
       },
     ],
 
