@@ -213,7 +213,7 @@ describe('accounts user auth with two-factor sign-in, on a terminal', () => {
     expect(await sessions(grace)).toEqual([]);
   }, 120_000);
 
-  it('a wrong code typed at the prompt: one line, exit 1, nothing stored', async () => {
+  it('a wrong code typed at the prompt: one line, exit 1, nothing stored; Ctrl-C there: exit 130', async () => {
     const hedy = await mfaUser('hedy');
     const config = cli.configHome();
     const res = await cli.runTty(
@@ -231,5 +231,22 @@ describe('accounts user auth with two-factor sign-in, on a terminal', () => {
     expect(res.out).toContain('accounts: wrong two-factor code, or one already used: run auth again with a new code (mfa_failed)');
     expect(res.out).not.toMatch(STACK);
     expect(storedEntry(config)).toBeUndefined();
+    expect(await sessions(hedy)).toEqual([]);
+
+    // Ctrl-C at the prompt: exit status 130, and the pending login is ended all the same.
+    const interrupted = await cli.runTty(
+      ['user', 'auth', '--email', hedy.email],
+      [
+        ['Password: ', `${hedy.password}\r`],
+        ['(empty: unencrypted): ', '\r'],
+        ['(again): ', '\r'],
+        ['Two-factor code: ', '\u0003'],
+      ],
+      { config },
+    );
+    expect(interrupted.unanswered).toBe(0);
+    expect(interrupted.code).toBe(130);
+    expect(storedEntry(config)).toBeUndefined();
+    expect(await sessions(hedy)).toEqual([]);
   }, 120_000);
 });
