@@ -111,9 +111,6 @@ export type ContainerConfig = Pick<
   | 'mailPollIntervalMs'
   | 'throttleAccountFailures'
   | 'metrics'
-  | 'mfaKeys'
-  | 'mfaMaxFailures'
-  | 'requireMfaForAdmins'
 >;
 
 /**

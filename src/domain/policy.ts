@@ -75,11 +75,12 @@ export function authorize(caller: Caller, policy: Policy, named?: string, byName
       throw new MfaEnrollmentRequiredError();
     }
     if (user.forcePasswordChange && !policy.duringPasswordChange) throw new PasswordChangeRequiredError();
-  } else {
+  }
+  if (!scopesAllow(token.scopes, policy.writes)) throw new ScopeError();
+  if (token.kind === 'api') {
     if (policy.tokens === 'login') throw new ForbiddenError('this call needs a login session, not an API token');
     if (policy.mfa === 'session' && user.mfaEnabled) throw new MfaRequiredError('a user with two-factor sign-in does this with a two-factor login session (aal2), not an API token');
   }
-  if (!scopesAllow(token.scopes, policy.writes)) throw new ScopeError();
   if (user.isAdmin) return;
   if (policy.caller === 'admin') throw new ForbiddenError('admin access required');
   if (policy.caller === 'self_or_admin' && named !== undefined && !namesUser(caller.user, named, byName)) throw new NotSelfError();

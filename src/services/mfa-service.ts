@@ -63,7 +63,7 @@ export class MfaService {
       if (!(await s.users.lockActive(user.id))) throw new UnauthenticatedError();
       await s.mfa.deletePendingBefore(user.id, this.pendingSince());
       if ((await s.mfa.countFactors(user.id, this.pendingSince())) >= MAX_FACTORS) throw new ConflictError(`at most ${MAX_FACTORS} factors a user; remove one first`);
-      const made = await s.mfa.insertFactor({ id, userId: user.id, type: input.type, name: input.name, totpSecret: this.secrets.encryptTotpSecret(secret, user.id, id) });
+      const made = await s.mfa.insertFactor({ id, userId: user.id, type: input.type, name: input.name, totpSecret: this.secrets.encryptTotpSecret(secret, user.id, id), created: this.clock.now() });
       s.audit.add(ctx, { action: 'mfa.factor_added', target: userTarget(user), summary: { factor: made.id, type: made.type, name: made.name } });
       return made;
     });

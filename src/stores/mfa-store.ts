@@ -37,6 +37,8 @@ export interface NewFactorRow {
   type: FactorType;
   name: string;
   totpSecret: string | null;
+  /** The service's clock, not the database's: the 10 minutes a pending factor lives are counted by it. */
+  created: Date;
 }
 
 /**
@@ -84,7 +86,7 @@ export class KnexMfaStore implements MfaStore {
   async insertFactor(factor: NewFactorRow): Promise<Factor> {
     try {
       const [row] = await this.db('mfa_factors')
-        .insert({ id: factor.id, user_id: factor.userId, type: factor.type, name: factor.name, totp_secret: factor.totpSecret })
+        .insert({ id: factor.id, user_id: factor.userId, type: factor.type, name: factor.name, totp_secret: factor.totpSecret, created: factor.created })
         .returning(FACTOR_COLUMNS);
       return toFactor(row);
     } catch (err) {
