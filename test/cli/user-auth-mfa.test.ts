@@ -84,6 +84,17 @@ describe('the code the CLI checks is the one the API takes', () => {
   });
 });
 
+describe('the help', () => {
+  it('tells of the two-factor code (auth) and of where keys of such an account come from (key generate)', async () => {
+    const auth = await cli.run(['user', 'auth', '--help']);
+    expect(auth).toMatchObject({ code: 0, err: '' });
+    expect(auth.out).toContain('asks for a "Two-factor code:"');
+    expect(auth.out).toContain('--otp CODE gives it instead');
+    const generate = await cli.run(['user', 'key', 'generate', '--help']);
+    expect(generate.out).toContain('An account with two-factor sign-in makes keys only from a sign-in with the code');
+  }, 60_000);
+});
+
 describe('accounts user auth with two-factor sign-in, without a terminal', () => {
   let ada: MfaUser;
   beforeAll(async () => {
@@ -118,6 +129,22 @@ describe('accounts user auth with two-factor sign-in, without a terminal', () =>
     expect(reused).toMatchObject({ code: 1, out: '', err: 'accounts: wrong two-factor code, or one already used: run auth again with a new code (mfa_failed)\n' });
     expect(storedEntry(again)).toBeUndefined();
     expect(await sessions(ada)).toEqual([]); // the pending login ended too
+  }, 60_000);
+
+  it('key generate with the stored key says that a new key needs a sign-in with the code (mfa_required)', async () => {
+    const config = cli.configHome();
+    const auth = await cli.run(['user', 'auth', '--email', ada.email, '--key-name', 'stored', '--otp', ada.recoveryCodes[1]], { config, stdin: `${ada.password}\n\n` });
+    expect(auth.code).toBe(0);
+    const res = await cli.run(['user', 'key', 'generate', '--key-name', 'another'], { config });
+    expect(res).toMatchObject({
+      code: 1,
+      out: '',
+      err: `accounts: ${ada.email} has two-factor sign-in: a new key needs a sign-in with the code, not a key; \`accounts user auth --key-name NAME\` makes one and stores it (mfa_required)\n`,
+    });
+    // The key itself still reads and deletes keys: API tokens are not affected by MFA.
+    const list = await cli.run(['user', 'key', 'list', '--json'], { config });
+    expect(list.code).toBe(0);
+    expect((JSON.parse(list.out) as { name: string }[]).map((k) => k.name)).not.toContain('another');
   }, 60_000);
 
   it('refuses a wrong code in one line, exit 1, storing nothing', async () => {

@@ -58,7 +58,9 @@ Removes the key stored on this machine for the server. --revoke: deletes it on t
 
 Creates an API key and prints it: this is the only time it is shown. --permission is api,
 api:read or api:write, and may be repeated (default: api:write). NAME defaults to this host's
-name (with -2, -3, ... if taken). --json: the key as the API returns it, token included.`,
+name (with -2, -3, ... if taken). --json: the key as the API returns it, token included.
+An account with two-factor sign-in makes keys only from a sign-in with the code, not with a key:
+there, \`accounts user auth --key-name NAME\` makes one (and stores it).`,
   'key list': `Usage: accounts user key list [--json] [--url URL]
 
 Lists your API keys: name, scopes, created, last used, last IP, expiry. The key stored on this

@@ -208,11 +208,17 @@ async function runTask(task: Exclude<UserTask, { task: 'help' }>, ctx: Context):
       return;
     }
     case 'key generate': {
-      const { token } = await credentials(ctx);
+      const { token, entry } = await credentials(ctx);
       const client = createApiClient(url, token);
       const keyName = task.keyName ?? (await freeKeyName(ctx, client, hostKeyName()));
       const scopes = task.permissions.length > 0 ? task.permissions : (['api:write'] as const);
-      const key = await term.spin('Creating the key', send(url, client.POST('/user/me/token', { body: { name: keyName, scopes: [...scopes] } })));
+      const key = await term.spin('Creating the key', send(url, client.POST('/user/me/token', { body: { name: keyName, scopes: [...scopes] } }))).catch((err: unknown) => {
+        // An account with two-factor sign-in makes keys only from a sign-in with the code (API.md §2.8), never with a key.
+        if (err instanceof ApiRefusal && err.code === 'mfa_required') {
+          throw new CliFailure(`${entry?.user ?? 'the account'} has two-factor sign-in: a new key needs a sign-in with the code, not a key; \`accounts user auth --key-name NAME\` makes one and stores it (mfa_required)`);
+        }
+        throw err;
+      });
       if (task.json) {
         out(JSON.stringify(key));
       } else {
