@@ -32,9 +32,9 @@ describe('openapi.yaml', () => {
     }
   });
 
-  it('lets a forced-change token reach only GET /user/me and POST /user/me/password (and the public routes)', () => {
+  it('lets a forced-change token reach only GET /user/me and POST /user/me/password, and finish a two-factor login (and the public routes)', () => {
     const allowed = operations.filter(({ op }) => (op['x-policy'] as { during_password_change?: boolean }).during_password_change === true).map(({ method, path }) => `${method} ${path}`);
-    expect(allowed.sort()).toEqual(['get /user/me', 'post /user/me/password']);
+    expect(allowed.sort()).toEqual(['get /user/me', 'post /login/mfa', 'post /user/me/password']);
   });
 });
 

@@ -28,6 +28,7 @@ describe('GET /user/me', () => {
       last_seen: expect.stringMatching(/Z$/),
       force_password_change: false,
       is_admin: false,
+      mfa_enabled: false,
       groups: [],
     });
     expect(res.headers['cache-control']).toBe('no-store');

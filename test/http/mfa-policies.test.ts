@@ -18,7 +18,7 @@ const operations = Object.entries(spec.paths)
   )
   .filter((o) => o.policy.caller !== 'public'); // no token, nothing to confine
 
-function pathOf(t: TestApp, path: string, who: string): string {
+function pathOf(path: string, who: string): string {
   return path.replace(/\{(\w+)\}/g, (_m, name: string) => (name === 'user' ? encodeURIComponent(who) : name === 'id' ? crypto.randomUUID() : `p-${name}`));
 }
 
@@ -45,7 +45,7 @@ describe('the aal1 token of a user with MFA (the second step pending)', () => {
       const u = await enrolled(t, { admin });
       const { jwt } = await firstStep(t, u);
       for (const op of operations) {
-        const res = await send(t, op.method, pathOf(t, op.path, u.user.id), jwt);
+        const res = await send(t, op.method, pathOf(op.path, u.user.id), jwt);
         expect([admin, op.id, res.status === 403 && res.body.code === 'mfa_required']).toEqual([admin, op.id, op.policy.mfa !== 'pending']);
       }
       // Nothing it tried changed the user's factors, and the token is still the pending one.
@@ -59,7 +59,7 @@ describe('the aal1 token of a user with MFA (the second step pending)', () => {
     const api = await t.factory.apiToken(u.user);
     for (const op of operations) {
       for (const jwt of [u.jwt, api]) {
-        const res = await send(t, op.method, pathOf(t, op.path, u.user.id), jwt);
+        const res = await send(t, op.method, pathOf(op.path, u.user.id), jwt);
         expect([op.id, res.body?.code === 'mfa_required']).toEqual([op.id, jwt === api && op.policy.mfa === 'session']);
       }
     }
@@ -87,7 +87,7 @@ describe('REQUIRE_MFA_FOR_ADMINS=1', () => {
     expect(res.body).toEqual({ jwt_token: expect.any(String), mfa_enrollment_required: true });
     const jwt = res.body.jwt_token;
     for (const op of operations) {
-      const r = await send(t, op.method, pathOf(t, op.path, a.user.id), jwt);
+      const r = await send(t, op.method, pathOf(op.path, a.user.id), jwt);
       expect([op.id, r.status === 403 && r.body.code === 'mfa_enrollment_required']).toEqual([op.id, op.policy.mfa !== 'pending' && op.policy.mfa !== 'enrol']);
     }
   });

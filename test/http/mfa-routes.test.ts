@@ -1,5 +1,5 @@
 import { Secret, TOTP } from 'otpauth';
-import { countRows, createTestApp, type TestApp } from '../helpers/test-app';
+import { createTestApp, type TestApp } from '../helpers/test-app';
 import { addFactor, auditOf, bearer, codeAt, enrolled, firstStep, freshCode, fullLogin } from '../helpers/mfa';
 
 let t: TestApp;
@@ -379,6 +379,31 @@ describe('the MFA throttle (MFA_MAX_FAILURES)', () => {
       expect(await t.knex('login_throttle').where({ key: `mfa:${u.user.id}` }).first()).toBeUndefined();
     } finally {
       t.clock.resume();
+    }
+  });
+});
+
+describe('MFA_MAX_FAILURES and the per-IP limit on POST /login/mfa', () => {
+  it('counts wrong codes up to the configured number, and limits requests a minute per client IP as /login does', async () => {
+    const s = await createTestApp({ env: { MFA_MAX_FAILURES: '2', THROTTLE_IP_PER_MINUTE: '4' } });
+    try {
+      s.clock.stop();
+      const u = await enrolled(s);
+      const { jwt } = await firstStep(s, u);
+      const right = freshCode(s, u.secret);
+      const wrong = right === '999999' ? '999998' : '999999';
+      expect((await s.http().post('/login/mfa').set(bearer(jwt)).send({ code: wrong })).status).toBe(401);
+      expect((await s.http().post('/login/mfa').set(bearer(jwt)).send({ code: wrong })).status).toBe(401);
+      const byAccount = await s.http().post('/login/mfa').set(bearer(jwt)).send({ code: right });
+      expect([byAccount.status, byAccount.headers['ratelimit-limit']]).toEqual([429, '2']);
+      s.clock.advance(1000);
+      expect((await s.http().post('/login/mfa').set(bearer(jwt)).send({ code: right })).status).toBe(200);
+      const again = await firstStep(s, u);
+      const byIp = await s.http().post('/login/mfa').set(bearer(again.jwt)).send({ code: freshCode(s, u.secret) });
+      expect([byIp.status, byIp.body.code, byIp.headers['ratelimit-limit']]).toEqual([429, 'rate_limited', '4']);
+      expect(byIp.headers['retry-after']).toBeDefined();
+    } finally {
+      await s.close();
     }
   });
 });

@@ -192,7 +192,7 @@ describe('sessions', () => {
     expect(res.body).toHaveLength(2);
     expect(res.body.map((s: { user_agent: string }) => s.user_agent)).toEqual(['first-agent/1.0', 'second-agent/2.0']);
     expect(res.body.map((s: { current: boolean }) => s.current)).toEqual([false, true]);
-    expect(Object.keys(res.body[0]).sort()).toEqual(['created', 'current', 'expires', 'id', 'last_ipaddr', 'last_used', 'user_agent']);
+    expect(Object.keys(res.body[0]).sort()).toEqual(['aal', 'created', 'current', 'expires', 'id', 'last_ipaddr', 'last_used', 'user_agent']);
     const firstId = res.body[0].id;
     expect((await t.http().delete(`/user/me/session/${firstId.toUpperCase()}`).set(bearer(second.body.jwt_token))).status).toBe(204);
     expect((await t.http().get('/me').set(bearer(first.body.jwt_token))).status).toBe(401);
