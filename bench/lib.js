@@ -300,10 +300,12 @@ function perConnectionSlot() {
  * it is measured: no requests abandoned at the end of a separate warm-up run (slow ones, like
  * logins, still being served) are charged to it.
  */
-async function load(target, { requests, seconds, warmupSeconds = 0, connections, overallRate, setupClient }) {
+async function load(target, { requests, seconds, warmupSeconds = 0, amount, connections, overallRate, setupClient }) {
   const latencies = [];
   const pgPids = target.pgCpu === undefined ? await backendPids(target) : await pinBackends(target);
-  const run = autocannon({ url: target.base, connections, duration: warmupSeconds + seconds, requests, timeout: 10, overallRate, setupClient });
+  // `amount`: this many requests, however long they take (a scenario whose requests each use up something prepared).
+  const length = amount === undefined ? { duration: warmupSeconds + seconds } : { amount };
+  const run = autocannon({ url: target.base, connections, ...length, requests, timeout: 10, overallRate, setupClient });
   state.loads.add(run);
   let measuring = false;
   let measured = 0;
@@ -340,7 +342,7 @@ async function load(target, { requests, seconds, warmupSeconds = 0, connections,
   }
   return {
     requests: measured,
-    seconds: warmupSeconds > 0 ? elapsed : result.duration,
+    seconds: warmupSeconds > 0 || amount !== undefined ? elapsed : result.duration,
     cpu: after.cpu - before.cpu,
     mainCpu: after.mainCpu - before.mainCpu,
     pgCpu: after.pgCpu === undefined || before.pgCpu === undefined ? undefined : after.pgCpu - before.pgCpu,

@@ -19,6 +19,8 @@
  *                        can be used, and the script's compressed size (bench/console-load.js)
  *   hostile_input        GET /user/me latency alone and beside hostile senders: unauthenticated 5 MB
  *                        bodies, gzip bombs, slow senders (bench/hostile-input.js)
+ *   mfa_login            POST /login/mfa (the second step of a login, an authenticator app's code):
+ *                        req/s, p50/p99, CPU per request, beside POST /refresh_token (bench/mfa-login.js)
  *
  * `node bench/run.js` runs it (`npm run bench` builds first); requiring this file runs nothing.
  *
@@ -56,6 +58,7 @@ const { startFloor, subjectOf } = require('./floor');
 const listAtScale = require('./list-at-scale');
 const consoleLoad = require('./console-load');
 const hostileInput = require('./hostile-input');
+const mfaLogin = require('./mfa-login');
 
 const {
   ROOT,
@@ -79,7 +82,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -748,7 +751,7 @@ async function main() {
   console.log(`scenarios: ${SCENARIOS.filter(want).join(', ')}; ${cores} cores, load average ${os.loadavg()[0].toFixed(2)}; ${pinningNote}`);
 
   const results = {};
-  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'hostile_input', 'metrics_cost', 'audit_cost'].some(want);
+  const main = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'hostile_input', 'mfa_login', 'metrics_cost', 'audit_cost'].some(want);
   if (main) {
     await lib.createDatabase(ctx.dbName);
     if (want('user_me') || want('user_list')) {
@@ -805,6 +808,7 @@ async function main() {
       const tokens = ctx.tokens ?? (await mapLimit(range(20), 8, (i) => lib.createActiveUser(ctx.base, ctx.adminJwt, { name: `hostile${i}` }))).map((u) => u.jwt);
       results.hostile_input = await hostileInput.scenario(ctx, tokens);
     }
+    if (want('mfa_login')) results.mfa_login = await mfaLogin.scenario(ctx);
     if (want('metrics_cost')) results.metrics_cost = await scenarioMetricsCost(ctx, pinning);
     if (want('audit_cost')) results.audit_cost = await scenarioAuditCost(ctx, pinning);
 
@@ -880,6 +884,7 @@ async function main() {
     }
   }
   if (r.hostile_input) summary.push(...hostileInput.summaryRows(r.hostile_input));
+  if (r.mfa_login) summary.push(...mfaLogin.summaryRows(r.mfa_login));
   if (r.list_at_scale) summary.push(...listAtScale.summaryRows(r.list_at_scale));
   if (r.console_load) summary.push(...consoleLoad.summaryRows(r.console_load));
   table(summary);
@@ -915,6 +920,7 @@ if (require.main === module) {
       (CFG.scenarios.has('metrics_cost') ? (CFG.rounds + 1) * 2 * (runSeconds + 15) + 120 : 0) +
       (CFG.scenarios.has('audit_cost') ? (CFG.auditRounds + 1) * 2 * (2 * runSeconds + 30) + 120 : 0) +
       (CFG.scenarios.has('hostile_input') ? 2 * runSeconds + 120 : 0) +
+      (CFG.scenarios.has('mfa_login') ? mfaLogin.budgetSeconds() : 0) +
       (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
     1000;
   const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);

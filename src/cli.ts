@@ -129,6 +129,20 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
         io.stdout.write('the user must change their password\n');
         return 0;
       }
+      case 'reset-mfa': {
+        // The API's reset (DELETE /user/{user}/factor): the same transaction, audit entry and mail.
+        const target = await users.target(command.user);
+        const factors = await container.services.mfa.list(target);
+        await container.services.mfa.reset(target, CLI);
+        await container.outbox.runOnce(); // the user's mail, now: with the embedded database no server is running to send it
+        const verified = factors.filter((f) => f.verified).length;
+        io.stdout.write(
+          factors.length === 0
+            ? `${target.email} has no two-factor sign-in: nothing to reset\n`
+            : `two-factor sign-in of ${target.email} reset: ${factors.length} factor${factors.length === 1 ? '' : 's'} (${verified} verified) and the recovery codes removed, login sessions ended\n`,
+        );
+        return 0;
+      }
       case 'audit': {
         await container.auditChainer.runOnce(); // what is committed, chained first
         const out = command.file ? fs.createWriteStream(command.file, { mode: 0o600 }) : io.stdout;

@@ -37,10 +37,12 @@ describe('the README', () => {
     });
     try {
       const { script: written, blocks } = session();
-      expect(blocks).toBe(2); // the curl session and the JSON-RPC example
+      expect(blocks).toBe(3); // the curl session, two-factor sign-in and the JSON-RPC example
       const script = written.replaceAll('localhost:3000', `localhost:${server.port}`);
       const prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error "$@"; }\n';
-      const run = spawnSync('bash', ['-c', prelude + script], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      // The two-factor block computes an app's code with otpauth from the checkout, as a reader there would.
+      const env = { ...process.env, NODE_PATH: path.join(root, 'node_modules') };
+      const run = spawnSync('bash', ['-c', prelude + script], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 });
       const said = `exit ${run.status}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
       expect(said).toMatch(/^exit 0\n/);
       // The steps answered what the README says they do.
@@ -48,6 +50,11 @@ describe('the README', () => {
       expect(run.stdout).toMatch(/"permission":"usergroup\.write"/);
       expect(run.stdout).toMatch(/"ok":true,"rows":\d+,"pending":0/);
       expect(run.stdout).toContain('"pending_email":"me@example.org"');
+      // Two-factor sign-in: confirmed, asked for at the next login, a recovery code spent, then reset.
+      expect(run.stdout).toMatch(/"type":"totp","name":"phone".*"verified":true/);
+      expect(run.stdout).toMatch(/\{"mfa_required":true,"factors":\[\{"id":"[0-9a-f-]{36}","type":"totp","name":"phone"\}\]\}/);
+      expect(run.stdout).toContain('{"remaining":9}');
+      expect(run.stdout).toContain('{"mfa_required":null}');
       // The JSON-RPC example's answers, as the README shows them.
       const shown = [...fs.readFileSync(path.join(root, 'README.md'), 'utf8').matchAll(/^# (\{"id":\d+,"result".*)$/gm)].map((m) => m[1]);
       expect(shown).toHaveLength(2);

@@ -24,6 +24,10 @@ Admin commands:
       Set a user's password; ends their login tokens.
   force-password-change --user <id|email>
       Make the user change their password at next use of a login token.
+  reset-mfa --user <id|email>
+      Remove every two-factor factor and recovery code of a user who lost their device, and end
+      their login sessions (API tokens stay); they sign in with the password alone until they
+      set up a factor again. Audited and mailed to the user as the API's reset is.
   migrate
       Run the database migrations.
   audit export [FILE]
@@ -51,6 +55,7 @@ export type Command =
   | { kind: 'create-token'; user: string; name: string; scopes: Scope[]; expires?: Date }
   | { kind: 'passwd'; user: string }
   | { kind: 'force-password-change'; user: string }
+  | { kind: 'reset-mfa'; user: string }
   | { kind: 'audit'; task: 'export'; file?: string }
   | { kind: 'audit'; task: 'verify'; file: string; checkpoint?: string };
 
@@ -66,6 +71,7 @@ const OPTIONS: Record<Exclude<Command['kind'], 'help'>, Record<string, OptionSpe
   // Passwords come from standard input only; --password-stdin says so explicitly.
   passwd: { user: STRING, 'password-stdin': BOOLEAN },
   'force-password-change': { user: STRING },
+  'reset-mfa': { user: STRING },
   audit: { checkpoint: STRING },
 };
 
@@ -122,6 +128,8 @@ export function parseCommand(argv: string[]): Command {
       return { kind: 'passwd', user: userRef(command, required(command, v, 'user')) };
     case 'force-password-change':
       return { kind: 'force-password-change', user: userRef(command, required(command, v, 'user')) };
+    case 'reset-mfa':
+      return { kind: 'reset-mfa', user: userRef(command, required(command, v, 'user')) };
   }
 }
 

@@ -184,7 +184,7 @@ describe('accounts user: bad usage', () => {
     expect(top.out).toContain('accounts user <task>');
     for (const [args, first] of [
       [['user', '--help'], 'Usage: accounts user <task> [options]'],
-      [['user', 'auth', '--help'], 'Usage: accounts user auth [--key-name NAME] [--email EMAIL] [--url URL]'],
+      [['user', 'auth', '--help'], 'Usage: accounts user auth [--key-name NAME] [--email EMAIL] [--otp CODE] [--url URL]'],
       [['user', 'key', '--help'], 'Usage: accounts user key generate [--key-name NAME] [--permission P ...] [--json] [--url URL]'],
       [['user', 'key', 'list', '-h'], 'Usage: accounts user key list [--json] [--url URL]'],
       [['user', 'reset_password', 'local', '--help'], 'Usage: accounts user reset_password local [--url URL]'],

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { build } from 'esbuild';
 import { MailCatcher } from './mail-catcher';
 import { startServer, type StartedServer } from './server-process';
+import { databaseForProcess } from './test-database';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -26,20 +27,23 @@ export interface RunOptions {
 export type Exchange = [expect: string | RegExp, answer: string];
 
 /**
- * `accounts user ...` end to end: the real server as a child process on the embedded default
- * (PGlite in a temporary DATA_DIR), mail through SMTP into an in-process MailCatcher,
- * registration on; and the CLI as a child process, built once from src/cli.ts into one file
- * (esbuild, the packages left to node_modules, as tsc's build leaves them), with no terminal or
- * (`runTty`) inside a pseudo-terminal made by `script`. Registers the file's beforeAll/afterAll.
+ * `accounts user ...` end to end: the real server as a child process (on this run's Postgres, a
+ * fresh database, or the embedded default: PGlite in a temporary DATA_DIR), mail through SMTP
+ * into an in-process MailCatcher, registration on, plus `serverEnv`; and the CLI as a child
+ * process, built once from src/cli.ts into one file (esbuild, the packages left to node_modules,
+ * as tsc's build leaves them), with no terminal or (`runTty`) inside a pseudo-terminal made by
+ * `script`. Registers the file's beforeAll/afterAll.
  */
-export function userCliFixture(prefix: string) {
-  const state = { tmp: '', bundle: '', url: '', server: undefined as StartedServer | undefined };
+export function userCliFixture(prefix: string, serverEnv: NodeJS.ProcessEnv = {}) {
+  const state = { tmp: '', bundle: '', url: '', server: undefined as StartedServer | undefined, closeDb: async () => undefined as void };
   const mail = new MailCatcher();
 
   beforeAll(async () => {
     state.tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
     state.bundle = path.join(state.tmp, 'cli.js');
     await mail.start();
+    const db = await databaseForProcess();
+    state.closeDb = db.close;
     const [server] = await Promise.all([
       startServer({
         DATA_DIR: path.join(state.tmp, 'data'),
@@ -48,6 +52,8 @@ export function userCliFixture(prefix: string) {
         ALLOW_REGISTRATION: '1',
         SMTP_URL: mail.url,
         MAIL_POLL_INTERVAL_MS: '100',
+        ...db.env,
+        ...serverEnv,
       }),
       build({ entryPoints: [path.join(root, 'src/cli.ts')], bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', outfile: state.bundle, logLevel: 'error' }),
     ]);
@@ -58,6 +64,7 @@ export function userCliFixture(prefix: string) {
   afterAll(async () => {
     state.server?.child.kill('SIGTERM');
     if (state.server) await state.server.exited;
+    await state.closeDb();
     await mail.stop();
     fs.rmSync(state.tmp, { recursive: true, force: true });
   }, 60_000);
@@ -157,9 +164,10 @@ export function userCliFixture(prefix: string) {
       return ((await res.json()) as { jwt_token: string }).jwt_token;
     },
 
-    /** A request with a bearer token; its status and JSON body (if any). */
-    async call(method: string, route: string, token: string): Promise<{ status: number; body: unknown }> {
-      const res = await fetch(`${state.url}${route}`, { method, headers: { Authorization: `Bearer ${token}` } });
+    /** A request with a bearer token (and a JSON body); its status and JSON body (if any). */
+    async call(method: string, route: string, token: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+      const headers: Record<string, string> = { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) };
+      const res = await fetch(`${state.url}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },

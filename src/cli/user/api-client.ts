@@ -24,6 +24,8 @@ export class ApiRefusal extends Error {
     readonly status: number,
     readonly code: string | undefined,
     readonly error: string,
+    /** Seconds from a `Retry-After` header (a `429`), when the server sent one. */
+    readonly retryAfter?: number,
   ) {
     super(code ? `${error} (${code})` : error);
   }
@@ -73,8 +75,9 @@ export async function send<D>(url: string, request: Promise<{ data?: D; error?: 
   const { response } = result;
   if (response.ok) return result.data as D;
   const body = result.error as Partial<ErrorBody> | undefined;
+  const retryAfter = /^\d+$/.test(response.headers.get('retry-after') ?? '') ? Number(response.headers.get('retry-after')) : undefined;
   if (body && typeof body === 'object' && typeof body.error === 'string') {
-    throw new ApiRefusal(response.status, typeof body.code === 'string' ? body.code : undefined, body.error);
+    throw new ApiRefusal(response.status, typeof body.code === 'string' ? body.code : undefined, body.error, retryAfter);
   }
   throw new ApiRefusal(response.status, undefined, `${url} answered ${response.status} ${response.statusText}`.trim());
 }

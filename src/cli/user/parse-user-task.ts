@@ -10,7 +10,8 @@ Your own account on an accounts server, over its HTTP API (as Hex's \`mix hex.us
 
 Tasks:
   register                      create an account; the server mails a link to verify the address
-  auth                          log in, create an API key for this machine and store it
+  auth                          log in (with a two-factor code if the account has one), create
+                                an API key for this machine and store it
   whoami                        the user of the stored key
   deauth                        remove the stored key from this machine (--revoke: on the server too)
   key generate                  create an API key and print it (once)
@@ -36,13 +37,17 @@ const HELP: Record<TaskName, string> = {
 Creates an account (POST /register): asks for the name, the email and the password (hidden, twice).
 Then open the link mailed to that address to verify it, and run \`accounts user auth\`.
 Without a terminal: --name and --email, or their lines, then the password, on standard input.`,
-  auth: `Usage: accounts user auth [--key-name NAME] [--email EMAIL] [--url URL]
+  auth: `Usage: accounts user auth [--key-name NAME] [--email EMAIL] [--otp CODE] [--url URL]
 
 Logs in with your email and password, creates an API key named NAME (default: this host's name,
 with -2, -3, ... if taken) with the scope api, stores it on this machine and ends the login
 session it used. Asks for a local password that encrypts the stored key (hidden, twice); an
 empty one stores it unencrypted, with a warning.
-Without a terminal: --email or its line, then the password and the local password, one line each.`,
+If the account has two-factor sign-in, asks for a "Two-factor code:" once the password is right:
+the 6 digits of your authenticator app, or one of your recovery codes (each works once).
+--otp CODE gives it instead (it is asked for on a terminal only).
+Without a terminal: --email or its line, then the password and the local password, one line each;
+and --otp CODE for an account with two-factor sign-in.`,
   whoami: `Usage: accounts user whoami [--json] [--url URL]
 
 Prints the user of the stored key (or of ACCOUNTS_KEY): GET /user/me. --json: the user as the API returns it.`,
@@ -53,7 +58,9 @@ Removes the key stored on this machine for the server. --revoke: deletes it on t
 
 Creates an API key and prints it: this is the only time it is shown. --permission is api,
 api:read or api:write, and may be repeated (default: api:write). NAME defaults to this host's
-name (with -2, -3, ... if taken). --json: the key as the API returns it, token included.`,
+name (with -2, -3, ... if taken). --json: the key as the API returns it, token included.
+An account with two-factor sign-in makes keys only from a sign-in with the code, not with a key:
+there, \`accounts user auth --key-name NAME\` makes one (and stores it).`,
   'key list': `Usage: accounts user key list [--json] [--url URL]
 
 Lists your API keys: name, scopes, created, last used, last IP, expiry. The key stored on this
@@ -78,7 +85,7 @@ type TaskName = 'register' | 'auth' | 'whoami' | 'deauth' | 'key generate' | 'ke
 export type UserTask =
   | { task: 'help'; text: string }
   | { task: 'register'; url?: string; name?: string; email?: string }
-  | { task: 'auth'; url?: string; keyName?: string; email?: string }
+  | { task: 'auth'; url?: string; keyName?: string; email?: string; otp?: string }
   | { task: 'whoami'; url?: string; json: boolean }
   | { task: 'deauth'; url?: string; revoke: boolean }
   | { task: 'key generate'; url?: string; keyName?: string; permissions: Scope[]; json: boolean }
@@ -94,7 +101,7 @@ const COMMON: Record<string, OptionSpec> = { url: STRING, help: { type: 'boolean
 
 const OPTIONS: Record<TaskName, Record<string, OptionSpec>> = {
   register: { name: STRING, email: STRING },
-  auth: { 'key-name': STRING, email: STRING },
+  auth: { 'key-name': STRING, email: STRING, otp: STRING },
   whoami: { json: BOOLEAN },
   deauth: { revoke: BOOLEAN },
   'key generate': { 'key-name': STRING, permission: { type: 'string', multiple: true }, json: BOOLEAN },
@@ -152,7 +159,13 @@ export function parseUserTask(argv: string[]): UserTask {
       return { task: name, url, name: optional(v.name, (s) => userName(name, s)), email: optional(v.email, (s) => email(name, s)) };
     case 'auth':
       noArguments();
-      return { task: name, url, keyName: optional(v['key-name'], (s) => keyName(name, s)), email: optional(v.email, (s) => email(name, s)) };
+      return {
+        task: name,
+        url,
+        keyName: optional(v['key-name'], (s) => keyName(name, s)),
+        email: optional(v.email, (s) => email(name, s)),
+        otp: optional(v.otp, (s) => otp(name, s)),
+      };
     case 'whoami':
     case 'key list':
       noArguments();
@@ -221,6 +234,25 @@ export function keyNameProblem(value: string): string | undefined {
   if (!isText(value) || length < 1 || length > 100 || /\p{Cc}/u.test(value)) return `${JSON.stringify(value)} is not a key name (1 to 100 characters, no control characters)`;
   if (value.startsWith(LOGIN_TOKEN_PREFIX)) return `key names starting with ${LOGIN_TOKEN_PREFIX} are reserved`;
   return undefined;
+}
+
+/**
+ * A second-step code as the API's `MfaCode` schema takes it (openapi.yaml; test/cli/user-auth-mfa
+ * checks that the two agree): 6 digits (a space between the halves allowed), or a recovery code's
+ * 12 letters and digits (spaces and hyphens ignored).
+ */
+export const MFA_CODE_PATTERN = /^[ ]*[0-9]{3}[ ]?[0-9]{3}[ ]*$|^[ -]*(?:[0-9A-Za-z][ -]*){12}$/;
+export const MFA_CODE_MAX_LENGTH = 32;
+
+export function mfaCodeProblem(value: string): string | undefined {
+  if (value.length <= MFA_CODE_MAX_LENGTH && MFA_CODE_PATTERN.test(value)) return undefined;
+  return 'a two-factor code is the 6 digits of your authenticator app or a recovery code (xxxx-xxxx-xxxx)';
+}
+
+function otp(task: string, value: string): string {
+  const problem = mfaCodeProblem(value);
+  if (problem) throw new UsageError(`user ${task}: --otp: ${problem}`);
+  return value;
 }
 
 function email(task: string, value: string): string {

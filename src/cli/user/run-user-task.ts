@@ -3,7 +3,7 @@ import { UsageError } from '../parse-command';
 import { ApiRefusal, createApiClient, send, UnreachableError, type ApiClient } from './api-client';
 import { CliFailure, Interrupted } from './cli-failure';
 import { configDir, KeyStore, openKey, sealKey, type KeyEntry } from './key-store';
-import { emailProblem, keyNameProblem, parseUserTask, userNameProblem, type UserTask } from './parse-user-task';
+import { emailProblem, keyNameProblem, mfaCodeProblem, parseUserTask, userNameProblem, type UserTask } from './parse-user-task';
 import { Terminal, type TerminalIo } from './terminal';
 
 export const DEFAULT_URL = 'http://localhost:3000';
@@ -118,6 +118,29 @@ async function freeKeyName(ctx: Context, client: ApiClient, base: string): Promi
   }
 }
 
+/**
+ * The second sign-in step (POST /login/mfa) with the pending login's token: the code from --otp,
+ * else asked for on a terminal ("Two-factor code:", as Hex asks), never read from a pipe. Resolves
+ * to the new login token; the pending one has then ended. A refused code is one line, exit 1.
+ */
+async function secondStep(ctx: Context, pending: ApiClient, email: string, otp: string | undefined): Promise<string> {
+  if (otp === undefined && !ctx.term.interactive) {
+    throw new UsageError(`${email} has two-factor sign-in: give the code with --otp CODE (it is asked for on a terminal only)`);
+  }
+  const code = otp ?? (await ctx.term.ask({ prompt: 'Two-factor code: ', what: 'two-factor code', check: mfaCodeProblem }));
+  try {
+    const done = await ctx.term.spin('Checking the code', send(ctx.url, pending.POST('/login/mfa', { body: { code } })));
+    return done.jwt_token;
+  } catch (err) {
+    if (err instanceof ApiRefusal && err.code === 'mfa_failed') throw new CliFailure('wrong two-factor code, or one already used: run auth again with a new code (mfa_failed)');
+    if (err instanceof ApiRefusal && err.code === 'rate_limited') {
+      const wait = err.retryAfter === undefined ? 'later' : `in ${err.retryAfter} s`;
+      throw new CliFailure(`too many wrong two-factor codes: try again ${wait} (rate_limited)`);
+    }
+    throw err;
+  }
+}
+
 /** This host's name, as a key name (cut to fit the 100 characters a key name may have). */
 function hostKeyName(): string {
   const host = [...(os.hostname() || 'accounts-cli')].slice(0, 90).join('');
@@ -145,11 +168,16 @@ async function runTask(task: Exclude<UserTask, { task: 'help' }>, ctx: Context):
       const password = await term.ask({ prompt: 'Password: ', what: 'password', hidden: true });
       const localPassword = await askLocalPassword(ctx, 'Local password to encrypt the key on this machine (empty: unencrypted): ');
       const login = await term.spin('Logging in', send(url, createApiClient(url).POST('/login', { body: { email, password } })));
-      const session = createApiClient(url, login.jwt_token);
+      let session = createApiClient(url, login.jwt_token);
       let created: { name: string; token: string; scopes: string[] };
       let user: { name: string; email: string };
       try {
         if (login.password_change_required) throw new CliFailure(`${email} must change their password first (accounts user reset_password account), then run auth again`);
+        if (login.mfa_enrollment_required) {
+          throw new CliFailure(`${email} must set up two-factor sign-in first: sign in to the web console at ${url}, add an authenticator app under Account, Security, then run auth again`);
+        }
+        // The password was right; the login token can do nothing but the second step until it is done.
+        if (login.mfa_required) session = createApiClient(url, await secondStep(ctx, session, email, task.otp));
         user = await term.spin('Reading your account', send(url, session.GET('/user/me')));
         const keyName = task.keyName ?? (await freeKeyName(ctx, session, hostKeyName()));
         created = await term.spin('Creating the key', send(url, session.POST('/user/me/token', { body: { name: keyName, scopes: ['api'] } })));
@@ -180,11 +208,17 @@ async function runTask(task: Exclude<UserTask, { task: 'help' }>, ctx: Context):
       return;
     }
     case 'key generate': {
-      const { token } = await credentials(ctx);
+      const { token, entry } = await credentials(ctx);
       const client = createApiClient(url, token);
       const keyName = task.keyName ?? (await freeKeyName(ctx, client, hostKeyName()));
       const scopes = task.permissions.length > 0 ? task.permissions : (['api:write'] as const);
-      const key = await term.spin('Creating the key', send(url, client.POST('/user/me/token', { body: { name: keyName, scopes: [...scopes] } })));
+      const key = await term.spin('Creating the key', send(url, client.POST('/user/me/token', { body: { name: keyName, scopes: [...scopes] } }))).catch((err: unknown) => {
+        // An account with two-factor sign-in makes keys only from a sign-in with the code (API.md §2.8), never with a key.
+        if (err instanceof ApiRefusal && err.code === 'mfa_required') {
+          throw new CliFailure(`${entry?.user ?? 'the account'} has two-factor sign-in: a new key needs a sign-in with the code, not a key; \`accounts user auth --key-name NAME\` makes one and stores it (mfa_required)`);
+        }
+        throw err;
+      });
       if (task.json) {
         out(JSON.stringify(key));
       } else {
