@@ -3,7 +3,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, ok, page, type Schemas, type UserDetailed } from '../api';
 import { useSession } from '../session';
-import { factorType } from './security';
+import { FactorTable } from './security';
 import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager } from '../ui';
 
 /**
@@ -509,34 +509,7 @@ function TwoFactor({ user, reload }: { user: UserDetailed; reload: () => Promise
         <p class="muted">No two-factor methods: {user.name} signs in with the password alone.</p>
       ) : (
         <>
-          <div class="table-wrap users-table" role="region" aria-labelledby="user-factors" tabIndex={0} aria-busy={factors.loading}>
-            <table aria-labelledby="user-factors">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Added</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {factors.data.map((f) => (
-                  <tr key={f.id}>
-                    <td>{f.name}</td>
-                    <td>{factorType(f.type)}</td>
-                    <td>
-                      <Time value={f.created} />
-                    </td>
-                    <td>
-                      <Time value={f.last_used} />
-                    </td>
-                    <td>{f.verified ? 'Active' : 'Not confirmed'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <FactorTable factors={factors.data} labelledBy="user-factors" busy={factors.loading} />
           <div class="users-actions">
             <ActionButton
               danger

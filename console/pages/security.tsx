@@ -1,4 +1,5 @@
 import './security.css';
+import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, ok, type Schemas } from '../api';
 import { useSession } from '../session';
@@ -39,6 +40,51 @@ export function grouped(secret: string): string {
  */
 export function svgDataUrl(svg: string): string {
   return `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
+}
+
+/**
+ * A user's factors as a table: on the security page with a button each (`action`), on an admin's
+ * view of a user without.
+ */
+export function FactorTable({ factors, labelledBy, busy, action }: { factors: Factor[]; labelledBy: string; busy?: boolean; action?: (f: Factor) => ComponentChildren }) {
+  return (
+    <div class="table-wrap" role="region" aria-labelledby={labelledBy} tabIndex={0} aria-busy={busy}>
+      <table class="account-table">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Type</th>
+            <th scope="col">Added</th>
+            <th scope="col">Last used</th>
+            <th scope="col">Status</th>
+            {action && (
+              <th scope="col">
+                <span class="acct-hidden">Actions</span>
+              </th>
+            )}
+          </tr>
+        </thead>
+        <tbody>
+          {factors.map((f) => (
+            <tr key={f.id}>
+              <th scope="row" class="token-name">
+                {f.name}
+              </th>
+              <td>{factorType(f.type)}</td>
+              <td>
+                <Time value={f.created} />
+              </td>
+              <td>
+                <Time value={f.last_used} />
+              </td>
+              <td>{f.verified ? <span class="tag mfa-verified">Active</span> : <span class="tag">Not confirmed</span>}</td>
+              {action && <td class="row-actions">{action(f)}</td>}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
 }
 
 export function Security(_props: { id?: string }) {
@@ -95,64 +141,35 @@ export function Security(_props: { id?: string }) {
       ) : factors.length === 0 ? (
         <p class="muted">You have not set up two-factor sign-in.</p>
       ) : (
-        <div class="table-wrap" role="region" aria-labelledby="factors-heading" tabIndex={0}>
-          <table class="account-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Type</th>
-                <th scope="col">Added</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Status</th>
-                <th scope="col">
-                  <span class="acct-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {factors.map((f) => (
-                <tr key={f.id}>
-                  <th scope="row" class="token-name">
-                    {f.name}
-                  </th>
-                  <td>{factorType(f.type)}</td>
-                  <td>
-                    <Time value={f.created} />
-                  </td>
-                  <td>
-                    <Time value={f.last_used} />
-                  </td>
-                  <td>{f.verified ? <span class="tag mfa-verified">Active</span> : <span class="tag">Not confirmed</span>}</td>
-                  <td class="row-actions">
-                    <ActionButton
-                      danger
-                      label={`Remove ${f.name}`}
-                      busy="Removing…"
-                      confirm={
-                        f.verified && verified.length === 1
-                          ? `Remove “${f.name}”? It is your only two-factor method: two-factor sign-in turns off and your recovery codes stop working.`
-                          : `Remove “${f.name}”? Its codes stop working.`
-                      }
-                      confirmLabel="Remove"
-                      onClick={async () => {
-                        try {
-                          await ok(api.DELETE('/user/me/factor/{id}', { params: { path: { id: f.id } } }));
-                        } catch (e) {
-                          // Already gone (removed elsewhere, or an unconfirmed one dropped): the list will say so.
-                          if (!(e instanceof ApiError && e.status === 404)) throw e;
-                        }
-                        if (adding?.id === f.id) setAdding(null);
-                        await removed();
-                      }}
-                    >
-                      Remove
-                    </ActionButton>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <FactorTable
+          factors={factors}
+          labelledBy="factors-heading"
+          action={(f) => (
+            <ActionButton
+              danger
+              label={`Remove ${f.name}`}
+              busy="Removing…"
+              confirm={
+                f.verified && verified.length === 1
+                  ? `Remove “${f.name}”? It is your only two-factor method: two-factor sign-in turns off and your recovery codes stop working.`
+                  : `Remove “${f.name}”? Its codes stop working.`
+              }
+              confirmLabel="Remove"
+              onClick={async () => {
+                try {
+                  await ok(api.DELETE('/user/me/factor/{id}', { params: { path: { id: f.id } } }));
+                } catch (e) {
+                  // Already gone (removed elsewhere, or an unconfirmed one dropped): the list will say so.
+                  if (!(e instanceof ApiError && e.status === 404)) throw e;
+                }
+                if (adding?.id === f.id) setAdding(null);
+                await removed();
+              }}
+            >
+              Remove
+            </ActionButton>
+          )}
+        />
       )}
 
       <h2 id="add-heading">Add an authenticator app</h2>

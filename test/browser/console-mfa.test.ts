@@ -463,7 +463,7 @@ describe('the console: two-factor sign-in', () => {
     await tab.page.goto(`/admin/users/${u.user.id}`);
     await tab.page.getByRole('heading', { name: u.user.name, level: 1 }).waitFor();
     const factors = tab.page.getByRole('region', { name: 'Two-factor sign-in' });
-    await factors.getByRole('cell', { name: 'Phone', exact: true }).waitFor();
+    await factors.getByRole('rowheader', { name: 'Phone', exact: true }).waitFor();
     await factors.getByRole('cell', { name: 'Active' }).waitFor();
     await run.check(tab, 'admin-user-factors');
 
