@@ -156,12 +156,14 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const mail = { appName: config.appName, appUrl: config.appUrl };
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
   const emailChanges = new EmailChanges(transact, clock, mail, links);
-  const loginThrottle = { failures: config.throttleAccountFailures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS };
+  // Failures in a row, then a delay doubling from 1 s up to 15 min (API.md §2.4b, §2.8).
+  const throttlePolicy = (failures: number) => ({ failures, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS });
+  const loginThrottle = throttlePolicy(config.throttleAccountFailures);
   const currentPassword = new CurrentPasswordCheck(stores, hasher, clock, loginThrottle);
   const users = new UserService(stores, transact, hasher, links, clock, mail, emailChanges, currentPassword);
   const groups = new GroupService(stores, transact);
   const passwords = new PasswordService(stores, transact, hasher, links, clock, mail, currentPassword);
-  const mfaThrottle = { failures: Math.max(1, config.mfaMaxFailures), baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: LOGIN_FAILURES_REMEMBERED_MS };
+  const mfaThrottle = throttlePolicy(Math.max(1, config.mfaMaxFailures)); // never off, unlike the password's
   const mfa = new MfaService(stores, transact, new MfaSecrets(KeyRing.of(MFA_KEY.variable, config.mfaKeys)), currentPassword, clock, mail, mfaThrottle);
   const services: Services = {
     auth: new AuthService(

@@ -72,6 +72,9 @@ describe('POST /user/me/factor (adding an authenticator app)', () => {
       { type: 'sms', name: 'x', current_password: u.password },
       { type: 'totp', name: '', current_password: u.password },
       { type: 'totp', name: 'a\u0007b', current_password: u.password },
+      { type: 'totp', name: 'a\u0000b', current_password: u.password },
+      { type: 'totp', name: 7, current_password: u.password },
+      { type: 'totp', name: 'x', current_password: 'pass\u0000word' },
       { type: 'totp', name: 'x'.repeat(101), current_password: u.password },
       { type: 'totp', name: 'x' },
       { type: 'totp', name: 'x', current_password: u.password, secret: 'JBSWY3DPEHPK3PXP' },
@@ -480,6 +483,30 @@ describe('recovery codes', () => {
     const none = await t.http().post('/user/me/recovery_codes').set(bearer(plain.jwt)).send({ current_password: plain.password });
     expect([none.status, none.body.code]).toEqual([409, 'conflict']);
     expect(await t.knex('mfa_recovery_codes').where({ user_id: plain.user.id })).toEqual([]);
+  });
+
+  it('POST refuses bad input with 400 and leaves the codes: a missing, non-string, NUL or over-long password, other members', async () => {
+    const u = await enrolled(t);
+    const before = await t.knex('mfa_recovery_codes').where({ user_id: u.user.id }).orderBy('id');
+    for (const body of [{}, { current_password: 12345678 }, { current_password: 'pass\u0000word' }, { current_password: 'p'.repeat(5000) }, { current_password: u.password, codes: ['aaaa-bbbb-cccc'] }]) {
+      const res = await t.http().post('/user/me/recovery_codes').set(bearer(u.jwt)).send(body);
+      expect([JSON.stringify(body).slice(0, 60), res.status, res.body.code]).toEqual([JSON.stringify(body).slice(0, 60), 400, 'validation_failed']);
+    }
+    expect(await t.knex('mfa_recovery_codes').where({ user_id: u.user.id }).orderBy('id')).toEqual(before);
+  });
+});
+
+describe('a malformed factor id', () => {
+  it('is 400 validation_failed on confirming and removing, and changes nothing', async () => {
+    const u = await t.factory.loggedIn();
+    const factor = await addFactor(t, { jwt: u.jwt, password: u.password });
+    for (const id of ['not-a-uuid', `${factor.id}x`, '%00']) {
+      const verify = await t.http().post(`/user/me/factor/${id}/verify`).set(bearer(u.jwt)).send({ code: codeAt(t, factor.secret) });
+      expect([id, verify.status, verify.body.code]).toEqual([id, 400, 'validation_failed']);
+      const gone = await t.http().delete(`/user/me/factor/${id}`).set(bearer(u.jwt));
+      expect([id, gone.status, gone.body.code]).toEqual([id, 400, 'validation_failed']);
+    }
+    expect(await t.knex('mfa_factors').where({ user_id: u.user.id }).select('id', 'verified')).toEqual([{ id: factor.id, verified: false }]);
   });
 });
 
