@@ -17,6 +17,7 @@ Tasks:
   key generate                  create an API key and print it (once)
   key list                      your API keys; the stored one is marked
   key revoke KEY_NAME | --all   delete one API key, or all of them
+  factor list                   your two-factor factors: authenticator apps and passkeys
   reset_password account        mail yourself a link to set a new password
   reset_password local          change the local password that encrypts the stored key
 
@@ -45,7 +46,8 @@ session it used. Asks for a local password that encrypts the stored key (hidden,
 empty one stores it unencrypted, with a warning.
 If the account has two-factor sign-in, asks for a "Two-factor code:" once the password is right:
 the 6 digits of your authenticator app, or one of your recovery codes (each works once).
---otp CODE gives it instead (it is asked for on a terminal only).
+--otp CODE gives it instead (it is asked for on a terminal only). A passkey cannot be used here:
+an account whose factors are all passkeys gives a recovery code (\`accounts user factor list\`).
 Without a terminal: --email or its line, then the password and the local password, one line each;
 and --otp CODE for an account with two-factor sign-in.`,
   whoami: `Usage: accounts user whoami [--json] [--url URL]
@@ -70,6 +72,14 @@ machine is marked with *. --json: the API's list, each with "stored": true or fa
 
 Deletes the API key KEY_NAME; with --all, every API key of yours, the stored one included
 (which is then removed from this machine). A deleted key is refused from the next request on.`,
+  'factor list': `Usage: accounts user factor list [--json] [--url URL]
+
+Lists your two-factor sign-in factors (GET /user/me/factor): authenticator apps ("app") and
+passkeys ("passkey"), each with its name, whether it is confirmed, when it was added and last
+used. They are added, renamed and removed in the web console (Account, Security): a passkey
+lives in a browser or a security key, which the command line cannot drive. At \`accounts user
+auth\`, an account whose factors are all passkeys gives one of its recovery codes instead.
+--json: the API's list.`,
   'reset_password account': `Usage: accounts user reset_password account [--email EMAIL] [--url URL]
 
 Asks the server to mail a link to set a new password (POST /password/reset).`,
@@ -80,7 +90,7 @@ encrypted) and the new one (hidden, twice; empty: stored unencrypted, with a war
 Without a terminal: the current and the new local password, one line each.`,
 };
 
-type TaskName = 'register' | 'auth' | 'whoami' | 'deauth' | 'key generate' | 'key list' | 'key revoke' | 'reset_password account' | 'reset_password local';
+type TaskName = 'register' | 'auth' | 'whoami' | 'deauth' | 'key generate' | 'key list' | 'key revoke' | 'factor list' | 'reset_password account' | 'reset_password local';
 
 export type UserTask =
   | { task: 'help'; text: string }
@@ -91,6 +101,7 @@ export type UserTask =
   | { task: 'key generate'; url?: string; keyName?: string; permissions: Scope[]; json: boolean }
   | { task: 'key list'; url?: string; json: boolean }
   | { task: 'key revoke'; url?: string; keyName?: string; all: boolean }
+  | { task: 'factor list'; url?: string; json: boolean }
   | { task: 'reset_password account'; url?: string; email?: string }
   | { task: 'reset_password local'; url?: string };
 
@@ -107,11 +118,12 @@ const OPTIONS: Record<TaskName, Record<string, OptionSpec>> = {
   'key generate': { 'key-name': STRING, permission: { type: 'string', multiple: true }, json: BOOLEAN },
   'key list': { json: BOOLEAN },
   'key revoke': { all: BOOLEAN },
+  'factor list': { json: BOOLEAN },
   'reset_password account': { email: STRING },
   'reset_password local': {},
 };
 
-const GROUPS: Record<string, string[]> = { key: ['generate', 'list', 'revoke'], reset_password: ['account', 'local'] };
+const GROUPS: Record<string, string[]> = { key: ['generate', 'list', 'revoke'], factor: ['list'], reset_password: ['account', 'local'] };
 
 /** Reads `accounts user ...` (argv without `user`); bad usage throws `UsageError`, one line. */
 export function parseUserTask(argv: string[]): UserTask {
@@ -168,6 +180,7 @@ export function parseUserTask(argv: string[]): UserTask {
       };
     case 'whoami':
     case 'key list':
+    case 'factor list':
       noArguments();
       return { task: name, url, json: v.json === true };
     case 'deauth':

@@ -123,11 +123,18 @@ async function freeKeyName(ctx: Context, client: ApiClient, base: string): Promi
  * else asked for on a terminal ("Two-factor code:", as Hex asks), never read from a pipe. Resolves
  * to the new login token; the pending one has then ended. A refused code is one line, exit 1.
  */
-async function secondStep(ctx: Context, pending: ApiClient, email: string, otp: string | undefined): Promise<string> {
+async function secondStep(ctx: Context, pending: ApiClient, email: string, otp: string | undefined, factors: readonly { type: string }[]): Promise<string> {
+  // A passkey needs a browser (or a security key the browser drives): here only its account's recovery codes serve.
+  const passkeysOnly = factors.length > 0 && factors.every((f) => f.type === 'webauthn');
   if (otp === undefined && !ctx.term.interactive) {
-    throw new UsageError(`${email} has two-factor sign-in: give the code with --otp CODE (it is asked for on a terminal only)`);
+    throw new UsageError(
+      passkeysOnly
+        ? `${email} signs in with a passkey, which the command line cannot use: give one of your recovery codes with --otp CODE`
+        : `${email} has two-factor sign-in: give the code with --otp CODE (it is asked for on a terminal only)`,
+    );
   }
-  const code = otp ?? (await ctx.term.ask({ prompt: 'Two-factor code: ', what: 'two-factor code', check: mfaCodeProblem }));
+  if (otp === undefined && passkeysOnly) ctx.io.stderr.write(`${email} signs in with a passkey, which the command line cannot use: give one of your recovery codes.\n`);
+  const code = otp ?? (await ctx.term.ask({ prompt: passkeysOnly ? 'Recovery code: ' : 'Two-factor code: ', what: 'two-factor code', check: mfaCodeProblem }));
   try {
     const done = await ctx.term.spin('Checking the code', send(ctx.url, pending.POST('/login/mfa', { body: { code } })));
     return done.jwt_token;
@@ -174,10 +181,10 @@ async function runTask(task: Exclude<UserTask, { task: 'help' }>, ctx: Context):
       try {
         if (login.password_change_required) throw new CliFailure(`${email} must change their password first (accounts user reset_password account), then run auth again`);
         if (login.mfa_enrollment_required) {
-          throw new CliFailure(`${email} must set up two-factor sign-in first: sign in to the web console at ${url}, add an authenticator app under Account, Security, then run auth again`);
+          throw new CliFailure(`${email} must set up two-factor sign-in first: sign in to the web console at ${url}, add an authenticator app or a passkey under Account, Security, then run auth again`);
         }
         // The password was right; the login token can do nothing but the second step until it is done.
-        if (login.mfa_required) session = createApiClient(url, await secondStep(ctx, session, email, task.otp));
+        if (login.mfa_required) session = createApiClient(url, await secondStep(ctx, session, email, task.otp, login.factors ?? []));
         user = await term.spin('Reading your account', send(url, session.GET('/user/me')));
         const keyName = task.keyName ?? (await freeKeyName(ctx, session, hostKeyName()));
         created = await term.spin('Creating the key', send(url, session.POST('/user/me/token', { body: { name: keyName, scopes: ['api'] } })));
@@ -239,8 +246,7 @@ async function runTask(task: Exclude<UserTask, { task: 'help' }>, ctx: Context):
         ['', 'NAME', 'SCOPES', 'CREATED', 'LAST USED', 'LAST IP', 'EXPIRES'],
         ...keys.map((k) => [k.name === stored ? '*' : '', k.name, scopesText(k.scopes), k.created, k.last_used ?? '-', k.last_ipaddr ?? '-', k.expires]),
       ];
-      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => [...r[i]].length)));
-      for (const row of rows) out(row.map((cell, i) => cell + ' '.repeat(widths[i] - [...cell].length)).join('  ').trimEnd());
+      table(out, rows);
       if (stored !== undefined) out(`* the key stored on this machine for ${url}`);
       return;
     }
@@ -263,6 +269,25 @@ async function runTask(task: Exclude<UserTask, { task: 'help' }>, ctx: Context):
       }
       return;
     }
+    case 'factor list': {
+      const { token } = await credentials(ctx);
+      const factors = await term.spin('Listing your factors', send(url, createApiClient(url, token).GET('/user/me/factor')));
+      if (task.json) {
+        out(JSON.stringify(factors));
+        return;
+      }
+      const where = `the web console at ${url}/account/security`;
+      if (factors.length === 0) {
+        out(`No two-factor sign-in: add an authenticator app or a passkey in ${where}.`);
+        return;
+      }
+      table(out, [
+        ['TYPE', 'NAME', 'STATUS', 'ADDED', 'LAST USED'],
+        ...factors.map((f) => [f.type === 'webauthn' ? 'passkey' : 'app', f.name, f.verified ? 'confirmed' : 'pending', f.created, f.last_used ?? '-']),
+      ]);
+      out(`Authenticator apps and passkeys are added, renamed and removed in ${where}.`);
+      return;
+    }
     case 'reset_password account': {
       const email = task.email ?? (await term.ask({ prompt: 'Email: ', what: 'email', check: emailProblem }));
       await term.spin('Asking for a reset link', send(url, createApiClient(url).POST('/password/reset', { body: { email } })));
@@ -279,4 +304,10 @@ async function runTask(task: Exclude<UserTask, { task: 'help' }>, ctx: Context):
       return;
     }
   }
+}
+
+/** Rows as columns two spaces apart, each as wide as its widest cell (characters, not UTF-16 units). */
+function table(out: (line: string) => void, rows: string[][]): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => [...r[i]].length)));
+  for (const row of rows) out(row.map((cell, i) => cell + ' '.repeat(widths[i] - [...cell].length)).join('  ').trimEnd());
 }
