@@ -206,7 +206,7 @@ describe('accounts user auth with two-factor sign-in, without a terminal', () =>
     expect(res).toMatchObject({
       code: 1,
       out: '',
-      err: `accounts: ${ADMIN.email} must set up two-factor sign-in first: sign in to the web console at ${cli.url}, add an authenticator app under Account, Security, then run auth again\n`,
+      err: `accounts: ${ADMIN.email} must set up two-factor sign-in first: sign in to the web console at ${cli.url}, add an authenticator app or a passkey under Account, Security, then run auth again\n`,
     });
     expect(storedEntry(config)).toBeUndefined();
   }, 60_000);
