@@ -166,6 +166,14 @@ describe('registration: POST /user/me/factor/{id}/verify refuses with 400 mfa_fa
     }
   });
 
+  it('refuses a bad signature (in a packed self attestation, which a client may send though asked for none)', async () => {
+    const u = await t.factory.loggedIn();
+    const factor = await addPasskey(u);
+    await refusedAtRegistration(u, factor, device({ attestation: 'packed' }).create(factor.options, { corruptSignature: true }));
+    const again = await addPasskey(u);
+    expect((await confirm(u.jwt, again.id, device({ attestation: 'packed' }).create(again.options))).status).toBe(200);
+  });
+
   it('refuses a challenge answered once already (by the factor it was issued for, or replayed to another pending one)', async () => {
     const u = await t.factory.loggedIn();
     const first = await addPasskey(u);
