@@ -615,4 +615,28 @@ describe('the per-IP limit', () => {
       await s.close();
     }
   });
+
+  it('counts POST /login/mfa/options with POST /login/mfa (apart from /login), per client IP and minute', async () => {
+    const s = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '3' } });
+    try {
+      s.clock.stop();
+      const u = await s.factory.loggedIn();
+      const dev = device();
+      const added = await s.http().post('/user/me/factor').set(bearer(u.jwt)).send({ type: 'webauthn', name: 'laptop', current_password: u.password });
+      expect((await s.http().post(`/user/me/factor/${added.body.id}/verify`).set(bearer(u.jwt)).send({ credential: dev.create(added.body.options) })).status).toBe(200);
+      const { jwt: pending } = await firstStep(s, u);
+      const options = () => s.http().post('/login/mfa/options').set(bearer(pending));
+      const first = await options();
+      expect(first.status).toBe(200);
+      expect((await s.http().post('/login/mfa').set(bearer(pending)).send({ webauthn: dev.get(first.body, { corruptSignature: true }) })).status).toBe(401);
+      const second = await options();
+      expect(second.status).toBe(200);
+      const blocked = await s.http().post('/login/mfa').set(bearer(pending)).send({ webauthn: dev.get(second.body) });
+      expect([blocked.status, blocked.body.code]).toEqual([429, 'rate_limited']);
+      expect((await options()).status).toBe(429);
+      expect((await s.http().get('/user/me').set(bearer(pending))).body.code).toBe('mfa_required');
+    } finally {
+      await s.close();
+    }
+  });
 });
