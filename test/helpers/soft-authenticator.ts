@@ -11,7 +11,7 @@ import { isoCBOR } from '@simplewebauthn/server/helpers';
 /**
  * A software passkey authenticator for tests: what `navigator.credentials.create()` and `.get()`
  * give a page (as `@simplewebauthn/browser` hands them to the server: the JSON forms), with the
- * authenticator and the browser in one object. "none" attestation; ES256 keys (P-256, DER
+ * authenticator and the browser in one object. "none" attestation (or packed self attestation); ES256 keys (P-256, DER
  * signatures) unless told another algorithm. Every `Tweak` makes one thing wrong on purpose, for
  * the server's refusals.
  */
@@ -59,7 +59,7 @@ export interface Tweak {
   userHandle?: string | null;
   /** At create: this credential id instead of a new one (a credential registered twice). */
   credentialId?: string;
-  /** A well-formed signature over other bytes. */
+  /** A well-formed signature over other bytes (at get; at create, the packed attestation's). */
   corruptSignature?: boolean;
   /** At get: which stored credential (its id) signs. */
   credential?: string;
@@ -77,6 +77,12 @@ export interface SoftAuthenticatorOptions {
   transports?: AuthenticatorTransportFuture[];
   /** Never counts signatures (signCount always 0), as many synced passkeys do. */
   zeroCounter?: boolean;
+  /**
+   * The attestation statement at create: 'none' (default, what the service asks for) or 'packed'
+   * self attestation (signed with the credential's own key, no certificate), which a client may
+   * send whatever it was asked; `corruptSignature` then spoils that signature.
+   */
+  attestation?: 'none' | 'packed';
 }
 
 const FLAG_UP = 0x01;
@@ -92,6 +98,7 @@ export class SoftAuthenticator {
   readonly aaguid: string;
   readonly transports: AuthenticatorTransportFuture[];
   readonly zeroCounter: boolean;
+  readonly attestation: 'none' | 'packed';
   credentials: StoredCredential[] = [];
 
   constructor(opts: SoftAuthenticatorOptions) {
@@ -101,6 +108,7 @@ export class SoftAuthenticator {
     this.aaguid = opts.aaguid ?? SOFT_AAGUID;
     this.transports = opts.transports ?? ['internal'];
     this.zeroCounter = opts.zeroCounter ?? false;
+    this.attestation = opts.attestation ?? 'none';
   }
 
   /**
@@ -128,17 +136,24 @@ export class SoftAuthenticator {
       rawId,
       Buffer.from(isoCBOR.encode(coseKey(keys.publicKey, alg))),
     ]);
+    const clientDataJSON = this.clientData(tweak, 'webauthn.create', options.challenge);
+    const stored: StoredCredential = existing ?? { id, ...keys, alg, userHandle: options.user.id, rpId: this.rpId, counter };
+    // packed self attestation: the credential's own signature over authData and the clientDataJSON's hash
+    const attStmt =
+      this.attestation === 'packed'
+        ? new Map<string, number | Uint8Array>([
+            ['alg', alg],
+            ['sig', new Uint8Array(sign(stored, signatureBase(authData, clientDataJSON, tweak)))],
+          ])
+        : new Map<string, number | Uint8Array>();
     const attestationObject = isoCBOR.encode(
-      new Map<string, Uint8Array | string | Map<string, number>>([
-        ['fmt', 'none'],
-        ['attStmt', new Map<string, number>()],
+      new Map<string, Uint8Array | string | Map<string, number | Uint8Array>>([
+        ['fmt', this.attestation],
+        ['attStmt', attStmt],
         ['authData', new Uint8Array(authData)],
       ]),
     );
-    const clientDataJSON = this.clientData(tweak, 'webauthn.create', options.challenge);
-    if (!existing) {
-      this.credentials.push({ id, ...keys, alg, userHandle: options.user.id, rpId: this.rpId, counter });
-    }
+    if (!existing) this.credentials.push(stored);
     return {
       id,
       rawId: id,
@@ -173,8 +188,7 @@ export class SoftAuthenticator {
     credential.counter = Math.max(credential.counter, counter);
     const authData = this.authDataHead(tweak, 0, counter);
     const clientDataJSON = this.clientData(tweak, 'webauthn.get', options.challenge);
-    const clientDataHash = crypto.createHash('sha256').update(Buffer.from(clientDataJSON, 'base64url')).digest();
-    const signed = Buffer.concat([authData, clientDataHash, tweak.corruptSignature ? Buffer.from([0]) : Buffer.alloc(0)]);
+    const signed = signatureBase(authData, clientDataJSON, tweak);
     const userHandle = tweak.userHandle === undefined ? credential.userHandle : tweak.userHandle;
     return {
       id: credential.id,
@@ -221,6 +235,12 @@ export class SoftAuthenticator {
     };
     return Buffer.from(JSON.stringify(data)).toString('base64url');
   }
+}
+
+/** What an authenticator signs: authData and the SHA-256 of the clientDataJSON; one byte more with `corruptSignature` (a well-formed signature over other bytes). */
+function signatureBase(authData: Buffer, clientDataJSON: string, tweak: Tweak): Buffer {
+  const clientDataHash = crypto.createHash('sha256').update(Buffer.from(clientDataJSON, 'base64url')).digest();
+  return Buffer.concat([authData, clientDataHash, tweak.corruptSignature ? Buffer.from([0]) : Buffer.alloc(0)]);
 }
 
 function generateKeys(alg: SoftAlg): { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject } {

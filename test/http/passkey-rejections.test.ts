@@ -166,6 +166,14 @@ describe('registration: POST /user/me/factor/{id}/verify refuses with 400 mfa_fa
     }
   });
 
+  it('refuses a bad signature (in a packed self attestation, which a client may send though asked for none)', async () => {
+    const u = await t.factory.loggedIn();
+    const factor = await addPasskey(u);
+    await refusedAtRegistration(u, factor, device({ attestation: 'packed' }).create(factor.options, { corruptSignature: true }));
+    const again = await addPasskey(u);
+    expect((await confirm(u.jwt, again.id, device({ attestation: 'packed' }).create(again.options))).status).toBe(200);
+  });
+
   it('refuses a challenge answered once already (by the factor it was issued for, or replayed to another pending one)', async () => {
     const u = await t.factory.loggedIn();
     const first = await addPasskey(u);
@@ -603,6 +611,30 @@ describe('the per-IP limit', () => {
       const blocked = await s.http().post('/login/passkey').send({ credential: stranger.get(options.body) });
       expect([blocked.status, blocked.body.code]).toEqual([429, 'rate_limited']);
       expect((await s.http().post('/login/passkey/options')).status).toBe(429);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('counts POST /login/mfa/options with POST /login/mfa (apart from /login), per client IP and minute', async () => {
+    const s = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '3' } });
+    try {
+      s.clock.stop();
+      const u = await s.factory.loggedIn();
+      const dev = device();
+      const added = await s.http().post('/user/me/factor').set(bearer(u.jwt)).send({ type: 'webauthn', name: 'laptop', current_password: u.password });
+      expect((await s.http().post(`/user/me/factor/${added.body.id}/verify`).set(bearer(u.jwt)).send({ credential: dev.create(added.body.options) })).status).toBe(200);
+      const { jwt: pending } = await firstStep(s, u);
+      const options = () => s.http().post('/login/mfa/options').set(bearer(pending));
+      const first = await options();
+      expect(first.status).toBe(200);
+      expect((await s.http().post('/login/mfa').set(bearer(pending)).send({ webauthn: dev.get(first.body, { corruptSignature: true }) })).status).toBe(401);
+      const second = await options();
+      expect(second.status).toBe(200);
+      const blocked = await s.http().post('/login/mfa').set(bearer(pending)).send({ webauthn: dev.get(second.body) });
+      expect([blocked.status, blocked.body.code]).toEqual([429, 'rate_limited']);
+      expect((await options()).status).toBe(429);
+      expect((await s.http().get('/user/me').set(bearer(pending))).body.code).toBe('mfa_required');
     } finally {
       await s.close();
     }

@@ -136,6 +136,19 @@ describe('SoftAuthenticator: create', () => {
     expect(result.registrationInfo!.credential.counter).toBe(7);
   });
 
+  test('packed self attestation: a signature by the credential key the library verifies; corruptSignature spoils it', async () => {
+    for (const alg of [-7, -257] as const) {
+      const a = new SoftAuthenticator({ rpId: RP_ID, origin: ORIGIN, alg, attestation: 'packed' });
+      const options = await creationOptions();
+      const result = await verifyCreate(a.create(options), options.challenge);
+      expect(result).toMatchObject({ verified: true, registrationInfo: { fmt: 'packed' } });
+      const request = await generateAuthenticationOptions({ rpID: RP_ID });
+      expect((await verifyGet(a.get(request), request.challenge, result.registrationInfo!.credential)).verified).toBe(true);
+      const spoiled = await creationOptions();
+      expect((await verifyCreate(a.create(spoiled, { corruptSignature: true }), spoiled.challenge)).verified).toBe(false);
+    }
+  });
+
   test('credentialId: a given id again (another authenticator, or the same one past excludeCredentials)', async () => {
     const a = authenticator();
     const first = a.create(await creationOptions());
