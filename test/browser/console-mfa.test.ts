@@ -159,10 +159,10 @@ describe('the console: two-factor sign-in', () => {
 
     // The current password is asked for, and checked.
     await page.getByLabel('Name', { exact: true }).fill('My phone');
-    await page.getByLabel('Current password').fill('not my password');
+    await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill('not my password');
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.locator('#field-current_password-error').filter({ hasText: /password/i }).waitFor();
-    await page.getByLabel('Current password').fill(u.password);
+    await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill(u.password);
     await page.getByRole('button', { name: 'Continue' }).click();
 
     const enrol = page.getByRole('region', { name: 'Set up “My phone”' });
@@ -379,7 +379,7 @@ describe('the console: two-factor sign-in', () => {
     const listed = async () => (await call('GET', '/user/me/factor', { cookie: await sessionCookie(tab) })).body.map((f: { name: string }) => f.name);
     const add = async () => {
       await page.getByLabel('Name', { exact: true }).fill('Tablet');
-      await page.getByLabel('Current password').fill(u.password);
+      await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill(u.password);
       await page.getByRole('button', { name: 'Continue' }).click();
     };
     await page.goto('/account/security');
@@ -511,7 +511,7 @@ describe('the console: administrators must use two-factor sign-in (REQUIRE_MFA_F
     }
 
     await page.getByLabel('Name', { exact: true }).fill('Admin phone');
-    await page.getByLabel('Current password').fill(admin.password);
+    await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill(admin.password);
     await page.getByRole('button', { name: 'Continue' }).click();
     const secret = (await page.locator('code.mfa-secret').textContent())!.replace(/ /g, '');
     const app = new App(secret, () => run.t.clock.now().getTime());
