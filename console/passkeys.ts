@@ -29,21 +29,57 @@ export const passkeysSupported = (): boolean => browserSupportsWebAuthn();
 export class CeremonyError extends Error {
   constructor(
     message: string,
-    /** Ended by the page itself (another ceremony began, or the page moved on): say nothing. */
-    readonly aborted: boolean,
-    /** The authenticator already holds a passkey of this account (registration). */
-    readonly registered = false,
+    /**
+     * `aborted`: ended by the page itself (another ceremony began, or the page moved on), say
+     * nothing; `registered`: the authenticator already holds a passkey of this account;
+     * `unusable`: not on this page's address (passkeys need the service's own domain); `failed`:
+     * cancelled, or the device could not confirm it was the person.
+     */
+    readonly kind: 'aborted' | 'registered' | 'unusable' | 'failed',
   ) {
     super(message);
+  }
+
+  get aborted(): boolean {
+    return this.kind === 'aborted';
   }
 }
 
 function ceremonyError(e: unknown, what: string): CeremonyError {
   const code = e instanceof WebAuthnError ? e.code : undefined;
   const name = e instanceof Error ? ((e as { cause?: Error }).cause?.name ?? e.name) : '';
-  if (code === 'ERROR_CEREMONY_ABORTED' || name === 'AbortError') return new CeremonyError(`The ${what} was stopped.`, true);
-  if (code === 'ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED') return new CeremonyError('This device already holds a passkey for your account.', false, true);
-  return new CeremonyError(`The ${what} did not finish: it was cancelled, or the device could not confirm it was you. Try again.`, false);
+  if (code === 'ERROR_CEREMONY_ABORTED' || name === 'AbortError') return new CeremonyError(`The ${what} was stopped.`, 'aborted');
+  if (code === 'ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED') return new CeremonyError('This device already holds a passkey for your account.', 'registered');
+  if (code === 'ERROR_INVALID_DOMAIN' || code === 'ERROR_INVALID_RP_ID' || name === 'SecurityError') {
+    return new CeremonyError('Passkeys cannot be used at this address of the service.', 'unusable');
+  }
+  return new CeremonyError(`The ${what} did not finish: it was cancelled, or the device could not confirm it was you. Try again.`, 'failed');
+}
+
+/**
+ * A ceremony the person started (a button) is under way. The browser runs one at a time and a new
+ * one ends the one before, so the autofill's waits until it is over rather than end it.
+ */
+let modalCeremony = false;
+
+/** The browser's assertion for these options; `autofill`: offered in the email field's autofill. */
+async function authenticate(optionsJSON: PublicKeyCredentialRequestOptionsJSON, autofill: boolean): Promise<AuthenticationResponseJSON> {
+  if (autofill && modalCeremony) throw new CeremonyError('The sign-in with a passkey was stopped.', 'aborted');
+  try {
+    return await startAuthentication({ optionsJSON, useBrowserAutofill: autofill });
+  } catch (e) {
+    throw ceremonyError(e, 'sign-in with a passkey');
+  }
+}
+
+/** Runs a ceremony the person asked for (a button), with the autofill's held off meanwhile. */
+async function modal<T>(run: () => Promise<T>): Promise<T> {
+  modalCeremony = true;
+  try {
+    return await run();
+  } finally {
+    modalCeremony = false;
+  }
 }
 
 /**
@@ -70,26 +106,25 @@ export interface LoginAnswer {
  * autofill offers the passkeys (conditional mediation), resolving when the person picks one.
  */
 export async function signInWithPasskey(autofill = false): Promise<LoginAnswer> {
-  const options = await post<PublicKeyCredentialRequestOptionsJSON>('/login/passkey/options');
-  let credential: AuthenticationResponseJSON;
-  try {
-    credential = await startAuthentication({ optionsJSON: options, useBrowserAutofill: autofill });
-  } catch (e) {
-    throw ceremonyError(e, 'sign-in with a passkey');
+  const run = async () => {
+    const options = await post<PublicKeyCredentialRequestOptionsJSON>('/login/passkey/options');
+    const credential = await authenticate(options, autofill);
+    return post<LoginAnswer>('/login/passkey', { credential, set_session: true });
+  };
+  if (autofill) {
+    if (modalCeremony) throw new CeremonyError('The sign-in with a passkey was stopped.', 'aborted');
+    return run();
   }
-  return post<LoginAnswer>('/login/passkey', { credential, set_session: true });
+  return modal(run);
 }
 
 /** The second step with a passkey: `POST /login/mfa/options`, the ceremony, `POST /login/mfa {webauthn}`. */
 export async function secondStepWithPasskey(): Promise<LoginAnswer> {
-  const options = await post<PublicKeyCredentialRequestOptionsJSON>('/login/mfa/options');
-  let credential: AuthenticationResponseJSON;
-  try {
-    credential = await startAuthentication({ optionsJSON: options });
-  } catch (e) {
-    throw ceremonyError(e, 'sign-in with a passkey');
-  }
-  return post<LoginAnswer>('/login/mfa', { webauthn: credential });
+  return modal(async () => {
+    const options = await post<PublicKeyCredentialRequestOptionsJSON>('/login/mfa/options');
+    const credential = await authenticate(options, false);
+    return post<LoginAnswer>('/login/mfa', { webauthn: credential });
+  });
 }
 
 /** A factor as the API lists it. */
@@ -130,9 +165,9 @@ export async function renameFactor(id: string, name: string): Promise<FactorJSON
   return (await ok(raw.PATCH('/user/me/factor/{id}', { params: { path: { id } }, body: { name } }))) as FactorJSON;
 }
 
-/** Ends a ceremony this page began and no longer wants (the autofill one, when leaving the page). */
-export function cancelCeremony(): void {
-  WebAuthnAbortService.cancelCeremony();
+/** Ends the autofill's ceremony (the page moves on, or arms it again); never one the person started. */
+export function cancelAutofill(): void {
+  if (!modalCeremony) WebAuthnAbortService.cancelCeremony();
 }
 
 /**

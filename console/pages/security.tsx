@@ -281,7 +281,7 @@ function AddPasskey({ taken, onAdded }: { taken: string[]; onAdded: (recovery?: 
         try {
           done = await addPasskey(chosen, current);
         } catch (e) {
-          if (e instanceof CeremonyError) throw new Error(e.registered ? `${e.message} It is in the list above.` : `No passkey was added. ${e.message}`);
+          if (e instanceof CeremonyError) throw new Error(e.kind === 'registered' ? `${e.message} It is in the list above.` : `No passkey was added. ${e.message}`);
           throw e;
         }
         setName(null);

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, ApiError, ok, type Schemas } from '../api';
-import { browserSupportsWebAuthnAutofill, cancelCeremony, CeremonyError, passkeysSupported, secondStepWithPasskey, signInWithPasskey, type LoginAnswer } from '../passkeys';
+import { browserSupportsWebAuthnAutofill, cancelAutofill, CeremonyError, passkeysSupported, secondStepWithPasskey, signInWithPasskey, type LoginAnswer } from '../passkeys';
 import { registrationOpen, SECURITY_PAGE, useSession } from '../session';
 import { Field, Form, Page, Spinner } from '../ui';
 import { fieldError } from './account';
@@ -40,26 +40,37 @@ export function SignIn() {
   useEffect(() => {
     if (pending || !passkeysSupported()) return;
     let live = true;
-    let failures = 0;
     const renew = setTimeout(() => setArmed((n) => n + 1), 4 * 60_000);
+    const field = () => document.getElementById('field-email');
+    const again = () => setArmed((n) => n + 1);
     async function arm() {
       if (!(await browserSupportsWebAuthnAutofill().catch(() => false)) || !live) return;
       try {
         const token = await signInWithPasskey(true);
         if (live) await signedIn(token);
       } catch (e) {
-        // Stopped by this page (the button took over, or it moved on), or no options to be had:
-        // the autofill stays quiet.
-        if (!live || (e instanceof CeremonyError && e.aborted) || (e instanceof ApiError && e.response?.url.endsWith('/options'))) return;
-        setPasskeyError(passkeyMessage(e));
-        if (++failures < 5) void arm();
+        // Stopped by this page (the button took over, or it moved on), no options to be had, or
+        // passkeys are not for this address: the autofill stays quiet.
+        if (!live || (e instanceof CeremonyError && e.kind !== 'failed')) return;
+        if (e instanceof ApiError) {
+          // The service refused the passkey chosen (or asked to wait): said, and offered again.
+          if (!e.response?.url.endsWith('/login/passkey')) return;
+          setPasskeyError(passkeyMessage(e));
+          if (e.status === 401) again();
+          return;
+        }
+        if (!(e instanceof CeremonyError)) return;
+        // The browser's own prompt was cancelled or failed (it said so): offered again when the
+        // person comes back to the field.
+        field()?.addEventListener('focus', again, { once: true });
       }
     }
     void arm();
     return () => {
       live = false;
       clearTimeout(renew);
-      cancelCeremony();
+      field()?.removeEventListener('focus', again);
+      cancelAutofill();
     };
   }, [pending, armed]);
 
