@@ -109,7 +109,7 @@ describe('the console: two-factor sign-in', () => {
     await tab.page.goto(path);
     await tab.page.getByLabel('Email').fill(u.email);
     await tab.page.getByLabel('Password', { exact: true }).fill(u.password);
-    await tab.page.getByRole('button', { name: 'Sign in' }).click();
+    await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await tab.page.getByRole('heading', { name: 'Two-factor sign-in' }).waitFor();
   }
 
@@ -494,7 +494,7 @@ describe('the console: administrators must use two-factor sign-in (REQUIRE_MFA_F
     await page.goto('/sign-in?next=%2Fadmin%2Fusers');
     await page.getByLabel('Email').fill(admin.email);
     await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL('**/account/security');
     await page.getByText('Administrators of this service must use two-factor sign-in.').waitFor();
     expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);

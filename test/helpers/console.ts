@@ -96,7 +96,7 @@ export async function startConsole(options: TestAppOptions & { localhost?: boole
       await page.goto('/sign-in');
       await page.getByLabel('Email').fill(user.email);
       await page.getByLabel('Password', { exact: true }).fill(user.password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.waitForURL((u) => u.pathname.startsWith('/account'));
     },
     async check({ page }, name) {
