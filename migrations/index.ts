@@ -15,6 +15,7 @@ import * as chainAuditLogAfterCommit from './20261201120000_chain_audit_log_afte
 import * as addNameSkeletons from './20261207100000_add_name_skeletons';
 import * as keyAuditChain from './20261207120000_key_audit_chain';
 import * as addMfa from './20261207130000_add_mfa';
+import * as addPasskeys from './20261207140000_add_passkeys';
 
 /** Every migration, in order. A test checks that each file in this folder is listed here. */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
@@ -34,4 +35,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261207100000_add_name_skeletons', migration: addNameSkeletons },
   { name: '20261207120000_key_audit_chain', migration: keyAuditChain },
   { name: '20261207130000_add_mfa', migration: addMfa },
+  { name: '20261207140000_add_passkeys', migration: addPasskeys },
 ];

@@ -46,6 +46,12 @@ export interface Config {
   mfaMaxFailures: number;
   /** An admin without a second factor may only set one up (API.md §2.8). */
   requireMfaForAdmins: boolean;
+  /**
+   * Passkeys' relying party (API.md §2.8): the RP ID (WEBAUTHN_RP_ID, default the host of
+   * APP_URL), its name (APP_NAME) and the origins a ceremony may come from (WEBAUTHN_ORIGINS,
+   * default the origin of APP_URL).
+   */
+  webauthn: { rpId: string; rpName: string; origins: string[] };
   /** Where the audit chain's signed checkpoint is kept (a file outside the database). */
   auditCheckpointFile: string;
   /** A checkpoint is written (the file and a log line) at most this often, when the chain has grown. */
@@ -167,6 +173,8 @@ const schema = z
     MFA_KEY: keyList('key'),
     MFA_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
     REQUIRE_MFA_FOR_ADMINS: flag('0'),
+    WEBAUTHN_RP_ID: z.string().optional(),
+    WEBAUTHN_ORIGINS: z.string().optional(),
     AUDIT_CHECKPOINT_INTERVAL: duration('10s'),
     COOKIE_SECURE: flag('1'),
     BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size such as 100kb or 5mb').default('64kb'),
@@ -215,6 +223,7 @@ const schema = z
     if (env.HEADERS_TIMEOUT > env.REQUEST_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['HEADERS_TIMEOUT'], message: 'must not exceed REQUEST_TIMEOUT' });
     }
+    checkWebauthn(env, ctx);
     if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
       ctx.addIssue({
         code: 'custom',
@@ -231,6 +240,68 @@ const schema = z
       }
     }
   });
+
+/** The service's own URL: APP_URL, else http://localhost:PORT. */
+function appUrlOf(env: { APP_URL?: string; PORT: number }): string {
+  return (env.APP_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, '');
+}
+
+/** WEBAUTHN_RP_ID (default: APP_URL's host) and WEBAUTHN_ORIGINS (default: APP_URL's origin). */
+function webauthnOf(env: { APP_URL?: string; PORT: number; WEBAUTHN_RP_ID?: string; WEBAUTHN_ORIGINS?: string }): { rpId: string; origins: string[] } {
+  const app = new URL(appUrlOf(env));
+  const origins = env.WEBAUTHN_ORIGINS === undefined ? [app.origin] : env.WEBAUTHN_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
+  return { rpId: env.WEBAUTHN_RP_ID?.trim() ?? app.hostname, origins };
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Passkeys' relying party, checked at start: each origin is a bare origin (scheme, host, port;
+ * no path, query or trailing slash), `https:` (or `http:` for localhost alone); the RP ID is a
+ * lowercase host name (no scheme, port or path) that is each origin's host or a parent domain of
+ * it, as browsers require (WebAuthn §5.1.3). Checked when either is set.
+ */
+function checkWebauthn(env: { APP_URL?: string; PORT: number; WEBAUTHN_RP_ID?: string; WEBAUTHN_ORIGINS?: string }, ctx: z.RefinementCtx): void {
+  // Both from APP_URL: they agree by construction, and a deployment that does not use passkeys
+  // (an http APP_URL on an internal host, say) still starts.
+  if (env.WEBAUTHN_RP_ID === undefined && env.WEBAUTHN_ORIGINS === undefined) return;
+  let webauthn: { rpId: string; origins: string[] };
+  try {
+    webauthn = webauthnOf(env);
+  } catch {
+    return; // a bad APP_URL is reported as such
+  }
+  const { rpId, origins } = webauthn;
+  if (origins.length === 0) ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: 'names no origin (expected like https://accounts.example.com)' });
+  const hosts: string[] = [];
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: `"${origin}" is not an origin (expected like https://accounts.example.com, no path or trailing slash)` });
+      continue;
+    }
+    if (parsed.protocol === 'http:' && !LOOPBACK_HOSTS.has(parsed.hostname) && env.WEBAUTHN_ORIGINS !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: `"${origin}": passkeys need https (http only for localhost and 127.0.0.1)` });
+      continue;
+    }
+    hosts.push(parsed.hostname);
+  }
+  const variable = env.WEBAUTHN_RP_ID === undefined ? 'APP_URL' : 'WEBAUTHN_RP_ID';
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(rpId)) {
+    ctx.addIssue({ code: 'custom', path: [variable], message: `"${rpId}" is not a passkey RP ID (expected a lowercase host name such as example.com: no scheme, port or path)` });
+    return;
+  }
+  for (const host of hosts) {
+    if (host !== rpId && !host.endsWith(`.${rpId}`)) {
+      ctx.addIssue({ code: 'custom', path: [variable], message: `"${rpId}" is neither the host of the origin ${host} nor a parent domain of it (WEBAUTHN_ORIGINS)` });
+    }
+  }
+}
 
 function parseTrustProxy(value: string): boolean | number | string {
   if (['0', 'false', 'no', ''].includes(value)) return false;
@@ -254,7 +325,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     appName: e.APP_NAME,
-    appUrl: (e.APP_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    appUrl: appUrlOf(e),
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     bcryptCost: e.BCRYPT_COST,
     dataDir,
@@ -279,6 +350,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mfaKeys: e.MFA_KEY ? e.MFA_KEY.split(',').map((s) => s.trim()) : [],
     mfaMaxFailures: e.MFA_MAX_FAILURES,
     requireMfaForAdmins: e.REQUIRE_MFA_FOR_ADMINS,
+    webauthn: Object.freeze({ ...webauthnOf(e), rpName: e.APP_NAME }),
     auditCheckpointFile: path.resolve(e.AUDIT_CHECKPOINT_FILE ?? path.join(dataDir, 'audit-checkpoint.json')),
     auditCheckpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL,
     cookieSecure: e.COOKIE_SECURE,

@@ -17,6 +17,7 @@ import { AuthService } from './services/auth-service';
 import { CurrentPasswordCheck } from './services/current-password';
 import { MfaSecrets } from './services/mfa-secrets';
 import { MfaService } from './services/mfa-service';
+import { Passkeys } from './services/passkeys';
 import { AuditService } from './services/audit-service';
 import { EmailChanges } from './services/email-change';
 import { GroupService } from './services/group-service';
@@ -103,6 +104,7 @@ export type ContainerConfig = Pick<
   | 'mfaKeys'
   | 'mfaMaxFailures'
   | 'requireMfaForAdmins'
+  | 'webauthn'
   | 'auditCheckpointFile'
   | 'auditCheckpointIntervalMs'
   | 'smtpUrl'
@@ -164,7 +166,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const groups = new GroupService(stores, transact);
   const passwords = new PasswordService(stores, transact, hasher, links, clock, mail, currentPassword);
   const mfaThrottle = throttlePolicy(Math.max(1, config.mfaMaxFailures)); // never off, unlike the password's
-  const mfa = new MfaService(stores, transact, new MfaSecrets(KeyRing.of(MFA_KEY.variable, config.mfaKeys)), currentPassword, clock, mail, mfaThrottle);
+  const passkeys = new Passkeys(config.webauthn);
+  const mfa = new MfaService(stores, transact, new MfaSecrets(KeyRing.of(MFA_KEY.variable, config.mfaKeys)), currentPassword, clock, mail, mfaThrottle, passkeys);
   const services: Services = {
     auth: new AuthService(
       stores,

@@ -130,6 +130,51 @@ describe('loadConfig', () => {
     expect(loadConfig({ AUDIT_CHECKPOINT_FILE: '/srv/shipped/audit-checkpoint.json', AUDIT_CHECKPOINT_INTERVAL: '1m' })).toMatchObject({ auditCheckpointFile: '/srv/shipped/audit-checkpoint.json', auditCheckpointIntervalMs: 60_000 });
   });
 
+  it('takes the passkey relying party from APP_URL by default: its host as RP ID, its origin as the one origin, APP_NAME as the name', () => {
+    expect(loadConfig({}).webauthn).toEqual({ rpId: 'localhost', rpName: 'Accounts', origins: ['http://localhost:3000'] });
+    expect(loadConfig({ APP_URL: 'https://Accounts.Example.com:8443/base/', APP_NAME: 'Acme' }).webauthn).toEqual({
+      rpId: 'accounts.example.com',
+      rpName: 'Acme',
+      origins: ['https://accounts.example.com:8443'],
+    });
+    // Both from APP_URL: a deployment without passkeys on an http APP_URL still starts.
+    expect(loadConfig({ APP_URL: 'http://accounts.internal:3000' }).webauthn).toMatchObject({ rpId: 'accounts.internal', origins: ['http://accounts.internal:3000'] });
+  });
+
+  it('reads WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS: a parent domain of every origin, several origins', () => {
+    expect(loadConfig({ APP_URL: 'https://accounts.example.com', WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://accounts.example.com, https://app.example.com,https://example.com' }).webauthn).toEqual({
+      rpId: 'example.com',
+      rpName: 'Accounts',
+      origins: ['https://accounts.example.com', 'https://app.example.com', 'https://example.com'],
+    });
+    // Behind a proxy: the public origin, not the listening one.
+    expect(loadConfig({ APP_URL: 'http://10.0.0.5:3000', WEBAUTHN_RP_ID: 'id.example.org', WEBAUTHN_ORIGINS: 'https://id.example.org' }).webauthn).toMatchObject({ rpId: 'id.example.org', origins: ['https://id.example.org'] });
+    // http for localhost alone (development).
+    expect(loadConfig({ WEBAUTHN_RP_ID: 'localhost', WEBAUTHN_ORIGINS: 'http://localhost:5173,http://localhost:3000' }).webauthn.origins).toEqual(['http://localhost:5173', 'http://localhost:3000']);
+  });
+
+  it.each([
+    [{ WEBAUTHN_ORIGINS: 'https://accounts.example.com/login' }, 'WEBAUTHN_ORIGINS', /is not an origin/],
+    [{ WEBAUTHN_ORIGINS: 'https://accounts.example.com/' }, 'WEBAUTHN_ORIGINS', /is not an origin/],
+    [{ WEBAUTHN_ORIGINS: 'https://accounts.example.com?x=1' }, 'WEBAUTHN_ORIGINS', /is not an origin/],
+    [{ WEBAUTHN_ORIGINS: 'ftp://accounts.example.com' }, 'WEBAUTHN_ORIGINS', /is not an origin/],
+    [{ WEBAUTHN_ORIGINS: 'accounts.example.com' }, 'WEBAUTHN_ORIGINS', /is not an origin/],
+    [{ WEBAUTHN_ORIGINS: ' , ' }, 'WEBAUTHN_ORIGINS', /names no origin/],
+    [{ WEBAUTHN_ORIGINS: 'http://accounts.example.com', WEBAUTHN_RP_ID: 'accounts.example.com' }, 'WEBAUTHN_ORIGINS', /need https/],
+    [{ WEBAUTHN_RP_ID: 'https://example.com' }, 'WEBAUTHN_RP_ID', /is not a passkey RP ID/],
+    [{ WEBAUTHN_RP_ID: 'example.com:443' }, 'WEBAUTHN_RP_ID', /is not a passkey RP ID/],
+    [{ WEBAUTHN_RP_ID: 'example.com/x' }, 'WEBAUTHN_RP_ID', /is not a passkey RP ID/],
+    [{ WEBAUTHN_RP_ID: 'Example.com' }, 'WEBAUTHN_RP_ID', /is not a passkey RP ID/],
+    [{ WEBAUTHN_RP_ID: 'other.example.com', APP_URL: 'https://accounts.example.com' }, 'WEBAUTHN_RP_ID', /neither the host of the origin accounts.example.com nor a parent domain/],
+    [{ WEBAUTHN_RP_ID: 'ample.com', APP_URL: 'https://accounts.example.com' }, 'WEBAUTHN_RP_ID', /nor a parent domain/],
+    [{ WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://accounts.example.com,https://evil.test' }, 'WEBAUTHN_RP_ID', /origin evil.test/],
+    [{ APP_URL: 'https://accounts.example.com', WEBAUTHN_ORIGINS: 'https://example.com' }, 'APP_URL', /neither the host of the origin example.com/],
+  ])('stops on a passkey setting that browsers would refuse (%j), naming %s', (env, name, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
   it('reads the slow-sender timeouts, and wants the headers in no later than the whole request', () => {
     expect(loadConfig({ HEADERS_TIMEOUT: '2s', REQUEST_TIMEOUT: '1m' })).toMatchObject({ headersTimeoutMs: 2000, requestTimeoutMs: 60_000 });
     expect(() => loadConfig({ HEADERS_TIMEOUT: '1m', REQUEST_TIMEOUT: '30s' })).toThrow(/HEADERS_TIMEOUT: must not exceed REQUEST_TIMEOUT/);

@@ -378,6 +378,7 @@ function AddApp({ unconfirmed, onAdded }: { unconfirmed: string[]; onAdded: (mad
         if (name.trim() === '') throw fieldError('name', 'Give the app a name, so you know later which device it is on.');
         if (current === '') throw fieldError('current_password', 'Enter your current password.');
         const made = await ok(api.POST('/user/me/factor', { body: { type: 'totp', name: name.trim(), current_password: current } }));
+        if (made.type !== 'totp') throw new Error('the service answered an authenticator app with a passkey');
         setName('');
         setCurrent('');
         await onAdded(made);

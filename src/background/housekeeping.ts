@@ -13,7 +13,7 @@ const BATCH = 1000;
 /**
  * Forgets what has stopped mattering, in small batches so no pass holds locks for long: ended
  * rate-limit windows, runs of failed logins whose last failure is older than a day (unless
- * still blocked), two-factor factors never confirmed within 10 minutes, and registrations never verified whose link has expired (so nobody can hold an
+ * still blocked), two-factor factors never confirmed within 10 minutes, passkey challenges past their 5 minutes, and registrations never verified whose link has expired (so nobody can hold an
  * address they do not own for ever), and audit entries past their retention (oldest first, so what
  * is kept is one unbroken chain). With `analyzeEveryMs` (the embedded database, which has no autovacuum to do
  * it) it also refreshes the planner's statistics that often, so list pages keep their plans as
@@ -23,7 +23,7 @@ export class Housekeeping extends PollingWorker {
   private lastAnalyze: number;
 
   constructor(
-    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle' | 'maintenance' | 'users' | 'audit' | 'mfa'>,
+    private readonly stores: Pick<Stores, 'rateLimits' | 'loginThrottle' | 'maintenance' | 'users' | 'audit' | 'mfa' | 'challenges'>,
     private readonly clock: Clock,
     log: Logger,
     private readonly options: {
@@ -54,6 +54,8 @@ export class Housekeeping extends PollingWorker {
     // Factors never confirmed (API.md §2.8): dropped 10 minutes after they were added.
     const pendingBefore = new Date(now.getTime() - PENDING_FACTOR_TTL_MS);
     for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.mfa.prunePending(pendingBefore, BATCH);
+    // Passkey challenges never answered (API.md §2.8): useless once expired.
+    for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.challenges.pruneExpired(now, BATCH);
     if (this.options.registrationTtlMs) {
       const unverifiedBefore = new Date(now.getTime() - this.options.registrationTtlMs);
       for (let n = BATCH; n === BATCH; removed += n) n = await this.stores.users.removeUnverified(unverifiedBefore, BATCH);

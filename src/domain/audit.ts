@@ -51,6 +51,7 @@ export const AUDIT_ACTIONS = [
   'login.failed',
   'login.throttled',
   'login.mfa_succeeded',
+  'login.passkey_succeeded',
   'mfa.failed',
   'mfa.factor_added',
   'mfa.factor_verified',
@@ -58,6 +59,8 @@ export const AUDIT_ACTIONS = [
   'mfa.reset',
   'mfa.recovery_codes_created',
   'mfa.recovery_code_used',
+  'mfa.factor_renamed',
+  'mfa.passkey_counter_rejected',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

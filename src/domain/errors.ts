@@ -148,8 +148,9 @@ export class MfaEnrollmentRequiredError extends AppError {
 
 /** A wrong, used or replayed code. Never says which. */
 export class MfaFailedError extends AppError {
-  constructor(stage: 'login' | 'enrolment') {
-    super('mfa_failed', stage === 'login' ? 'the code is wrong or was used already' : 'the code is wrong', { stage });
+  constructor(stage: 'login' | 'enrolment', what: 'code' | 'passkey' = 'code') {
+    const message = what === 'passkey' ? 'the passkey was not accepted' : stage === 'login' ? 'the code is wrong or was used already' : 'the code is wrong';
+    super('mfa_failed', message, { stage });
   }
 }
 

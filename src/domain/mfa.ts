@@ -14,7 +14,35 @@ export interface Factor {
   totpSecret: string | null;
   /** totp: the last 30 s step whose code was accepted. */
   totpLastStep: number | null;
+  /** webauthn: the passkey's credential, once the factor is verified (null before, and for totp). */
+  webauthn: WebauthnCredential | null;
 }
+
+/** What a verified passkey factor keeps of its credential (API.md §2.8): enough to check an assertion, no secret. */
+export interface WebauthnCredential {
+  /** base64url, unique across all users. */
+  credentialId: string;
+  /** The COSE public key, as the authenticator gave it. */
+  publicKey: Uint8Array;
+  /** The signature counter last accepted (0: the authenticator keeps none). */
+  counter: number;
+  transports: string[];
+  backupEligible: boolean;
+  backedUp: boolean;
+  aaguid: string;
+  /** Whether the user was verified at registration (informative). */
+  userVerified: boolean;
+}
+
+/** What a challenge is for: registering a passkey, the second step of a login, a sign-in without password. */
+export type ChallengePurpose = 'registration' | 'mfa' | 'passkey';
+
+/** A WebAuthn challenge is single use and valid this long (API.md §2.8). */
+export const WEBAUTHN_CHALLENGE_TTL_MS = 5 * 60_000;
+/** The ceremonies' timeout (the browser's, in the options): the challenge's lifetime. */
+export const WEBAUTHN_TIMEOUT_MS = WEBAUTHN_CHALLENGE_TTL_MS;
+/** ES256 and RS256: what every platform authenticator offers. */
+export const WEBAUTHN_ALGORITHMS = [-7, -257];
 
 /** A factor as a login names it: enough to choose one, nothing to use it. */
 export type FactorRef = Pick<Factor, 'id' | 'type' | 'name'>;

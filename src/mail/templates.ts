@@ -1,3 +1,4 @@
+import type { FactorType } from '../domain/mfa';
 import type { OutgoingMail } from '../stores/outbox-store';
 
 export interface MailSettings {
@@ -208,19 +209,20 @@ export function revertedResetMail(s: MailSettings, to: Recipient, link: string, 
 }
 
 /** A factor was confirmed (API.md §2.8): named, never its secret. */
-export function factorAddedMail(s: MailSettings, to: Recipient, factorName: string): OutgoingMail {
+export function factorAddedMail(s: MailSettings, to: Recipient, factorName: string, type: FactorType = 'totp'): OutgoingMail {
   return letter(s, [to.email], to, `Two-factor sign-in was added to your ${s.appName} account`, [
-    `An authenticator app, "${factorName}", was added to your ${s.appName} account: signing in now`,
-    'asks for a code from it after the password.',
+    ...(type === 'webauthn'
+      ? [`A passkey, "${factorName}", was added to your ${s.appName} account: it signs you in without a`, 'password, or serves as the second step after the password.']
+      : [`An authenticator app, "${factorName}", was added to your ${s.appName} account: signing in now`, 'asks for a code from it after the password.']),
     '',
     'If you did not do this, reset your password and contact your administrator.',
   ]);
 }
 
 /** A confirmed factor was removed by the user. */
-export function factorRemovedMail(s: MailSettings, to: Recipient, factorName: string, mfaOff: boolean): OutgoingMail {
+export function factorRemovedMail(s: MailSettings, to: Recipient, factorName: string, mfaOff: boolean, type: FactorType = 'totp'): OutgoingMail {
   return letter(s, [to.email], to, `Two-factor sign-in was removed from your ${s.appName} account`, [
-    `The authenticator app "${factorName}" was removed from your ${s.appName} account.`,
+    `The ${type === 'webauthn' ? 'passkey' : 'authenticator app'} "${factorName}" was removed from your ${s.appName} account.`,
     mfaOff ? 'Signing in now asks for the password only, and your recovery codes no longer work.' : 'Your other factors still work.',
     '',
     'If you did not do this, reset your password and contact your administrator.',
@@ -245,5 +247,19 @@ export function recoveryCodeUsedMail(s: MailSettings, to: Recipient, remaining: 
     `${remaining === 0 ? 'No' : remaining} unused recovery code${remaining === 1 ? ' is' : 's are'} left.${remaining <= 3 ? ' Make new ones on your account page.' : ''}`,
     '',
     'If it was not you, reset your password and contact your administrator.',
+  ]);
+}
+
+/**
+ * A passkey signed with a counter that did not go up (API.md §2.8): the sign-in was refused, and
+ * the credential may have been copied. Names the passkey, nothing else.
+ */
+export function passkeyCounterMail(s: MailSettings, to: Recipient, factorName: string): OutgoingMail {
+  return letter(s, [to.email], to, `A passkey of your ${s.appName} account may have been copied`, [
+    `A sign-in to your ${s.appName} account with the passkey "${factorName}" was refused: the passkey`,
+    'reported a use count lower than one it reported before, which happens when a copy of it is used.',
+    '',
+    'If you did not just sign in, remove that passkey on your account page, add a new one, and',
+    'contact your administrator.',
   ]);
 }

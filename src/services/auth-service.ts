@@ -1,13 +1,14 @@
 import crypto from 'node:crypto';
-import { EmailUnverifiedError, ForbiddenError, MfaFailedError, RateLimitedError, UnauthenticatedError, ValidationError } from '../domain/errors';
-import { MFA_PENDING_TOKEN_TTL_MS, parseMfaCode, type FactorRef } from '../domain/mfa';
-import { recoveryCodeUsedMail, type MailSettings } from '../mail/templates';
+import { ConflictError, EmailUnverifiedError, ForbiddenError, MfaFailedError, RateLimitedError, UnauthenticatedError, ValidationError } from '../domain/errors';
+import { MFA_PENDING_TOKEN_TTL_MS, parseMfaCode, WEBAUTHN_CHALLENGE_TTL_MS, type ChallengePurpose, type Factor, type FactorRef } from '../domain/mfa';
+import { passkeyCounterMail, recoveryCodeUsedMail, type MailSettings } from '../mail/templates';
 import { LOGIN_TOKEN_PREFIX } from '../domain/rules';
 import { userTarget, type RequestMeta } from '../domain/audit';
 import type { Aal, Caller, Clock, User, UserRef } from '../domain/types';
 import type { Stores, Transactor } from '../stores';
 import { accountThrottleKey, mfaThrottleKey, type LoginThrottlePolicy } from '../stores/login-throttle-store';
 import type { MfaService } from './mfa-service';
+import { counterWentBack, type AuthenticationResponseJSON, type PublicKeyCredentialRequestOptionsJSON } from './passkeys';
 import type { PasswordHasher } from './password-hasher';
 import type { TokenSigner } from './token-signer';
 
@@ -122,10 +123,11 @@ export class AuthService {
    * `aal2` one; of two concurrent successes with one token, the second finds it gone (401) and
    * its code is not spent. A wrong code leaves the token and an audit entry: `401 mfa_failed`.
    */
-  async completeMfa(caller: Caller, rawCode: string, ctx: RequestMeta): Promise<LoginResult> {
+  async completeMfa(caller: Caller, proof: { code: string } | { webauthn: AuthenticationResponseJSON }, ctx: RequestMeta): Promise<LoginResult> {
     const { user, token } = caller;
-    if (token.kind !== 'login' || token.aal !== 'aal1' || !user.mfaEnabled) throw new ForbiddenError('no second step is pending for this token');
-    const code = parseMfaCode(rawCode);
+    this.pendingSecondStep(caller);
+    if ('webauthn' in proof) return this.completeMfaWithPasskey(caller, proof.webauthn, ctx);
+    const code = parseMfaCode(proof.code);
     if (!code) throw new ValidationError('code must be 6 digits or a recovery code', [{ path: '/body/code', message: 'is neither a 6-digit code nor a recovery code' }]);
     const key = mfaThrottleKey(user.id);
     await this.mfa.takeSlot(key);
@@ -153,6 +155,131 @@ export class AuthService {
     });
     if (!result) throw new MfaFailedError('login');
     return { ...result, passwordChangeRequired: user.forcePasswordChange };
+  }
+
+  /** 403 unless the caller's token is the `aal1` token of a user with MFA (a second step pending). */
+  private pendingSecondStep(caller: Caller): void {
+    const { user, token } = caller;
+    if (token.kind !== 'login' || token.aal !== 'aal1' || !user.mfaEnabled) throw new ForbiddenError('no second step is pending for this token');
+  }
+
+  /**
+   * WebAuthn request options for the second step (API.md §2.8): the user's verified passkeys,
+   * a fresh challenge stored for this user (single use, 5 minutes). A user without a passkey:
+   * `409 conflict`.
+   */
+  async mfaOptions(caller: Caller): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    this.pendingSecondStep(caller);
+    const now = this.clock.now();
+    const credentials = await this.mfa.credentialsOf(caller.user.id, now);
+    if (credentials.length === 0) throw new ConflictError('you have no passkey: use a code of your authenticator app or a recovery code');
+    const options = await this.mfa.passkeys.authenticationOptions(credentials, 'preferred');
+    await this.issueChallenge(options.challenge, 'mfa', caller.user.id, now);
+    return options;
+  }
+
+  /** Request options for a sign-in with a discoverable passkey: no user named; the challenge stored for none. */
+  async passkeyOptions(): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const options = await this.mfa.passkeys.authenticationOptions(undefined, 'required');
+    await this.issueChallenge(options.challenge, 'passkey', null, this.clock.now());
+    return options;
+  }
+
+  private async issueChallenge(challenge: string, purpose: ChallengePurpose, userId: string | null, now: Date): Promise<void> {
+    await this.stores.challenges.issue({ challenge, purpose, userId, factorId: null, expires: new Date(now.getTime() + WEBAUTHN_CHALLENGE_TTL_MS) });
+  }
+
+  /**
+   * The second step with a passkey: the account's MFA slot taken first (as for codes); then, in
+   * one transaction, the challenge spent (whatever follows), the assertion checked against one
+   * of the user's verified passkeys (its user handle, if given, the user's), the counter
+   * recorded in one conditional statement, and the token swapped for an `aal2` one. Anything
+   * else: `401 mfa_failed`, the token stays.
+   */
+  private async completeMfaWithPasskey(caller: Caller, response: AuthenticationResponseJSON, ctx: RequestMeta): Promise<LoginResult> {
+    const { user, token } = caller;
+    const key = mfaThrottleKey(user.id);
+    await this.mfa.takeSlot(key);
+    const actor = { actor: { id: user.id, name: user.name }, ...ctx };
+    const now = this.clock.now();
+    const passkeys = this.mfa.passkeys;
+    const challenge = passkeys.challengeOf(response);
+    const result = await this.transact(async (s) => {
+      const fail = (factor?: Factor) => {
+        s.audit.add(actor, { action: 'mfa.failed', target: userTarget(user), summary: { stage: 'login', kind: 'webauthn', ...(factor ? { factor: factor.id } : {}) } });
+        return undefined;
+      };
+      if (challenge === undefined || !(await s.challenges.consume(challenge, 'mfa', user.id, now))) return fail();
+      const factor = typeof response.id === 'string' ? await s.mfa.findByCredentialId(response.id) : undefined;
+      if (!factor?.webauthn || factor.userId !== user.id) return fail();
+      const handle = response.response?.userHandle;
+      if (handle !== undefined && handle !== null && handle !== passkeys.userHandleText(user.id)) return fail(factor);
+      const checked = await passkeys.verifyAuthentication(response, challenge, factor.webauthn, false);
+      if (!checked) return fail(factor);
+      if (counterWentBack(factor.webauthn.counter, checked.newCounter)) {
+        await this.counterRejected(s, actor, user, factor, checked.newCounter);
+        return fail(factor);
+      }
+      if (!(await s.mfa.acceptWebauthnCounter(factor.id, checked.newCounter, now))) return fail(factor); // a concurrent use of one assertion won
+      await s.loginThrottle.clear(key);
+      const fresh = await s.tokens.replace(token.id, this.newLoginToken(user, ctx, 'aal2'));
+      if (!fresh) throw new UnauthenticatedError(); // a concurrent second step (or a logout) won: nothing of this one stays
+      s.audit.add(actor, { action: 'login.mfa_succeeded', target: userTarget(user), summary: { method: 'webauthn', factor: factor.id } });
+      return { jwt: this.signer.sign({ userId: user.id, tokenId: fresh.id }, fresh.expires), expires: fresh.expires };
+    });
+    if (!result) throw new MfaFailedError('login', 'passkey');
+    return { ...result, passwordChangeRequired: user.forcePasswordChange };
+  }
+
+  /**
+   * A sign-in with a passkey and no password (API.md §2.8): the challenge spent first (of no
+   * user: the options named none), the verified passkey found by its credential id, its user
+   * active with a proven address, the user handle required and the user's, the account's MFA
+   * slot taken (429 once spent), the assertion checked with user verification required, the
+   * counter recorded in one conditional statement; then a new `aal2` login token (1 day, 30 for
+   * admins). Anything else is the ordinary `401 unauthenticated`, saying nothing about why, and
+   * changes nothing but the spent challenge, the slot and an audit entry (when the credential
+   * named a user).
+   */
+  async passkeyLogin(response: AuthenticationResponseJSON, ctx: RequestMeta): Promise<LoginResult> {
+    const passkeys = this.mfa.passkeys;
+    const now = this.clock.now();
+    const challenge = passkeys.challengeOf(response);
+    if (challenge === undefined || !(await this.stores.challenges.consume(challenge, 'passkey', null, now))) throw new UnauthenticatedError();
+    const factor = typeof response.id === 'string' ? await this.stores.mfa.findByCredentialId(response.id) : undefined;
+    const user = factor ? await this.stores.users.findById(factor.userId) : undefined;
+    if (!factor?.webauthn || !user || user.deactivated || !user.emailVerified) throw new UnauthenticatedError();
+    const credential = factor.webauthn;
+    const actor = { actor: { id: user.id, name: user.name }, ...ctx };
+    const fail = async (counter?: number): Promise<never> => {
+      await this.transact(async (s) => {
+        s.audit.add(actor, { action: 'mfa.failed', target: userTarget(user), summary: { stage: 'passkey', factor: factor.id } });
+        if (counter !== undefined) await this.counterRejected(s, actor, user, factor, counter);
+      });
+      throw new UnauthenticatedError();
+    };
+    if (response.response?.userHandle !== passkeys.userHandleText(user.id)) return fail();
+    const key = mfaThrottleKey(user.id);
+    await this.mfa.takeSlot(key);
+    const checked = await passkeys.verifyAuthentication(response, challenge, credential, true);
+    if (!checked) return fail();
+    if (counterWentBack(credential.counter, checked.newCounter)) return fail(checked.newCounter);
+    const issued = await this.transact(async (s) => {
+      if (!(await s.users.lockActive(user.id))) return undefined;
+      if (!(await s.mfa.acceptWebauthnCounter(factor.id, checked.newCounter, now))) return undefined; // a concurrent use of one assertion won
+      await s.users.recordLogin(user.id, now);
+      await s.loginThrottle.clear(key);
+      s.audit.add(actor, { action: 'login.passkey_succeeded', target: userTarget(user), summary: { factor: factor.id } });
+      return this.issueLoginToken(s, user, ctx, 'aal2');
+    });
+    if (!issued) return fail();
+    return { ...issued, passwordChangeRequired: user.forcePasswordChange };
+  }
+
+  /** A counter that did not go up: the audit entry and the mail (the sign-in itself is refused by the caller). */
+  private async counterRejected(s: Stores, actor: RequestMeta & { actor: { id: string; name: string } }, user: User, factor: Factor, presented: number): Promise<void> {
+    s.audit.add(actor, { action: 'mfa.passkey_counter_rejected', target: userTarget(user), summary: { factor: factor.id, stored: factor.webauthn?.counter ?? 0, presented } });
+    await s.outbox.enqueue(passkeyCounterMail(this.options.mail, user, factor.name));
   }
 
   /**

@@ -14,6 +14,7 @@ import { KnexRateLimitStore, type RateLimitStore } from './rate-limit-store';
 import { KnexSettingsStore, type SettingsStore } from './settings-store';
 import { KnexTokenStore, type TokenStore } from './token-store';
 import { KnexUserStore, type UserStore } from './user-store';
+import { KnexWebauthnChallengeStore, type WebauthnChallengeStore } from './webauthn-challenge-store';
 
 export interface Stores {
   users: UserStore;
@@ -29,6 +30,7 @@ export interface Stores {
   maintenance: MaintenanceStore;
   audit: AuditStore;
   mfa: MfaStore;
+  challenges: WebauthnChallengeStore;
 }
 
 /**
@@ -50,6 +52,7 @@ export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, 
     maintenance: new KnexMaintenanceStore(db),
     audit: new KnexAuditStore(db, clock, inTransaction, audit),
     mfa: new KnexMfaStore(db),
+    challenges: new KnexWebauthnChallengeStore(db),
   };
 }
 

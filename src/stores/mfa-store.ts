@@ -1,9 +1,27 @@
 import type { Knex } from 'knex';
 import { ConflictError } from '../domain/errors';
-import type { Factor, FactorType } from '../domain/mfa';
+import type { Factor, FactorType, WebauthnCredential } from '../domain/mfa';
 import { isUniqueViolation } from './pg-errors';
 
-const FACTOR_COLUMNS = ['id', 'user_id', 'type', 'name', 'verified', 'created', 'last_used', 'totp_secret', 'totp_last_step'] as const;
+const FACTOR_COLUMNS = [
+  'id',
+  'user_id',
+  'type',
+  'name',
+  'verified',
+  'created',
+  'last_used',
+  'totp_secret',
+  'totp_last_step',
+  'webauthn_credential_id',
+  'webauthn_public_key',
+  'webauthn_counter',
+  'webauthn_transports',
+  'webauthn_backup_eligible',
+  'webauthn_backed_up',
+  'webauthn_aaguid',
+  'webauthn_user_verified',
+] as const;
 
 interface FactorRow {
   id: string;
@@ -15,6 +33,29 @@ interface FactorRow {
   last_used: Date | null;
   totp_secret: string | null;
   totp_last_step: string | number | null; // bigint: pg gives a string
+  webauthn_credential_id: string | null;
+  webauthn_public_key: Uint8Array | null;
+  webauthn_counter: string | number | null;
+  webauthn_transports: string[] | null;
+  webauthn_backup_eligible: boolean | null;
+  webauthn_backed_up: boolean | null;
+  webauthn_aaguid: string | null;
+  webauthn_user_verified: boolean | null;
+}
+
+function toCredential(row: FactorRow): WebauthnCredential | null {
+  if (row.type !== 'webauthn' || row.webauthn_credential_id === null || row.webauthn_public_key === null) return null;
+  return {
+    credentialId: row.webauthn_credential_id,
+    // A copy, as a plain Uint8Array (pg gives a Buffer, which may be a view of a larger one).
+    publicKey: Uint8Array.from(row.webauthn_public_key),
+    counter: Number(row.webauthn_counter ?? 0),
+    transports: row.webauthn_transports ?? [],
+    backupEligible: row.webauthn_backup_eligible ?? false,
+    backedUp: row.webauthn_backed_up ?? false,
+    aaguid: row.webauthn_aaguid ?? '',
+    userVerified: row.webauthn_user_verified ?? false,
+  };
 }
 
 function toFactor(row: FactorRow): Factor {
@@ -28,6 +69,7 @@ function toFactor(row: FactorRow): Factor {
     lastUsed: row.last_used,
     totpSecret: row.totp_secret,
     totpLastStep: row.totp_last_step === null ? null : Number(row.totp_last_step),
+    webauthn: toCredential(row),
   };
 }
 
@@ -59,6 +101,22 @@ export interface MfaStore {
    * accepted: of two requests with one code (or a code of an earlier step), one wins.
    */
   acceptTotpStep(id: string, step: number, at: Date): Promise<boolean>;
+  /**
+   * Marks a pending passkey factor verified with its credential; 'duplicate' when the credential
+   * id is already stored (any user's: a credential registered twice), false when the factor was
+   * verified already.
+   */
+  markWebauthnVerified(id: string, credential: WebauthnCredential, at: Date): Promise<boolean | 'duplicate'>;
+  /** The verified passkey factor holding this credential, any user's. */
+  findByCredentialId(credentialId: string): Promise<Factor | undefined>;
+  /**
+   * Records an accepted assertion's signature counter, in one statement, only when it went up
+   * (or both it and the stored one are 0: an authenticator that keeps none): of two uses of one
+   * assertion, one wins. Returns whether it was recorded.
+   */
+  acceptWebauthnCounter(id: string, counter: number, at: Date): Promise<boolean>;
+  /** Renames one of the user's factors; undefined when there is none; ConflictError when the name is taken. */
+  renameFactor(userId: string, id: string, name: string): Promise<Factor | undefined>;
   /** Deletes a factor; undefined when there is none of that user's. */
   deleteFactor(userId: string, id: string): Promise<Factor | undefined>;
   /** Deletes the user's pending factors made before `before` (their names are free again). */
@@ -119,6 +177,54 @@ export class KnexMfaStore implements MfaStore {
   async markVerified(id: string, step: number | null, at: Date): Promise<boolean> {
     const n = await this.db('mfa_factors').where({ id, verified: false }).update({ verified: true, totp_last_step: step, last_used: at });
     return n > 0;
+  }
+
+  async markWebauthnVerified(id: string, c: WebauthnCredential, at: Date): Promise<boolean | 'duplicate'> {
+    try {
+      // In a savepoint (a nested transaction): a unique violation must not end the caller's transaction.
+      const n = await this.db.transaction((trx) => trx('mfa_factors')
+        .where({ id, verified: false, type: 'webauthn' })
+        .update({
+          verified: true,
+          last_used: at,
+          webauthn_credential_id: c.credentialId,
+          webauthn_public_key: Buffer.from(c.publicKey),
+          webauthn_counter: c.counter,
+          webauthn_transports: c.transports,
+          webauthn_backup_eligible: c.backupEligible,
+          webauthn_backed_up: c.backedUp,
+          webauthn_aaguid: c.aaguid,
+          webauthn_user_verified: c.userVerified,
+        }));
+      return n > 0;
+    } catch (err) {
+      if (isUniqueViolation(err)) return 'duplicate';
+      throw err;
+    }
+  }
+
+  async findByCredentialId(credentialId: string): Promise<Factor | undefined> {
+    const row = await this.db('mfa_factors').select(FACTOR_COLUMNS).where({ webauthn_credential_id: credentialId, type: 'webauthn', verified: true }).first();
+    return row ? toFactor(row) : undefined;
+  }
+
+  async acceptWebauthnCounter(id: string, counter: number, at: Date): Promise<boolean> {
+    const rows = await this.db('mfa_factors')
+      .where({ id, verified: true, type: 'webauthn' })
+      .where((w) => (counter === 0 ? w.where('webauthn_counter', 0) : w.where('webauthn_counter', '<', counter)))
+      .update({ webauthn_counter: counter, last_used: at })
+      .returning(['id']);
+    return rows.length > 0;
+  }
+
+  async renameFactor(userId: string, id: string, name: string): Promise<Factor | undefined> {
+    try {
+      const [row] = await this.db('mfa_factors').where({ user_id: userId, id }).update({ name }).returning(FACTOR_COLUMNS);
+      return row ? toFactor(row) : undefined;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('you already have a factor with that name');
+      throw err;
+    }
   }
 
   async acceptTotpStep(id: string, step: number, at: Date): Promise<boolean> {

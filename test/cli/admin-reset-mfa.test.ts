@@ -55,7 +55,7 @@ describe('accounts admin reset-mfa', () => {
       const added = await mfa.enrol(caller, { type: 'totp', name: 'phone', currentPassword: ADA.password }, CLIENT);
       secret = added.secret;
       const totp = new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
-      recoveryCodes = (await mfa.verify(caller, added.factor.id, totp.generate(), CLIENT)).recoveryCodes!;
+      recoveryCodes = (await mfa.verify(caller, added.factor.id, { code: totp.generate() }, CLIENT)).recoveryCodes!;
       expect(recoveryCodes).toHaveLength(10);
       const second = await auth.login({ email: ADA.email }, ADA.password, CLIENT);
       expect(second.mfaRequired).toEqual([expect.objectContaining({ type: 'totp', name: 'phone' })]);

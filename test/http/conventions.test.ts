@@ -26,7 +26,7 @@ describe('openapi.yaml', () => {
   it('authenticates every operation unless it opts out (fail closed)', () => {
     expect(spec.security).toEqual([{ bearerAuth: [] }, { cookieAuth: [] }]);
     const publicOps = operations.filter(({ op }) => Array.isArray(op.security) && op.security.length === 0).map(({ method, path }) => `${method} ${path}`);
-    expect(publicOps.sort()).toEqual(['get /healthz', 'get /readyz', 'get /metrics', 'get /openapi.json', 'get /openapi.yaml', 'post /login', 'post /logout', 'post /password/reset', 'post /password/reset/confirm', 'post /register', 'post /register/verify', 'post /user/me/email/confirm', 'post /user/me/email/revert', 'post /_admin/api'].sort());
+    expect(publicOps.sort()).toEqual(['get /healthz', 'get /readyz', 'get /metrics', 'get /openapi.json', 'get /openapi.yaml', 'post /login', 'post /login/passkey', 'post /login/passkey/options', 'post /logout', 'post /password/reset', 'post /password/reset/confirm', 'post /register', 'post /register/verify', 'post /user/me/email/confirm', 'post /user/me/email/revert', 'post /_admin/api'].sort());
     for (const { op } of operations) {
       if (op.security !== undefined && (op.security as unknown[]).length > 0) throw new Error('operations use the global security');
     }
@@ -34,7 +34,7 @@ describe('openapi.yaml', () => {
 
   it('lets a forced-change token reach only GET /user/me and POST /user/me/password, and finish a two-factor login (and the public routes)', () => {
     const allowed = operations.filter(({ op }) => (op['x-policy'] as { during_password_change?: boolean }).during_password_change === true).map(({ method, path }) => `${method} ${path}`);
-    expect(allowed.sort()).toEqual(['get /user/me', 'post /login/mfa', 'post /user/me/password']);
+    expect(allowed.sort()).toEqual(['get /user/me', 'post /login/mfa', 'post /login/mfa/options', 'post /user/me/password']);
   });
 });
 

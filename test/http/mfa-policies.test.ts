@@ -13,7 +13,7 @@ const spec = loadApiSpec() as unknown as Spec & { paths: Record<string, Record<s
 const operations = Object.entries(spec.paths)
   .flatMap(([path, item]) =>
     Object.entries(item)
-      .filter(([method]) => ['get', 'post', 'put', 'delete'].includes(method))
+      .filter(([method]) => ['get', 'post', 'put', 'delete', 'patch'].includes(method))
       .map(([method, op]) => ({ path, method: method.toUpperCase(), id: (op as SpecOperation).operationId as string, policy: parsePolicy((op as SpecOperation)['x-policy'], `${method} ${path}`) })),
   )
   .filter((o) => o.policy.caller !== 'public'); // no token, nothing to confine
@@ -23,8 +23,8 @@ function pathOf(path: string, who: string): string {
 }
 
 function send(t: TestApp, method: string, path: string, jwt: string) {
-  const req = t.http()[method.toLowerCase() as 'get' | 'post' | 'put' | 'delete'](path).set(bearer(jwt));
-  return ['POST', 'PUT'].includes(method) ? req.send({}) : req;
+  const req = t.http()[method.toLowerCase() as 'get' | 'post' | 'put' | 'delete' | 'patch'](path).set(bearer(jwt));
+  return ['POST', 'PUT', 'PATCH'].includes(method) ? req.send({}) : req;
 }
 
 describe('the aal1 token of a user with MFA (the second step pending)', () => {
@@ -36,8 +36,8 @@ describe('the aal1 token of a user with MFA (the second step pending)', () => {
     await t.close();
   });
 
-  it('the spec lets it call exactly POST /login/mfa and GET /me', () => {
-    expect(operations.filter((o) => o.policy.mfa === 'pending').map((o) => o.id).sort()).toEqual(['amILoggedIn', 'loginMfa']);
+  it('the spec lets it call exactly POST /login/mfa, POST /login/mfa/options and GET /me', () => {
+    expect(operations.filter((o) => o.policy.mfa === 'pending').map((o) => o.id).sort()).toEqual(['amILoggedIn', 'loginMfa', 'loginMfaOptions']);
   });
 
   it('gets 403 mfa_required from every operation not declaring mfa: pending, and not from those that do; a system admin too', async () => {
@@ -77,7 +77,7 @@ describe('REQUIRE_MFA_FOR_ADMINS=1', () => {
 
   it('the spec lets an admin without MFA set up a factor: the factor routes, GET /user/me, GET /me, the second step', () => {
     expect(operations.filter((o) => o.policy.mfa === 'pending' || o.policy.mfa === 'enrol').map((o) => o.id).sort()).toEqual(
-      ['amILoggedIn', 'createMyFactor', 'deleteMyFactor', 'getMe', 'listMyFactors', 'loginMfa', 'verifyMyFactor'],
+      ['amILoggedIn', 'createMyFactor', 'deleteMyFactor', 'getMe', 'listMyFactors', 'loginMfa', 'loginMfaOptions', 'renameMyFactor', 'verifyMyFactor'],
     );
   });
 

@@ -68,7 +68,6 @@ describe('POST /user/me/factor (adding an authenticator app)', () => {
   it('refuses bad input with 400 and makes nothing: an unknown type, an empty or control-character name, a missing password', async () => {
     const u = await t.factory.loggedIn();
     for (const body of [
-      { type: 'webauthn', name: 'key', current_password: u.password },
       { type: 'sms', name: 'x', current_password: u.password },
       { type: 'totp', name: '', current_password: u.password },
       { type: 'totp', name: 'a\u0007b', current_password: u.password },

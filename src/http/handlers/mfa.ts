@@ -1,4 +1,4 @@
-import type { MfaService } from '../../services/mfa-service';
+import type { FactorProof, MfaService } from '../../services/mfa-service';
 import type { UserService } from '../../services/user-service';
 import { auditContext } from '../audit-context';
 import { callerOf } from '../authenticate';
@@ -17,15 +17,20 @@ export function mfaHandlers(mfa: MfaService, users: UserService): Handlers {
       const input = body(req, 'createMyFactor');
       const made = await mfa.enrol(callerOf(req), { type: input.type, name: input.name, currentPassword: input.current_password }, auditContext(req));
       res.set('Cache-Control', 'no-store');
-      res
-        .status(201)
-        .location(`/user/me/factor/${made.factor.id}`)
-        .json({ ...presentFactor(made.factor), type: 'totp', verified: false, secret: made.secret, uri: made.uri, qr_svg: made.qrSvg });
+      res.status(201).location(`/user/me/factor/${made.factor.id}`);
+      if ('options' in made) res.json({ ...presentFactor(made.factor), verified: false, options: made.options });
+      else res.json({ ...presentFactor(made.factor), verified: false, secret: made.secret, uri: made.uri, qr_svg: made.qrSvg });
     },
 
     verifyMyFactor: async (req, res) => {
-      const { factor, recoveryCodes } = await mfa.verify(callerOf(req), (req.params.id as string).toLowerCase(), body(req, 'verifyMyFactor').code, auditContext(req));
+      const proof = body(req, 'verifyMyFactor') as FactorProof;
+      const { factor, recoveryCodes } = await mfa.verify(callerOf(req), (req.params.id as string).toLowerCase(), proof, auditContext(req));
       res.json(recoveryCodes ? { factor: presentFactor(factor), recovery_codes: recoveryCodes } : { factor: presentFactor(factor) });
+    },
+
+    renameMyFactor: async (req, res) => {
+      const factor = await mfa.rename(callerOf(req), (req.params.id as string).toLowerCase(), body(req, 'renameMyFactor').name, auditContext(req));
+      res.json(presentFactor(factor));
     },
 
     deleteMyFactor: async (req, res) => {

@@ -49,7 +49,33 @@ export function sessionHandlers(auth: AuthService, tokens: TokenService, cookie:
       mfaThrottle,
       async (req, res) => {
         const caller = callerOf(req);
-        sendToken(res, await auth.completeMfa(caller, body(req, 'loginMfa').code, requestMeta(req)), caller.via === 'cookie');
+        sendToken(res, await auth.completeMfa(caller, body(req, 'loginMfa') as Parameters<AuthService['completeMfa']>[1], requestMeta(req)), caller.via === 'cookie');
+      },
+    ],
+
+    // Passkey options for the second step: the same per-IP throttle as the step itself.
+    loginMfaOptions: [
+      mfaThrottle,
+      async (req, res) => {
+        res.set('Cache-Control', 'no-store');
+        res.json(await auth.mfaOptions(callerOf(req)));
+      },
+    ],
+
+    // A sign-in with a passkey and no password: per-IP throttled like /login.
+    loginPasskeyOptions: [
+      loginThrottle,
+      async (_req, res) => {
+        res.set('Cache-Control', 'no-store');
+        res.json(await auth.passkeyOptions());
+      },
+    ],
+
+    loginPasskey: [
+      loginThrottle,
+      async (req, res) => {
+        const input = body(req, 'loginPasskey');
+        sendToken(res, await auth.passkeyLogin(input.credential as Parameters<AuthService['passkeyLogin']>[0], requestMeta(req)), input.set_session === true);
       },
     ],
 
