@@ -19,8 +19,13 @@ import { api, ApiError, ok } from './api';
 
 export { browserSupportsWebAuthnAutofill };
 
-/** This browser can make and use passkeys (WebAuthn, in a secure context). */
-export const passkeysSupported = (): boolean => browserSupportsWebAuthn();
+/**
+ * This browser can make and use passkeys here: WebAuthn, in a secure context, on a domain name
+ * (a relying party is never an IP address: the console opened as http://127.0.0.1 offers none;
+ * the same rule as @simplewebauthn/browser's, which would refuse there).
+ */
+export const passkeysSupported = (): boolean =>
+  browserSupportsWebAuthn() && (location.hostname === 'localhost' || /^((xn--[a-z0-9-]+|[a-z0-9]+(-[a-z0-9]+)*)\.)+([a-z]{2,}|xn--[a-z0-9-]+)$/i.test(location.hostname));
 
 /**
  * The browser's ceremony did not happen: the person cancelled, the passkey's lock (fingerprint,
