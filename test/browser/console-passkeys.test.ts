@@ -308,8 +308,8 @@ describe('the console: passkeys', () => {
     await field.fill('Phone');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.getByText('You have another two-factor method of that name.').waitFor();
-    await field.fill('Old laptop');
     await run.check(tab, 'account-security-rename');
+    await field.fill('Old laptop');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('rowheader', { name: 'Old laptop', exact: true }).waitFor();
     await page.getByRole('button', { name: 'Rename Phone' }).click();
