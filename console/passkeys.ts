@@ -9,6 +9,7 @@ import {
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/browser';
+import type { components } from '../src/generated/openapi';
 import { api, ApiError, ok } from './api';
 
 /**
@@ -88,22 +89,16 @@ async function modal<T>(run: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The calls of the passkey routes (§2.8). Written against the contract's shapes; the options are
- * WebAuthn's JSON, handed to the browser as they came.
+ * The calls of the passkey routes (§2.8) through the typed client. The options are WebAuthn's JSON,
+ * handed to the browser as they came (the spec types them loosely: open objects), and the
+ * browser's answer goes back as it came.
  */
-// The routes and bodies the generated client does not type (yet): one untyped door, used only here.
-type Untyped = { POST(path: string, init: { body?: unknown; params?: unknown }): Promise<{ data?: unknown; error?: unknown; response: Response }>; PATCH(path: string, init: { body?: unknown; params?: unknown }): Promise<{ data?: unknown; error?: unknown; response: Response }> };
-const raw = api as unknown as Untyped;
+type RequestOptions = PublicKeyCredentialRequestOptionsJSON;
+type CreationOptions = PublicKeyCredentialCreationOptionsJSON;
+type Schemas = components['schemas'];
 
-async function post<T>(path: string, body?: unknown, id?: string): Promise<T> {
-  // No body where the route takes none (the options): the X-Requested-With header stands for it.
-  return (await ok(raw.POST(path, { body, params: id ? { path: { id } } : undefined }))) as T;
-}
-
-export interface LoginAnswer {
-  jwt_token: string;
-  password_change_required?: boolean;
-}
+export type LoginAnswer = Schemas['LoginToken'];
+export type FactorJSON = Schemas['Factor'];
 
 /**
  * Signs in with a passkey alone (a discoverable credential, with user verification): options, the
@@ -112,9 +107,9 @@ export interface LoginAnswer {
  */
 export async function signInWithPasskey(autofill = false): Promise<LoginAnswer> {
   const run = async () => {
-    const options = await post<PublicKeyCredentialRequestOptionsJSON>('/login/passkey/options');
-    const credential = await authenticate(options, autofill);
-    return post<LoginAnswer>('/login/passkey', { credential, set_session: true });
+    const options = await ok(api.POST('/login/passkey/options'));
+    const credential = await authenticate(options as unknown as RequestOptions, autofill);
+    return ok(api.POST('/login/passkey', { body: { credential: credential as Schemas['PasskeyAssertion'], set_session: true } }));
   };
   if (autofill) {
     if (modalCeremony) throw new CeremonyError('The sign-in with a passkey was stopped.', 'aborted');
@@ -126,20 +121,10 @@ export async function signInWithPasskey(autofill = false): Promise<LoginAnswer> 
 /** The second step with a passkey: `POST /login/mfa/options`, the ceremony, `POST /login/mfa {webauthn}`. */
 export async function secondStepWithPasskey(): Promise<LoginAnswer> {
   return modal(async () => {
-    const options = await post<PublicKeyCredentialRequestOptionsJSON>('/login/mfa/options');
-    const credential = await authenticate(options, false);
-    return post<LoginAnswer>('/login/mfa', { webauthn: credential });
+    const options = await ok(api.POST('/login/mfa/options'));
+    const credential = await authenticate(options as unknown as RequestOptions, false);
+    return ok(api.POST('/login/mfa', { body: { webauthn: credential as Schemas['PasskeyAssertion'] } }));
   });
-}
-
-/** A factor as the API lists it. */
-export interface FactorJSON {
-  id: string;
-  type: string;
-  name: string;
-  created: string;
-  last_used?: string | null;
-  verified: boolean;
 }
 
 /**
@@ -148,26 +133,28 @@ export interface FactorJSON {
  * factor it began (its name would be taken for 10 minutes) and throws a CeremonyError.
  */
 export async function addPasskey(name: string, currentPassword: string): Promise<{ factor: FactorJSON; recovery_codes?: string[] }> {
-  const made = await post<FactorJSON & { options: PublicKeyCredentialCreationOptionsJSON }>('/user/me/factor', { type: 'webauthn', name, current_password: currentPassword });
+  const made = await ok(api.POST('/user/me/factor', { body: { type: 'webauthn', name, current_password: currentPassword } }));
+  if (made.type !== 'webauthn') throw new Error('the service answered a passkey with an authenticator app');
+  const drop = () => ok(api.DELETE('/user/me/factor/{id}', { params: { path: { id: made.id } } })).catch(() => undefined);
   let credential;
   try {
-    credential = await startRegistration({ optionsJSON: made.options });
+    credential = await startRegistration({ optionsJSON: made.options as unknown as CreationOptions });
   } catch (e) {
-    await ok(api.DELETE('/user/me/factor/{id}', { params: { path: { id: made.id } } })).catch(() => undefined);
+    await drop();
     throw ceremonyError(e, 'passkey setup');
   }
   try {
-    return await post('/user/me/factor/{id}/verify', { credential }, made.id);
+    return await ok(api.POST('/user/me/factor/{id}/verify', { params: { path: { id: made.id } }, body: { credential: credential as Schemas['PasskeyRegistration'] } }));
   } catch (e) {
     // Refused by the service: the half-made factor goes too.
-    if (e instanceof ApiError && e.status === 400) await ok(api.DELETE('/user/me/factor/{id}', { params: { path: { id: made.id } } })).catch(() => undefined);
+    if (e instanceof ApiError && e.status === 400) await drop();
     throw e;
   }
 }
 
 /** `PATCH /user/me/factor/:id {name}`. */
 export async function renameFactor(id: string, name: string): Promise<FactorJSON> {
-  return (await ok(raw.PATCH('/user/me/factor/{id}', { params: { path: { id } }, body: { name } }))) as FactorJSON;
+  return ok(api.PATCH('/user/me/factor/{id}', { params: { path: { id } }, body: { name } }));
 }
 
 /** Ends the autofill's ceremony (the page moves on, or arms it again); never one the person started. */
