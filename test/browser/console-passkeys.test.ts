@@ -249,7 +249,7 @@ describe('the console: passkeys', () => {
     expectNoTrouble(tab.trouble);
   });
 
-  it('refuses a passkey whose user verification fails, alone and as the second step; a recovery code still signs in', async () => {
+  it('refuses a passkey whose user verification fails, alone and as the second step; a recovery code still signs in; a passkey removed from the account is refused by the service', async () => {
     const u = await run.t.factory.user({ password: 'passkey password 4' });
     const tab = await run.open();
     await withoutAutofill(tab);
@@ -279,7 +279,19 @@ describe('the console: passkeys', () => {
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.waitForURL((url) => url.pathname === '/account');
     expect(await aal(tab)).toBe('aal2');
-    expectNoTrouble(tab.trouble);
+
+    // Removed from the account, the passkey the device still holds is refused by the service.
+    await page.goto('/account/security');
+    await page.getByRole('button', { name: 'Remove Laptop' }).click();
+    await confirm(tab, 'Remove');
+    await page.getByText('You have not set up two-factor sign-in.').waitFor();
+    await key.userVerified(true);
+    expect(await key.credentials()).toHaveLength(1);
+    await signOut(tab);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByRole('alert').filter({ hasText: 'That passkey did not sign you in.' }).waitFor();
+    expect(await sessionCookie(tab)).toBeUndefined();
+    expectNoTrouble(tab.trouble, ['POST /login/passkey 401']);
   });
 
   it('renames a passkey and an app; a lost device: its passkey no longer signs in, the app does, and the passkey is removed', async () => {
