@@ -294,7 +294,7 @@ describe('the console: passkeys', () => {
     expectNoTrouble(tab.trouble, ['POST /login/passkey 401']);
   });
 
-  it('renames a passkey and an app; a lost device: its passkey no longer signs in, the app does, and the passkey is removed', async () => {
+  it('renames a passkey and an app; a second passkey on one device is refused; a lost device: its passkey no longer signs in, the app does, and the passkey is removed', async () => {
     const u = await run.t.factory.user({ password: 'passkey password 5' });
     const tab = await run.open();
     await withoutAutofill(tab);
@@ -333,6 +333,16 @@ describe('the console: passkeys', () => {
       ['totp', 'Pixel'],
       ['webauthn', 'Old laptop'],
     ]);
+
+    // A second passkey on the same device is refused by the browser (the account's passkeys are
+    // excluded at creation); the factor begun for it is gone again.
+    const form = page.getByRole('form', { name: 'Add a passkey' });
+    await form.getByLabel('Passkey name').fill('Again');
+    await form.getByLabel('Current password').fill(u.password);
+    await form.getByRole('button', { name: 'Add passkey' }).click();
+    await form.getByRole('alert').filter({ hasText: 'This device already holds a passkey for your account. It is in the list above.' }).waitFor();
+    expect((await call('GET', '/user/me/factor', { cookie })).body.map((f: { name: string }) => f.name).sort()).toEqual(['Old laptop', 'Pixel']);
+    expect(await key.credentials()).toHaveLength(1);
 
     // The laptop is lost: its passkey is gone from the device.
     const [held] = await key.credentials();
