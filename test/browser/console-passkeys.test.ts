@@ -370,3 +370,43 @@ describe('the console: passkeys', () => {
     expectNoTrouble(tab.trouble);
   });
 });
+
+describe('the console: an administrator who must use two-factor sign-in adds a passkey (REQUIRE_MFA_FOR_ADMINS=1)', () => {
+  let run: ConsoleRun;
+  beforeAll(async () => {
+    run = await startConsole({ localhost: true, env: { REQUIRE_MFA_FOR_ADMINS: '1' } });
+  });
+  afterAll(async () => {
+    await run?.close();
+  });
+
+  it('is held on the security page until the passkey is added and the codes put away; then signs in with the passkey alone', async () => {
+    const admin = await run.t.factory.user({ admin: true, password: 'forced passkey admin 1' });
+    const tab = await run.open();
+    await withoutAutofill(tab);
+    await Authenticator.attach(tab);
+    const { page } = tab;
+    await page.goto('/sign-in');
+    await page.getByLabel('Email').fill(admin.email);
+    await page.getByLabel('Password', { exact: true }).fill(admin.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL('**/account/security');
+    await page.getByText('Add a passkey or an authenticator app below').waitFor();
+
+    const form = page.getByRole('form', { name: 'Add a passkey' });
+    await form.getByLabel('Current password').fill(admin.password);
+    await form.getByRole('button', { name: 'Add passkey' }).click();
+    const box = page.getByRole('region', { name: /Save your recovery codes/ });
+    await box.waitFor();
+    expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
+    await box.getByRole('button', { name: 'I have saved them' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).click();
+    await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.waitForURL((url) => url.pathname === '/account');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).waitFor();
+    expectNoTrouble(tab.trouble);
+  });
+});
