@@ -20,7 +20,11 @@ export function SignIn() {
   const { refresh, mfa, setMfa } = useSession();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
-  const [factors, setFactors] = useState<FactorNames>([]);
+  const [factors, setFactorsState] = useState<FactorNames>(storedFactors);
+  const setFactors = (list: FactorNames) => {
+    storeFactors(list);
+    setFactorsState(list);
+  };
   const [restart, setRestart] = useState<string | null>(null);
   const [passkeyBusy, setPasskeyBusy] = useState(false);
   const [passkeyError, setPasskeyError] = useState<string | null>(null);
@@ -29,6 +33,7 @@ export function SignIn() {
   const pending = mfa === 'pending';
 
   async function signedIn(token: LoginAnswer) {
+    storeFactors([]);
     setMfa(null);
     await refresh();
     route(token.password_change_required ? '/account/password' : safeNext(query.next));
@@ -162,6 +167,28 @@ export function SignIn() {
   );
 }
 
+/**
+ * The factors the first step named (`{id, type, name}`: no secret), kept per tab for the second
+ * step after a reload, which the API does not name them again for.
+ */
+const FACTORS_KEY = 'accounts.mfa-factors';
+function storedFactors(): FactorNames {
+  try {
+    const list: unknown = JSON.parse(sessionStorage.getItem(FACTORS_KEY) ?? '[]');
+    return Array.isArray(list) ? (list as FactorNames) : [];
+  } catch {
+    return [];
+  }
+}
+function storeFactors(list: FactorNames) {
+  try {
+    if (list.length > 0) sessionStorage.setItem(FACTORS_KEY, JSON.stringify(list));
+    else sessionStorage.removeItem(FACTORS_KEY);
+  } catch {
+    // Storage refused: after a reload both ways are offered.
+  }
+}
+
 /** What a passkey sign-in that failed says: the service's refusal plainly, else what happened. */
 function passkeyMessage(e: unknown): string {
   if (e instanceof ApiError && e.status === 401) return 'That passkey did not sign you in. Try again, or sign in with your password.';
@@ -180,9 +207,9 @@ const WAY_LINKS: Record<Way, string> = { passkey: 'Use a passkey', totp: 'Use th
 /**
  * The second step of a sign-in with two-factor: a passkey (when the account has one), the code of
  * an authenticator app, or (switched to) one of the recovery codes. `POST /login/mfa` with the
- * session cookie of the first step; the answer renews the cookie at `aal2`. After a reload the
- * factors are not known (the API names them only at the first step): the code and the passkey are
- * both offered, the code first.
+ * session cookie of the first step; the answer renews the cookie at `aal2`. The factors are those
+ * the first step named (kept in the tab for a reload); when they are not known (storage refused),
+ * the code and the passkey are both offered, the code first.
  */
 function SecondStep({ factors, next, onRestart }: { factors: FactorNames; next: string; onRestart: (why: string | null) => void }) {
   const { refresh, setMfa } = useSession();
@@ -201,6 +228,7 @@ function SecondStep({ factors, next, onRestart }: { factors: FactorNames; next: 
   const names = (list: string[]) => list.length > 0 && <> ({list.map((n, i) => [i > 0 && ', ', <strong key={n}>{n}</strong>])})</>;
 
   async function done(token: LoginAnswer) {
+    storeFactors([]);
     setMfa(null);
     await refresh();
     route(token.password_change_required ? '/account/password' : next);
