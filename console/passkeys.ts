@@ -64,7 +64,8 @@ function ceremonyError(e: unknown, what: string): CeremonyError {
 
 /**
  * A ceremony the person started (a button) is under way. The browser runs one at a time and a new
- * one ends the one before, so the autofill's waits until it is over rather than end it.
+ * one ends the one before, so the autofill's is not started meanwhile (the page arms it again
+ * after) and is never what ends the person's.
  */
 let modalCeremony = false;
 
