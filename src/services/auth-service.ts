@@ -251,10 +251,12 @@ export class AuthService {
     if (!factor?.webauthn || !user || user.deactivated || !user.emailVerified) throw new UnauthenticatedError();
     const credential = factor.webauthn;
     const actor = { actor: { id: user.id, name: user.name }, ...ctx };
+    // A refused attempt proved nothing about who made it: no actor, as a failed password login.
+    const anonymous = { actor: null, ...ctx };
     const fail = async (counter?: number): Promise<never> => {
       await this.transact(async (s) => {
-        s.audit.add(actor, { action: 'mfa.failed', target: userTarget(user), summary: { stage: 'passkey', factor: factor.id } });
-        if (counter !== undefined) await this.counterRejected(s, actor, user, factor, counter);
+        s.audit.add(anonymous, { action: 'mfa.failed', target: userTarget(user), summary: { stage: 'passkey', factor: factor.id } });
+        if (counter !== undefined) await this.counterRejected(s, anonymous, user, factor, counter);
       });
       throw new UnauthenticatedError();
     };
@@ -277,7 +279,7 @@ export class AuthService {
   }
 
   /** A counter that did not go up: the audit entry and the mail (the sign-in itself is refused by the caller). */
-  private async counterRejected(s: Stores, actor: RequestMeta & { actor: { id: string; name: string } }, user: User, factor: Factor, presented: number): Promise<void> {
+  private async counterRejected(s: Stores, actor: RequestMeta & { actor: { id: string; name: string } | null }, user: User, factor: Factor, presented: number): Promise<void> {
     s.audit.add(actor, { action: 'mfa.passkey_counter_rejected', target: userTarget(user), summary: { factor: factor.id, stored: factor.webauthn?.counter ?? 0, presented } });
     await s.outbox.enqueue(passkeyCounterMail(this.options.mail, user, factor.name));
   }
