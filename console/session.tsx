@@ -56,11 +56,13 @@ export const useSession = () => useContext(SessionContext);
 
 /** Where a 401 from any call, or a 403 that says the second step is owed, sends the page (set by SessionProvider). */
 let lost: ((code: string) => void) | undefined;
+/** The routes whose 401 is the sign-in page's to explain (not a session that ended). */
+const SIGN_IN_PATHS = new Set(['/login', '/logout', '/login/mfa', '/login/mfa/options', '/login/passkey', '/login/passkey/options']);
 api.use({
   onResponse({ request, response }) {
     const path = new URL(request.url).pathname;
-    // A 401 at /login/mfa is a wrong code (or a second step that took too long): the sign-in page says so.
-    if ((response.status === 401 && path !== '/login' && path !== '/logout' && path !== '/login/mfa') || response.status === 403) {
+    // A 401 at a sign-in route is a wrong code or passkey (or a second step that took too long): the sign-in page says so.
+    if ((response.status === 401 && !SIGN_IN_PATHS.has(path)) || response.status === 403) {
       void response
         .clone()
         .json()

@@ -2,16 +2,18 @@ import './security.css';
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, ok, type Schemas } from '../api';
+import { addPasskey, CeremonyError, deviceName, passkeysSupported, renameFactor } from '../passkeys';
 import { useSession } from '../session';
 import { ActionButton, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad } from '../ui';
 import { fieldError } from './account';
 import { TOTP_SHAPE } from './sign-in';
 
 /**
- * Two-factor sign-in (GitHub's and Google's security pages are the model): the factors, adding an
- * authenticator app (QR code, the secret to type, the code that confirms it), the recovery codes
- * (shown once, copied or downloaded; the count left; regenerate). Also the page an administrator
- * is held on until a factor is confirmed when `REQUIRE_MFA_FOR_ADMINS=1`.
+ * Two-factor sign-in (GitHub's and Google's security pages are the model): the factors (renamed,
+ * removed), adding a passkey (named after this device; the browser makes it) or an authenticator
+ * app (QR code, the secret to type, the code that confirms it), the recovery codes (shown once,
+ * copied or downloaded; the count left; regenerate). Also the page an administrator is held on
+ * until a factor is confirmed when `REQUIRE_MFA_FOR_ADMINS=1`.
  */
 
 export type Factor = Schemas['Factor'];
@@ -108,12 +110,13 @@ export function Security(_props: { id?: string }) {
     <Page title="Security">
       {forced ? (
         <p class="notice">
-          <strong>Administrators of this service must use two-factor sign-in.</strong> Add an authenticator app below; the rest of the console opens
-          once it is confirmed.
+          <strong>Administrators of this service must use two-factor sign-in.</strong> Add a passkey or an authenticator app below; the rest of the
+          console opens once it is confirmed.
         </p>
       ) : (
         <p class="muted">
-          Two-factor sign-in asks for a code from an app on your phone after your password, so a stolen password alone does not open your account.
+          Two-factor sign-in asks after your password for a passkey (your fingerprint, face or PIN on this device, or a security key) or a code from an
+          app on your phone, so a stolen password alone does not open your account. A passkey also signs you in without your password.
         </p>
       )}
       <p class="mfa-status">
@@ -145,31 +148,51 @@ export function Security(_props: { id?: string }) {
           factors={factors}
           labelledBy="factors-heading"
           action={(f) => (
-            <ActionButton
-              danger
-              label={`Remove ${f.name}`}
-              busy="Removing…"
-              confirm={
-                f.verified && verified.length === 1
-                  ? `Remove “${f.name}”? It is your only two-factor method: two-factor sign-in turns off and your recovery codes stop working.`
-                  : `Remove “${f.name}”? Its codes stop working.`
-              }
-              confirmLabel="Remove"
-              onClick={async () => {
-                try {
-                  await ok(api.DELETE('/user/me/factor/{id}', { params: { path: { id: f.id } } }));
-                } catch (e) {
-                  // Already gone (removed elsewhere, or an unconfirmed one dropped): the list will say so.
-                  if (!(e instanceof ApiError && e.status === 404)) throw e;
+            <>
+              <Rename factor={f} taken={factors.filter((o) => o.id !== f.id).map((o) => o.name)} onRenamed={() => list.reload()} />
+              <ActionButton
+                danger
+                label={`Remove ${f.name}`}
+                busy="Removing…"
+                confirm={
+                  f.verified && verified.length === 1
+                    ? `Remove “${f.name}”? It is your only two-factor method: two-factor sign-in turns off and your recovery codes stop working.`
+                    : f.type === 'webauthn'
+                      ? `Remove “${f.name}”? It no longer signs you in (the device may keep it until you delete it there too).`
+                      : `Remove “${f.name}”? Its codes stop working.`
                 }
-                if (adding?.id === f.id) setAdding(null);
-                await removed();
-              }}
-            >
-              Remove
-            </ActionButton>
+                confirmLabel="Remove"
+                onClick={async () => {
+                  try {
+                    await ok(api.DELETE('/user/me/factor/{id}', { params: { path: { id: f.id } } }));
+                  } catch (e) {
+                    // Already gone (removed elsewhere, or an unconfirmed one dropped): the list will say so.
+                    if (!(e instanceof ApiError && e.status === 404)) throw e;
+                  }
+                  if (adding?.id === f.id) setAdding(null);
+                  await removed();
+                }}
+              >
+                Remove
+              </ActionButton>
+            </>
           )}
         />
+      )}
+
+      <h2 id="passkey-heading">Add a passkey</h2>
+      {passkeysSupported() ? (
+        <AddPasskey
+          taken={factors?.map((f) => f.name) ?? []}
+          onAdded={async (recovery) => {
+            if (recovery) setCodes({ codes: recovery, first: true });
+            await list.reload();
+            // The first factor makes this session aal2 and turns MFA on; the page and the header follow.
+            await refresh();
+          }}
+        />
+      ) : (
+        <p class="muted">This browser cannot make passkeys. Use another browser, or add an authenticator app below.</p>
       )}
 
       <h2 id="add-heading">Add an authenticator app</h2>
@@ -203,7 +226,7 @@ export function Security(_props: { id?: string }) {
         <>
           <h2>Recovery codes</h2>
           <p>
-            If you lose your phone, a recovery code signs you in instead of the app’s code, once each.{' '}
+            If you lose your phone or your passkey, a recovery code signs you in instead, once each.{' '}
             <span class="mfa-remaining" role="status">
               {remaining.data === undefined ? (
                 remaining.error ? (
@@ -224,6 +247,115 @@ export function Security(_props: { id?: string }) {
         </>
       )}
     </Page>
+  );
+}
+
+/**
+ * Adds a passkey: a name (this device's, to start with) and the current password; then the
+ * browser asks for the fingerprint, face, PIN or security key and makes the passkey, which the
+ * service checks. Nothing to type back, so nothing half-done is left: a ceremony that did not
+ * finish removes the factor it began.
+ */
+function AddPasskey({ taken, onAdded }: { taken: string[]; onAdded: (recovery?: string[]) => Promise<void> }) {
+  const [name, setName] = useState<string | null>(null);
+  const [current, setCurrent] = useState('');
+  const shown = name ?? deviceName(taken);
+  return (
+    <Form
+      submit="Add passkey"
+      busy="Waiting for the passkey…"
+      label="Add a passkey"
+      fieldFor={{ wrong_password: 'current_password', conflict: 'name' }}
+      explain={(e) =>
+        e.code === 'conflict'
+          ? 'You have another two-factor method of that name: choose another.'
+          : e.code === 'mfa_failed'
+            ? 'The service did not accept this passkey. Try again, or with another device.'
+            : undefined
+      }
+      onSubmit={async () => {
+        const chosen = shown.trim();
+        if (chosen === '') throw fieldError('name', 'Give the passkey a name, so you know later which device it is on.');
+        if (current === '') throw fieldError('current_password', 'Enter your current password.');
+        let done;
+        try {
+          done = await addPasskey(chosen, current);
+        } catch (e) {
+          if (e instanceof CeremonyError) throw new Error(e.kind === 'registered' ? `${e.message} It is in the list above.` : `No passkey was added. ${e.message}`);
+          throw e;
+        }
+        setName(null);
+        setCurrent('');
+        await onAdded(done.recovery_codes);
+        return `“${done.factor.name}” was added.`;
+      }}
+    >
+      <Field
+        name="name"
+        id="field-passkey-name"
+        label="Passkey name"
+        required
+        maxLength={100}
+        value={shown}
+        onValue={setName}
+        hint="Which device or password manager keeps it, such as “Laptop” or “iPhone”."
+      />
+      <CurrentPassword id="field-passkey-password" value={current} onValue={setCurrent} />
+    </Form>
+  );
+}
+
+/** Renames a factor: a small dialog with the name, `PATCH /user/me/factor/:id`. */
+function Rename({ factor, taken, onRenamed }: { factor: Factor; taken: string[]; onRenamed: () => Promise<void> }) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  const [name, setName] = useState(factor.name);
+  const [open, setOpen] = useState(false);
+  const close = () => {
+    dialog.current?.close();
+    setOpen(false);
+  };
+  const fieldId = `field-rename-${factor.id}`;
+  return (
+    <span class="action">
+      <button
+        type="button"
+        aria-label={`Rename ${factor.name}`}
+        onClick={() => {
+          setName(factor.name);
+          setOpen(true);
+          dialog.current?.showModal();
+        }}
+      >
+        Rename
+      </button>
+      <dialog ref={dialog} class="confirm mfa-rename" aria-label={`Rename ${factor.name}`} onClose={() => setOpen(false)}>
+        {open && (
+          <Form
+            submit="Save"
+            busy="Saving…"
+            quiet
+            label={`New name for ${factor.name}`}
+            fieldFor={{ conflict: 'name' }}
+            explain={(e) => (e.code === 'conflict' ? 'You have another two-factor method of that name.' : undefined)}
+            actions={
+              <button type="button" onClick={close}>
+                Cancel
+              </button>
+            }
+            onSubmit={async () => {
+              const chosen = name.trim();
+              if (chosen === '') throw fieldError('name', 'Give it a name.');
+              if (taken.includes(chosen)) throw fieldError('name', 'You have another two-factor method of that name.');
+              if (chosen !== factor.name) await renameFactor(factor.id, chosen);
+              close();
+              await onRenamed();
+            }}
+          >
+            <Field id={fieldId} name="name" label="Name" required maxLength={100} value={name} onValue={setName} />
+          </Form>
+        )}
+      </dialog>
+    </span>
   );
 }
 
@@ -347,7 +479,7 @@ function Regenerate({ onMade }: { onMade: (codes: string[]) => void }) {
 export function recoveryFile(codes: string[], email: string, when = new Date()): string {
   return [
     `Recovery codes for ${email}`,
-    `Made ${when.toISOString().slice(0, 10)}. Each code signs you in once instead of your authenticator app's code.`,
+    `Made ${when.toISOString().slice(0, 10)}. Each code signs you in once instead of your authenticator app's code or your passkey.`,
     'Keep them somewhere safe, apart from your phone. New codes replace all of these.',
     '',
     ...codes,
@@ -379,7 +511,7 @@ function RecoveryCodes({ codes, first, email, onDone }: { codes: string[]; first
     <div class="secret mfa-codes" ref={box} tabIndex={-1} role="region" aria-labelledby="codes-heading">
       <h2 id="codes-heading">{first ? 'Two-factor sign-in is on. Save your recovery codes' : 'Your new recovery codes'}</h2>
       <p>
-        <strong>Save them now: they will not be shown again.</strong> If you lose your phone, each code signs you in once instead of the app’s code.
+        <strong>Save them now: they will not be shown again.</strong> If you lose your phone or your passkey, each code signs you in once instead.
         {!first && ' The old codes no longer work.'}
       </p>
       <ul class="mfa-code-list">

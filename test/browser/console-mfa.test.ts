@@ -109,7 +109,7 @@ describe('the console: two-factor sign-in', () => {
     await tab.page.goto(path);
     await tab.page.getByLabel('Email').fill(u.email);
     await tab.page.getByLabel('Password', { exact: true }).fill(u.password);
-    await tab.page.getByRole('button', { name: 'Sign in' }).click();
+    await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await tab.page.getByRole('heading', { name: 'Two-factor sign-in' }).waitFor();
   }
 
@@ -159,10 +159,10 @@ describe('the console: two-factor sign-in', () => {
 
     // The current password is asked for, and checked.
     await page.getByLabel('Name', { exact: true }).fill('My phone');
-    await page.getByLabel('Current password').fill('not my password');
+    await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill('not my password');
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.locator('#field-current_password-error').filter({ hasText: /password/i }).waitFor();
-    await page.getByLabel('Current password').fill(u.password);
+    await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill(u.password);
     await page.getByRole('button', { name: 'Continue' }).click();
 
     const enrol = page.getByRole('region', { name: 'Set up “My phone”' });
@@ -379,7 +379,7 @@ describe('the console: two-factor sign-in', () => {
     const listed = async () => (await call('GET', '/user/me/factor', { cookie: await sessionCookie(tab) })).body.map((f: { name: string }) => f.name);
     const add = async () => {
       await page.getByLabel('Name', { exact: true }).fill('Tablet');
-      await page.getByLabel('Current password').fill(u.password);
+      await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill(u.password);
       await page.getByRole('button', { name: 'Continue' }).click();
     };
     await page.goto('/account/security');
@@ -494,7 +494,7 @@ describe('the console: administrators must use two-factor sign-in (REQUIRE_MFA_F
     await page.goto('/sign-in?next=%2Fadmin%2Fusers');
     await page.getByLabel('Email').fill(admin.email);
     await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL('**/account/security');
     await page.getByText('Administrators of this service must use two-factor sign-in.').waitFor();
     expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
@@ -511,7 +511,7 @@ describe('the console: administrators must use two-factor sign-in (REQUIRE_MFA_F
     }
 
     await page.getByLabel('Name', { exact: true }).fill('Admin phone');
-    await page.getByLabel('Current password').fill(admin.password);
+    await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill(admin.password);
     await page.getByRole('button', { name: 'Continue' }).click();
     const secret = (await page.locator('code.mfa-secret').textContent())!.replace(/ /g, '');
     const app = new App(secret, () => run.t.clock.now().getTime());

@@ -114,7 +114,7 @@ describe('the console: signed-out pages and mailed links', () => {
     await page.getByRole('link', { name: 'Sign in' }).click();
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'Verify your email address first' }).waitFor();
 
     const mail = await mailTo(email, 'verify-email');

@@ -27,7 +27,7 @@ describe('the console: signing in and out', () => {
     await run.check(tab, 'sign-in');
     await tab.page.getByLabel('Email').fill(u.email);
     await tab.page.getByLabel('Password', { exact: true }).fill('wrong password');
-    await tab.page.getByRole('button', { name: 'Sign in' }).click();
+    await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await tab.page.getByRole('alert').filter({ hasText: 'The email or the password is wrong.' }).waitFor();
     await run.check(tab, 'sign-in-refused');
     await run.signIn(tab, u);
@@ -49,13 +49,13 @@ describe('the console: signing in and out', () => {
     await tab.page.waitForURL('**/sign-in?next=%2Faccount%2Fsettings');
     await tab.page.getByLabel('Email').fill(u.email);
     await tab.page.getByLabel('Password', { exact: true }).fill(u.password);
-    await tab.page.getByRole('button', { name: 'Sign in' }).click();
+    await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await tab.page.waitForURL('**/account/settings');
     const other = await run.open();
     await other.page.goto('/sign-in?next=https://evil.example/steal');
     await other.page.getByLabel('Email').fill(u.email);
     await other.page.getByLabel('Password', { exact: true }).fill(u.password);
-    await other.page.getByRole('button', { name: 'Sign in' }).click();
+    await other.page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await other.page.waitForURL((url) => url.pathname === '/account');
     expectNoTrouble(tab.trouble);
     expectNoTrouble(other.trouble);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, watch, type PageTrouble } from './browser';
+import { freePort } from './pg-cluster';
 import { createTestApp, type TestApp, type TestAppOptions, type TestUser } from './test-app';
 
 /**
@@ -48,7 +49,16 @@ export interface ConsoleRun {
   close(): Promise<void>;
 }
 
-export async function startConsole(options: TestAppOptions = {}): Promise<ConsoleRun> {
+/**
+ * `localhost`: the app on http://localhost:<port> with APP_URL saying so, so its WebAuthn relying
+ * party (RP ID `localhost`, origin `http://localhost:<port>`, both from APP_URL) is the page's
+ * own: a secure context, and a host a browser takes as an RP ID (an IP address it does not).
+ */
+export async function startConsole(options: TestAppOptions & { localhost?: boolean } = {}): Promise<ConsoleRun> {
+  if (options.localhost) {
+    const port = await freePort();
+    options = { ...options, listen: { port, host: 'localhost' }, env: { APP_URL: `http://localhost:${port}`, ...options.env } };
+  }
   const browser = await launchBrowser();
   // CONSOLE_DIR: a console built elsewhere (`node console/build.mjs <dir>`), as two checkouts'
   // worth of work may share one dist/.
@@ -86,7 +96,7 @@ export async function startConsole(options: TestAppOptions = {}): Promise<Consol
       await page.goto('/sign-in');
       await page.getByLabel('Email').fill(user.email);
       await page.getByLabel('Password', { exact: true }).fill(user.password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.waitForURL((u) => u.pathname.startsWith('/account'));
     },
     async check({ page }, name) {

@@ -84,6 +84,12 @@ export interface TestAppOptions {
   sameDatabaseAs?: TestApp;
   /** The audit chainer's poll (default: the service's 5 s). */
   auditChainPollMs?: number;
+  /**
+   * Listen on this port and name the app by this host in `baseUrl` (default: a free port, and
+   * 127.0.0.1). A browser takes no IP address as a WebAuthn relying party: the passkey tests use
+   * `localhost`, with APP_URL to match.
+   */
+  listen?: { port: number; host: string };
 }
 
 let sequence = 0;
@@ -127,7 +133,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a
   // free port, as supertest would listen (every interface).
-  const served = await listen(app, countAnswers(container.metrics), config);
+  const served = await listen(app, countAnswers(container.metrics), config, options.listen);
   const testApp: TestApp = {
     app,
     knex: db.knex,
@@ -154,12 +160,12 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
 }
 
 /** The app behind the draining server, listening on a free port; close() ends every connection. */
-async function listen(app: http.RequestListener, answered: AnswerObserver, timeouts: RequestTimeouts): Promise<{ baseUrl: string; close(): Promise<void> }> {
+async function listen(app: http.RequestListener, answered: AnswerObserver, timeouts: RequestTimeouts, at?: { port: number; host: string }): Promise<{ baseUrl: string; close(): Promise<void> }> {
   const { server } = createDrainingServer(app, answered, timeouts);
-  server.listen(0);
+  server.listen(at?.port ?? 0);
   await new Promise((resolve) => server.once('listening', resolve));
   return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    baseUrl: `http://${at?.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
