@@ -204,12 +204,15 @@ export class AuthService {
     const now = this.clock.now();
     const passkeys = this.mfa.passkeys;
     const challenge = passkeys.challengeOf(response);
+    // Spent in a statement of its own, before the transaction: were it spent inside, a
+    // transaction rolled back by a concurrent second step (the token gone) would bring it back.
+    const spent = challenge !== undefined && (await this.stores.challenges.consume(challenge, 'mfa', user.id, now));
     const result = await this.transact(async (s) => {
       const fail = (factor?: Factor) => {
         s.audit.add(actor, { action: 'mfa.failed', target: userTarget(user), summary: { stage: 'login', kind: 'webauthn', ...(factor ? { factor: factor.id } : {}) } });
         return undefined;
       };
-      if (challenge === undefined || !(await s.challenges.consume(challenge, 'mfa', user.id, now))) return fail();
+      if (!spent || challenge === undefined) return fail();
       const factor = typeof response.id === 'string' ? await s.mfa.findByCredentialId(response.id) : undefined;
       if (!factor?.webauthn || factor.userId !== user.id) return fail();
       const handle = response.response?.userHandle;
