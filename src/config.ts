@@ -197,14 +197,7 @@ const schema = z
       .transform((value, ctx) => {
         const origins = value.split(',').map((o) => o.trim()).filter(Boolean);
         for (const origin of origins) {
-          let parsed: URL | undefined;
-          try {
-            parsed = new URL(origin);
-          } catch {
-            parsed = undefined;
-          }
-          // An origin is scheme://host[:port], nothing more: exactly what a browser sends in Origin.
-          if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+          if (!parseOrigin(origin)) {
             ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin (expected like https://app.example.com, no path or trailing slash)` });
             return z.NEVER;
           }
@@ -241,6 +234,20 @@ const schema = z
     }
   });
 
+/**
+ * An origin is scheme://host[:port], nothing more (exactly what a browser sends in `Origin`):
+ * the parsed http(s) URL, or undefined when `origin` is anything else (a path, a trailing slash).
+ */
+function parseOrigin(origin: string): URL | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(origin);
+  } catch {
+    return undefined;
+  }
+  return ['http:', 'https:'].includes(parsed.protocol) && parsed.origin === origin ? parsed : undefined;
+}
+
 /** The service's own URL: APP_URL, else http://localhost:PORT. */
 function appUrlOf(env: { APP_URL?: string; PORT: number }): string {
   return (env.APP_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, '');
@@ -275,13 +282,8 @@ function checkWebauthn(env: { APP_URL?: string; PORT: number; WEBAUTHN_RP_ID?: s
   if (origins.length === 0) ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: 'names no origin (expected like https://accounts.example.com)' });
   const hosts: string[] = [];
   for (const origin of origins) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(origin);
-    } catch {
-      parsed = undefined;
-    }
-    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+    const parsed = parseOrigin(origin);
+    if (!parsed) {
       ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: `"${origin}" is not an origin (expected like https://accounts.example.com, no path or trailing slash)` });
       continue;
     }
