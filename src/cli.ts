@@ -4,7 +4,7 @@ import { exportAudit, readCheckpointFile, verifyAuditFile } from './cli/audit-fi
 import { ConfigError, loadConfig, type Config } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
 import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
-import { migrateLatest } from './db/migrate';
+import { migrateDownTo, migrateLatest, MigrationError, migrationStatus } from './db/migrate';
 import { SYSTEM, type AuditContext } from './domain/audit';
 import { parseUserRef } from './domain/identifiers';
 import { AppError } from './domain/errors';
@@ -76,7 +76,7 @@ async function runAdmin(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n\n${USAGE}\n`);
       return 2;
     }
-    if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError) {
+    if (err instanceof ConfigError || err instanceof AppError || err instanceof MigrationError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError) {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n`);
       return 1;
     }
@@ -98,11 +98,20 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
   const password = command.kind === 'passwd' || (command.kind === 'create-user' && command.passwordStdin) ? await readPassword(io.stdin) : undefined;
   // Log lines (a warning at most, unless LOG_LEVEL asks for more) go to stderr: stdout is the command's answer.
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, io.stderr);
-  const { database, container } = await openRuntime(config, log);
+  const { database, container } = await openRuntime(config, log, { migrate: command.kind !== 'migrate' });
   try {
     const { users, passwords, tokens } = container.services;
     switch (command.kind) {
       case 'migrate': {
+        if (command.task === 'status') {
+          for (const m of await migrationStatus(database.knex)) io.stdout.write(`${m.applied ? 'applied' : 'pending'}  ${m.name}${m.known ? '' : '  (a newer build\'s)'}\n`);
+          return 0;
+        }
+        if (command.task === 'down') {
+          const rolledBack = await migrateDownTo(database.knex, command.to);
+          io.stdout.write(rolledBack.length ? `rolled back ${rolledBack.join(', ')}\n` : `${command.to} is the newest applied already\n`);
+          return 0;
+        }
         const applied = await migrateLatest(database.knex);
         io.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'already up to date\n');
         return 0;

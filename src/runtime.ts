@@ -18,7 +18,12 @@ export interface Runtime {
  * What both the server and the CLI need: the database, migrated, and the services over it. The
  * embedded database's directory is locked first (one process at a time), until the database closes.
  */
-export async function openRuntime(config: Config, log: Logger, options: { processMetrics?: boolean } = {}): Promise<Runtime> {
+export async function openRuntime(
+  config: Config,
+  log: Logger,
+  /** `migrate: false`: leave the schema as it is (the CLI's migrate commands decide what to do with it). */
+  options: { processMetrics?: boolean; migrate?: boolean } = {},
+): Promise<Runtime> {
   const release = config.databaseUrl ? () => undefined : lockDataDir(config.dataDir);
   let database: Database;
   try {
@@ -51,8 +56,13 @@ export async function openRuntime(config: Config, log: Logger, options: { proces
     throw err;
   }
   try {
-    const applied = await migrateLatest(database.knex);
-    if (applied.length) log.info({ migrations: applied }, 'applied migrations');
+    if (options.migrate !== false) {
+      const applied = await migrateLatest(database.knex, (newer) =>
+        // A rollback of the build: the newer schema only added, and this build ignores what it does not know.
+        log.warn({ migrations: newer }, 'the database has migrations of a newer build: running on it as it is'),
+      );
+      if (applied.length) log.info({ migrations: applied }, 'applied migrations');
+    }
     log.debug({ dir: config.dataDir, fixed: makeFilesPrivate(config) }, 'made the files the database wrote at start private');
     // loadConfig has required every key with DATABASE_URL; the embedded default keeps each in DATA_DIR.
     const keys = (spec: KeySpec, configured: readonly string[]) => loadKeys(spec, configured, { dataDir: config.dataDir, required: Boolean(config.databaseUrl), create: true });

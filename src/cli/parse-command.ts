@@ -29,7 +29,13 @@ Admin commands:
       their login sessions (API tokens stay); they sign in with the password alone until they
       set up a factor again. Audited and mailed to the user as the API's reset is.
   migrate
-      Run the database migrations.
+      Run the database migrations (the server also runs them at start).
+  migrate status
+      List the migrations this build knows, applied or not, and any applied by a newer build.
+  migrate down --to NAME
+      Roll back every migration applied after NAME, newest first: before going back to the
+      build whose newest migration NAME is, when a schema change is not additive (see the
+      README's "Upgrades and rollbacks"). Stop every instance first.
   audit export [FILE]
       Chain what is committed, then write the audit log's chain as JSON lines (each entry with
       its link, last a signed checkpoint of the head) to FILE, or to standard output.
@@ -50,7 +56,8 @@ export class UsageError extends Error {
 
 export type Command =
   | { kind: 'help' }
-  | { kind: 'migrate' }
+  | { kind: 'migrate'; task: 'latest' | 'status' }
+  | { kind: 'migrate'; task: 'down'; to: string }
   | { kind: 'create-user'; email: string; name: string; admin: boolean; passwordStdin: boolean; sendMail: boolean }
   | { kind: 'create-token'; user: string; name: string; scopes: Scope[]; expires?: Date }
   | { kind: 'passwd'; user: string }
@@ -65,7 +72,7 @@ const BOOLEAN: OptionSpec = { type: 'boolean' };
 
 /** Each command's options: any other is refused by name. */
 const OPTIONS: Record<Exclude<Command['kind'], 'help'>, Record<string, OptionSpec>> = {
-  migrate: {},
+  migrate: { to: STRING },
   'create-user': { email: STRING, name: STRING, admin: BOOLEAN, 'password-stdin': BOOLEAN, 'send-mail': BOOLEAN },
   'create-token': { user: STRING, email: STRING, name: STRING, scopes: STRING, expires: STRING },
   // Passwords come from standard input only; --password-stdin says so explicitly.
@@ -97,13 +104,12 @@ export function parseCommand(argv: string[]): Command {
     throw new UsageError(parseArgsMessage(command, err, options));
   }
   if (command === 'audit') return auditCommand(parsed.positionals.slice(1), parsed.values);
+  if (command === 'migrate') return migrateCommand(parsed.positionals.slice(1), parsed.values);
   const extra = parsed.positionals.slice(1);
   if (extra.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(extra[0])}`);
   const v = parsed.values;
 
   switch (command) {
-    case 'migrate':
-      return { kind: 'migrate' };
     case 'create-user':
       return {
         kind: 'create-user',
@@ -131,6 +137,20 @@ export function parseCommand(argv: string[]): Command {
     case 'reset-mfa':
       return { kind: 'reset-mfa', user: userRef(command, required(command, v, 'user')) };
   }
+}
+
+/** `migrate`, `migrate status`, `migrate down --to NAME`. */
+function migrateCommand(args: string[], v: Values): Command {
+  const [task, extra] = args;
+  if (task !== undefined && task !== 'status' && task !== 'down') throw new UsageError(`migrate: unknown task ${JSON.stringify(task)} (status or down)`);
+  if (extra !== undefined) throw new UsageError(`migrate ${task}: unexpected argument ${JSON.stringify(extra)}`);
+  if (task !== 'down') {
+    if (v.to !== undefined) throw new UsageError(`migrate${task ? ` ${task}` : ''}: --to goes with migrate down`);
+    return { kind: 'migrate', task: task ?? 'latest' };
+  }
+  const to = required('migrate down', v, 'to');
+  if (!/^\d{14}_[a-z]+(_[a-z]+)+$/.test(to)) throw new UsageError(`migrate down: --to ${JSON.stringify(to)} is not a migration name such as 20261207130000_add_mfa`);
+  return { kind: 'migrate', task: 'down', to };
 }
 
 /** `audit export [FILE]`, `audit verify FILE [--checkpoint FILE]`. */

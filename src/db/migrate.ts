@@ -12,9 +12,61 @@ const source: Knex.MigrationSource<string> = {
   },
 };
 
-export async function migrateLatest(db: Knex): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
+const KNOWN = migrations.map((m) => m.name);
+const NEWEST = KNOWN[KNOWN.length - 1];
+
+/** A database this build must not run on: migrated by builds of another line, or asked to go where it cannot. */
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError';
+}
+
+/** The migrations applied to the database, in the order they were applied (none before the first start). */
+export async function appliedMigrations(db: Knex): Promise<string[]> {
+  if (!(await db.schema.hasTable('knex_migrations'))) return [];
+  return (await db('knex_migrations').select('name').orderBy('id')).map((r: { name: string }) => r.name);
+}
+
+/**
+ * Applies this build's pending migrations; returns their names. A database already migrated by a
+ * **newer** build (migrations this build does not know, all after its newest: a rollback of the
+ * build) is run on as it is: migrations only add, so this build ignores what it does not know.
+ * `onNewer` is told their names. Unknown migrations older than this build's newest mean the
+ * database comes from another line of builds: refused (MigrationError), nothing applied.
+ */
+export async function migrateLatest(db: Knex, onNewer: (names: string[]) => void = () => undefined): Promise<string[]> {
+  const unknown = (await appliedMigrations(db)).filter((name) => !KNOWN.includes(name));
+  const foreign = unknown.filter((name) => name <= NEWEST);
+  if (foreign.length > 0) {
+    throw new MigrationError(`the database has migrations this build does not know, older than its newest (${foreign.join(', ')}): it was migrated by another line of builds`);
+  }
+  if (unknown.length > 0) onNewer(unknown);
+  const [, applied] = (await db.migrate.latest({ migrationSource: source, disableMigrationsListValidation: unknown.length > 0 })) as [number, string[]];
   return applied;
+}
+
+/**
+ * Rolls back, newest first, every migration applied after `target` (one of this build's, applied):
+ * for a return to the build that `target` was the newest of, when a schema change is not additive.
+ * Returns the names rolled back. Migrations this build does not know cannot be rolled back by it.
+ */
+export async function migrateDownTo(db: Knex, target: string): Promise<string[]> {
+  if (!KNOWN.includes(target)) throw new MigrationError(`${target} is not a migration of this build (accounts admin migrate status lists them)`);
+  const applied = await appliedMigrations(db);
+  if (!applied.includes(target)) throw new MigrationError(`${target} is not applied to this database`);
+  const unknown = applied.filter((name) => !KNOWN.includes(name));
+  if (unknown.length > 0) throw new MigrationError(`the database has migrations this build does not know (${unknown.join(', ')}): roll back with the build that made them`);
+  const rolledBack: string[] = [];
+  for (let last = applied[applied.length - 1]; last !== target; last = (await appliedMigrations(db)).at(-1)!) {
+    await db.migrate.down({ migrationSource: source, name: last });
+    rolledBack.push(last);
+  }
+  return rolledBack;
+}
+
+/** Every migration this build knows, and whether it is applied; then any applied that it does not know. */
+export async function migrationStatus(db: Knex): Promise<{ name: string; applied: boolean; known: boolean }[]> {
+  const applied = await appliedMigrations(db);
+  return [...KNOWN.map((name) => ({ name, applied: applied.includes(name), known: true })), ...applied.filter((n) => !KNOWN.includes(n)).map((name) => ({ name, applied: true, known: false }))];
 }
 
 export async function migrateRollbackAll(db: Knex): Promise<void> {

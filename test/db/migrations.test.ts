@@ -4,7 +4,7 @@ import path from 'node:path';
 import { migrations } from '../../migrations';
 import * as addNameSkeletons from '../../migrations/20261207100000_add_name_skeletons';
 import { nameSkeleton } from '../../src/domain/name-skeleton';
-import { migrateLatest, migrateRollbackAll } from '../../src/db/migrate';
+import { appliedMigrations, migrateDownTo, migrateLatest, MigrationError, migrateRollbackAll } from '../../src/db/migrate';
 import { openTestDatabase } from '../helpers/test-database';
 
 describe('migrations', () => {
@@ -26,6 +26,64 @@ describe('migrations', () => {
       expect(Number(rows[0].n)).toBe(0);
       expect(await migrateLatest(db.knex)).toEqual(migrations.map((m) => m.name));
       expect(await migrateLatest(db.knex)).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('an older build runs on a database a newer build migrated (its migrations only added); one of another line is refused', async () => {
+    const db = await openTestDatabase();
+    try {
+      const knex = db.knex;
+      // What a newer build leaves behind: a migration this build does not know, after its newest.
+      await knex('knex_migrations').insert({ name: '20991231000000_add_future_things', batch: 99, migration_time: new Date() });
+      const told: string[][] = [];
+      expect(await migrateLatest(knex, (names) => told.push(names))).toEqual([]);
+      expect(told).toEqual([['20991231000000_add_future_things']]);
+      // Nothing of this build's was touched, and the unknown one stays recorded for the newer build.
+      expect(await appliedMigrations(knex)).toEqual([...migrations.map((m) => m.name), '20991231000000_add_future_things']);
+
+      // An unknown migration older than this build's newest: another line of builds migrated it.
+      await knex('knex_migrations').insert({ name: '20261122150001_add_elsewhere', batch: 100, migration_time: new Date() });
+      await expect(migrateLatest(knex)).rejects.toThrow(new MigrationError('the database has migrations this build does not know, older than its newest (20261122150001_add_elsewhere): it was migrated by another line of builds'));
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('upgrades from the previous release\'s schema with its data, and rolls back to it with migrateDownTo', async () => {
+    const db = await openTestDatabase();
+    const previous = migrations[migrations.length - 2].name;
+    const newest = migrations[migrations.length - 1].name;
+    const tableExists = async (name: string) => Number((await db.knex.raw(`select count(*) as n from information_schema.tables where table_schema = 'public' and table_name = ?`, [name])).rows[0].n) === 1;
+    try {
+      const knex = db.knex;
+      // The previous release's schema, with a user on it.
+      expect(await migrateDownTo(knex, previous)).toEqual([newest]);
+      expect((await appliedMigrations(knex)).at(-1)).toBe(previous);
+      const [{ id }] = await knex('users').insert({ name: 'ada', email: 'ada@example.test' }).returning(['id']);
+      const mfaFactorColumns = async () => Object.keys(await knex('mfa_factors').columnInfo()).sort();
+      const before = await mfaFactorColumns();
+
+      // The upgrade: the newest migration applied, the data kept.
+      expect(await migrateLatest(knex)).toEqual([newest]);
+      expect(await knex('users').where({ id }).first()).toMatchObject({ name: 'ada' });
+      expect(await tableExists('webauthn_challenges')).toBe(true);
+
+      // And back: the newest rolled back, the data still there, the schema the previous one's.
+      expect(await migrateDownTo(knex, previous)).toEqual([newest]);
+      expect(await tableExists('webauthn_challenges')).toBe(false);
+      expect(await mfaFactorColumns()).toEqual(before);
+      expect(await knex('users').where({ id }).first()).toMatchObject({ name: 'ada' });
+      expect(await migrateDownTo(knex, previous)).toEqual([]);
+
+      // Refused: a name this build does not know, one not applied, and a database a newer build migrated.
+      await expect(migrateDownTo(knex, '20261122150001_add_elsewhere')).rejects.toThrow(MigrationError);
+      await expect(migrateDownTo(knex, newest)).rejects.toThrow(`${newest} is not applied to this database`);
+      await migrateLatest(knex);
+      await knex('knex_migrations').insert({ name: '20991231000000_add_future_things', batch: 99, migration_time: new Date() });
+      await expect(migrateDownTo(knex, previous)).rejects.toThrow('roll back with the build that made them');
+      expect((await appliedMigrations(knex)).at(-1)).toBe('20991231000000_add_future_things');
     } finally {
       await db.close();
     }
