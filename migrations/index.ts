@@ -17,7 +17,13 @@ import * as keyAuditChain from './20261207120000_key_audit_chain';
 import * as addMfa from './20261207130000_add_mfa';
 import * as addPasskeys from './20261207140000_add_passkeys';
 
-/** Every migration, in order. A test checks that each file in this folder is listed here. */
+/**
+ * Every migration, in order. A test checks that each file in this folder is listed here.
+ * Migrations only add (tables, nullable columns or columns with defaults, indexes): the previous
+ * build runs on the newer schema, which is how a release is rolled back (README, "Upgrades and
+ * rollbacks"). A change that cannot be additive says so in its release notes, and its `down`
+ * must restore the previous schema (`accounts admin migrate down --to`).
+ */
 export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261122150000_create_users', migration: createUsers },
   { name: '20261122150100_create_user_tokens', migration: createUserTokens },
