@@ -4,6 +4,7 @@ import { exportAudit, readCheckpointFile, verifyAuditFile } from './cli/audit-fi
 import { ConfigError, loadConfig, type Config } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
 import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
+import { backupEmbedded, BackupError, restoreEmbedded } from './db/embedded-backup';
 import { migrateDownTo, migrateLatest, MigrationError, migrationStatus } from './db/migrate';
 import { SYSTEM, type AuditContext } from './domain/audit';
 import { parseUserRef } from './domain/identifiers';
@@ -76,7 +77,7 @@ async function runAdmin(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n\n${USAGE}\n`);
       return 2;
     }
-    if (err instanceof ConfigError || err instanceof AppError || err instanceof MigrationError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError) {
+    if (err instanceof ConfigError || err instanceof AppError || err instanceof MigrationError || err instanceof BackupError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError) {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n`);
       return 1;
     }
@@ -94,6 +95,7 @@ function oneLine(text: string): string {
 async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo): Promise<number> {
   const config = loadConfig(io.env);
   if (command.kind === 'audit' && command.task === 'verify') return verifyAuditExport(command, config, io);
+  if (command.kind === 'backup' || command.kind === 'restore') return backupOrRestore(command, config, io);
   // Read before the database opens: a missing password costs no start-up.
   const password = command.kind === 'passwd' || (command.kind === 'create-user' && command.passwordStdin) ? await readPassword(io.stdin) : undefined;
   // Log lines (a warning at most, unless LOG_LEVEL asks for more) go to stderr: stdout is the command's answer.
@@ -173,6 +175,22 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
  * `accounts admin audit verify FILE`: an export checked without a database. The key is AUDIT_KEY,
  * or the one the embedded default keeps in DATA_DIR (never a new one: it would verify nothing).
  */
+/** The embedded database's backup and restore (the service stopped); a server's is pg_dump's. */
+async function backupOrRestore(command: { kind: 'backup' | 'restore'; file: string }, config: Config, io: CliIo): Promise<number> {
+  if (config.databaseUrl) {
+    io.stderr.write(`accounts: ${command.kind} is for the embedded database; with DATABASE_URL use ${command.kind === 'backup' ? 'pg_dump' : 'pg_restore'} (README, "Upgrades and rollbacks")\n`);
+    return 1;
+  }
+  if (command.kind === 'backup') {
+    const bytes = await backupEmbedded(config.dataDir, command.file);
+    io.stdout.write(`backed up the embedded database of ${config.dataDir} to ${command.file} (${bytes} bytes); the keys in ${config.dataDir} are not in it\n`);
+    return 0;
+  }
+  const kept = await restoreEmbedded(config.dataDir, command.file);
+  io.stdout.write(`restored the embedded database of ${config.dataDir} from ${command.file}${kept ? `; the one it replaced is kept in ${kept}` : ''}\n`);
+  return 0;
+}
+
 async function verifyAuditExport(command: { file: string; checkpoint?: string }, config: Config, io: CliIo): Promise<number> {
   const keys = KeyRing.of(AUDIT_KEY.variable, loadKeys(AUDIT_KEY, config.auditKeys, { dataDir: config.dataDir, required: false, create: false })).derive(CHAIN_KEY_PURPOSE);
   const checkpoint = command.checkpoint === undefined ? undefined : readCheckpointFile(command.checkpoint);

@@ -36,6 +36,12 @@ Admin commands:
       Roll back every migration applied after NAME, newest first: before going back to the
       build whose newest migration NAME is, when a schema change is not additive (see the
       README's "Upgrades and rollbacks"). Stop every instance first.
+  backup FILE
+      The embedded database (no DATABASE_URL) to FILE, a gzipped dump, while the service is
+      stopped. The keys in DATA_DIR are not in it: back them up apart. With DATABASE_URL: pg_dump.
+  restore FILE
+      The embedded database from a backup, while the service is stopped; the database it
+      replaces is kept as DATA_DIR/pgdata.before-restore-<time>. With DATABASE_URL: pg_restore.
   audit export [FILE]
       Chain what is committed, then write the audit log's chain as JSON lines (each entry with
       its link, last a signed checkpoint of the head) to FILE, or to standard output.
@@ -63,6 +69,8 @@ export type Command =
   | { kind: 'passwd'; user: string }
   | { kind: 'force-password-change'; user: string }
   | { kind: 'reset-mfa'; user: string }
+  | { kind: 'backup'; file: string }
+  | { kind: 'restore'; file: string }
   | { kind: 'audit'; task: 'export'; file?: string }
   | { kind: 'audit'; task: 'verify'; file: string; checkpoint?: string };
 
@@ -80,6 +88,8 @@ const OPTIONS: Record<Exclude<Command['kind'], 'help'>, Record<string, OptionSpe
   'force-password-change': { user: STRING },
   'reset-mfa': { user: STRING },
   audit: { checkpoint: STRING },
+  backup: {},
+  restore: {},
 };
 
 function isCommand(name: string): name is keyof typeof OPTIONS {
@@ -105,6 +115,12 @@ export function parseCommand(argv: string[]): Command {
   }
   if (command === 'audit') return auditCommand(parsed.positionals.slice(1), parsed.values);
   if (command === 'migrate') return migrateCommand(parsed.positionals.slice(1), parsed.values);
+  if (command === 'backup' || command === 'restore') {
+    const [file, extra] = parsed.positionals.slice(1);
+    if (file === undefined) throw new UsageError(`${command} needs the FILE ${command === 'backup' ? 'to write' : 'to read'}`);
+    if (extra !== undefined) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(extra)}`);
+    return { kind: command, file };
+  }
   const extra = parsed.positionals.slice(1);
   if (extra.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(extra[0])}`);
   const v = parsed.values;
