@@ -12,6 +12,7 @@ import { CHAIN_KEY_PURPOSE, type ChainKeys } from './domain/audit-chain';
 import { systemClock, type Clock } from './domain/types';
 import { OutboxSender } from './mail/outbox-sender';
 import { Metrics } from './metrics';
+import { DatabaseGauges } from './background/database-gauges';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
 import { AuthService } from './services/auth-service';
 import { CurrentPasswordCheck } from './services/current-password';
@@ -64,7 +65,9 @@ export interface Container {
   clock: Clock;
   /** What `GET /metrics` shows. */
   metrics: Metrics;
-  /** Starts the background workers (mail, jobs, housekeeping, the audit chain). */
+  /** The metrics read from the database, in the background (what `GET /metrics` shows of it). */
+  databaseGauges: DatabaseGauges;
+  /** Starts the background workers (mail, jobs, housekeeping, the audit chain, the database gauges). */
   start(): void;
   /** Stops them, after a last pass of each. */
   stop(): Promise<void>;
@@ -83,6 +86,8 @@ export interface ContainerOptions {
   processMetrics?: boolean;
   /** How often the audit chainer looks for other processes' entries (AUDIT_CHAIN_POLL_MS; a test sets it out of reach to see the kick alone). */
   auditChainPollMs?: number;
+  /** How often the metrics read from the database are read again (default 5 s). */
+  databaseGaugesIntervalMs?: number;
 }
 
 export type ContainerConfig = Pick<
@@ -122,6 +127,8 @@ export type ContainerConfig = Pick<
  */
 const AUDIT_CHAIN_DELAY_MS = 100;
 const AUDIT_CHAIN_POLL_MS = 5_000;
+/** How often the metrics read from the database (the outbox's depth) are read again. */
+const DATABASE_GAUGES_INTERVAL_MS = 5_000;
 
 /** The one place that builds stores and services from a database handle. */
 export function createContainer(db: Knex, config: ContainerConfig, log: Logger, options: ContainerOptions = {}): Container {
@@ -132,10 +139,11 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const chainKeys = KeyRing.of(AUDIT_KEY.variable, config.auditKeys).derive(CHAIN_KEY_PURPOSE);
   const auditCheckpoints = new AuditCheckpoints(chainKeys, stores.audit, clock, log, { file: config.auditCheckpointFile, intervalMs: config.auditCheckpointIntervalMs });
   auditCheckpoints.load();
+  const databaseGauges = new DatabaseGauges(() => stores.outbox.backlog(clock.now()), clock, log, { intervalMs: options.databaseGaugesIntervalMs ?? DATABASE_GAUGES_INTERVAL_MS, availability });
   const metrics = new Metrics(
     {
       pool: options.pool,
-      outboxBacklog: () => stores.outbox.backlog(clock.now()),
+      database: databaseGauges,
       auditChain: () => ({ head: auditCheckpoints.lastHead?.position, checkpoint: auditCheckpoints.latest }),
     },
     { process: options.processMetrics },
@@ -223,6 +231,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   });
   return {
     metrics,
+    databaseGauges,
     services,
     stores,
     transact,
@@ -241,8 +250,10 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       jobs.start();
       housekeeping.start();
       auditChainer.start();
+      databaseGauges.start();
     },
     stop: async () => {
+      await databaseGauges.stop();
       await housekeeping.stop();
       await jobs.stop(); // its last jobs may queue mail and write audit entries: the outbox and the chain go last
       await auditChainer.stop();

@@ -1,12 +1,16 @@
 import type { Pool } from 'pg';
+import type { OutboxBacklog } from './background/database-gauges';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** What the metrics read when scraped. */
+/** What the metrics read when scraped: all of it in memory (a scrape never waits for the database). */
 export interface MetricsSources {
   /** The database connections (pg's pool, also Knex's). */
   pool?: Pool;
-  /** Mail waiting in the outbox: how many, and the oldest one's age in seconds (0 when none). */
-  outboxBacklog(): Promise<{ depth: number; oldestAgeSeconds: number }>;
+  /**
+   * The values read from the database in the background (see DatabaseGauges): mail waiting in the
+   * outbox (how many, and the oldest one's age in seconds, 0 when none), and how old the read is.
+   */
+  database: { readonly outbox: OutboxBacklog; readonly ageSeconds: number };
   /** The audit chain's head as last seen, and its newest signed checkpoint. */
   auditChain?(): { head?: number; checkpoint?: { position: number; time: Date } };
 }
@@ -61,22 +65,29 @@ export class Metrics {
         this.set({ state: 'waiting' }, pool.waitingCount);
       },
     });
-    let backlog: Promise<{ depth: number; oldestAgeSeconds: number }> | undefined;
-    const readBacklog = () => (backlog ??= sources.outboxBacklog().finally(() => setImmediate(() => (backlog = undefined))));
+    const { database } = sources;
     new Gauge({
       name: 'mail_outbox_depth',
-      help: 'Mails waiting in the outbox to be delivered.',
+      help: 'Mails waiting in the outbox to be delivered, as last read from the database (see db_gauges_age_seconds).',
       registers: [this.registry],
-      async collect() {
-        this.set((await readBacklog()).depth);
+      collect() {
+        this.set(database.outbox.depth);
       },
     });
     new Gauge({
       name: 'mail_outbox_oldest_age_seconds',
-      help: 'Age of the oldest mail waiting in the outbox (0 when none waits).',
+      help: 'Age of the oldest mail waiting in the outbox (0 when none waits), as last read from the database and counted on since.',
       registers: [this.registry],
-      async collect() {
-        this.set((await readBacklog()).oldestAgeSeconds);
+      collect() {
+        this.set(database.outbox.oldestAgeSeconds);
+      },
+    });
+    new Gauge({
+      name: 'db_gauges_age_seconds',
+      help: 'Seconds since the values read from the database (mail_outbox_*) were last read; it grows while the database is unreachable.',
+      registers: [this.registry],
+      collect() {
+        this.set(database.ageSeconds);
       },
     });
     const { auditChain } = sources;

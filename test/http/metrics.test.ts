@@ -12,7 +12,8 @@ type Scrape = MetricFamily[] & { text: string };
 
 /** The metrics as a Prometheus text parser reads them (and the text). */
 async function scrape(t: TestApp, headers: Record<string, string> = {}): Promise<Scrape> {
-  const res = await t.http().get('/metrics').set(headers).expect(200);
+  // A scrape reads memory only: a generous bound, so that one waiting for the database fails rather than hangs.
+  const res = await t.http().get('/metrics').set(headers).timeout(10_000).expect(200);
   expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
   return Object.assign(parsePrometheusTextFormat(res.text), { text: res.text });
 }
@@ -80,11 +81,52 @@ describe('GET /metrics', () => {
     const before = value(await scrape(t), 'mail_outbox_depth');
     await t.http().post('/user').set('Authorization', `Bearer ${admin.jwt}`).send({ name: 'metrics-welcome', email: 'metrics-welcome@example.test' }).expect(201);
     await new Promise((r) => setTimeout(r, 1100));
+    await t.container.databaseGauges.refresh(); // as the background does every 5 s
     const waiting = await scrape(t);
     expect(value(waiting, 'mail_outbox_depth')).toBe(before + 1);
     expect(value(waiting, 'mail_outbox_oldest_age_seconds')).toBeGreaterThanOrEqual(1);
     expect(value(waiting, 'mail_send_failures_total')).toBe(0);
   });
+});
+
+describe('without the database', () => {
+  it('answers at once with the values last read from it, and their age growing', async () => {
+    const t = await createTestApp();
+    try {
+      await t.container.outbox.stop(); // the welcome mail stays in the outbox
+      const admin = await t.factory.loggedIn({ admin: true });
+      await t.http().post('/user').set('Authorization', `Bearer ${admin.jwt}`).send({ name: 'metrics-frozen', email: 'metrics-frozen@example.test' }).expect(201);
+      await t.container.databaseGauges.refresh();
+      const depth = value(await scrape(t), 'mail_outbox_depth');
+      expect(depth).toBeGreaterThanOrEqual(1);
+      // The outbox cannot be read until this transaction ends (on PGlite, nothing can): the
+      // database is frozen for whatever reads it, as Postgres is when it stops answering.
+      const frozen = await t.knex.transaction();
+      let reading: Promise<void> | undefined;
+      try {
+        await frozen.raw('lock table mail_outbox in access exclusive mode');
+        reading = t.container.databaseGauges.refresh(); // waits for the lock, as the background's read would
+        t.clock.advance(60_000);
+        const first = await scrape(t);
+        expect(value(first, 'mail_outbox_depth')).toBe(depth);
+        expect(value(first, 'mail_outbox_oldest_age_seconds')).toBeGreaterThanOrEqual(60);
+        expect(value(first, 'db_gauges_age_seconds')).toBeGreaterThanOrEqual(60);
+        t.clock.advance(60_000);
+        const second = await scrape(t);
+        expect(value(second, 'mail_outbox_depth')).toBe(depth);
+        expect(value(second, 'db_gauges_age_seconds')).toBeGreaterThanOrEqual(value(first, 'db_gauges_age_seconds') + 60);
+        expect(value(second, 'http_requests_total', { operation: 'getMetrics', status: '200' })).toBeGreaterThanOrEqual(2);
+      } finally {
+        await frozen.rollback();
+        await reading;
+      }
+      // Read again once the database answers: the age starts over.
+      await t.container.databaseGauges.refresh();
+      expect(value(await scrape(t), 'db_gauges_age_seconds')).toBeLessThan(60);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
 });
 
 describe('mail failures', () => {
