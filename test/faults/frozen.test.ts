@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { startCluster, type Cluster } from '../helpers/pg-cluster';
-import { baseEnv, call, createUsers, describeOutcome, dumpRun, killAllServices, login, ok, settingWrite, sleep, startService, stopService, type Outcome, type Service } from './harness';
+import { baseEnv, call, createUsers, describeOutcome, dumpRun, killAllServices, login, ok, settingWrite, sleep, startService, stopService, type LogLine, type Outcome, type Service } from './harness';
 
 /**
  * The database freezes (SIGSTOP to the postmaster and every backend: the sockets stay open and
@@ -25,6 +25,7 @@ interface Run {
   t0: number;
   frozen: number;
   thawed: number;
+  lines: LogLine[];
   serviceExitedEarly?: string;
 }
 
@@ -102,6 +103,7 @@ beforeAll(async () => {
     t0,
     frozen,
     thawed,
+    lines: [...service.lines],
     serviceExitedEarly: service.exit ? `the service exited during the run: code ${service.exit.code}, signal ${service.exit.signal}` : undefined,
   };
   dumpRun('frozen', run);
@@ -151,6 +153,12 @@ describe('the database freezes under load and thaws', () => {
     for (const r of run.ready) {
       expect(`${describeOutcome(r, run.t0)}: ${unavailable(r) && r.end - r.start <= READY_LIMIT_MS ? 'in time' : `took ${r.end - r.start} ms`}`).toMatch(/in time$/);
     }
+  });
+
+  it('logs the freeze without stack traces (503 access lines carry none) and no line at level >= 50', () => {
+    const bad = run.lines.filter((l) => (l.json?.time ?? l.at) >= run.frozen && ((l.json?.level ?? 0) >= 50 || /"stack"|^\s+at /.test(l.raw)));
+    expect(bad.length === 0 ? 'none' : `${bad.length} lines, e.g.:\n  ${bad.slice(0, 5).map((l) => l.raw.slice(0, 400)).join('\n  ')}`).toBe('none');
+    expect(run.lines.filter((l) => l.json?.msg === 'database unreachable').length).toBeGreaterThanOrEqual(1);
   });
 
   it(`answers a 2xx within ${RECOVERY_LIMIT_MS / 1000} s of the thaw`, () => {
