@@ -18,6 +18,14 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** How long a request waits for a pool connection (or a new one to be opened) before `503`. */
+  databaseAcquireTimeoutMs: number;
+  /**
+   * Postgres's `statement_timeout` on the pool's connections; a query with no answer this long
+   * after it (plus a second) ends its connection on our side (a frozen server). Twice it is the
+   * connections' `idle_in_transaction_session_timeout`.
+   */
+  databaseStatementTimeoutMs: number;
   smtpUrl: string | undefined;
   mailFrom: string;
   mailOutboxDir: string;
@@ -153,6 +161,8 @@ const schema = z
     DATA_DIR: z.string().min(1).default('./data'),
     DATABASE_URL: url('expected postgres://user:password@host:port/database').optional(),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    DATABASE_ACQUIRE_TIMEOUT: duration('3s'),
+    DATABASE_STATEMENT_TIMEOUT: duration('5s'),
     SMTP_URL: url('expected smtp://user:password@host:port or smtps://...').optional(),
     MAIL_FROM: z.string().min(3).default('Accounts <noreply@localhost>'),
     MAIL_OUTBOX_DIR: z.string().min(1).optional(),
@@ -333,6 +343,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dataDir,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseAcquireTimeoutMs: e.DATABASE_ACQUIRE_TIMEOUT,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT,
     smtpUrl: e.SMTP_URL,
     mailFrom: e.MAIL_FROM,
     mailOutboxDir: path.resolve(e.MAIL_OUTBOX_DIR ?? path.join(dataDir, 'outbox')),

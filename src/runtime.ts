@@ -34,10 +34,23 @@ export async function openRuntime(
         `made ${fixed} files and directories of the data directory private to this user (directories 0700, files 0600): an older version, or a stop without time to tidy up, had left them open to other users`,
       );
     }
+    if (config.databaseUrl) {
+      // Migrations run on a connection of their own, without the serving pool's statement timeout
+      // (an index built on a large table may take minutes).
+      const migrator = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: 1, log });
+      try {
+        const applied = await migrateLatest(migrator.knex);
+        if (applied.length) log.info({ migrations: applied }, 'applied migrations');
+      } finally {
+        await migrator.close();
+      }
+    }
     const opened = await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: path.join(config.dataDir, 'pgdata'),
       poolSize: config.databasePoolSize,
+      acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
       log,
     });
     // What the embedded database writes as it runs (its first start: some 970 files 0666) is made

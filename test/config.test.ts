@@ -180,6 +180,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HEADERS_TIMEOUT: '1m', REQUEST_TIMEOUT: '30s' })).toThrow(/HEADERS_TIMEOUT: must not exceed REQUEST_TIMEOUT/);
   });
 
+  it('reads the database timeouts (a connection wait of 3 s, a statement timeout of 5 s by default)', () => {
+    expect(loadConfig({})).toMatchObject({ databaseAcquireTimeoutMs: 3000, databaseStatementTimeoutMs: 5000 });
+    expect(loadConfig({ DATABASE_ACQUIRE_TIMEOUT: '1500ms', DATABASE_STATEMENT_TIMEOUT: '10' })).toMatchObject({ databaseAcquireTimeoutMs: 1500, databaseStatementTimeoutMs: 10_000 });
+    expect(() => loadConfig({ DATABASE_ACQUIRE_TIMEOUT: '0' })).toThrow(/DATABASE_ACQUIRE_TIMEOUT: "0" is not a duration/);
+    expect(() => loadConfig({ DATABASE_STATEMENT_TIMEOUT: 'soon' })).toThrow(/DATABASE_STATEMENT_TIMEOUT: "soon" is not a duration/);
+  });
+
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
     expect(() => loadConfig({ ADMIN_EMAIL: 'root@example.test' })).toThrow(/ADMIN_PASSWORD/);
   });

@@ -59,4 +59,23 @@ describe('logging', () => {
       await t.close();
     }
   });
+
+  it('writes a 503 access line without an error or a stack trace (an outage is logged once, where it starts)', async () => {
+    const out = capture();
+    const t = await createTestApp({ env: { LOG_LEVEL: 'info' }, logDestination: out });
+    await t.container.stop();
+    await t.knex.destroy();
+    try {
+      out.lines.length = 0;
+      const res = await t.http().get('/readyz');
+      expect(res.status).toBe(503);
+      const access = out.lines.filter((l) => 'req' in l);
+      expect(access).toHaveLength(1);
+      expect(access[0]).toMatchObject({ req: { url: '/readyz' }, res: { statusCode: 503 } });
+      expect(access[0]).not.toHaveProperty('err');
+      expect(JSON.stringify(out.lines)).not.toMatch(/stack|    at /);
+    } finally {
+      await t.close().catch(() => undefined);
+    }
+  });
 });

@@ -10,8 +10,12 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
  */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
 
-/** What pg and Knex say when a connection dies under a query or cannot be had. */
-const UNAVAILABLE_MESSAGES = /Connection terminated|connection error and is not queryable|Client was closed and is not queryable|Connection ended unexpectedly|terminating connection|the database system is (starting up|shutting down|in recovery mode)/i;
+/**
+ * What pg and Knex say when a connection dies under a query or cannot be had: pg-pool's wait
+ * for a connection ran out (`timeout exceeded when trying to connect`, or a new connection's
+ * handshake had no answer), or a query had none within its `query_timeout` (the server frozen).
+ */
+const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection error and is not queryable|Client was closed and is not queryable|Connection ended unexpectedly|terminating connection|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /** Whether an error means the database is out of reach, as opposed to a bug or bad input. */
 export function isDatabaseUnavailable(err: unknown): boolean {

@@ -20,6 +20,15 @@ export interface DatabaseOptions {
   /** Where the embedded database keeps its files; 'memory://' for none. */
   dataDir?: string;
   poolSize?: number;
+  /** A server's pool: how long to wait for a connection (an idle one, or a new one opened). Default 10 s. */
+  acquireTimeoutMs?: number;
+  /**
+   * A server's pool: Postgres's `statement_timeout` on every connection (and twice it its
+   * `idle_in_transaction_session_timeout`). A query unanswered for a second longer ends its
+   * connection on our side: the server does not answer at all (frozen). Default none (migrations,
+   * tests' set-up); the server passes DATABASE_STATEMENT_TIMEOUT.
+   */
+  statementTimeoutMs?: number;
   /** An already open PGlite (tests clone a migrated template). */
   pglite?: PGlite;
   /** Knex's own warnings and the pool's idle-connection errors go here at debug level, not to the console. */
@@ -88,6 +97,42 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
   return { warn: debug, error: debug, deprecate: debug, debug };
 }
 
+/** What pg says when a query had no answer within the connection's `query_timeout`. */
+export const QUERY_READ_TIMEOUT = 'Query read timeout';
+
+/**
+ * A query with no answer within `query_timeout` (pg's own timer) is failed by pg, but its
+ * connection still waits for the answer, and every query after it (a transaction's ROLLBACK)
+ * queues behind. So the connection is ended there: what queued fails at once, the pool drops it,
+ * and the server, when it answers again, finds the connection gone and rolls back whatever
+ * transaction it had open (all but a COMMIT already sent).
+ */
+function endOnReadTimeout(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const end = (err: unknown) => {
+    if ((err as Error | undefined)?.message === QUERY_READ_TIMEOUT) (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  };
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const last = args.length - 1;
+    const callback = args[last];
+    if (typeof callback === 'function') {
+      args[last] = (err: unknown, ...rest: unknown[]) => {
+        end(err);
+        return (callback as (...a: unknown[]) => unknown)(err, ...rest);
+      };
+      return query(...args);
+    }
+    const result = query(...args);
+    if (result instanceof Promise) {
+      return result.catch((err: unknown) => {
+        end(err);
+        throw err;
+      });
+    }
+    return result;
+  };
+}
+
 /** Knex over a pg pool we own (its public `connectionPool` option), so both speak through the same connections. */
 function knexOver(pool: pg.Pool, log: Logger | undefined): Knex {
   // A connection that dies (the server restarted or went away) is dropped by the pool and replaced
@@ -110,14 +155,19 @@ function knexOver(pool: pg.Pool, log: Logger | undefined): Knex {
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl) {
     const size = options.poolSize ?? 10;
+    const statementTimeout = options.statementTimeoutMs;
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: size,
       idleTimeoutMillis: 0,
-      connectionTimeoutMillis: 10_000,
-      options: '-c TimeZone=UTC',
+      connectionTimeoutMillis: options.acquireTimeoutMs ?? 10_000,
+      options: statementTimeout
+        ? `-c TimeZone=UTC -c statement_timeout=${statementTimeout} -c idle_in_transaction_session_timeout=${2 * statementTimeout}`
+        : '-c TimeZone=UTC',
+      query_timeout: statementTimeout ? statementTimeout + 1000 : undefined,
       types,
     });
+    if (statementTimeout) pool.on('connect', endOnReadTimeout);
     const db = knexOver(pool, options.log);
     try {
       const clients = await Promise.all(Array.from({ length: size }, () => pool.connect()));

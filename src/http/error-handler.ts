@@ -113,7 +113,8 @@ function translate(err: HttpishError): AppError | undefined {
 
 /**
  * Database errors that are not bugs: the database out of reach (503, the outage logged once by
- * `availability`), a transaction that kept losing to others (503: try again), and a value
+ * `availability`), a transaction that kept losing to others or a statement that ran out its
+ * timeout (503: try again), and a value
  * Postgres refused (class 22, data exception: 400; validation should have caught it first, so it
  * is logged as a warning for someone to tighten the spec).
  */
@@ -121,6 +122,8 @@ function fromDatabase(err: unknown, availability: DatabaseAvailability | undefin
   if (availability?.failed(err)) return new UnavailableError('the database is unreachable; try again shortly');
   const code = (err as { code?: unknown } | null)?.code;
   if (code === '40P01' || code === '40001') return new UnavailableError('too much contention; try again');
+  // statement_timeout (DATABASE_STATEMENT_TIMEOUT): the database is there but too slow now.
+  if (code === '57014') return new UnavailableError('the database is too slow to answer; try again shortly');
   if (typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)) {
     log.warn({ request_id: requestId, sqlstate: code }, 'the database refused a value that validation let through');
     return new ValidationError('invalid input', [{ path: '/body', message: 'holds a value the database cannot store' }]);

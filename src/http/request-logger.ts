@@ -58,6 +58,13 @@ export function requestLogger(log: Logger, shownQueryNames: ReadonlySet<string>)
     genReqId: assignRequestId,
     // A 500 is logged once, with its error, by the error handler; this is the access log.
     customLogLevel: () => 'info',
+    // pino-http puts an error with its stack on the access line of every 5xx; a 503 is an
+    // outage or a shutdown (logged once where it starts), not a failure of this request.
+    customErrorObject: (_req: IncomingMessage, res: ServerResponse, _err: Error, val: Record<string, unknown>) => {
+      if (res.statusCode !== 503) return val;
+      const { err: _dropped, ...rest } = val;
+      return rest;
+    },
     serializers: {
       req: (req: { id: string; method: string; url: string; remoteAddress?: string; raw?: { isHead?: boolean } }) => ({
         id: req.id,

@@ -25,6 +25,8 @@ export interface OutboxSenderOptions {
  */
 export class OutboxSender extends PollingWorker {
   private closed = false;
+  /** Deliveries failing since the first failure after a success: logged when it starts and when it ends, with a count, not at each attempt. */
+  private failing: { since: number; attempts: number; messages: Set<string> } | undefined;
 
   constructor(
     private readonly outbox: OutboxStore,
@@ -42,6 +44,10 @@ export class OutboxSender extends PollingWorker {
     this.closed = true;
     await super.stop();
     this.transport.close();
+    if (this.failing) {
+      this.log.warn({ failed_attempts: this.failing.attempts, messages: this.failing.messages.size, failing_ms: Date.now() - this.failing.since }, 'mail delivery still failing at shutdown; the outbox keeps what is due');
+      this.failing = undefined;
+    }
   }
 
   /** One pass: returns how many messages were delivered. */
@@ -55,14 +61,28 @@ export class OutboxSender extends PollingWorker {
           await this.transport.send({ from: this.options.from, to: message.to, subject: message.subject, text: message.text });
           await this.outbox.markSent(message.id, this.clock.now());
           delivered++;
+          this.recovered();
         } catch (err) {
           this.options.onFailure?.();
           const delay = Math.min(this.options.retryBaseMs * 2 ** (message.attempts - 1), this.options.retryMaxMs);
-          this.log.warn({ mailId: message.id, attempts: message.attempts, retryInMs: delay, err: String(err) }, 'mail delivery failed; will retry');
+          if (!this.failing) {
+            this.failing = { since: Date.now(), attempts: 0, messages: new Set() };
+            this.log.warn({ mailId: message.id, attempts: message.attempts, retryInMs: delay, err: String(err) }, 'mail delivery failing; every message is kept and retried');
+          }
+          this.failing.attempts++;
+          this.failing.messages.add(String(message.id));
           await this.outbox.markFailed(message.id, new Date(this.clock.now().getTime() + delay), String(err));
         }
       }
       if (due.length < batch) return delivered;
     }
+  }
+
+  /** A delivery went through: the end of a run of failures, if there was one, is logged once with its count. */
+  private recovered(): void {
+    if (!this.failing) return;
+    const { since, attempts, messages } = this.failing;
+    this.failing = undefined;
+    this.log.info({ failed_attempts: attempts, messages: messages.size, failing_ms: Date.now() - since }, 'mail delivery works again');
   }
 }

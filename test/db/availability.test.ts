@@ -25,11 +25,17 @@ describe('isDatabaseUnavailable', () => {
       Object.assign(new Error('the database system is starting up'), { code: '57P03' }),
       Object.assign(new Error('connection failure'), { code: '08006' }),
       Object.assign(new Error('Knex: Timeout acquiring a connection.'), { name: 'KnexTimeoutError' }),
+      // pg-pool's connection wait (DATABASE_ACQUIRE_TIMEOUT), a new connection's handshake, a query unanswered (a frozen server).
+      new Error('timeout exceeded when trying to connect'),
+      new Error('Connection terminated due to connection timeout'),
+      new Error('Query read timeout'),
       new AggregateError([Object.assign(new Error('a'), { code: 'ECONNREFUSED' }), Object.assign(new Error('b'), { code: 'ECONNREFUSED' })]),
     ];
     const notDown = [
       new Error('column "x" does not exist'),
       Object.assign(new Error('duplicate key'), { code: '23505' }),
+      // statement_timeout: a 503 of its own, not an outage.
+      Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
       Object.assign(new Error('invalid byte sequence'), { code: '22021' }),
       undefined,
       'a string',

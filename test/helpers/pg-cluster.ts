@@ -23,6 +23,12 @@ export interface Cluster {
   stop(mode: 'fast' | 'immediate'): Promise<void>;
   /** `pg_ctl start`, waiting until it accepts connections (after crash recovery if need be). */
   start(): Promise<void>;
+  /**
+   * SIGSTOP (freeze) or SIGCONT (thaw) to the postmaster and every process it started: a server
+   * that keeps its sockets open and answers nothing. The postmaster is frozen first (it starts no
+   * new backend meanwhile) and thawed last. Returns the pids signalled.
+   */
+  signalAll(signal: 'SIGSTOP' | 'SIGCONT'): number[];
   /** Stops it (immediate) if it runs and removes the temp dir. Safe to call twice. */
   destroy(): Promise<void>;
   /** The server's own log, for failure messages. */
@@ -113,6 +119,23 @@ function postmasterPid(dataDir: string): number | undefined {
   }
 }
 
+/** The pids whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 /** initdb into a fresh temp dir and start it on a free port. */
 export async function startCluster(): Promise<Cluster> {
   const bindir = postgresBinDir();
@@ -192,9 +215,36 @@ export async function startCluster(): Promise<Cluster> {
         throw new Error(`${(err as Error).message}\n--- postgres.log ---\n${readLog()}`);
       }
     },
+    signalAll(signal) {
+      const pid = postmasterPid(dataDir);
+      if (pid === undefined || !isAlive(pid)) throw new Error('the cluster is not running');
+      const children = childrenOf(pid);
+      const order = signal === 'SIGSTOP' ? [pid, ...children] : [...children, pid];
+      for (const p of order) {
+        try {
+          process.kill(p, signal);
+        } catch {
+          // a backend that ended meanwhile
+        }
+      }
+      // A backend forked between the listing and the postmaster's stop: once more for stragglers.
+      if (signal === 'SIGSTOP') for (const p of childrenOf(pid).filter((c) => !children.includes(c))) process.kill(p, signal);
+      return order;
+    },
     async destroy() {
       if (destroyed) return;
       destroyed = true;
+      // A frozen cluster cannot be stopped: thaw it first.
+      const frozen = postmasterPid(dataDir);
+      if (frozen !== undefined && isAlive(frozen)) {
+        for (const p of [...childrenOf(frozen), frozen]) {
+          try {
+            process.kill(p, 'SIGCONT');
+          } catch {
+            // gone
+          }
+        }
+      }
       const pid = postmasterPid(dataDir);
       if (pid !== undefined && isAlive(pid)) {
         try {

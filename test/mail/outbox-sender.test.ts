@@ -57,6 +57,40 @@ describe('with SMTP_URL', () => {
   });
 });
 
+describe('with SMTP_URL and the SMTP server down', () => {
+  it('logs the failures once when they start and once when they end, with a count, not at each attempt', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const t = await createTestApp({ env: { LOG_LEVEL: 'info' }, logDestination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+    try {
+      const a = await t.factory.loggedIn({ admin: true });
+      const port = t.mail.port;
+      await t.mail.stop();
+      const names = [unique('quiet'), unique('quiet'), unique('quiet')];
+      for (const name of names) await t.http().post('/user').set('Authorization', `Bearer ${a.jwt}`).send({ name, email: `${name}@example.test` }).expect(201);
+      const attempts = async () =>
+        (await t.knex('mail_outbox').whereRaw('recipients[1] = any(?)', [names.map((n) => `${n}@example.test`)]).select('attempts')).map((r: { attempts: number }) => r.attempts);
+      // Three claims each: at least two failed deliveries each (the third may be under way).
+      await waitUntil(async () => {
+        const counts = await attempts();
+        return counts.length === 3 && counts.every((n) => n >= 3);
+      }, 20_000);
+      await t.mail.start(port);
+      await t.mail.waitFor((m) => names.some((n) => m.to.includes(`${n}@example.test`)), 3, 8000);
+      await waitUntil(() => lines.some((l) => l.msg === 'mail delivery works again'));
+      const failing = lines.filter((l) => typeof l.msg === 'string' && /mail delivery fail/.test(l.msg));
+      expect(failing).toHaveLength(1);
+      expect(failing[0]).toMatchObject({ level: 40, msg: 'mail delivery failing; every message is kept and retried' });
+      expect(String(failing[0].err)).toMatch(/ECONNREFUSED/);
+      const back = lines.filter((l) => l.msg === 'mail delivery works again');
+      expect(back).toHaveLength(1);
+      expect(back[0]).toMatchObject({ level: 30, messages: 3 });
+      expect(back[0].failed_attempts).toBeGreaterThanOrEqual(6);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('without SMTP_URL', () => {
   it('writes each message as an .eml file in the outbox folder', async () => {
     const t = await createTestApp({ smtp: false });
