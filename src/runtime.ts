@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from './config';
 import { createContainer, type Container } from './container';
@@ -24,6 +25,7 @@ export async function openRuntime(
   /** `migrate: false`: leave the schema as it is (the CLI's migrate commands decide what to do with it). */
   options: { processMetrics?: boolean; migrate?: boolean } = {},
 ): Promise<Runtime> {
+  const migrate = options.migrate !== false;
   const release = config.databaseUrl ? () => undefined : lockDataDir(config.dataDir);
   let database: Database;
   try {
@@ -34,13 +36,12 @@ export async function openRuntime(
         `made ${fixed} files and directories of the data directory private to this user (directories 0700, files 0600): an older version, or a stop without time to tidy up, had left them open to other users`,
       );
     }
-    if (config.databaseUrl) {
+    if (config.databaseUrl && migrate) {
       // Migrations run on a connection of their own, without the serving pool's statement timeout
       // (an index built on a large table may take minutes).
       const migrator = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: 1, log });
       try {
-        const applied = await migrateLatest(migrator.knex);
-        if (applied.length) log.info({ migrations: applied }, 'applied migrations');
+        await applyMigrations(migrator.knex, log);
       } finally {
         await migrator.close();
       }
@@ -50,7 +51,8 @@ export async function openRuntime(
       dataDir: path.join(config.dataDir, 'pgdata'),
       poolSize: config.databasePoolSize,
       acquireTimeoutMs: config.databaseAcquireTimeoutMs,
-      statementTimeoutMs: config.databaseStatementTimeoutMs,
+      // The CLI's migrate commands run on this pool: no statement timeout for them either.
+      statementTimeoutMs: migrate ? config.databaseStatementTimeoutMs : undefined,
       log,
     });
     // What the embedded database writes as it runs (its first start: some 970 files 0666) is made
@@ -69,13 +71,8 @@ export async function openRuntime(
     throw err;
   }
   try {
-    if (options.migrate !== false) {
-      const applied = await migrateLatest(database.knex, (newer) =>
-        // A rollback of the build: the newer schema only added, and this build ignores what it does not know.
-        log.warn({ migrations: newer }, 'the database has migrations of a newer build: running on it as it is'),
-      );
-      if (applied.length) log.info({ migrations: applied }, 'applied migrations');
-    }
+    // The embedded database has one connection, and no statement timeout to keep migrations from.
+    if (!config.databaseUrl && migrate) await applyMigrations(database.knex, log);
     log.debug({ dir: config.dataDir, fixed: makeFilesPrivate(config) }, 'made the files the database wrote at start private');
     // loadConfig has required every key with DATABASE_URL; the embedded default keeps each in DATA_DIR.
     const keys = (spec: KeySpec, configured: readonly string[]) => loadKeys(spec, configured, { dataDir: config.dataDir, required: Boolean(config.databaseUrl), create: true });
@@ -105,4 +102,13 @@ function makeFilesPrivate(config: Config): number {
   const outbox = path.relative(config.dataDir, config.mailOutboxDir);
   if (!config.smtpUrl && (outbox.startsWith('..') || path.isAbsolute(outbox))) fixed += makeMailPrivate(config.mailOutboxDir);
   return fixed;
+}
+
+/** This build's pending migrations, logged; a newer build's left alone, with a warning. */
+async function applyMigrations(knex: Knex, log: Logger): Promise<void> {
+  const applied = await migrateLatest(knex, (newer) =>
+    // A rollback of the build: the newer schema only added, and this build ignores what it does not know.
+    log.warn({ migrations: newer }, 'the database has migrations of a newer build: running on it as it is'),
+  );
+  if (applied.length) log.info({ migrations: applied }, 'applied migrations');
 }
