@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type RequestListener } from 'node:http';
+import net from 'node:net';
 import { RETRY_AFTER_SECONDS } from '../domain/errors';
 import { ServiceRequest, ServiceResponse } from './request-objects';
 import { requestIdOf } from './request-logger';
@@ -20,7 +21,21 @@ interface Drain {
   inFlight: number;
   server?: http.Server;
   answered?: AnswerObserver;
+  /** While draining: closes the connections that are idle IDLE_GRACE_MS from now (see drain). */
+  closeIdleSoon?: () => void;
 }
+
+/**
+ * While draining, how long a kept-alive connection stays open after it fell idle (or after the
+ * drain began), so that a request its client sends meanwhile is read and answered 503 with
+ * `Connection: close` instead of finding the connection gone. Closing an idle connection at once
+ * races the client's next request: its bytes may be on the way, or already in the socket's
+ * receive buffer while the event loop is busy (the embedded database runs on it), and closing a
+ * socket with unread bytes makes the kernel answer with a reset. A client that sends nothing for
+ * this long is not sending back to back; its connection is closed then, as an idle keep-alive
+ * timeout would.
+ */
+export const IDLE_GRACE_MS = 1000;
 
 /** How long a client may take to send a request (see createDrainingServer). */
 export interface RequestTimeouts {
@@ -40,7 +55,8 @@ const end = http.ServerResponse.prototype.end;
  * A response's `writeHead` and `end`, shared by every response (one function each per server, set
  * as own properties at the start of a request: Express replaces a response's prototype, so a
  * subclass would not do): while draining, an answer's headers say `Connection: close`, so its
- * connection ends with it, and once it has ended the server's idle connections are closed. Until
+ * connection ends with it, and IDLE_GRACE_MS after it has ended the server's idle connections are
+ * closed (one whose answer's headers went out before the drain stays open, and idle, after it). Until
  * a drain begins this costs a request two property stores, no listener and no closure. The
  * `answered` observer (the metrics) is called from `end` too, for the same reason.
  */
@@ -54,7 +70,7 @@ function responseHooks(state: Drain) {
       if (!this.writableEnded) {
         state.inFlight--;
         if (state.answered) state.answered(this.req, this, (performance.now() - (this.req as ServiceRequest).arrived) / 1000);
-        if (state.draining) setImmediate(() => state.server?.closeIdleConnections());
+        if (state.draining && state.closeIdleSoon) state.closeIdleSoon();
       }
       return (end as (...a: unknown[]) => http.ServerResponse).apply(this, args);
     },
@@ -63,7 +79,8 @@ function responseHooks(state: Drain) {
 
 /**
  * An HTTP server that shuts down without losing or cutting work (API.md §5). Once draining:
- * the listening socket is closed; idle keep-alive connections are closed; an answer still in
+ * the listening socket is closed; idle keep-alive connections are closed once idle for
+ * IDLE_GRACE_MS (a request that arrives on one before that is answered 503); an answer still in
  * the making gets `Connection: close`, so its connection ends with it; a request that still
  * arrives on an open connection is answered `503 unavailable` with `Connection: close` and never
  * reaches the app, so nothing of it commits. Requests already in the app run to their end.
@@ -88,16 +105,26 @@ export function createDrainingServer(app: RequestListener, answered?: AnswerObse
   });
   state.server = server;
 
+  // Closes the connections idle at that moment: after the grace, and after the poll phase (from
+  // setImmediate), so that bytes that arrived while the event loop was busy are read first (a
+  // connection whose request is being read or answered is not idle, and is left alone).
+  const closeIdle = () => setImmediate(() => server.closeIdleConnections());
+  const closeIdleSoon = () => void setTimeout(closeIdle, IDLE_GRACE_MS).unref();
+
   const drain = (timeoutMs: number): Promise<boolean> => {
-    state.draining = true;
+    if (!state.draining) {
+      state.draining = true;
+      state.closeIdleSoon = closeIdleSoon;
+    }
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       timer.unref();
-      server.close(() => {
+      // The listener only: http.Server's close() would also close the idle connections at once.
+      net.Server.prototype.close.call(server, () => {
         clearTimeout(timer);
         resolve(true);
       });
-      server.closeIdleConnections();
+      closeIdleSoon();
     });
   };
 

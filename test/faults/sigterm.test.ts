@@ -31,7 +31,8 @@ import {
  * In flight for sure: on Postgres, token creations blocked behind a SHARE lock on user_tokens
  * that a test connection holds across the SIGTERM; on both, a settings write whose body is only
  * half sent when SIGTERM arrives. Also counted as in flight: load requests fully sent at least
- * IN_FLIGHT_MARGIN_MS before SIGTERM and not answered by then. SIGTERM is sent while load requests
+ * IN_FLIGHT_MARGIN_MS before SIGTERM and not answered by then, nor logged by the service as
+ * answered before its "shutting down" line (see answeredBeforeShutdown). SIGTERM is sent while load requests
  * are under way, and each surely-in-flight request's client sends one more write on its
  * keep-alive agent once answered, so "every connection at once" is tested on busy connections,
  * not only idle ones.
@@ -264,9 +265,37 @@ function isUnavailable(o: Outcome): boolean {
   return o.status === 503 && (o.json as { code?: string } | undefined)?.code === 'unavailable';
 }
 
+/**
+ * The request ids the service logged as answered before it logged "shutting down": the order of
+ * its own log lines, not the clock. The embedded database runs on the event loop, so the signal
+ * may be handled a hundred milliseconds after it was sent; an answer that went out before then
+ * was not in flight at the shutdown (its connection stays open, and a request that follows on it
+ * gets the 503).
+ */
+function answeredBeforeShutdown(run: Run): Set<string> {
+  const ids = new Set<string>();
+  for (const raw of run.firstOutput.split('\n')) {
+    let line: { msg?: unknown; req?: { id?: unknown } } | undefined;
+    try {
+      line = JSON.parse(raw) as typeof line;
+    } catch {
+      continue;
+    }
+    if (typeof line?.msg === 'string' && line.msg.startsWith('shutting down')) break;
+    if (typeof line?.req?.id === 'string') ids.add(line.req.id);
+  }
+  return ids;
+}
+
 function inFlight(run: Run): Outcome[] {
+  const before = answeredBeforeShutdown(run);
   const guessed = run.outcomes.filter(
-    (o) => o.kind === 'write' && o.sent !== undefined && o.sent <= run.killedAt - IN_FLIGHT_MARGIN_MS && !(o.responded !== undefined && o.responded <= run.killedAt),
+    (o) =>
+      o.kind === 'write' &&
+      o.sent !== undefined &&
+      o.sent <= run.killedAt - IN_FLIGHT_MARGIN_MS &&
+      !(o.responded !== undefined && o.responded <= run.killedAt) &&
+      !before.has(String(o.headers?.['x-request-id'])),
   );
   return [...run.held, ...guessed];
 }

@@ -219,3 +219,38 @@ describe('slow senders', () => {
     }
   });
 });
+
+describe('the draining server under back-to-back keep-alive clients', () => {
+  it('answers a request that arrives on a kept-alive connection while it drains 503 with Connection: close, never a reset, even when the drain begins late (a busy event loop)', async () => {
+    const { drained, port } = await serve((_req, res) => void setImmediate(() => res.end('ok')));
+    const CLIENTS = 6;
+    const outcomes: { status?: number; connection?: string; error?: string }[] = [];
+    const client = async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (;;) {
+          const o: (typeof outcomes)[number] = await request(port, agent, '/next').then(
+            (r) => ({ status: r.status, connection: r.headers.connection }),
+            (err: NodeJS.ErrnoException) => ({ error: `${err.code ?? ''} ${err.message}` }),
+          );
+          outcomes.push(o);
+          if (o.error || o.connection === 'close') return;
+        }
+      } finally {
+        agent.destroy();
+      }
+    };
+    const clients = Array.from({ length: CLIENTS }, client);
+    await until(() => outcomes.length >= CLIENTS * 5);
+    // The event loop busy for a while (as when the embedded database runs a query and the signal
+    // waits): the clients' next requests wait, unread, in the sockets' buffers.
+    const busyUntil = performance.now() + 100;
+    while (performance.now() < busyUntil);
+    const done = drained.drain(10_000);
+    await Promise.all(clients);
+    expect(await done).toBe(true);
+    expect(outcomes.filter((o) => o.error)).toEqual([]);
+    expect(outcomes.filter((o) => !(o.status === 200 || (o.status === 503 && o.connection === 'close')))).toEqual([]);
+    expect(outcomes.filter((o) => o.connection === 'close')).toHaveLength(CLIENTS);
+  });
+});
