@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { startCluster, type Cluster } from '../helpers/pg-cluster';
-import { baseEnv, call, createUsers, describeOutcome, dumpRun, killAllServices, login, ok, settingWrite, sleep, startService, stopService, type LogLine, type Outcome, type Service } from './harness';
+import { baseEnv, call, createUsers, describeOutcome, dumpRun, isUnavailable, killAllServices, listOutcomes, login, ok, settingWrite, sleep, startService, stopService, type LogLine, type Outcome, type Service } from './harness';
 
 /**
  * The database freezes (SIGSTOP to the postmaster and every backend: the sockets stay open and
@@ -115,13 +115,8 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-const show = (list: Outcome[], max = 15) =>
-  `${list.length} of them, e.g.:\n  ${list
-    .slice(0, max)
-    .map((o) => describeOutcome(o, run.t0))
-    .join('\n  ')}\n(frozen at +${run.frozen - run.t0}ms, thawed at +${run.thawed - run.t0}ms)`;
-
-const unavailable = (o: Outcome) => o.status === 503 && (o.json as { code?: string } | undefined)?.code === 'unavailable' && o.headers?.['retry-after'] !== undefined;
+const show = (list: Outcome[]) => listOutcomes(list, run.t0, `frozen at +${run.frozen - run.t0}ms, thawed at +${run.thawed - run.t0}ms`);
+const unavailable = isUnavailable;
 
 describe('the database freezes under load and thaws', () => {
   it('keeps the service running', () => {

@@ -280,6 +280,19 @@ export function describeOutcome(o: Outcome, t0: number): string {
   return `+${o.start - t0}ms..+${o.end - t0}ms ${o.method} ${o.path}: ${what}${conn}`;
 }
 
+/** An outage's answer as API.md §0 has it: `503 unavailable` with `Retry-After`. */
+export function isUnavailable(o: Outcome): boolean {
+  return o.status === 503 && (o.json as { code?: string } | undefined)?.code === 'unavailable' && o.headers?.['retry-after'] !== undefined;
+}
+
+/** Outcomes for an assertion's message: how many, the first `max` of them, then `context` (when the fault came and went). */
+export function listOutcomes(list: Outcome[], t0: number, context: string, max = 15): string {
+  return `${list.length} of them, e.g.:\n  ${list
+    .slice(0, max)
+    .map((o) => describeOutcome(o, t0))
+    .join('\n  ')}\n(${context})`;
+}
+
 /** Keys per user we write at most (the service allows 256). */
 export const KEYS_PER_USER = 240;
 

@@ -5,7 +5,8 @@ import {
   baseEnv,
   call,
   createUsers,
-  describeOutcome,
+  isUnavailable,
+  listOutcomes,
   dumpRun,
   killAllServices,
   login,
@@ -150,11 +151,7 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-const show = (list: Outcome[], max = 15) =>
-  `${list.length} of them, e.g.:\n  ${list
-    .slice(0, max)
-    .map((o) => describeOutcome(o, run.t0))
-    .join('\n  ')}\n(Postgres stopped at +${run.downCalled - run.t0}..+${run.down - run.t0}ms, back at +${run.up - run.t0}ms)`;
+const show = (list: Outcome[]) => listOutcomes(list, run.t0, `Postgres stopped at +${run.downCalled - run.t0}..+${run.down - run.t0}ms, back at +${run.up - run.t0}ms`);
 
 describe('the database stops under load and comes back', () => {
   it('keeps the service running', () => {
@@ -176,7 +173,7 @@ describe('the database stops under load and comes back', () => {
       (o) =>
         o.status !== undefined &&
         o.status >= 500 &&
-        !(o.status === 503 && (o.json as { code?: string } | undefined)?.code === 'unavailable' && o.headers?.['retry-after'] !== undefined),
+        !isUnavailable(o),
     );
     expect(bad.length === 0 ? 'none' : show(bad)).toBe('none');
   });
