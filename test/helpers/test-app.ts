@@ -237,6 +237,17 @@ export async function jobsDone(knex: Knex, timeoutMs = 5000): Promise<void> {
   }
 }
 
+/**
+ * The mail queued for an address, sent or not, oldest first, once the background jobs that were
+ * due have run (a password reset is a job that queues its mail): "no mail was sent" is a look at
+ * the outbox, which a request or job writes in its own transaction, not at the SMTP server after
+ * a pause (which passes under load without proving anything).
+ */
+export async function queuedMail(knex: Knex, address: string): Promise<{ subject: string; sent: Date | null }[]> {
+  await jobsDone(knex);
+  return knex('mail_outbox').select('subject', 'sent').whereRaw('lower(?) = any(select lower(r) from unnest(recipients) r)', [address]).orderBy('id');
+}
+
 /** Rows in a table (to show that a refused request changed nothing). */
 export async function countRows(knex: Knex, table: string): Promise<number> {
   const row = await knex(table).count<{ count: string }>('* as count').first();
