@@ -63,7 +63,8 @@ describe('the policies in openapi.yaml', () => {
     const table = new RouteTable(spec);
     expect(() => dispatch(table, [{ getMe: () => undefined, nope: () => undefined }])).toThrow(/operations without a handler: .*login.*; handlers without an operation: nope/);
     const services = t.container.services;
-    expect(() => new RpcApi(services, { ...rpcPolicies, get_users: undefined, drop_tables: { caller: 'admin', writes: true } })).toThrow(/JSON-RPC method get_users: no x-policy|no method drop_tables/);
+    expect(() => new RpcApi(services, { ...rpcPolicies, get_users: undefined })).toThrow('JSON-RPC method get_users: no x-policy (every operation declares who may call it)');
+    expect(() => new RpcApi(services, { ...rpcPolicies, drop_tables: { caller: 'admin', writes: true, tokens: 'api' } })).toThrow('x-rpc-methods: no method drop_tables');
     const { get_users: _dropped, ...fewer } = rpcPolicies;
     expect(() => new RpcApi(services, fewer)).toThrow('x-rpc-methods: no policy for get_users');
     expect(() => new RpcApi(services, { ...rpcPolicies, get_users: { caller: 'admin', writes: false } })).toThrow('x-rpc-methods: get_users must declare tokens: api (RhodeCode takes only API keys)');
