@@ -1,16 +1,7 @@
-import { captureQueries, createTestApp, queuedMail, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, captureQueries, createTestApp, queuedMail, testAppWithAdmin, unique, type TestUser } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
-const bearer = (jwt: string) => ({ Authorization: `Bearer ${jwt}` });
 const tokenIn = (text: string, page: 'confirm-email' | 'revert-email') => new RegExp(`https://accounts\\.example\\.test/${page}\\?token=([A-Za-z0-9_-]{43})\\n`).exec(text)![1];
 
 /** A logged-in user asks to move to a fresh address; returns both links' tokens. */

@@ -1,4 +1,4 @@
-import { captureQueries, createTestApp, queuedMail, unique, type TestApp } from '../helpers/test-app';
+import { bearer, captureQueries, createTestApp, queuedMail, unique, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -8,7 +8,6 @@ afterAll(async () => {
   await t.close();
 });
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 describe('GET /user/me', () => {
   it('answers the caller as UserDetailed', async () => {

@@ -1,4 +1,4 @@
-import { captureQueries, countRows, createTestApp, jobsDone, queuedMail, rawRequest, unique, type TestApp } from '../helpers/test-app';
+import { bearer, captureQueries, countRows, createTestApp, jobsDone, queuedMail, rawRequest, unique, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 let adminJwt: string;
@@ -101,7 +101,6 @@ describe('POST /password/reset/confirm', () => {
   });
 });
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 const works = async (token: string) => (await t.http().get('/me').set(bearer(token))).status === 204;
 
 describe('POST /user/me/password', () => {

@@ -1,16 +1,7 @@
-import { captureQueries, createTestApp, queuedMail, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, captureQueries, queuedMail, testAppWithAdmin } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 const works = async (token: string) => (await t.http().get('/me').set(bearer(token))).status === 204;
 
 async function userWithTokens() {

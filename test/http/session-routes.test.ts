@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { captureQueries, createTestApp, JWT_SECRET, rawRequest, type TestApp } from '../helpers/test-app';
+import { bearer, captureQueries, createTestApp, JWT_SECRET, rawRequest, type TestApp } from '../helpers/test-app';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -10,7 +10,6 @@ afterAll(async () => {
   await t.close();
 });
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 describe('POST /login', () => {
   it('accepts email (any case), user_id and the v2 user field, each making a new login token', async () => {

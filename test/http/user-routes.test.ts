@@ -1,18 +1,9 @@
 import crypto from 'node:crypto';
-import { createTestApp, queuedMail, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, createTestApp, queuedMail, testAppWithAdmin, unique } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
 const asAdmin = () => ({ Authorization: `Bearer ${admin.jwt}` });
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 describe('admin routes refuse non-admins before looking at the target', () => {
   it('answers 403 to every admin route, for existing and unknown targets alike', async () => {
