@@ -21,6 +21,9 @@ export class MailCatcher {
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
+      // A server going down: the senders' open connections (a pooled transport keeps them
+      // between messages) get 421 and are closed after this, rather than kept for 30 s.
+      closeTimeout: 500,
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
