@@ -156,15 +156,22 @@ describe('several senders, one outbox', () => {
   let t: TestApp;
   let catcher: MailCatcher;
   let senders: OutboxSender[];
+  let releases: (() => void)[];
+  let passes: Promise<unknown>[];
   beforeEach(async () => {
     t = await createTestApp({ smtp: false });
     await t.container.outbox.stop(); // the messages below are for the senders each test makes
     catcher = new MailCatcher();
     await catcher.start();
     senders = [];
+    releases = [];
+    passes = [];
   });
   afterEach(async () => {
+    // A test that failed midway may have left replies held and passes running.
     catcher.beforeReply = undefined;
+    for (const release of releases) release();
+    await Promise.allSettled(passes);
     for (const s of senders) await s.stop();
     await catcher.stop();
     await t.close();
@@ -174,18 +181,30 @@ describe('several senders, one outbox', () => {
     senders.push(s);
     return s;
   };
+  /** The catcher holds every reply until `release()`. */
+  const holdReplies = () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    releases.push(release);
+    catcher.beforeReply = () => held;
+    return release;
+  };
+  /** A pass of the sender, awaited after the test even if the test failed first. */
+  const passOf = (s: OutboxSender) => {
+    const pass = s.runOnce();
+    passes.push(pass);
+    return pass;
+  };
   const rows = (subjects: string[]) => t.knex('mail_outbox').whereIn('subject', subjects).orderBy('id');
 
   it('a sender whose claim another sender took over neither sends nor records the message', async () => {
     const outbox = t.container.stores.outbox;
     await outbox.enqueue({ to: ['first@example.test'], subject: 'fenced 1', text: 'one' });
     await outbox.enqueue({ to: ['second@example.test'], subject: 'fenced 2', text: 'two' });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    catcher.beforeReply = () => held;
+    const release = holdReplies();
     // A claims both and sends the first; the SMTP server holds its reply.
     const a = sender({ concurrency: 1, leaseMs: 60_000 });
-    const pass = a.runOnce();
+    const pass = passOf(a);
     await waitUntil(() => catcher.inFlight === 1);
     // Meanwhile A's lease runs out (the clock moves past it before A renews it) and B claims both.
     t.clock.advance(61_000);
@@ -212,10 +231,8 @@ describe('several senders, one outbox', () => {
     const outbox = t.container.stores.outbox;
     await outbox.enqueue({ to: ['slow@example.test'], subject: 'slow reply', text: 'take your time' });
     const leaseMs = 6000; // renewed every 2 s: a margin of 4 s for a busy machine
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    catcher.beforeReply = () => held;
-    const pass = sender({ leaseMs }).runOnce();
+    const release = holdReplies();
+    const pass = passOf(sender({ leaseMs }));
     await waitUntil(() => catcher.inFlight === 1);
     // Over two leases' time, another sender finds it claimed every time it looks.
     const until = Date.now() + 2 * leaseMs + 1000;
