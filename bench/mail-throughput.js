@@ -94,6 +94,7 @@ async function scenario(ctx) {
     const t0 = Date.now();
     await mapLimit(emails, cfg.connections, (email, i) => expectStatus(201, http(base, 'POST', '/user', { token: adminJwt, body: { name: `mail${i}`, email } }), `create ${email}`));
     const queuedAt = Date.now();
+    const backlogAtQueued = cfg.mails - sink.received.length;
     const deadline = queuedAt + 300_000;
     while (sink.received.length < cfg.mails) {
       lib.assertAlive();
@@ -115,15 +116,17 @@ async function scenario(ctx) {
     const mailsPerSecond = round2(cfg.mails / seconds);
     const queuedPerSecond = round2(cfg.mails / ((queuedAt - t0) / 1000));
     const drainMs = Math.max(0, lastAt - queuedAt);
+    // The sender alone: the backlog left when the last user was created, over the time it took.
+    const drainPerSecond = drainMs > 0 ? round2(backlogAtQueued / (drainMs / 1000)) : null;
     const pass = mailsPerSecond >= TARGET_MAILS_PER_SECOND;
     table([
       ['', 'mails', 'seconds', 'per second'],
       ['queued (POST /user)', cfg.mails, round2((queuedAt - t0) / 1000), queuedPerSecond],
       ['delivered (first request to last mail)', cfg.mails, round2(seconds), mailsPerSecond],
     ]);
-    console.log(`\nlast mail ${drainMs} ms after the last user was created; MAIL_CONCURRENCY ${cfg.concurrency ?? 'default'}; each mail once, Message-IDs all distinct`);
+    console.log(`\n${backlogAtQueued} mails still queued when the last user was created, delivered in ${drainMs} ms (${drainPerSecond ?? '-'}/s with nothing else to do); MAIL_CONCURRENCY ${cfg.concurrency ?? 'default'}; each mail once, Message-IDs all distinct`);
     console.log(`mail_throughput: ${mailsPerSecond} mails/s (target >= ${TARGET_MAILS_PER_SECOND}): ${verdict(pass)}`);
-    return { mails: cfg.mails, connections: cfg.connections, mailConcurrency: cfg.concurrency ?? 'default', seconds: round2(seconds), mailsPerSecond, queuedPerSecond, drainMs, target: TARGET_MAILS_PER_SECOND, pass };
+    return { mails: cfg.mails, connections: cfg.connections, mailConcurrency: cfg.concurrency ?? 'default', seconds: round2(seconds), mailsPerSecond, queuedPerSecond, backlogAtQueued, drainMs, drainPerSecond, target: TARGET_MAILS_PER_SECOND, pass };
   } finally {
     await lib.stopChild(service);
     await sink.close();
@@ -132,7 +135,7 @@ async function scenario(ctx) {
 }
 
 function summaryRows(r) {
-  return [['mail_throughput', `${r.mailsPerSecond} mails/s (queued ${r.queuedPerSecond}/s, drained ${r.drainMs} ms after)`, `>= ${r.target}/s`, verdict(r.pass)]];
+  return [['mail_throughput', `${r.mailsPerSecond} mails/s (queued ${r.queuedPerSecond}/s; backlog of ${r.backlogAtQueued} then drained at ${r.drainPerSecond ?? '-'}/s)`, `>= ${r.target}/s`, verdict(r.pass)]];
 }
 
 /** Seconds the scenario may take: set-up, the users at 20/s on a busy machine, the drain's bound. */

@@ -47,8 +47,9 @@ export function outboxMessageId(message: Pick<OutboxMessage, 'id' | 'created'>, 
  * tried again with exponential backoff; nothing is dropped, so nothing is lost across restarts.
  *
  * Exactly once as far as a sender can see it: the `attempts` a claim set is its fencing token.
- * Before each send the sender renews that message's lease on the condition that the token is
- * still the message's (no other sender claimed it since: else it is skipped), keeps renewing it
+ * Before each send that comes more than a third of the lease after the claim, the sender renews
+ * that message's lease on the condition that the token is still the message's (no other sender
+ * claimed it since: else it is skipped), keeps renewing it
  * while the send is in flight, and records the outcome on the same condition, as soon as the
  * transport accepted the message. A sender that dies leaves at most its messages in flight to be
  * sent again, after their lease (`leaseMs`) ran out, with the same Message-ID.
@@ -91,21 +92,29 @@ export class OutboxSender extends PollingWorker {
     const batch = Math.max(this.options.batchSize ?? 20, 2 * Math.max(1, this.options.concurrency ?? 1));
     let delivered = 0;
     for (;;) {
-      const due = await this.outbox.claimDue(this.clock.now(), batch, this.leaseMs);
-      const sent = await Promise.all(due.map((message) => this.limit(() => this.deliver(message))));
+      const claimedAt = this.clock.now().getTime();
+      const due = await this.outbox.claimDue(new Date(claimedAt), batch, this.leaseMs);
+      const sent = await Promise.all(due.map((message) => this.limit(() => this.deliver(message, claimedAt))));
       delivered += sent.filter(Boolean).length;
       if (due.length < batch) return delivered;
     }
   }
 
   /** Sends one claimed message unless its claim was taken over; true when it was sent and recorded. */
-  private async deliver(message: OutboxMessage): Promise<boolean> {
-    // It may have waited its turn past its lease: another sender may have claimed it meanwhile.
-    if (!(await this.outbox.renewLease(message.id, message.attempts, this.clock.now(), this.leaseMs))) {
-      this.log.info({ mailId: message.id, attempts: message.attempts }, 'mail skipped: another sender claimed it');
-      return false;
+  private async deliver(message: OutboxMessage, claimedAt: number): Promise<boolean> {
+    // Claimed less than a third of the lease ago, the lease is surely still ours (no sender takes
+    // a message before its lease ran out: 10 s of margin for the senders' clocks to disagree).
+    // Later, it may have waited its turn past its lease and another sender may have claimed it:
+    // the lease is renewed first, on the condition that the claim still holds it.
+    let renewedAt = claimedAt;
+    if (this.clock.now().getTime() - claimedAt >= this.leaseMs / 3) {
+      renewedAt = this.clock.now().getTime();
+      if (!(await this.outbox.renewLease(message.id, message.attempts, new Date(renewedAt), this.leaseMs))) {
+        this.log.info({ mailId: message.id, attempts: message.attempts }, 'mail skipped: another sender claimed it');
+        return false;
+      }
     }
-    const lease = this.keepLease(message);
+    const lease = this.keepLease(message, renewedAt);
     try {
       await this.transport.send({ from: this.options.from, to: message.to, subject: message.subject, text: message.text, messageId: outboxMessageId(message, this.domain) });
     } catch (err) {
@@ -128,11 +137,12 @@ export class OutboxSender extends PollingWorker {
   }
 
   /**
-   * Renews the message's lease every third of it while its send is in flight. `end()` stops
+   * Renews the message's lease every third of it (the first time a third after `renewedAt`, when
+   * it was claimed or last renewed) while its send is in flight. `end()` stops
    * that (after a renewal under way) and tells whether a renewal found the lease lost. A renewal
    * that fails (the database unreachable) is tried again at the next tick.
    */
-  private keepLease(message: OutboxMessage): { end(): Promise<boolean> } {
+  private keepLease(message: OutboxMessage, renewedAt: number): { end(): Promise<boolean> } {
     let lost = false;
     let ended = false;
     let renewing: Promise<void> = Promise.resolve();
@@ -148,7 +158,7 @@ export class OutboxSender extends PollingWorker {
         },
       );
     };
-    timer = setTimeout(tick, this.leaseMs / 3).unref();
+    timer = setTimeout(tick, Math.max(0, renewedAt + this.leaseMs / 3 - this.clock.now().getTime())).unref();
     return {
       end: async () => {
         ended = true;
