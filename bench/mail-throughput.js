@@ -50,6 +50,7 @@ async function startSink() {
     server.once('error', reject);
     server.listen(0, HOST, resolve);
   });
+  server.on('error', (err) => console.error(`mail_throughput: the SMTP server: ${err.message}`));
   return { received, url: `smtp://${HOST}:${server.server.address().port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 

@@ -47,6 +47,8 @@ interface Copy {
  */
 class SlowSink {
   readonly copies: Copy[] = [];
+  /** Connection errors the server reported (a killed client's reset). */
+  readonly errors: string[] = [];
   private readonly servers: SMTPServer[] = [];
   private readonly closed = new Set<string>();
   private held: Promise<void> = Promise.resolve();
@@ -84,6 +86,8 @@ class SlowSink {
         server.once('error', reject);
         server.listen(0, '127.0.0.1', () => resolve());
       });
+      // A client killed mid-conversation resets its connection: expected here, not a failure.
+      server.on('error', (err: NodeJS.ErrnoException) => this.errors.push(err.code ?? err.message));
       this.ports[via] = (server.server.address() as AddressInfo).port;
     }
   }
@@ -240,7 +244,7 @@ beforeAll(async () => {
   } catch (err) {
     run.error = (err as Error).message;
   } finally {
-    dumpRun('mail-exactly-once', { ...run, copies: sink.copies });
+    dumpRun('mail-exactly-once', { ...run, copies: sink.copies, sinkErrors: sink.errors });
   }
 }, 300_000);
 
