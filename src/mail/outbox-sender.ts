@@ -94,8 +94,11 @@ export class OutboxSender extends PollingWorker {
     for (;;) {
       const claimedAt = this.clock.now().getTime();
       const due = await this.outbox.claimDue(new Date(claimedAt), batch, this.leaseMs);
-      const sent = await Promise.all(due.map((message) => this.limit(() => this.deliver(message, claimedAt))));
-      delivered += sent.filter(Boolean).length;
+      // Every delivery of the batch ends before the pass does, even when one failed (the database).
+      const outcomes = await Promise.allSettled(due.map((message) => this.limit(() => this.deliver(message, claimedAt))));
+      const failed = outcomes.find((o) => o.status === 'rejected');
+      if (failed) throw failed.reason;
+      delivered += outcomes.filter((o) => o.status === 'fulfilled' && o.value).length;
       if (due.length < batch) return delivered;
     }
   }

@@ -48,7 +48,7 @@ export async function composeMessage(composer: Transporter, mail: RawMail, newli
 /**
  * SMTP through Nodemailer's pooled transport: up to `maxConnections` messages at once, each on a
  * connection of its own kept open for the next ones (for 5 s once idle); short timeouts so a dead server only delays
- * the outbox.
+ * the outbox (a server that does not connect or greet in 10 s), never cut a slow one short.
  */
 export class SmtpTransport implements MailTransport {
   private readonly transporter: Transporter;
@@ -63,7 +63,9 @@ export class SmtpTransport implements MailTransport {
       idleTimeout: 5_000, // nothing more to send: the connections are closed, not held
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
-      socketTimeout: 30_000,
+      // RFC 5321 §4.5.3.2.6: up to 10 minutes for the reply to a message's end. A server may be
+      // slow to accept it; giving up earlier and trying again is how it would get it twice.
+      socketTimeout: 10 * 60_000,
     } as TransportOptions);
   }
 
