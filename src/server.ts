@@ -66,7 +66,19 @@ async function main(): Promise<void> {
       log.error({ in_flight: http.inFlight, timeout_ms: config.shutdownTimeoutMs }, 'requests still in flight at the shutdown timeout; exiting, their open transactions roll back');
       process.exit(1);
     }
-    await container.stop(); // the background workers, after a last pass over jobs and mail
+    // The background workers, after a last pass over jobs and mail: bounded too, since a send to
+    // an SMTP server that stopped answering may wait minutes. What is cut here is taken up again
+    // after its lease (a mail cut after the server took it may arrive twice, with one Message-ID).
+    let flushTimer: NodeJS.Timeout | undefined;
+    const flushed = await Promise.race([
+      container.stop().then(() => true),
+      new Promise<false>((resolve) => (flushTimer = setTimeout(() => resolve(false), config.shutdownTimeoutMs))),
+    ]);
+    clearTimeout(flushTimer);
+    if (!flushed) {
+      log.error({ timeout_ms: config.shutdownTimeoutMs }, 'background work (a mail send, a job) still running at the shutdown timeout; exiting, it is taken up again after its lease');
+      process.exit(1);
+    }
     await database.close();
     log.info('stopped');
     process.exit(0);
