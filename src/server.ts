@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   await container.hasher.dummy(); // so the first unknown-user login costs what the others do
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);
 
-  const app = createApp({ config, services: container.services, db: database.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
+  const app = createApp({ config, services: container.services, maintenance: container.stores.maintenance, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   const http = createDrainingServer(app, config.metrics ? countAnswers(container.metrics) : undefined, config);
   const { server } = http;
   await new Promise<void>((resolve, reject) => {

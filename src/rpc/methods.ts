@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { GroupNotFoundError, type ConflictError } from '../domain/errors';
-import { namesUser, parseUserRef } from '../domain/identifiers';
+import { namesUser } from '../domain/identifiers';
 import { nameSkeleton } from '../domain/name-skeleton';
 import type { UserGroup } from '../domain/groups';
 import type { AuditContext } from '../domain/audit';
@@ -60,16 +60,6 @@ function conflictMessage(err: ConflictError, name: string | undefined, email: st
   return err.message;
 }
 
-/** A user named by a UUID or an email as REST names them, or (RhodeCode) by an active user's name. */
-async function userRef(ctx: Context, raw: string): Promise<string> {
-  try {
-    parseUserRef(raw);
-    return raw;
-  } catch {
-    return guard({ user: raw }, async () => (await ctx.groups.user(ctx.actor, raw, 'loose', undefined)).id);
-  }
-}
-
 /** Every member, as the caller may see them. */
 async function allMembers(ctx: Context, group: UserGroup): Promise<Member[]> {
   return (await ctx.groups.members(ctx.actor, group.id, { limit: ALL })).items;
@@ -124,7 +114,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ userid: optional(arg.ref()) }),
     subjects: (a) => ({ user: a.userid }),
     async run(ctx, a) {
-      const user = a.userid === undefined || namesUser(ctx.actor, a.userid, true) ? ctx.actor : await ctx.users.target(await userRef(ctx, a.userid), { allowDeactivated: true });
+      const user = a.userid === undefined || namesUser(ctx.actor, a.userid, true) ? ctx.actor : await ctx.users.target(a.userid, { byName: true, allowDeactivated: true });
       const memberships = await ctx.groups.membershipsOf(user);
       return { ...rhodecodeUser(user), groups: memberships.map((m) => ({ id: m.id, name: m.name, permission: m.permission })) };
     },
@@ -142,9 +132,9 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     subjects: (a) => ({ user: a.userid, conflict: (err) => conflictMessage(err, a.username, a.email) }),
     async run(ctx, a) {
       if (a.password !== undefined) ctx.passwords.checkPolicy(a.password); // before anything changes
-      const ref = await userRef(ctx, a.userid);
       // Reactivate first (so the changes apply to an active user); deactivate last.
-      const target = a.active === true ? await ctx.users.reactivate(ctx.actor, await ctx.users.target(ref, { allowDeactivated: true }), false, ctx.audit) : await ctx.users.target(ref);
+      const named = await ctx.users.target(a.userid, { byName: true, allowDeactivated: a.active === true });
+      const target = a.active === true ? await ctx.users.reactivate(ctx.actor, named, false, ctx.audit) : named;
       const changes = { name: a.username, email: a.email, firstName: a.firstname, lastName: a.lastname, isAdmin: a.admin };
       // Only API tokens reach JSON-RPC: exempt from the current password (API.md §2.2).
       let user = await ctx.users.update(ctx.actor, target, changes, false, ctx.audit, { tokenKind: 'api' });
@@ -162,7 +152,7 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     args: z.object({ userid: required(arg.ref()) }),
     subjects: (a) => ({ user: a.userid }),
     async run(ctx, a) {
-      const user = await ctx.users.target(await userRef(ctx, a.userid));
+      const user = await ctx.users.target(a.userid, { byName: true });
       await ctx.users.deactivate(ctx.actor, user, ctx.audit);
       return { msg: `deleted user ID:${user.id} ${user.name}`, user: null };
     },

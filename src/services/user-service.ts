@@ -1,7 +1,7 @@
 import { ConflictError, ForbiddenError, LastAdminError, UserDeactivatedError, UserNotFoundError, ValidationError, WrongPasswordError } from '../domain/errors';
 import { parseUserRef } from '../domain/identifiers';
 import { NAME_RULE, normalizeName, RESERVED_USER_NAMES } from '../domain/rules';
-import type { Clock, NewUserInput, Page, TokenKind, User, UserChanges } from '../domain/types';
+import type { Clock, NewUserInput, Page, TokenKind, User, UserChanges, UserRef } from '../domain/types';
 import { accountUpdatedMail, type FieldChange, type MailSettings } from '../mail/templates';
 import type { Stores, Transactor } from '../stores';
 import { decodeCursor, pageOf } from './cursor';
@@ -50,12 +50,22 @@ export class UserService {
   ) {}
 
   /**
-   * The user an admin operation names (`:user`: a UUID, an email or `email=`); 404 when unknown,
-   * 410 when deactivated (unless allowed). Who may name whom is the operations' policy, checked
-   * before this is called (http/policy.ts), so nothing about the target leaks to a refused caller.
+   * The user an admin operation names (`:user`: a UUID, an email or `email=`; with `byName`, as
+   * RhodeCode names them, also an active user's name); 404 when unknown, 410 when deactivated
+   * (unless allowed). Who may name whom is the operations' policy, checked before this is called
+   * (domain/policy.ts), so nothing about the target leaks to a refused caller.
    */
-  async target(rawRef: string, options: { allowDeactivated?: boolean } = {}): Promise<User> {
-    const user = await this.stores.users.findByRef(parseUserRef(rawRef));
+  async target(rawRef: string, options: { allowDeactivated?: boolean; byName?: boolean } = {}): Promise<User> {
+    let ref: UserRef;
+    try {
+      ref = parseUserRef(rawRef);
+    } catch (err) {
+      if (!options.byName) throw err;
+      const named = await this.stores.users.findActiveByName(rawRef);
+      if (!named) throw new UserNotFoundError();
+      return named;
+    }
+    const user = await this.stores.users.findByRef(ref);
     if (!user) throw new UserNotFoundError();
     if (user.deactivated && !options.allowDeactivated) throw new UserDeactivatedError(user);
     return user;

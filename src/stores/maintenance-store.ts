@@ -3,6 +3,8 @@ import type { Knex } from 'knex';
 export interface MaintenanceStore {
   /** Refreshes the planner's statistics (the list pages' plans depend on them). */
   analyze(): Promise<void>;
+  /** `select 1`: the database answers (`/readyz`). */
+  ping(): Promise<void>;
 }
 
 export class KnexMaintenanceStore implements MaintenanceStore {
@@ -10,5 +12,9 @@ export class KnexMaintenanceStore implements MaintenanceStore {
 
   async analyze(): Promise<void> {
     await this.db.raw('analyze');
+  }
+
+  async ping(): Promise<void> {
+    await this.db.raw('select 1');
   }
 }

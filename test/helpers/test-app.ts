@@ -130,7 +130,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const clock = new TestClock();
   const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool, auditChainPollMs: options.auditChainPollMs });
   container.start();
-  const app = createApp({ config, services: container.services, db: db.knex, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
+  const app = createApp({ config, services: container.services, maintenance: container.stores.maintenance, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a
   // free port, as supertest would listen (every interface).
   const served = await listen(app, countAnswers(container.metrics), config, options.listen);

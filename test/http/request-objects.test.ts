@@ -81,7 +81,7 @@ describe('assertFieldsAreData', () => {
     Object.defineProperty(http.IncomingMessage.prototype, 'operation', { get: () => undefined, configurable: true });
     try {
       expect(() =>
-        createApp({ config: t.config, services: t.container.services, db: t.knex, log: createLogger('silent'), apiSpec: loadApiSpec(), rateLimits: t.container.stores.rateLimits, clock: t.clock, metrics: t.container.metrics }),
+        createApp({ config: t.config, services: t.container.services, maintenance: t.container.stores.maintenance, log: createLogger('silent'), apiSpec: loadApiSpec(), rateLimits: t.container.stores.rateLimits, clock: t.clock, metrics: t.container.metrics }),
       ).toThrow('request.operation');
     } finally {
       delete (http.IncomingMessage.prototype as unknown as Record<string, unknown>).operation;

@@ -1,5 +1,5 @@
-import type { Knex } from 'knex';
 import type { DatabaseAvailability } from '../../db/availability';
+import type { MaintenanceStore } from '../../stores/maintenance-store';
 import { UnavailableError } from '../../domain/errors';
 import type { Handlers } from '../mount';
 
@@ -13,8 +13,8 @@ export const READY_TIMEOUT_MS = 1000;
 class NotReadyInTime extends Error {}
 
 /** `select 1`, waiting for a connection included, within `ms`; what it does after that is the pool's business. */
-async function answersWithin(db: Knex, ms: number): Promise<void> {
-  const probe = Promise.resolve(db.raw('select 1'));
+async function answersWithin(database: MaintenanceStore, ms: number): Promise<void> {
+  const probe = database.ping();
   probe.catch(() => undefined); // answered by the timeout: a late failure is nobody's
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
@@ -28,7 +28,7 @@ async function answersWithin(db: Knex, ms: number): Promise<void> {
 }
 
 /** Probes for orchestrators. */
-export function healthHandlers(db: Knex, availability?: DatabaseAvailability): Handlers {
+export function healthHandlers(database: MaintenanceStore, availability?: DatabaseAvailability): Handlers {
   return {
     healthz: (_req, res) => {
       res.json({ status: 'ok' });
@@ -36,7 +36,7 @@ export function healthHandlers(db: Knex, availability?: DatabaseAvailability): H
 
     readyz: async (_req, res) => {
       try {
-        await answersWithin(db, READY_TIMEOUT_MS);
+        await answersWithin(database, READY_TIMEOUT_MS);
       } catch (err) {
         // Its own timeout says "not now", not "unreachable": a busy embedded database can be slow
         // to get to it, and requests report an outage of their own.

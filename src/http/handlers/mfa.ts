@@ -4,10 +4,12 @@ import { auditContext } from '../audit-context';
 import { callerOf } from '../authenticate';
 import { body } from '../bodies';
 import type { Handlers } from '../mount';
+import { owner } from '../owner';
 import { presentFactor } from '../presenters';
 
 /** Two-factor sign-in: the caller's factors and recovery codes, and an admin's view and reset of a user's (tag `mfa`). */
 export function mfaHandlers(mfa: MfaService, users: UserService): Handlers {
+  const ownerOf = owner(users);
   return {
     listMyFactors: async (req, res) => {
       res.json((await mfa.list(callerOf(req).user)).map(presentFactor));
@@ -48,11 +50,11 @@ export function mfaHandlers(mfa: MfaService, users: UserService): Handlers {
     },
 
     listUserFactors: async (req, res) => {
-      res.json((await mfa.list(await users.target(req.params.user as string))).map(presentFactor));
+      res.json((await mfa.list(await ownerOf(req))).map(presentFactor));
     },
 
     resetUserFactors: async (req, res) => {
-      await mfa.reset(await users.target(req.params.user as string), auditContext(req));
+      await mfa.reset(await ownerOf(req), auditContext(req));
       res.status(204).end();
     },
   };

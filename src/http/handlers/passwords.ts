@@ -6,9 +6,11 @@ import { callerOf } from '../authenticate';
 import { body, query } from '../bodies';
 import { clearTokens, flag } from '../flags';
 import type { Handlers } from '../mount';
+import { owner } from '../owner';
 
 /** Passwords: one's own change, an admin's reset, and the forgot-password links. */
 export function passwordHandlers(passwords: PasswordService, users: UserService, resetThrottle: RequestHandler): Handlers {
+  const ownerOf = owner(users);
   return {
     requestPasswordReset: [
       resetThrottle,
@@ -32,7 +34,7 @@ export function passwordHandlers(passwords: PasswordService, users: UserService,
 
     resetUserPassword: async (req, res) => {
       const q = query(req, 'resetUserPassword');
-      await passwords.adminReset(await users.target(req.params.user as string), clearTokens(q.clear_tokens, 'login_only'), flag(q.send_mail ?? q.send_password_reset_mail, true), auditContext(req));
+      await passwords.adminReset(await ownerOf(req), clearTokens(q.clear_tokens, 'login_only'), flag(q.send_mail ?? q.send_password_reset_mail, true), auditContext(req));
       res.status(204).end();
     },
   };

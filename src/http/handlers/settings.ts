@@ -5,7 +5,7 @@ import type { UserService } from '../../services/user-service';
 import { body } from '../bodies';
 import { auditContext } from '../audit-context';
 import type { Handlers } from '../mount';
-import { owner } from './users';
+import { owner } from '../owner';
 
 /** Settings: the caller's (`/user/me/...`), and an admin's view of anyone's (`/user/{user}/...`). */
 export function settingsHandlers(settings: SettingsService, users: UserService): Handlers {

@@ -9,7 +9,7 @@ import { body, query } from '../bodies';
 import { flag, revokeMode } from '../flags';
 import type { Handlers } from '../mount';
 import { presentNewToken, presentToken } from '../presenters';
-import { owner } from './users';
+import { owner } from '../owner';
 
 /** API tokens (the caller's, and an admin's view of anyone's) and revocation. */
 export function tokenHandlers(tokens: TokenService, users: UserService): Handlers {

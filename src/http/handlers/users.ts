@@ -1,4 +1,3 @@
-import type { Request } from 'express';
 import type { User } from '../../domain/types';
 import type { GroupService } from '../../services/group-service';
 import type { UserService } from '../../services/user-service';
@@ -7,22 +6,15 @@ import { callerOf } from '../authenticate';
 import { body, query } from '../bodies';
 import { flag } from '../flags';
 import type { Handlers } from '../mount';
+import { owner } from '../owner';
 import { linkNext, pageQuery } from '../paging';
 import { presentNewUser, presentUserDetailed, presentUserListItem } from '../presenters';
 import { toNewUser, toUserChanges } from '../user-bodies';
 
-/**
- * The owner a `/user/me/...` or `/user/{user}/...` operation acts on: the caller, or the user
- * `{user}` names (looked up only after the policy has let the caller through).
- */
-export function owner(users: UserService): (req: Request) => Promise<User> {
-  return async (req) => (req.params.user === undefined ? callerOf(req).user : users.target(req.params.user as string));
-}
-
 /** User administration (system admins: the operations' policy). */
 export function userHandlers(users: UserService, groups: GroupService): Handlers {
   const detailed = async (user: User) => presentUserDetailed(user, await groups.membershipsOf(user));
-  const target = (req: Request, options?: { allowDeactivated?: boolean }) => users.target(req.params.user as string, options);
+  const target = owner(users);
 
   return {
     listUsers: async (req, res) => {
