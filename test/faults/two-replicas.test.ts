@@ -160,6 +160,15 @@ describe('two replicas behind alternating requests', () => {
     await pollUntil('mail_outbox all sent', async () => Number((await db!.query('select count(*)::int as n from mail_outbox where sent is null')).rows[0].n), (n) => n === 0);
     const registered = await db!.query<{ name: string; n: number }>("select name, count(*)::int as n from users where name like 'replica-registrant-%' group by name order by name");
     expect(registered.rows).toEqual(Array.from({ length: REGISTRATIONS }, (_v, i) => ({ name: `replica-registrant-${i}`, n: 1 })));
+    // Each job's audited effect once: one registration made per registrant, one reset link per account.
+    const effects = await db!.query<{ action: string; target_name: string; n: number }>(
+      `select action, target_name, count(*)::int as n from audit_log
+        where action in ('user.registered', 'password.reset_requested') group by action, target_name order by action, target_name`,
+    );
+    expect(effects.rows).toEqual([
+      ...people.map((p) => ({ action: 'password.reset_requested', target_name: p.name, n: 1 })),
+      ...Array.from({ length: REGISTRATIONS }, (_v, i) => ({ action: 'user.registered', target_name: `replica-registrant-${i}`, n: 1 })),
+    ]);
   });
 
   test('every mail was delivered exactly once: per recipient and subject, and nothing else went out', async () => {
