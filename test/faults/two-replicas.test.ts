@@ -72,7 +72,6 @@ async function pollUntil<T>(what: string, read: () => Promise<T>, done: (v: T) =
   }
 }
 
-const mailsTo = (address: string, subject: string) => mail!.to(address).filter((m) => m.subject === subject);
 
 beforeAll(async () => {
   mail = new MailCatcher();
