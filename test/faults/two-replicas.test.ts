@@ -89,8 +89,8 @@ beforeAll(async () => {
       MAIL_POLL_INTERVAL_MS: '200',
       DATABASE_POOL_SIZE: '4',
     });
-  // One after the other: the first migrates the empty database, the second finds it migrated.
-  replicas = [await startService(env('a')), await startService(env('b'))];
+  // Both at once on the empty database, as a deployment starts them: one migrates, the other waits for it.
+  replicas = await Promise.all([startService(env('a')), startService(env('b'))]);
   db = new pg.Client({ connectionString: cluster.url });
   await db.connect();
 });
