@@ -159,6 +159,13 @@ describe('two replicas behind alternating requests', () => {
     await pollUntil('mail_outbox all sent', async () => Number((await db!.query('select count(*)::int as n from mail_outbox where sent is null')).rows[0].n), (n) => n === 0);
     const registered = await db!.query<{ name: string; n: number }>("select name, count(*)::int as n from users where name like 'replica-registrant-%' group by name order by name");
     expect(registered.rows).toEqual(Array.from({ length: REGISTRATIONS }, (_v, i) => ({ name: `replica-registrant-${i}`, n: 1 })));
+    // Each job ran once: a reset job takes the account's minute first (a rate_limits row counting
+    // its runs: two requests, two runs), and a registration job run again finds the account made
+    // and queues "you already have an account".
+    const resetRuns = await db!.query<{ key: string; hits: number }>("select key, hits from rate_limits where key like 'reset-mail:%' order by key");
+    expect(resetRuns.rows.map((r) => r.hits)).toEqual(people.map(() => 2));
+    const already = await db!.query<{ n: number }>('select count(*)::int as n from mail_outbox where subject = $1', [SUBJECT.already]);
+    expect(already.rows[0]!.n).toBe(0);
     // Each job's audited effect once: one registration made per registrant, one reset link per account.
     const effects = await db!.query<{ action: string; target_name: string; n: number }>(
       `select action, target_name, count(*)::int as n from audit_log
