@@ -132,7 +132,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
     registrationHandlers(services.registration, config.allowRegistration, ipThrottle('register', config.throttleIpPerMinute, rateLimits, clock)),
     healthHandlers(db, availability),
     specHandlers(apiSpec, config.appUrl, config.docs),
-    metricsHandlers(metrics, config.metricsToken),
+    metricsHandlers(metrics),
     rpcHandlers(rpc, services.auth, log),
   ]);
   const validator = OpenApiValidator.middleware({
@@ -163,7 +163,7 @@ export function createApp({ config, services, db, log, apiSpec, availability, ra
       ...(config.docs ? [docsPage()] : []),
       ...(webConsole ? [webConsole] : []),
       route(table),
-      enforcePolicy(services.auth, { requireMfaForAdmins: config.requireMfaForAdmins }) as RequestHandler,
+      enforcePolicy(services.auth, { requireMfaForAdmins: config.requireMfaForAdmins }, config.metricsToken) as RequestHandler,
       readBody(parseLimit(config.bodyLimit)),
       textRule,
       validate(validator, config.validateResponses),

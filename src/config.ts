@@ -30,6 +30,8 @@ export interface Config {
   mailFrom: string;
   mailOutboxDir: string;
   mailPollIntervalMs: number;
+  /** Messages the outbox sender sends at once (over as many pooled SMTP connections). */
+  mailConcurrency: number;
   /** Secrets for HS256: the first signs, all verify. Empty: generated and kept in dataDir. */
   jwtSecrets: string[];
   loginTokenTtlMs: number;
@@ -167,6 +169,7 @@ const schema = z
     MAIL_FROM: z.string().min(3).default('Accounts <noreply@localhost>'),
     MAIL_OUTBOX_DIR: z.string().min(1).optional(),
     MAIL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(600_000).default(2000),
+    MAIL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
     JWT_SECRET: keyList('secret'),
     LOGIN_TOKEN_TTL: duration('1d'),
     ADMIN_LOGIN_TOKEN_TTL: duration('30d'),
@@ -349,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailFrom: e.MAIL_FROM,
     mailOutboxDir: path.resolve(e.MAIL_OUTBOX_DIR ?? path.join(dataDir, 'outbox')),
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS,
+    mailConcurrency: e.MAIL_CONCURRENCY,
     jwtSecrets: e.JWT_SECRET ? e.JWT_SECRET.split(',').map((s) => s.trim()) : [],
     loginTokenTtlMs: e.LOGIN_TOKEN_TTL,
     adminLoginTokenTtlMs: e.ADMIN_LOGIN_TOKEN_TTL,

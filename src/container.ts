@@ -10,7 +10,7 @@ import { DatabaseAvailability } from './db/availability';
 import type { RequestMeta } from './domain/audit';
 import { CHAIN_KEY_PURPOSE, type ChainKeys } from './domain/audit-chain';
 import { systemClock, type Clock } from './domain/types';
-import { OutboxSender } from './mail/outbox-sender';
+import { domainOf, OutboxSender } from './mail/outbox-sender';
 import { Metrics } from './metrics';
 import { DatabaseGauges } from './background/database-gauges';
 import { EmlFileTransport, SmtpTransport, type MailTransport } from './mail/transports';
@@ -116,6 +116,7 @@ export type ContainerConfig = Pick<
   | 'mailOutboxDir'
   | 'mailFrom'
   | 'mailPollIntervalMs'
+  | 'mailConcurrency'
   | 'throttleAccountFailures'
   | 'metrics'
 >;
@@ -148,9 +149,11 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     },
     { process: options.processMetrics },
   );
-  const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl) : new EmlFileTransport(config.mailOutboxDir));
+  const transport = options.transport ?? (config.smtpUrl ? new SmtpTransport(config.smtpUrl, { maxConnections: config.mailConcurrency }) : new EmlFileTransport(config.mailOutboxDir));
   const outbox = new OutboxSender(stores.outbox, transport, clock, log, {
     from: config.mailFrom,
+    concurrency: config.mailConcurrency,
+    messageIdDomain: domainOf(config.mailFrom) ?? new URL(config.appUrl).hostname,
     pollIntervalMs: config.mailPollIntervalMs,
     retryBaseMs: options.mailRetryBaseMs ?? 1000,
     retryMaxMs: 15 * 60_000,

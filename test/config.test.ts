@@ -119,6 +119,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ REQUIRE_MFA_FOR_ADMINS: 'maybe' })).toThrow(/^Invalid configuration:\n {2}REQUIRE_MFA_FOR_ADMINS: expected 0 or 1/);
   });
 
+  it('reads MAIL_CONCURRENCY (default 8, 1 to 64)', () => {
+    expect(loadConfig({}).mailConcurrency).toBe(8);
+    expect(loadConfig({ MAIL_CONCURRENCY: '1' }).mailConcurrency).toBe(1);
+    expect(loadConfig({ MAIL_CONCURRENCY: '64' }).mailConcurrency).toBe(64);
+    for (const bad of ['0', '65', '2.5', 'many']) expect(() => loadConfig({ MAIL_CONCURRENCY: bad })).toThrow(/^Invalid configuration:\n {2}MAIL_CONCURRENCY: /);
+  });
+
   it('takes AUDIT_KEY as a comma-separated list of keys of 32+ characters', () => {
     const keys = ['k'.repeat(32), 'l'.repeat(48)];
     const c = loadConfig({ DATABASE_URL: 'postgres://accounts@db.example.test/accounts', JWT_SECRET: 'j'.repeat(32), MFA_KEY: 'm'.repeat(32), AUDIT_KEY: keys.join(', ') });

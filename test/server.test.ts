@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer } from './helpers/server-process';
@@ -130,14 +131,22 @@ describe('server', () => {
     expect(first.output()).not.toContain(token);
 
     // A login in flight when SIGTERM arrives still gets its answer; then the process ends cleanly.
-    const inFlight = fetch(`${base}/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email: 'root@example.test', password: 'root password 1' }),
+    // Surely in flight: the app has said `100 Continue` (it reads the body), and the body is sent
+    // only once the server has logged that it is shutting down.
+    const body = JSON.stringify({ email: 'root@example.test', password: 'root password 1' });
+    const inFlight = new Promise<number | undefined>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: first.port, method: 'POST', path: '/login', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Expect: '100-continue' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', reject);
+      req.on('continue', () => {
+        first.child.kill('SIGTERM');
+        void eventually(() => (first.output().includes('"msg":"shutting down') ? true : undefined), 'the shutdown log line').then(() => req.end(body), reject);
+      });
     });
-    await new Promise((r) => setTimeout(r, 5));
-    first.child.kill('SIGTERM');
-    expect((await inFlight).status).toBe(200);
+    expect(await inFlight).toBe(200);
+    expect(first.output()).toMatch(/"in_flight":1,"msg":"shutting down/);
     expect(await first.exited).toBe(0);
 
     // The token outlives the restart; the bootstrap admin is not made twice.

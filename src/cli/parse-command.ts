@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
-import { loadApiSpec } from '../api-spec';
 import { parseUserRef } from '../domain/identifiers';
-import { isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_RULE } from '../domain/rules';
+import { isEmail, isName, NAME_RULE, tokenNameProblem } from '../domain/rules';
 import { isText } from '../domain/text';
 import { parseRfc3339 } from '../domain/timestamps';
 import { SCOPES, type Scope } from '../domain/types';
@@ -224,18 +223,11 @@ function userRef(command: string, value: string): string {
   return value;
 }
 
-/**
- * A token name by the spec's TokenName schema, the rule the API applies to `POST /user/me/token`
- * (src/domain has no token name rule yet), and the service's reserved prefix.
- */
+/** A token name by the API's rule (src/domain/rules.ts: the spec's TokenName and the reserved prefix). */
 function tokenName(command: string, value: string): string {
-  const schema = (loadApiSpec() as { components: { schemas: Record<string, { pattern: string; minLength: number; maxLength: number }> } }).components.schemas.TokenName;
-  const length = [...value].length;
-  if (!isText(value) || length < schema.minLength || length > schema.maxLength || !new RegExp(schema.pattern, 'u').test(value)) {
-    throw new UsageError(`${command}: --name ${JSON.stringify(value)} is not a token name (${schema.minLength} to ${schema.maxLength} characters, no control characters)`);
-  }
-  if (value.startsWith(LOGIN_TOKEN_PREFIX)) throw new UsageError(`${command}: token names starting with ${LOGIN_TOKEN_PREFIX} are reserved`);
-  return value;
+  const problem = tokenNameProblem(value);
+  if (problem === undefined) return value;
+  throw new UsageError(`${command}: ${problem.startsWith('"') ? `--name ${problem}` : problem}`);
 }
 
 function scopes(command: string, value: string): Scope[] {

@@ -108,6 +108,13 @@ export class ScopeError extends ForbiddenError {
   }
 }
 
+/** The operation takes another kind of token (`x-policy.tokens`): a session only, or an API token only. */
+export class TokenKindError extends ForbiddenError {
+  constructor(wanted: 'login' | 'api') {
+    super(wanted === 'login' ? 'this call needs a login session, not an API token' : 'this call takes an API token, not a login session');
+  }
+}
+
 /** A caller who is not a system admin named another user where only they themself may be named. */
 export class NotSelfError extends ForbiddenError {
   constructor() {

@@ -1,16 +1,17 @@
-import { ForbiddenError, MfaEnrollmentRequiredError, MfaRequiredError, NotSelfError, PasswordChangeRequiredError, ScopeError } from './errors';
+import { ForbiddenError, MfaEnrollmentRequiredError, MfaRequiredError, NotSelfError, PasswordChangeRequiredError, ScopeError, TokenKindError } from './errors';
 import { namesUser } from './identifiers';
 import { scopesAllow } from './scopes';
 import type { Caller } from './types';
 
 /**
  * Who may call an operation (`x-policy.caller` in openapi.yaml): anyone (`public`, no
- * credential needed), any authenticated caller (`user`), the caller themself or a system admin
- * (`self_or_admin`: the operation names a user, `{user}` or an argument), or system admins only
- * (`admin`).
+ * credential needed), anyone unless `METRICS_TOKEN` is set and then only its bearer
+ * (`metrics_token`: not a user's token), any authenticated caller (`user`), the caller themself
+ * or a system admin (`self_or_admin`: the operation names a user, `{user}` or an argument), or
+ * system admins only (`admin`).
  */
-export type CallerRule = 'public' | 'user' | 'self_or_admin' | 'admin';
-const CALLER_RULES: readonly CallerRule[] = ['public', 'user', 'self_or_admin', 'admin'];
+export type CallerRule = 'public' | 'metrics_token' | 'user' | 'self_or_admin' | 'admin';
+const CALLER_RULES: readonly CallerRule[] = ['public', 'metrics_token', 'user', 'self_or_admin', 'admin'];
 
 /**
  * What a login token short of the assurance level it needs may call (`x-policy.mfa`):
@@ -22,9 +23,13 @@ const CALLER_RULES: readonly CallerRule[] = ['public', 'user', 'self_or_admin', 
 export type MfaRule = 'pending' | 'enrol' | 'session';
 const MFA_RULES: readonly MfaRule[] = ['pending', 'enrol', 'session'];
 
-/** Which kinds of token may call an operation (`x-policy.tokens`): `login` refuses API tokens. */
-export type TokenRule = 'any' | 'login';
-const TOKEN_RULES: readonly TokenRule[] = ['any', 'login'];
+/**
+ * Which kinds of token may call an operation (`x-policy.tokens`): `login` refuses API tokens
+ * (`/refresh_token`, minting a session), `api` refuses login tokens (the JSON-RPC methods:
+ * RhodeCode takes only API keys).
+ */
+export type TokenRule = 'any' | 'login' | 'api';
+const TOKEN_RULES: readonly TokenRule[] = ['any', 'login', 'api'];
 
 export interface Policy {
   caller: CallerRule;
@@ -54,8 +59,18 @@ export function parsePolicy(raw: unknown, where: string): Policy {
   if (typeof during !== 'boolean') throw new Error(`${where}: x-policy during_password_change must be true or false`);
   if (mfa !== undefined && !MFA_RULES.includes(mfa as MfaRule)) throw new Error(`${where}: x-policy mfa must be one of ${MFA_RULES.join(', ')}`);
   if (!TOKEN_RULES.includes(tokens as TokenRule)) throw new Error(`${where}: x-policy tokens must be one of ${TOKEN_RULES.join(', ')}`);
-  if (caller === 'public' && (mfa !== undefined || tokens !== 'any')) throw new Error(`${where}: x-policy mfa and tokens mean nothing to a public operation`);
+  if (!needsUserToken(caller as CallerRule) && (mfa !== undefined || tokens !== 'any')) throw new Error(`${where}: x-policy mfa and tokens mean nothing without a user's token`);
   return { caller: caller as CallerRule, writes, duringPasswordChange: during, mfa: mfa as MfaRule | undefined, tokens: tokens as TokenRule };
+}
+
+/** Whether an operation's caller presents a user's token (else nobody's, or the metrics token). */
+export function needsUserToken(caller: CallerRule): boolean {
+  return caller !== 'public' && caller !== 'metrics_token';
+}
+
+/** The token's kind is one the policy takes (`tokens`); checked first, before what a kind of token may be confined to. */
+export function authorizeTokenKind(caller: Caller, policy: Policy): void {
+  if (policy.tokens !== 'any' && caller.token.kind !== policy.tokens) throw new TokenKindError(policy.tokens);
 }
 
 /**
@@ -69,6 +84,7 @@ export function parsePolicy(raw: unknown, where: string): Policy {
  */
 export function authorize(caller: Caller, policy: Policy, named?: string, byName = false, mfa: MfaSettings = NO_MFA_SETTINGS): void {
   const { token, user } = caller;
+  authorizeTokenKind(caller, policy);
   if (token.kind === 'login') {
     if (user.mfaEnabled && token.aal !== 'aal2' && policy.mfa !== 'pending') throw new MfaRequiredError();
     if (mfa.requireMfaForAdmins && user.isAdmin && !user.mfaEnabled && policy.mfa !== 'pending' && policy.mfa !== 'enrol') {
@@ -77,9 +93,8 @@ export function authorize(caller: Caller, policy: Policy, named?: string, byName
     if (user.forcePasswordChange && !policy.duringPasswordChange) throw new PasswordChangeRequiredError();
   }
   if (!scopesAllow(token.scopes, policy.writes)) throw new ScopeError();
-  if (token.kind === 'api') {
-    if (policy.tokens === 'login') throw new ForbiddenError('this call needs a login session, not an API token');
-    if (policy.mfa === 'session' && user.mfaEnabled) throw new MfaRequiredError('a user with two-factor sign-in does this with a two-factor login session (aal2), not an API token');
+  if (token.kind === 'api' && policy.mfa === 'session' && user.mfaEnabled) {
+    throw new MfaRequiredError('a user with two-factor sign-in does this with a two-factor login session (aal2), not an API token');
   }
   if (user.isAdmin) return;
   if (policy.caller === 'admin') throw new ForbiddenError('admin access required');

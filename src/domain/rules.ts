@@ -1,3 +1,5 @@
+import { isText } from './text';
+
 /**
  * The rules for identifiers and names, each defined once. openapi.yaml states the same patterns
  * (YAML cannot import them): test/domain/rules.test.ts checks that the spec and these agree.
@@ -32,6 +34,24 @@ export const RESERVED_USER_NAMES: ReadonlySet<string> = new Set(['me']);
 
 /** Token names the service gives login tokens; API tokens may not start so. */
 export const LOGIN_TOKEN_PREFIX = 'login_jwt_';
+
+/** An API token's name (the spec's TokenName): 1 to 100 characters of text, no control characters. */
+export const TOKEN_NAME_PATTERN = '^[^\\p{Cc}]+$';
+export const TOKEN_NAME_MAX = 100;
+
+/**
+ * Why `value` cannot name a new API token, or undefined: the spec's TokenName (which the API's
+ * validator applies) and the reserved prefix (which the token service applies). For the CLI,
+ * which checks before it sends; `kind` words the message ("token", "key").
+ */
+export function tokenNameProblem(value: string, kind = 'token'): string | undefined {
+  const length = [...value].length;
+  if (!isText(value) || length < 1 || length > TOKEN_NAME_MAX || !new RegExp(TOKEN_NAME_PATTERN, 'u').test(value)) {
+    return `${JSON.stringify(value)} is not a ${kind} name (1 to ${TOKEN_NAME_MAX} characters, no control characters)`;
+  }
+  if (value.startsWith(LOGIN_TOKEN_PREFIX)) return `${kind} names starting with ${LOGIN_TOKEN_PREFIX} are reserved`;
+  return undefined;
+}
 
 /** Keyset pages: `limit` is 1 to 1000, 100 by default. */
 export const PAGE_LIMIT = { default: 100, max: 1000 } as const;

@@ -1,5 +1,5 @@
 import bytes from 'bytes';
-import { parsePolicy, type Policy } from '../domain/policy';
+import { needsUserToken, parsePolicy, type Policy } from '../domain/policy';
 
 /** How an operation answers input that breaks the text rule (`x-invalid-text`). */
 export type InvalidTextAnswer = 'validation_failed' | 'unauthenticated' | 'accepted' | 'handler';
@@ -145,7 +145,7 @@ export class RouteTable {
         if (!INVALID_TEXT_ANSWERS.includes(invalidText)) throw new Error(`${where}: x-invalid-text must be one of ${INVALID_TEXT_ANSWERS.join(', ')}`);
         const accepts = op.security ? acceptsOf(op.security, `${where} security`) : documentAccepts;
         const policy = parsePolicy(op['x-policy'], where);
-        if ((policy.caller === 'public') !== (accepts === undefined)) {
+        if (needsUserToken(policy.caller) !== (accepts !== undefined)) {
           throw new Error(`${where}: x-policy caller ${policy.caller} but security ${accepts ? 'requires a credential' : 'is public'}`);
         }
         const body = bodyOf(spec, op, where);

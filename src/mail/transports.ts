@@ -8,6 +8,8 @@ export interface RawMail {
   to: string[];
   subject: string;
   text: string;
+  /** The `Message-ID` header, angle brackets included; Nodemailer makes a random one without it. */
+  messageId?: string;
 }
 
 /** Delivers one message or throws. */
@@ -43,16 +45,27 @@ export async function composeMessage(composer: Transporter, mail: RawMail, newli
   return Buffer.from(head.replace(encodingHeader, `Content-Transfer-Encoding: ${encoding}`) + lines.join(newline) + tail, 'utf8');
 }
 
-/** SMTP through Nodemailer, with short timeouts so a dead server only delays the outbox. */
+/**
+ * SMTP through Nodemailer's pooled transport: up to `maxConnections` messages at once, each on a
+ * connection of its own kept open for the next ones (for 5 s once idle); short timeouts so a dead server only delays
+ * the outbox (a server that does not connect or greet in 10 s), never cut a slow one short.
+ */
 export class SmtpTransport implements MailTransport {
   private readonly transporter: Transporter;
   private readonly composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
 
-  constructor(url: string) {
-    this.transporter = nodemailer.createTransport(url, {
+  constructor(url: string, options: { maxConnections?: number } = {}) {
+    // The url's own parameters win over these (Nodemailer merges them so).
+    this.transporter = nodemailer.createTransport({
+      url,
+      pool: true,
+      maxConnections: options.maxConnections ?? 1,
+      idleTimeout: 5_000, // nothing more to send: the connections are closed, not held
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
-      socketTimeout: 30_000,
+      // RFC 5321 §4.5.3.2.6: up to 10 minutes for the reply to a message's end. A server may be
+      // slow to accept it; giving up earlier and trying again is how it would get it twice.
+      socketTimeout: 10 * 60_000,
     } as TransportOptions);
   }
 

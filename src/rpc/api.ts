@@ -1,4 +1,4 @@
-import { authorize, parsePolicy, type Policy } from '../domain/policy';
+import { authorize, authorizeTokenKind, parsePolicy, type Policy } from '../domain/policy';
 import type { RequestMeta } from '../domain/audit';
 import type { Caller } from '../domain/types';
 import { parseArgs } from './args';
@@ -27,24 +27,28 @@ export class RpcApi {
       throw new Error(`x-rpc-methods: ${[missing.length ? `no policy for ${missing.join(', ')}` : '', extra.length ? `no method ${extra.join(', ')}` : ''].filter(Boolean).join('; ')}`);
     }
     this.policies = Object.fromEntries(names.map((m) => [m, parsePolicy((declared as Record<string, unknown>)[m], `JSON-RPC method ${m}`)]));
+    const loginTokens = names.filter((m) => this.policies[m].tokens !== 'api');
+    if (loginTokens.length) throw new Error(`x-rpc-methods: ${loginTokens.join(', ')} must declare tokens: api (RhodeCode takes only API keys)`);
   }
 
   has(method: string): boolean {
     return Object.hasOwn(RPC_METHODS, method);
   }
 
-  policyOf(method: string): Policy {
-    return this.policies[method];
-  }
-
   /**
    * Runs a method for an authenticated caller. Expected failures are RpcErrors in RhodeCode's
-   * words; anything else (an outage, a bug) propagates. The arguments' types are checked first,
-   * before the policy and any lookup: nothing reads an argument the method's schema has not
-   * accepted (an object is not a string: `String({"toString": 1})` throws).
+   * words; anything else (an outage, a bug) propagates. The token's kind comes first (a login
+   * token is "Invalid API KEY" whatever it sends); then the arguments' types, before the rest of
+   * the policy and any lookup: nothing reads an argument the method's schema has not accepted
+   * (an object is not a string: `String({"toString": 1})` throws).
    */
   async call(caller: Caller, method: string, raw: Record<string, unknown>, meta: RequestMeta): Promise<unknown> {
     const m = RPC_METHODS[method];
+    try {
+      authorizeTokenKind(caller, this.policies[method]);
+    } catch (err) {
+      throw toRpcError(err);
+    }
     const args = parseArgs(m.args, raw);
     // A self_or_admin method names its user in `userid` (RhodeCode's get_user); user names count.
     const named = typeof args.userid === 'string' ? args.userid : undefined;

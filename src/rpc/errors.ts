@@ -6,6 +6,7 @@ import {
   GroupPermissionError,
   NotSelfError,
   ScopeError,
+  TokenKindError,
   UserDeactivatedError,
   UserNotFoundError,
 } from '../domain/errors';
@@ -43,6 +44,7 @@ export function toRpcError(err: unknown, subjects: Subjects = {}): unknown {
   if (err instanceof UserNotFoundError) return new RpcError(subjects.user === undefined ? err.message : `user \`${subjects.user}\` does not exist`);
   // RhodeCode answers a lacking grant on a user group as if the group did not exist.
   if (err instanceof GroupPermissionError && subjects.group !== undefined) return new RpcError(`user group \`${subjects.group}\` does not exist`);
+  if (err instanceof TokenKindError) return new RpcError(INVALID_API_KEY);
   if (err instanceof NotSelfError) return new RpcError('userid is not the same as your user');
   if (err instanceof ScopeError) return new RpcError(BAD_ROLE);
   if (err instanceof ForbiddenError) return new RpcError(ACCESS_DENIED);

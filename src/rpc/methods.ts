@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { GroupNotFoundError, type ConflictError } from '../domain/errors';
-import { parseUserRef } from '../domain/identifiers';
+import { namesUser, parseUserRef } from '../domain/identifiers';
 import { nameSkeleton } from '../domain/name-skeleton';
 import type { UserGroup } from '../domain/groups';
 import type { AuditContext } from '../domain/audit';
@@ -119,12 +119,12 @@ export const RPC_METHODS: Record<string, RpcMethod> = {
     },
   }),
 
-  /** Without `userid`, the caller; a non-admin may name only themself (the policy: self_or_admin). */
+  /** Without `userid`, the caller; a non-admin may name only themself (the policy: self_or_admin), and naming oneself needs no lookup. */
   get_user: method({
     args: z.object({ userid: optional(arg.ref()) }),
     subjects: (a) => ({ user: a.userid }),
     async run(ctx, a) {
-      const user = a.userid === undefined || !ctx.actor.isAdmin ? ctx.actor : await ctx.users.target(await userRef(ctx, a.userid), { allowDeactivated: true });
+      const user = a.userid === undefined || namesUser(ctx.actor, a.userid, true) ? ctx.actor : await ctx.users.target(await userRef(ctx, a.userid), { allowDeactivated: true });
       const memberships = await ctx.groups.membershipsOf(user);
       return { ...rhodecodeUser(user), groups: memberships.map((m) => ({ id: m.id, name: m.name, permission: m.permission })) };
     },

@@ -334,9 +334,8 @@ export class AuthService {
     });
   }
 
-  /** Swaps the presented login token for a new one. */
+  /** Swaps the presented login token for a new one (the policy, `tokens: login`, refuses API tokens). */
   async refresh(caller: Caller, ctx: RequestContext): Promise<LoginResult> {
-    if (caller.token.kind !== 'login') throw new ForbiddenError('only a login token can be refreshed');
     const fresh = this.newLoginToken(caller.user, ctx, caller.token.aal);
     // One statement swaps the tokens; of two refreshes of one token, the second finds it gone.
     const token = await this.stores.tokens.replace(caller.token.id, fresh);

@@ -1,6 +1,6 @@
 import { fastFormats } from 'ajv-formats/dist/formats';
 import { loadApiSpec } from '../../src/api-spec';
-import { EMAIL, EMAIL_MAX, isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX, NAME_PATTERN, normalizeName, PAGE_LIMIT, UUID_PATTERN } from '../../src/domain/rules';
+import { EMAIL, EMAIL_MAX, isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX, NAME_PATTERN, normalizeName, PAGE_LIMIT, TOKEN_NAME_MAX, TOKEN_NAME_PATTERN, tokenNameProblem, UUID_PATTERN } from '../../src/domain/rules';
 
 type Schema = Record<string, unknown>;
 const spec = loadApiSpec() as { components: { schemas: Record<string, Schema>; parameters: Record<string, Schema & { schema: Schema }> } };
@@ -85,7 +85,11 @@ describe('names are handles (issue 18): visible characters only, stored in NFKC 
     expect([limit.minimum, limit.maximum, limit.default]).toEqual([1, PAGE_LIMIT.max, PAGE_LIMIT.default]);
   });
 
-  it('on the reserved token prefix', () => {
+  it('on token names, and the reserved prefix (one rule for the API and both CLIs)', () => {
+    expect([schemas.TokenName.pattern, schemas.TokenName.maxLength, schemas.TokenName.minLength]).toEqual([TOKEN_NAME_PATTERN, TOKEN_NAME_MAX, 1]);
     expect(String(schemas.TokenName.description)).toContain(`\`${LOGIN_TOKEN_PREFIX}\``);
+    for (const good of ['ci', 'deploy/prod key', '🔑', 'x'.repeat(TOKEN_NAME_MAX)]) expect([good, tokenNameProblem(good)]).toEqual([good, undefined]);
+    for (const bad of ['', 'tab\there', 'x'.repeat(TOKEN_NAME_MAX + 1), 'nul\u0000', '\ud800']) expect(tokenNameProblem(bad)).toMatch(/is not a token name \(1 to 100 characters, no control characters\)$/);
+    expect(tokenNameProblem(`${LOGIN_TOKEN_PREFIX}x`, 'key')).toBe(`key names starting with ${LOGIN_TOKEN_PREFIX} are reserved`);
   });
 });

@@ -66,10 +66,13 @@ export function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
-/** Starts the service and resolves once it logged "listening" (with its port). */
-export function startService(env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Service> {
+/**
+ * Starts the service and resolves once it logged "listening" (with its port). `sources`: the tree
+ * whose src/server.ts runs (another build's, in test/faults/builds.test.ts).
+ */
+export function startService(env: NodeJS.ProcessEnv, timeoutMs = 60_000, sources = root): Promise<Service> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: root,
+    cwd: sources,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -8,11 +8,22 @@ export interface CaughtMail {
   subject: string;
   text: string;
   raw: string;
+  /** The Message-ID header, angle brackets included ('' without one). */
+  messageId: string;
 }
 
 /** A real SMTP server, in-process, that parses what arrives. */
 export class MailCatcher {
   readonly mails: CaughtMail[] = [];
+  /** Messages `beforeReply` refused: their sender got an error reply, not 250. */
+  readonly refused: CaughtMail[] = [];
+  /** Messages received, their reply not yet sent (their DATA is over, `beforeReply` runs). */
+  inFlight = 0;
+  /**
+   * Runs once a message's DATA is in, before the reply: a slow server (it waits), or a server
+   * that refuses the message (it throws; an error with `responseCode` 4xx or 5xx).
+   */
+  beforeReply: ((mail: CaughtMail) => Promise<void> | void) | undefined;
   private server: SMTPServer | undefined;
   port = 0;
 
@@ -21,19 +32,34 @@ export class MailCatcher {
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
+      // A server going down: the senders' open connections (a pooled transport keeps them
+      // between messages) get 421 and are closed after this, rather than kept for 30 s.
+      closeTimeout: 500,
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', async () => {
           const raw = Buffer.concat(chunks).toString('utf8');
           const parsed = await simpleParser(raw);
-          this.mails.push({
+          const mail = {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
             subject: parsed.subject ?? '',
             text: parsed.text ?? '',
             raw,
-          });
+            messageId: parsed.messageId ?? '',
+          };
+          this.inFlight++;
+          try {
+            await this.beforeReply?.(mail);
+          } catch (err) {
+            this.refused.push(mail);
+            callback(err as Error);
+            return;
+          } finally {
+            this.inFlight--;
+          }
+          this.mails.push(mail);
           callback();
         });
       },

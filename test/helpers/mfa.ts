@@ -1,5 +1,5 @@
 import { Secret, TOTP } from 'otpauth';
-import type { TestApp, TestUser } from './test-app';
+import { bearer, type TestApp, type TestUser } from './test-app';
 
 /** A user who has turned two-factor sign-in on through the API, with what the 201 and the 200 gave. */
 export interface EnrolledUser extends TestUser {
@@ -26,9 +26,8 @@ export function freshCode(t: TestApp, secret: string): string {
   return codeAt(t, secret);
 }
 
-export function bearer(jwt: string): { Authorization: string } {
-  return { Authorization: `Bearer ${jwt}` };
-}
+/** Re-exported for the MFA tests, which import their helpers from here. */
+export { bearer };
 
 /** Adds a pending authenticator app with the caller's password: the 201's body. */
 export async function addFactor(t: TestApp, u: { jwt: string; password: string }, name = 'phone') {

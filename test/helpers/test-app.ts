@@ -228,6 +228,50 @@ export class Factory {
   }
 }
 
+/** The header a bearer token goes in. */
+export function bearer(token: string): { Authorization: string } {
+  return { Authorization: `Bearer ${token}` };
+}
+
+/**
+ * Stands for an object a `beforeAll` makes: every property read goes to it, so a test file can
+ * name it at the top (`const { t, admin } = testAppWithAdmin()`). Read before the hook has run
+ * (at the file's top level), it throws.
+ */
+function madeLater<T extends object>(get: () => T | undefined, what: string): T {
+  const real = (): T => {
+    const value = get();
+    if (value === undefined) throw new Error(`${what} is made in beforeAll: use it inside a test or a hook`);
+    return value;
+  };
+  return new Proxy({} as T, {
+    get: (_target, prop) => Reflect.get(real(), prop),
+    has: (_target, prop) => Reflect.has(real(), prop),
+    ownKeys: () => Reflect.ownKeys(real()),
+    getOwnPropertyDescriptor: (_target, prop) => {
+      const d = Reflect.getOwnPropertyDescriptor(real(), prop);
+      return d && { ...d, configurable: true };
+    },
+  });
+}
+
+/**
+ * Most test files' set-up: the app over a database of the file's own and a signed-in system
+ * admin, made in `beforeAll` and closed in `afterAll` (both registered here).
+ */
+export function testAppWithAdmin(options: TestAppOptions = {}): { t: TestApp; admin: TestUser & { jwt: string } } {
+  let app: TestApp | undefined;
+  let admin: (TestUser & { jwt: string }) | undefined;
+  beforeAll(async () => {
+    app = await createTestApp(options);
+    admin = await app.factory.loggedIn({ admin: true });
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+  return { t: madeLater(() => app, 'the test app'), admin: madeLater(() => admin, 'the admin') };
+}
+
 /** Waits until the background jobs queued so far have run (their rows are gone). */
 export async function jobsDone(knex: Knex, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -235,6 +279,17 @@ export async function jobsDone(knex: Knex, timeoutMs = 5000): Promise<void> {
     if (Date.now() > deadline) throw new Error('background jobs did not finish');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * The mail queued for an address, sent or not, oldest first, once the background jobs that were
+ * due have run (a password reset is a job that queues its mail): "no mail was sent" is a look at
+ * the outbox, which a request or job writes in its own transaction, not at the SMTP server after
+ * a pause (which passes under load without proving anything).
+ */
+export async function queuedMail(knex: Knex, address: string): Promise<{ subject: string; sent: Date | null }[]> {
+  await jobsDone(knex);
+  return knex('mail_outbox').select('subject', 'sent').whereRaw('lower(?) = any(select lower(r) from unnest(recipients) r)', [address]).orderBy('id');
 }
 
 /** Rows in a table (to show that a refused request changed nothing). */

@@ -8,19 +8,10 @@ import { auditFields, canonicalJson, type AuditEntry } from '../../src/domain/au
 import { CHAIN_KEY_PURPOSE, checkpointSigned, linkHash, parseCheckpoint } from '../../src/domain/audit-chain';
 import { KeyRing } from '../../src/keys';
 import { onPostgres } from '../helpers/test-database';
-import { AUDIT_KEY, countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { AUDIT_KEY, bearer, countRows, createTestApp, testAppWithAdmin, unique, type TestApp } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp({ env: { ALLOW_REGISTRATION: '1' } });
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin({ env: { ALLOW_REGISTRATION: '1' } });
 
-const bearer = (jwt: string) => ({ Authorization: `Bearer ${jwt}` });
 
 interface Entry {
   id: string;

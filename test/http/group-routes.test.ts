@@ -1,18 +1,9 @@
 import crypto from 'node:crypto';
-import { captureQueries, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, captureQueries, testAppWithAdmin, unique } from '../helpers/test-app';
 import { onPostgres } from '../helpers/test-database';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 type Actor = { jwt: string };
 
 async function createGroup(body: Record<string, unknown> = {}): Promise<{ id: string; name: string }> {

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { loadApiSpec } from '../../src/api-spec';
-import { parsePolicy } from '../../src/domain/policy';
+import { needsUserToken, parsePolicy } from '../../src/domain/policy';
 import type { Spec } from '../../src/http/route-table';
 import { createTestApp, type TestApp } from '../helpers/test-app';
 import { addFactor, bearer, codeAt, enrolled, firstStep } from '../helpers/mfa';
@@ -16,7 +16,7 @@ const operations = Object.entries(spec.paths)
       .filter(([method]) => ['get', 'post', 'put', 'delete', 'patch'].includes(method))
       .map(([method, op]) => ({ path, method: method.toUpperCase(), id: (op as SpecOperation).operationId as string, policy: parsePolicy((op as SpecOperation)['x-policy'], `${method} ${path}`) })),
   )
-  .filter((o) => o.policy.caller !== 'public'); // no token, nothing to confine
+  .filter((o) => needsUserToken(o.policy.caller)); // no user's token, nothing to confine
 
 function pathOf(path: string, who: string): string {
   return path.replace(/\{(\w+)\}/g, (_m, name: string) => (name === 'user' ? encodeURIComponent(who) : name === 'id' ? crypto.randomUUID() : `p-${name}`));

@@ -1,4 +1,4 @@
-import { countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 // Names are handles, not messages (issue 18): every path that sets a user or group name holds it
 // to one rule (visible characters, stored in NFKC form) and refuses a name that looks like one an
@@ -18,7 +18,6 @@ afterAll(async () => {
 });
 
 const asAdmin = () => ({ Authorization: `Bearer ${admin.jwt}` });
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 const PASSWORD = 'names are handles 1';
 
 /** A fresh name starting with `a` (its lookalikes below replace or follow that letter). */

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { loadApiSpec } from '../../src/api-spec';
-import { parsePolicy } from '../../src/domain/policy';
+import { needsUserToken, parsePolicy } from '../../src/domain/policy';
 import { dispatch } from '../../src/http/mount';
 import { RouteTable, type Spec } from '../../src/http/route-table';
 import { RpcApi } from '../../src/rpc/api';
@@ -44,11 +44,12 @@ function send(method: string, path: string, jwt: string) {
 }
 
 describe('the policies in openapi.yaml', () => {
-  it('are declared by every operation and every JSON-RPC method, and public exactly where security is []', () => {
+  it('are declared by every operation and every JSON-RPC method, and take no user\'s token exactly where security is []', () => {
     expect(operations.length).toBeGreaterThan(40);
+    expect(operations.filter((op) => op.policy.caller === 'metrics_token').map((op) => op.id)).toEqual(['getMetrics']);
     for (const op of operations) {
       const security = spec.paths[op.path][op.method.toLowerCase()].security as unknown[] | undefined;
-      expect([op.id, op.policy.caller === 'public']).toEqual([op.id, Array.isArray(security) && security.length === 0]);
+      expect([op.id, !needsUserToken(op.policy.caller)]).toEqual([op.id, Array.isArray(security) && security.length === 0]);
       // Only reads are declared as not writing, and every read is.
       expect([op.id, op.policy.writes]).toEqual([op.id, op.method !== 'GET']);
     }
@@ -62,9 +63,12 @@ describe('the policies in openapi.yaml', () => {
     const table = new RouteTable(spec);
     expect(() => dispatch(table, [{ getMe: () => undefined, nope: () => undefined }])).toThrow(/operations without a handler: .*login.*; handlers without an operation: nope/);
     const services = t.container.services;
-    expect(() => new RpcApi(services, { ...rpcPolicies, get_users: undefined, drop_tables: { caller: 'admin', writes: true } })).toThrow(/JSON-RPC method get_users: no x-policy|no method drop_tables/);
+    expect(() => new RpcApi(services, { ...rpcPolicies, get_users: undefined })).toThrow('JSON-RPC method get_users: no x-policy (every operation declares who may call it)');
+    expect(() => new RpcApi(services, { ...rpcPolicies, drop_tables: { caller: 'admin', writes: true, tokens: 'api' } })).toThrow('x-rpc-methods: no method drop_tables');
     const { get_users: _dropped, ...fewer } = rpcPolicies;
     expect(() => new RpcApi(services, fewer)).toThrow('x-rpc-methods: no policy for get_users');
+    expect(() => new RpcApi(services, { ...rpcPolicies, get_users: { caller: 'admin', writes: false } })).toThrow('x-rpc-methods: get_users must declare tokens: api (RhodeCode takes only API keys)');
+    expect(() => parsePolicy({ caller: 'metrics_token', writes: false, tokens: 'login' }, 'GET /metrics')).toThrow("GET /metrics: x-policy mfa and tokens mean nothing without a user's token");
   });
 });
 
@@ -83,10 +87,23 @@ describe.each(operations.filter((o) => o.policy.caller === 'admin'))('admin-only
   });
 });
 
-describe('scopes and the pending password change, from the policies', () => {
-  it('lets an api:read token call exactly the operations that write nothing', async () => {
+describe('token kinds, scopes and the pending password change, from the policies', () => {
+  const withUserToken = operations.filter((o) => needsUserToken(o.policy.caller));
+
+  it('refuses an API token exactly where the policy says tokens: login (and /refresh_token is one)', async () => {
+    const api = await t.factory.apiToken(admin.user);
+    expect(withUserToken.filter((o) => o.policy.tokens === 'login').map((o) => o.id)).toContain('refreshToken');
+    expect(withUserToken.filter((o) => o.policy.tokens === 'api')).toEqual([]);
+    for (const op of withUserToken) {
+      const res = await send(op.method, pathOf(op.path, target.user.id), api);
+      const refused = res.status === 403 && res.body.error === 'this call needs a login session, not an API token';
+      expect([op.id, refused]).toEqual([op.id, op.policy.tokens === 'login']);
+    }
+  });
+
+  it('lets an api:read token call exactly the operations that write nothing (of those API tokens may call)', async () => {
     const reader = await t.factory.apiToken(admin.user, ['api:read']);
-    for (const op of operations.filter((o) => o.policy.caller !== 'public')) {
+    for (const op of withUserToken.filter((o) => o.policy.tokens === 'any')) {
       const res = await send(op.method, pathOf(op.path, target.user.id), reader);
       const refused = res.status === 403 && res.body.error === "the token's scopes do not allow this call";
       expect([op.id, refused]).toEqual([op.id, op.policy.writes]);
@@ -95,9 +112,11 @@ describe('scopes and the pending password change, from the policies', () => {
 
   it('confines a login token of a user who must change their password to the operations that allow it', async () => {
     const forced = await t.factory.loggedIn({ forcePasswordChange: true });
-    for (const op of operations.filter((o) => o.policy.caller !== 'public')) {
+    for (const op of withUserToken) {
       const res = await send(op.method, pathOf(op.path, target.user.id), forced.jwt);
-      expect([op.id, res.body.code === 'password_change_required']).toEqual([op.id, !op.policy.duringPasswordChange]);
+      const confined = res.body.code === 'password_change_required';
+      expect([op.id, confined]).toEqual([op.id, !op.policy.duringPasswordChange]);
+      if (confined) expect([op.id, res.status, res.headers.location]).toEqual([op.id, 401, '/user/me/password']);
     }
   });
 });
@@ -123,6 +142,13 @@ describe('JSON-RPC methods, from x-rpc-methods', () => {
     expect(selfOnly).toEqual(['get_user']);
     for (const me of [plain.user.id, plain.email.toUpperCase(), plain.user.name]) expect((await call(token, 'get_user', { userid: me })).error).toBeNull();
     expect((await call(token, 'get_user', { userid: target.user.id })).error).toBe('userid is not the same as your user');
+  });
+
+  it('refuses a login token in every method with "Invalid API KEY", before reading its arguments', async () => {
+    expect(rpcMethods.filter((m) => m.policy.tokens !== 'api')).toEqual([]);
+    for (const { name } of rpcMethods) {
+      expect([name, (await call(admin.jwt, name, { userid: 42 })).error]).toEqual([name, 'Invalid API KEY']);
+    }
   });
 
   it('lets an api:read token call exactly the methods that write nothing', async () => {

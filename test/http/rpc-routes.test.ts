@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import * as fc from 'fast-check';
 import { ACCESS_DENIED } from '../../src/rpc/errors';
 import { RPC_METHODS } from '../../src/rpc/methods';
-import { countRows, createTestApp, rawRequest, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, countRows, createTestApp, rawRequest, unique, type TestApp, type TestUser } from '../helpers/test-app';
 
 // RhodeCode's JSON-RPC at POST /_admin/api, checked against the REST view of the same data.
 
@@ -23,7 +23,6 @@ afterAll(async () => {
   await t.close();
 });
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 interface Envelope {
   id: unknown;

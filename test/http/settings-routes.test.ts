@@ -1,16 +1,7 @@
-import { createTestApp, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, testAppWithAdmin } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 const rows = async (userId: string) => t.knex('user_settings').where({ user_id: userId }).orderBy('key');
 
 describe('/user/me/settings', () => {

@@ -1,17 +1,8 @@
 import jwt from 'jsonwebtoken';
-import { createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, testAppWithAdmin, unique } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp({ env: { API_TOKEN_MAX_TTL: '400d' } });
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin({ env: { API_TOKEN_MAX_TTL: '400d' } });
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 const path = (name: string) => `/user/me/token/${encodeURIComponent(name)}`;
 
 describe('API tokens', () => {

@@ -1,18 +1,9 @@
 import crypto from 'node:crypto';
-import { createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, createTestApp, queuedMail, testAppWithAdmin, unique } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
 const asAdmin = () => ({ Authorization: `Bearer ${admin.jwt}` });
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 describe('admin routes refuse non-admins before looking at the target', () => {
   it('answers 403 to every admin route, for existing and unknown targets alike', async () => {
@@ -164,8 +155,7 @@ describe('POST /user', () => {
   it('sends nothing with send_mail=0', async () => {
     const name = unique('quiet');
     await t.http().post('/user?send_mail=0').set(asAdmin()).send({ name, email: `${name}@example.test` }).expect(201);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(t.mail.to(`${name}@example.test`)).toHaveLength(0);
+    expect(await queuedMail(t.knex, `${name}@example.test`)).toEqual([]);
     expect(await t.knex('password_tokens').join('users', 'users.id', 'password_tokens.user_id').where('users.name', name)).toHaveLength(0);
   });
 

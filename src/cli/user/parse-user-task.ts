@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_RULE } from '../../domain/rules';
+import { isEmail, isName, NAME_RULE, tokenNameProblem } from '../../domain/rules';
 import { isText } from '../../domain/text';
 import { SCOPES, type Scope } from '../../domain/types';
 import { UsageError } from '../parse-command';
@@ -242,11 +242,7 @@ export function userNameProblem(value: string): string | undefined {
 }
 
 export function keyNameProblem(value: string): string | undefined {
-  const length = [...value].length;
-  // The spec's TokenName: 1 to 100 characters, no control characters; and the reserved prefix.
-  if (!isText(value) || length < 1 || length > 100 || /\p{Cc}/u.test(value)) return `${JSON.stringify(value)} is not a key name (1 to 100 characters, no control characters)`;
-  if (value.startsWith(LOGIN_TOKEN_PREFIX)) return `key names starting with ${LOGIN_TOKEN_PREFIX} are reserved`;
-  return undefined;
+  return tokenNameProblem(value, 'key');
 }
 
 /**

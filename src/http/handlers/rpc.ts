@@ -58,8 +58,8 @@ function answer(res: Response, id: unknown, result: unknown, error: string | nul
  * `POST /_admin/api`: RhodeCode's JSON-RPC envelope, HTTP 200 for every answer but one: while the
  * database is out of reach the route answers `503` like every other (a transport failure, for
  * clients to retry). The operation is public in the spec: the token travels in the envelope, and
- * is checked here as a bearer token is (its row on every call); only API tokens are accepted, as
- * RhodeCode accepts only API keys. Each method's policy is checked by the RPC API.
+ * is checked here as a bearer token is (its row on every call). Each method's policy is checked
+ * by the RPC API: only API tokens (`tokens: api`), as RhodeCode accepts only API keys.
  */
 export function rpcHandlers(rpc: RpcApi, auth: AuthService, log: Logger): Handlers {
   return {
@@ -86,7 +86,6 @@ export function rpcHandlers(rpc: RpcApi, auth: AuthService, log: Logger): Handle
         log.error({ err, request_id: String(req.id ?? ''), rpc_method: method }, 'unexpected error');
         return answer(res, id, null, INTERNAL_ERROR);
       }
-      if (caller.token.kind !== 'api') return answer(res, id, null, INVALID_API_KEY);
       res.set('Cache-Control', 'no-store');
 
       try {
