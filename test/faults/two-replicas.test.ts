@@ -116,7 +116,7 @@ const people: Person[] = [];
 let adminToken = '';
 
 describe('two replicas behind alternating requests', () => {
-  test('users made, passwords changed and email addresses moved across both replicas: every mail once', async () => {
+  test('users made, passwords changed and email addresses moved, each step on the other replica', async () => {
     adminToken = await login(replicas[turn++ % 2]!.port);
     for (let i = 0; i < USERS; i++) {
       const name = `replica-user-${i}`;
