@@ -39,6 +39,7 @@ const state = {
   loads: new Set(),
   databases: [], // ours to drop
   tmpDirs: [],
+  others: new Set(), // anything else to release: functions returning a promise (bench/db-cost.js's cluster)
   cleaning: undefined,
 };
 
@@ -112,6 +113,7 @@ function cleanup() {
         await client.end().catch(() => {});
       }
     }
+    for (const release of state.others) await release().catch((err) => console.error(`cleanup: ${err.message}`));
     for (const dir of state.tmpDirs) fs.rmSync(dir, { recursive: true, force: true });
   })();
   return state.cleaning;

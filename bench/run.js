@@ -23,6 +23,9 @@
  *                        req/s, p50/p99, CPU per request, beside POST /refresh_token (bench/mfa-login.js)
  *   mail_throughput      mails/s from the first of 2000 welcome mails queued (an admin creating
  *                        users) to the last received by an SMTP server on loopback (bench/mail-throughput.js)
+ *   db_cost              statements and database time per request of each hot operation, from
+ *                        pg_stat_statements on a throwaway cluster of its own; bytes per row of
+ *                        each table (bench/db-cost.js)
  *
  * `node bench/run.js` runs it (`npm run bench` builds first); requiring this file runs nothing.
  *
@@ -62,6 +65,7 @@ const consoleLoad = require('./console-load');
 const hostileInput = require('./hostile-input');
 const mfaLogin = require('./mfa-login');
 const mailThroughput = require('./mail-throughput');
+const dbCost = require('./db-cost');
 
 const {
   ROOT,
@@ -85,7 +89,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login', 'mail_throughput'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login', 'mail_throughput', 'db_cost'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -848,6 +852,7 @@ async function main() {
   }
 
   if (want('console_load')) results.console_load = await consoleLoad.scenario();
+  if (want('db_cost')) results.db_cost = await dbCost.scenario();
 
   if (want('mail_throughput')) {
     results.mail_throughput = await mailThroughput.scenario({
@@ -901,6 +906,7 @@ async function main() {
   if (r.list_at_scale) summary.push(...listAtScale.summaryRows(r.list_at_scale));
   if (r.console_load) summary.push(...consoleLoad.summaryRows(r.console_load));
   if (r.mail_throughput) summary.push(...mailThroughput.summaryRows(r.mail_throughput));
+  if (r.db_cost) summary.push(...dbCost.summaryRows(r.db_cost));
   table(summary);
 
   const report = {
@@ -936,6 +942,7 @@ if (require.main === module) {
       (CFG.scenarios.has('hostile_input') ? 2 * runSeconds + 120 : 0) +
       (CFG.scenarios.has('mfa_login') ? mfaLogin.budgetSeconds() : 0) +
       (CFG.scenarios.has('mail_throughput') ? mailThroughput.budgetSeconds() : 0) +
+      (CFG.scenarios.has('db_cost') ? dbCost.budgetSeconds() : 0) +
       (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
     1000;
   const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);

@@ -106,9 +106,18 @@ function makeFilesPrivate(config: Config): number {
 
 /** This build's pending migrations, logged; a newer build's left alone, with a warning. */
 async function applyMigrations(knex: Knex, log: Logger): Promise<void> {
-  const applied = await migrateLatest(knex, (newer) =>
-    // A rollback of the build: the newer schema only added, and this build ignores what it does not know.
-    log.warn({ migrations: newer }, 'the database has migrations of a newer build: running on it as it is'),
+  const applied = await migrateLatest(
+    knex,
+    (newer) =>
+      // A rollback of the build: the newer schema only added, and this build ignores what it does not know.
+      log.warn({ migrations: newer }, 'the database has migrations of a newer build: running on it as it is'),
+    {
+      onWait: (err) =>
+        log.warn(
+          { err: err.message },
+          'another instance is migrating the database: waiting for it (up to 10 minutes; if none is, a migration was cut short: `update knex_migrations_lock set is_locked = 0` once you know why)',
+        ),
+    },
   );
   if (applied.length) log.info({ migrations: applied }, 'applied migrations');
 }

@@ -33,7 +33,61 @@ export async function appliedMigrations(db: Knex): Promise<string[]> {
  * `onNewer` is told their names. Unknown migrations older than this build's newest mean the
  * database comes from another line of builds: refused (MigrationError), nothing applied.
  */
-export async function migrateLatest(db: Knex, onNewer: (names: string[]) => void = () => undefined): Promise<string[]> {
+export async function migrateLatest(
+  db: Knex,
+  onNewer: (names: string[]) => void = () => undefined,
+  /** Another instance migrating meanwhile: how long to wait for it, and what to say while waiting. */
+  wait: { timeoutMs?: number; stepMs?: number; onWait?: (err: Error) => void } = {},
+): Promise<string[]> {
+  const deadline = Date.now() + (wait.timeoutMs ?? MIGRATION_WAIT_MS);
+  let told = false;
+  for (;;) {
+    try {
+      await ensureKnexTables(db);
+      return await migrateOnce(db, onNewer);
+    } catch (err) {
+      if (!anotherInstanceMigrating(err) || Date.now() > deadline) throw err;
+      if (!told) wait.onWait?.(err as Error);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, wait.stepMs ?? 500));
+    }
+  }
+}
+
+/**
+ * How long a start waits for another instance's migrations (replicas started together, or an
+ * upgrade rolled out to all at once): one applies them, the others wait and then find none left.
+ */
+const MIGRATION_WAIT_MS = 10 * 60_000;
+
+/**
+ * Knex's own tables, made before Knex looks for them, so that instances starting together on an
+ * empty database cannot trip over each other: Knex checks and then creates (two creates of one
+ * table: one fails), and inserts its lock row when it finds none (two rows: its lock, which
+ * expects to update exactly one, then refuses every later migration). Here the lock row has a
+ * fixed key, so there is only ever one; a create that loses the race is tried again.
+ */
+async function ensureKnexTables(db: Knex): Promise<void> {
+  if ((await db.schema.hasTable('knex_migrations')) && (await db.schema.hasTable('knex_migrations_lock'))) {
+    await db.raw('insert into knex_migrations_lock ("index", is_locked) values (1, 0) on conflict do nothing');
+    return;
+  }
+  await db.raw('create table if not exists knex_migrations (id serial primary key, name varchar(255), batch integer, migration_time timestamptz)');
+  await db.raw('create table if not exists knex_migrations_lock ("index" serial primary key, is_locked integer)');
+  await db.raw('insert into knex_migrations_lock ("index", is_locked) values (1, 0) on conflict do nothing');
+}
+
+/**
+ * Another instance is migrating: Knex's lock is taken (`MigrationLocked`), or a create of Knex's
+ * tables lost the race with one (`42P07` the relation exists, `23505` its type's name is taken).
+ */
+function anotherInstanceMigrating(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string };
+  if (e.name === 'MigrationLocked') return true;
+  return (e.code === '42P07' || e.code === '23505') && /knex_migrations/.test(e.message ?? '');
+}
+
+async function migrateOnce(db: Knex, onNewer: (names: string[]) => void): Promise<string[]> {
   const unknown = (await appliedMigrations(db)).filter((name) => !KNOWN.includes(name));
   const foreign = unknown.filter((name) => name <= NEWEST);
   if (foreign.length > 0) {

@@ -31,6 +31,37 @@ describe('migrations', () => {
     }
   });
 
+  it("waits while another instance holds Knex's migration lock, then finds nothing left to do", async () => {
+    const db = await openTestDatabase();
+    try {
+      await db.knex('knex_migrations_lock').update({ is_locked: 1 }); // another instance is migrating
+      const waited: string[] = [];
+      const done = migrateLatest(db.knex, undefined, {
+        stepMs: 20,
+        onWait: (err) => {
+          waited.push(err.name);
+          // The other instance is done soon after.
+          setTimeout(() => db.knex('knex_migrations_lock').update({ is_locked: 0 }).then(() => undefined), 200); // a builder runs when awaited
+        },
+      });
+      expect(await done).toEqual([]);
+      expect(waited).toEqual(['MigrationLocked']);
+      expect(await db.knex('knex_migrations_lock').select('is_locked')).toEqual([{ is_locked: 0 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('gives up waiting for a lock nobody frees, with Knex\'s error', async () => {
+    const db = await openTestDatabase();
+    try {
+      await db.knex('knex_migrations_lock').update({ is_locked: 1 });
+      await expect(migrateLatest(db.knex, undefined, { timeoutMs: 300, stepMs: 20 })).rejects.toMatchObject({ name: 'MigrationLocked' });
+    } finally {
+      await db.close();
+    }
+  });
+
   it('an older build runs on a database a newer build migrated (its migrations only added); one of another line is refused', async () => {
     const db = await openTestDatabase();
     try {

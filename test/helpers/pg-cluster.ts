@@ -136,8 +136,11 @@ function childrenOf(pid: number): number[] {
   return found;
 }
 
-/** initdb into a fresh temp dir and start it on a free port. */
-export async function startCluster(): Promise<Cluster> {
+/**
+ * initdb into a fresh temp dir and start it on a free port. `settings` go into postgresql.conf
+ * after the suite's own (e.g. `shared_preload_libraries` for bench/db-cost.js).
+ */
+export async function startCluster(settings: Record<string, string> = {}): Promise<Cluster> {
   const bindir = postgresBinDir();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-pgcluster-'));
   const dataDir = path.join(dir, 'data');
@@ -178,7 +181,10 @@ export async function startCluster(): Promise<Cluster> {
         `synchronous_commit = on\n` +
         `max_connections = 50\n` +
         `shared_buffers = 16MB\n` +
-        `logging_collector = off\n`,
+        `logging_collector = off\n` +
+        Object.entries(settings)
+          .map(([k, v]) => `${k} = '${v}'\n`)
+          .join(''),
     );
   };
 
