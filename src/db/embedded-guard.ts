@@ -156,7 +156,9 @@ export function guardedPgConfig(instance: PGlite, dataDir: string, log: Logger |
   let connection: { parsedStatements: object; submittedNamedStatements: object } | undefined;
   const guard = new EmbeddedGuard(instance, path.resolve(dataDir), log, () => {
     // pg keeps what it prepared on the connection object, which outlives the instance behind it.
-    if (connection) connection.parsedStatements = connection.submittedNamedStatements = {};
+    if (!connection) return;
+    connection.parsedStatements = {};
+    connection.submittedNamedStatements = {};
   });
   const config = createPgConfig(guard as unknown as PGlite);
   connection = config.connection as unknown as typeof connection;
