@@ -109,6 +109,8 @@ export class EmbeddedGuard implements EmbeddedTarget {
 
   private stop(panic: InstanceType<typeof messages.DatabaseError>): void {
     this.stoppedAt = Date.now();
+    // Opening an instance holds the event loop for half a second: not on a disk still full.
+    this.lastAttempt = this.stoppedAt;
     this.log?.warn(
       { error: { code: panic.code, severity: panic.severity, message: panic.message }, retry_ms: this.retryMs },
       'the embedded database stopped (a PANIC: it could not write its WAL); reopening it on the same directory once there is space',
