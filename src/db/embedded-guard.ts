@@ -28,8 +28,9 @@ export interface EmbeddedTarget {
  * is answered at once with a `53100 disk_full` error, as a server would answer (one error a cycle,
  * ReadyForQuery at each Sync), and a new instance is opened on the same directory every
  * `retryMs` (once the file system has room again; opening replays the WAL, as after a crash:
- * nothing committed is lost). It takes over at the next cycle's first message; the dead instance
- * is left to the garbage collector, never called again (not even to close it).
+ * nothing committed is lost). It takes over at the start of a cycle that prepares its statement
+ * (pg prepares again what it had prepared on the old one); the dead instance is left to the
+ * garbage collector, never called again (not even to close it).
  */
 export class EmbeddedGuard implements EmbeddedTarget {
   private current: PGlite | undefined;
@@ -46,8 +47,11 @@ export class EmbeddedGuard implements EmbeddedTarget {
     instance: PGlite,
     private readonly dataDir: string,
     private readonly log: Logger | undefined,
-    /** Called when a new instance takes over: the connection's prepared statements were the old one's. */
-    private readonly onReopen: () => void,
+    /**
+     * Called when the instance stops and when a new one takes over: pg's record of the statements
+     * the connection prepared was the old instance's; forgotten, pg prepares them again.
+     */
+    private readonly forgetPrepared: () => void,
     private readonly retryMs = 1000,
   ) {
     this.current = instance;
@@ -62,7 +66,8 @@ export class EmbeddedGuard implements EmbeddedTarget {
   }
 
   async execProtocolStream(message: Uint8Array, options?: ExecProtocolOptions): Promise<BackendMessage[]> {
-    if (this.next && !this.errorInCycle) this.takeOver();
+    // At a cycle's start, and one that names no statement prepared before (Parse, or a simple Query).
+    if (this.next && !this.errorInCycle && (message[0] === 0x50 || message[0] === 0x51)) this.takeOver();
     const instance = this.stoppedAt === undefined ? this.current : undefined;
     const answer = instance ? await instance.execProtocolStream(message, options) : this.refuse(message);
     let ready = false;
@@ -111,6 +116,7 @@ export class EmbeddedGuard implements EmbeddedTarget {
     this.stoppedAt = Date.now();
     // Opening an instance holds the event loop for half a second: not on a disk still full.
     this.lastAttempt = this.stoppedAt;
+    this.forgetPrepared();
     this.log?.warn(
       { error: { code: panic.code, severity: panic.severity, message: panic.message }, retry_ms: this.retryMs },
       'the embedded database stopped (a PANIC: it could not write its WAL); reopening it on the same directory once there is space',
@@ -144,7 +150,7 @@ export class EmbeddedGuard implements EmbeddedTarget {
     this.current = this.next;
     this.next = undefined;
     this.stoppedAt = undefined;
-    this.onReopen();
+    this.forgetPrepared();
     this.log?.info({ stopped_ms: stoppedMs }, 'the embedded database reopened');
   }
 }

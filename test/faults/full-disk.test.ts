@@ -331,12 +331,15 @@ describe('a full disk under the embedded database', () => {
     expect(logged('the embedded database reopened')).toHaveLength(1);
   });
 
-  it('logs one line when each full disk starts and one when it ends, and no error', () => {
+  it('logs one line when each full disk starts and one when it ends, and no error or stack trace', () => {
     const at = (msg: string) => logged(msg).map((l) => run.episodes.filter((e) => l.at >= e.full).length - 1);
     expect(at(START_LINE)).toEqual([0, 1]);
     expect(at(END_LINE)).toEqual([0, 1]);
     const errors = run.lines.filter((l) => !l.json || (l.json.level ?? 0) >= 50);
     expect(errors.map((l) => l.raw.slice(0, 300))).toEqual([]);
+    // Neither the 503s' access lines nor the background workers' passes that met the full disk.
+    const stacks = run.lines.filter((l) => l.raw.includes('"stack"'));
+    expect(stacks.map((l) => l.raw.slice(0, 300))).toEqual([]);
   });
 
   it('keeps every acknowledged write, running and after a restart on the same directory', () => {
