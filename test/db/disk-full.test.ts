@@ -1,23 +1,9 @@
-import { Writable } from 'node:stream';
 import { DatabaseAvailability } from '../../src/db/availability';
 import { openDatabase } from '../../src/db/database';
 import { DiskFullLog, isDiskFull } from '../../src/db/disk-full';
-import { createLogger } from '../../src/logger';
+import { logCapture as capture } from '../helpers/log-capture';
 
-function logCapture() {
-  const lines: { msg: string; level: number; full_ms?: number; failed_statements?: number }[] = [];
-  const log = createLogger(
-    'debug',
-    new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    }),
-  );
-  return { log, lines };
-}
-
+const logCapture = () => capture<{ msg: string; level: number; failed_statements?: number }>();
 const START = 'the database disk is full: writes answer 503 until space is freed (reads go on where the database can)';
 const END = 'the database disk has space again: writes succeed';
 const diskFull = () => Object.assign(new Error('could not extend file "base/5/16498": No space left on device'), { code: '53100', severity: 'ERROR' });
