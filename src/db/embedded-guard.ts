@@ -61,15 +61,19 @@ export class EmbeddedGuard implements EmbeddedTarget {
     return this.current?.waitReady ?? Promise.resolve();
   }
 
-  get isStopped(): boolean {
-    return this.stoppedAt !== undefined;
-  }
-
   async execProtocolStream(message: Uint8Array, options?: ExecProtocolOptions): Promise<BackendMessage[]> {
     // At a cycle's start, and one that names no statement prepared before (Parse, or a simple Query).
     if (this.next && !this.errorInCycle && (message[0] === 0x50 || message[0] === 0x51)) this.takeOver();
     const instance = this.stoppedAt === undefined ? this.current : undefined;
-    const answer = instance ? await instance.execProtocolStream(message, options) : this.refuse(message);
+    let answer: BackendMessage[];
+    try {
+      answer = instance ? await instance.execProtocolStream(message, options) : this.refuse(message);
+    } catch (err) {
+      // The instance itself failed (its wasm aborted): it is as dead as after a PANIC.
+      if (!instance || this.closed) throw err;
+      this.stop({ message: (err as Error).message });
+      answer = this.refuse(message);
+    }
     let ready = false;
     for (const m of answer) {
       if (m instanceof messages.DatabaseError) {
@@ -112,14 +116,14 @@ export class EmbeddedGuard implements EmbeddedTarget {
     return answer;
   }
 
-  private stop(panic: InstanceType<typeof messages.DatabaseError>): void {
+  private stop(panic: { code?: string; severity?: string; message: string }): void {
     this.stoppedAt = Date.now();
     // Opening an instance holds the event loop for half a second: not on a disk still full.
     this.lastAttempt = this.stoppedAt;
     this.forgetPrepared();
     this.log?.warn(
       { error: { code: panic.code, severity: panic.severity, message: panic.message }, retry_ms: this.retryMs },
-      'the embedded database stopped (a PANIC: it could not write its WAL); reopening it on the same directory once there is space',
+      'the embedded database stopped (a PANIC: on a full disk, its WAL could not be written); reopening it on the same directory once there is space',
     );
     this.schedule();
   }

@@ -267,7 +267,7 @@ afterAll(async () => {
 
 const show = (list: Outcome[]) => listOutcomes(list, run.t0, run.episodes.map((e) => `${e.name}: full at +${e.full - run.t0}ms, freed at +${e.freed - run.t0}ms`).join('; '));
 const logged = (msg: string) => run.lines.filter((l) => l.json?.msg === msg);
-const STOPPED_LINE = 'the embedded database stopped (a PANIC: it could not write its WAL); reopening it on the same directory once there is space';
+const STOPPED_LINE = 'the embedded database stopped (a PANIC: on a full disk, its WAL could not be written); reopening it on the same directory once there is space';
 /**
  * Requests of an episode while its disk was full: all of them for 'data'; for 'wal', from the
  * PANIC on (writes still found room for data pages until the WAL needed a new segment).
