@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -17,11 +16,11 @@ import {
   sleep,
   startService,
   stopService,
-  tempDir,
   type LogLine,
   type Outcome,
   type Service,
 } from './harness';
+import { mountTmpfs, type Tmpfs } from './tmpfs';
 
 /**
  * The embedded database (DATA_DIR) on a full file system: a small tmpfs of its own, filled with a
@@ -73,31 +72,10 @@ interface Run {
   verifyError?: string;
 }
 
-let mount: string;
-let mounted = false;
+let disk: Tmpfs | undefined;
 let service: Service | undefined;
 let restarted: Service | undefined;
 let run: Run;
-
-const filler = () => path.join(mount, 'filler');
-
-/** Fills the file system but `leaveBytes` with the filler. */
-function fill(leaveBytes: number): void {
-  const fd = fs.openSync(filler(), 'a');
-  const chunk = Buffer.alloc(1 << 16, 1);
-  try {
-    for (;;) {
-      const s = fs.statfsSync(mount);
-      const free = s.bavail * s.bsize;
-      if (free <= leaveBytes) break;
-      fs.writeSync(fd, chunk, 0, Math.min(chunk.length, Math.max(s.bsize, free - leaveBytes)));
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 const ZERO_PAGE = Buffer.alloc(PAGE);
 
@@ -123,29 +101,11 @@ function walRoom(pgdata: string): number {
   return room;
 }
 
-function tmpfsMount(dir: string): void {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${MOUNT_MB}m,mode=0700`, 'tmpfs', dir]);
-  mounted = true;
-}
-
-function tmpfsUnmount(): void {
-  if (!mounted) return;
-  try {
-    execFileSync('mountpoint', ['-q', mount]);
-  } catch {
-    mounted = false;
-    return;
-  }
-  execFileSync('umount', [mount]);
-  mounted = false;
-}
-
 const value = () => crypto.randomBytes((VALUE_CHARS * 3) / 4).toString('base64');
 
 beforeAll(async () => {
-  mount = tempDir('full-disk');
-  tmpfsMount(mount);
-  const dataDir = path.join(mount, 'data');
+  disk = mountTmpfs('full-disk', MOUNT_MB);
+  const dataDir = path.join(disk.dir, 'data');
   const env = baseEnv({ DATA_DIR: dataDir });
   service = await startService(env);
   const port = service.port;
@@ -192,7 +152,7 @@ beforeAll(async () => {
     const e: Episode = { name, full: 0, freed: 0, probes: [] };
     episodes.push(e);
     stop = false;
-    fill(leaveBytes);
+    disk!.fill(leaveBytes);
     e.full = Date.now();
     const loops = [writer(), writer(), reader()];
     try {
@@ -200,7 +160,7 @@ beforeAll(async () => {
       await probe(e);
       await sleep(Math.max(0, e.full + FULL_MS - Date.now()));
     } finally {
-      fs.rmSync(filler(), { force: true });
+      disk!.free();
       e.freed = Date.now();
     }
     try {
@@ -258,10 +218,7 @@ afterAll(async () => {
     await stopService(service);
     await killAllServices();
   } finally {
-    if (mount) {
-      tmpfsUnmount();
-      fs.rmSync(mount, { recursive: true, force: true });
-    }
+    disk?.unmount();
   }
 });
 

@@ -137,9 +137,10 @@ function childrenOf(pid: number): number[] {
 }
 
 /** initdb into a fresh temp dir and start it on a free port. */
-export async function startCluster(): Promise<Cluster> {
+/** `parentDir`: where its temp dir goes (a small file system of the test's own, say); the system's temp dir by default. */
+export async function startCluster(options: { parentDir?: string } = {}): Promise<Cluster> {
   const bindir = postgresBinDir();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-pgcluster-'));
+  const dir = fs.mkdtempSync(path.join(options.parentDir ?? os.tmpdir(), 'accounts-pgcluster-'));
   const dataDir = path.join(dir, 'data');
   const socketDir = path.join(dir, 'sock');
   const logFile = path.join(dir, 'postgres.log');
