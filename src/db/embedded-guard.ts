@@ -182,7 +182,7 @@ function endsCycle(message: Uint8Array): boolean {
   return message[0] === 0x53 || message[0] === 0x51;
 }
 
-/** Free bytes on the file system holding `dir` (its nearest existing ancestor); Infinity when unknown. */
+/** Free bytes on the file system holding `dir`; Infinity when it cannot be told (then the space is not waited for). */
 function freeBytes(dir: string): number {
   try {
     const stats = fs.statfsSync(dir);
