@@ -2,24 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import {
-  baseEnv,
-  call,
-  createUsers,
-  dumpRun,
-  isUnavailable,
-  KEYS_PER_USER,
-  killAllServices,
-  listOutcomes,
-  login,
-  ok,
-  sleep,
-  startService,
-  stopService,
-  type LogLine,
-  type Outcome,
-  type Service,
-} from './harness';
+import { baseEnv, call, createUsers, dumpRun, isUnavailable, KEYS_PER_USER, killAllServices, listOutcomes, login, ok, sleep, startService, stopService, type LogLine, type Outcome, type Service } from './harness';
 import { mountTmpfs, type Tmpfs } from './tmpfs';
 
 /**
