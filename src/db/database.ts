@@ -172,14 +172,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
   let pglite = options.pglite;
   const owned = !pglite;
+  const dir = options.dataDir ?? 'memory://';
+  const create = () => PGlite.create(dir);
   if (!pglite) {
-    const dir = options.dataDir ?? 'memory://';
     if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
-    pglite = await PGlite.create(dir);
+    pglite = await create();
   }
   const instance = pglite;
-  // A PANIC (the disk full) stops an instance for good: the guard then answers for it and opens a new one.
-  const { config, guard } = owned ? guardedPgConfig(instance, options.dataDir ?? 'memory://', options.log) : { config: createPgConfig(instance) as unknown as pg.PoolConfig };
+  // A PANIC (the disk full) stops an instance for good: the guard then answers for it and opens a new one, as this one was.
+  const { config, guard } = owned ? guardedPgConfig(instance, dir, create, options.log) : { config: createPgConfig(instance) as unknown as pg.PoolConfig };
   // PGlite's session time zone is UTC.
   const pool = new pg.Pool({ ...config, max: 1, idleTimeoutMillis: 0, types });
   const db = knexOver(pool, options.log);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PGlite, messages, type ExecProtocolOptions } from '@electric-sql/pglite';
+import { messages, type ExecProtocolOptions, type PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -45,7 +45,10 @@ export class EmbeddedGuard implements EmbeddedTarget {
 
   constructor(
     instance: PGlite,
+    /** Where it keeps its files (whose file system's free space is watched). */
     private readonly dataDir: string,
+    /** Opens a new instance on the same directory, as the first was opened. */
+    private readonly reopen: () => Promise<PGlite>,
     private readonly log: Logger | undefined,
     /**
      * Called when the instance stops and when a new one takes over: pg's record of the statements
@@ -140,7 +143,7 @@ export class EmbeddedGuard implements EmbeddedTarget {
     this.lastAttempt = Date.now();
     let instance: PGlite;
     try {
-      instance = await PGlite.create(this.dataDir);
+      instance = await this.reopen();
     } catch (err) {
       this.log?.debug({ err: (err as Error).message }, 'the embedded database did not open yet');
       return this.schedule();
@@ -163,10 +166,10 @@ export class EmbeddedGuard implements EmbeddedTarget {
  * pg's configuration for an embedded database in a directory, through a guard (undefined for
  * one in memory, which has no disk to fill).
  */
-export function guardedPgConfig(instance: PGlite, dataDir: string, log: Logger | undefined): { config: pg.PoolConfig; guard?: EmbeddedGuard } {
+export function guardedPgConfig(instance: PGlite, dataDir: string, reopen: () => Promise<PGlite>, log: Logger | undefined): { config: pg.PoolConfig; guard?: EmbeddedGuard } {
   if (dataDir.startsWith('memory://')) return { config: createPgConfig(instance) as unknown as pg.PoolConfig };
   let connection: { parsedStatements: object; submittedNamedStatements: object } | undefined;
-  const guard = new EmbeddedGuard(instance, path.resolve(dataDir), log, () => {
+  const guard = new EmbeddedGuard(instance, path.resolve(dataDir), reopen, log, () => {
     // pg keeps what it prepared on the connection object, which outlives the instance behind it.
     if (!connection) return;
     connection.parsedStatements = {};
