@@ -114,7 +114,7 @@ async function scenario() {
   // The server's defaults where the fault suite's cluster is small: shared_buffers as shipped.
   // pg_stat_statements.track = top (its default): the statements the service sends, each a round
   // trip; what they set off inside the server (foreign-key checks) is in their time, not counted apart.
-  const cluster = await startCluster({ shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top', shared_buffers: '128MB' });
+  const cluster = await startCluster({ settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top', shared_buffers: '128MB' } });
   const release = () => cluster.destroy();
   lib.state.others.add(release); // a signal or the bench's watchdog stops it too
   const dbName = 'accounts';

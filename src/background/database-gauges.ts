@@ -31,7 +31,7 @@ export class DatabaseGauges {
     this.poller = new Poller(
       () =>
         this.refresh().catch((err) => {
-          if (!options.availability?.failed(err)) this.log.warn({ err }, 'reading the database gauges failed; will retry');
+          if (!options.availability?.accountedFor(err)) this.log.warn({ err }, 'reading the database gauges failed; will retry');
         }),
       options.intervalMs,
     );

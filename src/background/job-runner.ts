@@ -47,7 +47,7 @@ export class JobRunner extends PollingWorker {
           await this.jobs.complete(job.id);
           done++;
         } catch (err) {
-          if (this.options.availability?.failed(err)) throw err; // the whole pass waits for the database
+          if (this.options.availability?.accountedFor(err)) throw err; // the whole pass waits for the database (or for space)
           const delay = Math.min(this.options.retryBaseMs * 2 ** (job.attempts - 1), this.options.retryMaxMs);
           const next = new Date(this.clock.now().getTime() + (job.attempts >= maxAttempts ? 365 * 86_400_000 : delay));
           if (job.attempts >= maxAttempts) this.log.error({ jobId: job.id, kind: job.kind, attempts: job.attempts, err }, 'background job given up');

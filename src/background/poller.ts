@@ -77,7 +77,7 @@ export abstract class PollingWorker {
         this.runOnce().then(
           () => undefined,
           (err) => {
-            if (!availability?.failed(err)) this.log.warn({ err }, `${name} pass failed; will retry`);
+            if (!availability?.accountedFor(err)) this.log.warn({ err }, `${name} pass failed; will retry`);
           },
         ),
       intervalMs,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isDiskFull } from './disk-full';
 
 /** Socket-level failures reaching the database server. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
@@ -59,6 +60,15 @@ export class DatabaseAvailability {
       this.schedule();
     }
     return true;
+  }
+
+  /**
+   * Whether an error is one the logs already speak for, so a background pass that met it need
+   * not log it again: the database out of reach (the outage is then known, as with `failed`) or
+   * its disk full (logged once by the database's DiskFullLog).
+   */
+  accountedFor(err: unknown): boolean {
+    return this.failed(err) || isDiskFull(err);
   }
 
   stop(): void {

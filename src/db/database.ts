@@ -5,6 +5,9 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
+import { DiskFullLog } from './disk-full';
+import { guardedPgConfig } from './embedded-guard';
+import { onQueryOutcome } from './query-outcomes';
 
 export interface Database {
   knex: Knex;
@@ -108,29 +111,9 @@ export const QUERY_READ_TIMEOUT = 'Query read timeout';
  * transaction it had open (all but a COMMIT already sent).
  */
 function endOnReadTimeout(client: pg.PoolClient): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-  const end = (err: unknown) => {
+  onQueryOutcome(client, (err) => {
     if ((err as Error | undefined)?.message === QUERY_READ_TIMEOUT) (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
-  };
-  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    const last = args.length - 1;
-    const callback = args[last];
-    if (typeof callback === 'function') {
-      args[last] = (err: unknown, ...rest: unknown[]) => {
-        end(err);
-        return (callback as (...a: unknown[]) => unknown)(err, ...rest);
-      };
-      return query(...args);
-    }
-    const result = query(...args);
-    if (result instanceof Promise) {
-      return result.catch((err: unknown) => {
-        end(err);
-        throw err;
-      });
-    }
-    return result;
-  };
+  });
 }
 
 /** Knex over a pg pool we own (its public `connectionPool` option), so both speak through the same connections. */
@@ -142,6 +125,7 @@ function knexOver(pool: pg.Pool, log: Logger | undefined): Knex {
   // work on it fails through its own query callbacks either way.
   pool.on('error', (err) => log?.debug({ err: err.message }, 'an idle database connection closed'));
   pool.on('connect', (client) => client.on('error', (err) => log?.debug({ err: err.message }, 'a database connection in use closed')));
+  new DiskFullLog(log).watch(pool);
   return knex({ client: 'pg', connectionPool: pool, log: knexLog(log) });
 }
 
@@ -188,14 +172,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
   let pglite = options.pglite;
   const owned = !pglite;
+  const dir = options.dataDir ?? 'memory://';
+  const create = () => PGlite.create(dir);
   if (!pglite) {
-    const dir = options.dataDir ?? 'memory://';
     if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
-    pglite = await PGlite.create(dir);
+    pglite = await create();
   }
   const instance = pglite;
+  // A PANIC (the disk full) stops an instance for good: the guard then answers for it and opens a new one, as this one was.
+  const { config, guard } = owned ? guardedPgConfig(instance, dir, create, options.log) : { config: createPgConfig(instance) as unknown as pg.PoolConfig };
   // PGlite's session time zone is UTC.
-  const pool = new pg.Pool({ ...(createPgConfig(instance) as unknown as pg.PoolConfig), max: 1, idleTimeoutMillis: 0, types });
+  const pool = new pg.Pool({ ...config, max: 1, idleTimeoutMillis: 0, types });
   const db = knexOver(pool, options.log);
   return {
     knex: db,
@@ -204,7 +191,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     close: async () => {
       await db.destroy();
       await pool.end();
-      if (owned) await instance.close();
+      if (owned) await (guard ?? instance).close();
     },
   };
 }

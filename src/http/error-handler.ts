@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { DatabaseAvailability } from '../db/availability';
+import { isDiskFull } from '../db/disk-full';
 import {
   AppError,
   ForbiddenError,
@@ -113,13 +114,15 @@ function translate(err: HttpishError): AppError | undefined {
 
 /**
  * Database errors that are not bugs: the database out of reach (503, the outage logged once by
- * `availability`), a transaction that kept losing to others or a statement that ran out its
+ * `availability`), its disk full (503, SQLSTATE 53100), a transaction that kept losing to others or a statement that ran out its
  * timeout (503: try again), and a value
  * Postgres refused (class 22, data exception: 400; validation should have caught it first, so it
  * is logged as a warning for someone to tighten the spec).
  */
 function fromDatabase(err: unknown, availability: DatabaseAvailability | undefined, log: Logger, requestId: string): AppError | undefined {
   if (availability?.failed(err)) return new UnavailableError('the database is unreachable; try again shortly');
+  // The disk full (logged once by the database's DiskFullLog): writes wait for space, reads go on.
+  if (isDiskFull(err)) return new UnavailableError('the database disk is full; try again later');
   const code = (err as { code?: unknown } | null)?.code;
   if (code === '40P01' || code === '40001') return new UnavailableError('too much contention; try again');
   // statement_timeout (DATABASE_STATEMENT_TIMEOUT): the database is there but too slow now.

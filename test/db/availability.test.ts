@@ -1,20 +1,5 @@
-import { Writable } from 'node:stream';
 import { DatabaseAvailability, isDatabaseUnavailable } from '../../src/db/availability';
-import { createLogger } from '../../src/logger';
-
-function logCapture() {
-  const lines: { msg: string; level: number }[] = [];
-  const log = createLogger(
-    'debug',
-    new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    }),
-  );
-  return { log, lines };
-}
+import { logCapture } from '../helpers/log-capture';
 
 describe('isDatabaseUnavailable', () => {
   it('tells an unreachable database from bugs and bad input', () => {

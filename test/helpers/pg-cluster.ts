@@ -137,12 +137,14 @@ function childrenOf(pid: number): number[] {
 }
 
 /**
- * initdb into a fresh temp dir and start it on a free port. `settings` go into postgresql.conf
- * after the suite's own (e.g. `shared_preload_libraries` for bench/db-cost.js).
+ * initdb into a fresh temp dir and start it on a free port. `parentDir`: where its temp dir goes
+ * (a small file system of the test's own, say; the system's temp dir by default). `settings` go
+ * into postgresql.conf after the suite's own (e.g. `shared_preload_libraries` for bench/db-cost.js).
  */
-export async function startCluster(settings: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster(options: { parentDir?: string; settings?: Record<string, string> } = {}): Promise<Cluster> {
+  const settings = options.settings ?? {};
   const bindir = postgresBinDir();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-pgcluster-'));
+  const dir = fs.mkdtempSync(path.join(options.parentDir ?? os.tmpdir(), 'accounts-pgcluster-'));
   const dataDir = path.join(dir, 'data');
   const socketDir = path.join(dir, 'sock');
   const logFile = path.join(dir, 'postgres.log');
