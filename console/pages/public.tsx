@@ -182,7 +182,7 @@ export function ResetPassword() {
   if (state === 'done') {
     return (
       <Page title="Your password is set">
-        <p class="notice" role="status">
+        <p class="notice success" role="status">
           Your password is set. Sign in with it.
         </p>
         <p class="muted">For your safety, every place where this account was signed in has been signed out.</p>
@@ -316,7 +316,7 @@ export function VerifyEmail() {
   }
   return (
     <Page title="Address confirmed">
-      <p class="notice" role="status">
+      <p class="notice success" role="status">
         Your address is confirmed. You can sign in now.
       </p>
       <p class="links">
@@ -357,7 +357,7 @@ export function ConfirmEmail() {
   }
   return (
     <Page title="New address confirmed">
-      <p class="notice" role="status">
+      <p class="notice success" role="status">
         Your new address is confirmed; sign in with it from now on.
       </p>
       <p class="links">
@@ -399,7 +399,7 @@ export function RevertEmail() {
   if (state === 'done') {
     return (
       <Page title="Your old address is back">
-        <p class="notice" role="status">
+        <p class="notice success" role="status">
           Your old address is back and every session has ended. The password no longer works: we have mailed a link to set a new one to your old
           address.
         </p>
