@@ -230,15 +230,35 @@ function GroupSettings({ group, saved }: { group: Group; saved: (g: Group) => Pr
   );
 }
 
+/** As many members as the group's own answer holds; the rest a page of this size at a time. */
+const MEMBERS_PAGE = 100;
+
+/**
+ * The group's members, a page at a time: the group's answer holds the first 100, which is all
+ * there is for most groups (no further request); a larger group's pages come from
+ * `GET /user_group/{group}/member`, the first one too, for the cursor of the next.
+ */
 function Members({ group, reload }: { group: Group; reload: () => Promise<void> }) {
   const [member, setMember] = useState('');
+  const pager = usePager([group.id]);
+  const cursor = pager.cursor;
+  const paged = group.members_count > group.members.length || pager.pageNumber > 1;
+  const list = useLoad(
+    async () =>
+      paged
+        ? page(api.GET('/user_group/{group}/member', { params: { path: { group: group.id }, query: { limit: MEMBERS_PAGE, ...(cursor ? { cursor } : {}) } } }))
+        : { items: group.members, next: undefined },
+    [group.id, cursor, group.members_count, group.members],
+  );
+  const members = list.data?.items ?? (pager.pageNumber === 1 ? group.members : []);
   return (
     <>
       <h2>Members ({group.members_count})</h2>
-      {group.members.length === 0 ? (
+      <ErrorNote error={list.error} />
+      {members.length === 0 ? (
         <p class="muted">No members yet.</p>
       ) : (
-        <div class="table-wrap" role="region" aria-label="Members" tabIndex={0}>
+        <div class="table-wrap" role="region" aria-label="Members" tabIndex={0} aria-busy={list.loading}>
           <table class="g-table">
             <caption class="visually-hidden">Members of {group.name}</caption>
             <thead>
@@ -251,7 +271,7 @@ function Members({ group, reload }: { group: Group; reload: () => Promise<void> 
               </tr>
             </thead>
             <tbody>
-              {group.members.map((m) => (
+              {members.map((m) => (
                 <tr key={m.id}>
                   <td>
                     <a href={userPath(m.id)}>{m.name}</a>
@@ -280,11 +300,7 @@ function Members({ group, reload }: { group: Group; reload: () => Promise<void> 
           </table>
         </div>
       )}
-      {group.members_count > group.members.length && (
-        <p class="muted">
-          Showing the first {group.members.length} of {group.members_count} members, by name.
-        </p>
-      )}
+      {paged && pager.controls(list.data?.next, list.loading)}
       <Form
         label="Add a member"
         submit="Add member"

@@ -40,16 +40,16 @@ describe('the console: your account', () => {
   async function questionFits(tab: ConsoleTab) {
     const dialog = tab.page.getByRole('dialog');
     await dialog.waitFor();
-    return dialog.evaluate((d) => {
-      const question = d.querySelector('p')!;
+    return tab.page.evaluate<{ textInside: boolean; clipped: boolean }>(`(() => {
+      const d = document.querySelector('dialog[open]');
       const text = document.createRange();
-      text.selectNodeContents(question);
+      text.selectNodeContents(d.querySelector('p'));
       const t = text.getBoundingClientRect();
       const box = d.getBoundingClientRect();
       const textInside = t.left >= box.left && t.right <= box.right && t.top >= box.top && t.bottom <= box.bottom;
       const clipped = [d, ...d.querySelectorAll('*')].some((e) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible') || d.scrollWidth > d.clientWidth + 1;
       return { textInside, clipped };
-    });
+    })()`);
   }
 
   it('a forced password change: explained, the password signed in with asked for, nothing else reachable until done, then the account opens', async () => {
