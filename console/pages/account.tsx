@@ -176,7 +176,7 @@ export function Tokens(_props: { id?: string }) {
       <h2>Your tokens</h2>
       <ErrorNote error={list.error} />
       {tokens === undefined ? (
-        !list.error && <Placeholder rows={3} />
+        !list.error && <Placeholder rows={1} />
       ) : tokens.length === 0 ? (
         <p class="muted">You have no API tokens.</p>
       ) : (
