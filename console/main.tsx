@@ -2,6 +2,7 @@ import './style.css';
 import { render, type ComponentType } from 'preact';
 import { useEffect } from 'preact/hooks';
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
+import { CONSOLE_PATH, CONSOLE_ROUTES, type ConsoleRoute } from '../src/console-paths';
 import { AdminAudit } from './pages/admin-audit';
 import { AdminGroup, AdminGroups } from './pages/admin-groups';
 import { AdminUser, AdminUsers } from './pages/admin-users';
@@ -12,12 +13,6 @@ import { ConfirmEmail, ForgotPassword, ResetPassword, RevertEmail, SignUp, Verif
 import { SignIn } from './pages/sign-in';
 import { SessionProvider, SignedIn, useSession } from './session';
 import { ActionButton, Page, Placeholder } from './ui';
-
-/**
- * The console's paths (also in src/http/console.ts, which serves the page on them): links to any
- * other path (`/docs`) load as ordinary pages.
- */
-const CONSOLE_PATHS = /^\/(account|admin|sign-in|sign-up|forgot-password|reset-password|verify-email|confirm-email|revert-email)?(\/|\?|$)/;
 
 function Header() {
   const { me, mfa, signOut } = useSession();
@@ -99,34 +94,41 @@ const guarded = (C: ComponentType<Props>, admin: boolean) => (props: Props) => (
 const account = (C: ComponentType<Props>) => guarded(C, false);
 const admin = (C: ComponentType<Props>) => guarded(C, true);
 
+/** Each of the console's routes (src/console-paths.ts, which the server serves) and its page. */
+const PAGES: Record<ConsoleRoute, ComponentType<Props>> = {
+  '/': Home,
+  '/sign-in': SignIn,
+  '/sign-up': SignUp,
+  '/forgot-password': ForgotPassword,
+  '/reset-password': ResetPassword,
+  '/verify-email': VerifyEmail,
+  '/confirm-email': ConfirmEmail,
+  '/revert-email': RevertEmail,
+  '/account': account(Profile),
+  '/account/password': account(Password),
+  '/account/security': account(Security),
+  '/account/tokens': account(Tokens),
+  '/account/sessions': account(Sessions),
+  '/account/settings': account(Settings),
+  '/admin': admin(AdminUsers),
+  '/admin/users': admin(AdminUsers),
+  '/admin/users/:id': admin(AdminUser),
+  '/admin/groups': admin(AdminGroups),
+  '/admin/groups/:id': admin(AdminGroup),
+  '/admin/audit': admin(AdminAudit),
+};
+
 function App() {
   return (
-    <LocationProvider scope={CONSOLE_PATHS}>
+    <LocationProvider scope={CONSOLE_PATH}>
       <SessionProvider>
         <Header />
         <main id="main">
           <Router>
-            <Route path="/" component={Home} />
-            <Route path="/sign-in" component={SignIn} />
-            <Route path="/sign-up" component={SignUp} />
-            <Route path="/forgot-password" component={ForgotPassword} />
-            <Route path="/reset-password" component={ResetPassword} />
-            <Route path="/verify-email" component={VerifyEmail} />
-            <Route path="/confirm-email" component={ConfirmEmail} />
-            <Route path="/revert-email" component={RevertEmail} />
-            <Route path="/account" component={account(Profile)} />
-            <Route path="/account/password" component={account(Password)} />
-            <Route path="/account/security" component={account(Security)} />
-            <Route path="/account/tokens" component={account(Tokens)} />
-            <Route path="/account/sessions" component={account(Sessions)} />
-            <Route path="/account/settings" component={account(Settings)} />
-            <Route path="/admin" component={admin(AdminUsers)} />
-            <Route path="/admin/users" component={admin(AdminUsers)} />
-            <Route path="/admin/users/:id" component={admin(AdminUser)} />
-            <Route path="/admin/groups" component={admin(AdminGroups)} />
-            <Route path="/admin/groups/:id" component={admin(AdminGroup)} />
-            <Route path="/admin/audit" component={admin(AdminAudit)} />
-            <Route default component={NotFound} />
+            {[
+              ...CONSOLE_ROUTES.map((path) => <Route key={path} path={path} component={PAGES[path]} />),
+              <Route key="default" default component={NotFound} />,
+            ]}
           </Router>
         </main>
       </SessionProvider>

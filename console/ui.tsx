@@ -15,8 +15,10 @@ function asApiError(e: unknown): ApiError {
 interface FormState {
   errors: Record<string, string>;
   busy: boolean;
+  /** What the ids of the form's fields start with: `<prefix>-<name>`. */
+  prefix: string;
 }
-const FormContext = createContext<FormState>({ errors: {}, busy: false });
+const FormContext = createContext<FormState>({ errors: {}, busy: false, prefix: 'field' });
 
 export interface FormProps {
   /** Does the work; may return a message to show once it is done. Throw an ApiError to refuse. */
@@ -36,10 +38,16 @@ export interface FormProps {
   children?: ComponentChildren;
   /** An accessible name for the form, when the page has more than one. */
   label?: string;
+  /**
+   * What its fields' ids start with (`<id>-<name>`, `<id>-<name>-hint`, `<id>-<name>-error`), so
+   * that two forms of one page with a field of one name keep their ids apart; `field` by default.
+   */
+  id?: string;
 }
 
-export function Form({ onSubmit, submit, busy, fieldFor = {}, explain, quiet, class: className, actions, children, label }: FormProps) {
-  const [state, setState] = useState<FormState>({ errors: {}, busy: false });
+export function Form({ onSubmit, submit, busy, fieldFor = {}, explain, quiet, class: className, actions, children, label, id: prefix = 'field' }: FormProps) {
+  const [status, setState] = useState<Omit<FormState, 'prefix'>>({ errors: {}, busy: false });
+  const state: FormState = { ...status, prefix };
   const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
   const inFlight = useRef(false);
   const form = useRef<HTMLFormElement>(null);
@@ -119,19 +127,32 @@ export interface FieldProps extends InputProps {
   value: string;
   onValue: (value: string) => void;
   hint?: ComponentChildren;
-  /** The input's id when two forms of a page have a field of one name (default `field-<name>`). */
-  id?: string;
 }
 
-/** A labelled input with its hint and, after a refusal, the API's message about it. */
-export function Field({ name, label, value, onValue, hint, type = 'text', id: givenId, ...rest }: FieldProps) {
-  const { errors, busy } = useContext(FormContext);
-  const id = givenId ?? `field-${name}`;
+/** What a control of the enclosing Form needs: its id, its message after a refusal, whether the form is busy, and what describes it. */
+function useControl(name: string, hint: unknown) {
+  const { errors, busy, prefix } = useContext(FormContext);
+  const id = `${prefix}-${name}`;
   const error = errors[name];
-  const described = describedBy(id, hint, error);
+  return { id, error, busy, invalid: error ? ('true' as const) : undefined, described: describedBy(id, hint, error) };
+}
+
+/** A labelled control, its hint and its message: the body every field of a form shares. */
+function Labelled({ id, label, hint, error, children }: { id: string; label: string; hint?: ComponentChildren; error?: string; children: ComponentChildren }) {
   return (
     <div class={`field${error ? ' invalid' : ''}`}>
       <label for={id}>{label}</label>
+      {children}
+      <HintAndError id={id} hint={hint} error={error} />
+    </div>
+  );
+}
+
+/** A labelled input with its hint and, after a refusal, the API's message about it. */
+export function Field({ name, label, value, onValue, hint, type = 'text', ...rest }: FieldProps) {
+  const { id, error, busy, invalid, described } = useControl(name, hint);
+  return (
+    <Labelled id={id} label={label} hint={hint} error={error}>
       <input
         {...rest}
         id={id}
@@ -139,18 +160,17 @@ export function Field({ name, label, value, onValue, hint, type = 'text', id: gi
         type={type as 'text'}
         value={value}
         readOnly={busy || rest.readOnly}
-        aria-invalid={error ? 'true' : undefined}
+        aria-invalid={invalid}
         aria-describedby={described}
         onInput={(e) => onValue((e.target as HTMLInputElement).value)}
       />
-      <HintAndError id={id} hint={hint} error={error} />
-    </div>
+    </Labelled>
   );
 }
 
 /** The caller's current password, asked where a change must prove who makes it (password, address). */
-export function CurrentPassword({ value, onValue, hint, id }: { value: string; onValue: (v: string) => void; hint?: string; id?: string }) {
-  return <Field name="current_password" id={id} label="Current password" type="password" autoComplete="current-password" required value={value} onValue={onValue} hint={hint} />;
+export function CurrentPassword({ value, onValue, hint }: { value: string; onValue: (v: string) => void; hint?: string }) {
+  return <Field name="current_password" label="Current password" type="password" autoComplete="current-password" required value={value} onValue={onValue} hint={hint} />;
 }
 
 export interface TextAreaProps {
@@ -163,13 +183,9 @@ export interface TextAreaProps {
 }
 
 export function TextArea({ name, label, value, onValue, hint, rows = 8 }: TextAreaProps) {
-  const { errors, busy } = useContext(FormContext);
-  const id = `field-${name}`;
-  const error = errors[name];
-  const described = describedBy(id, hint, error);
+  const { id, error, busy, invalid, described } = useControl(name, hint);
   return (
-    <div class={`field${error ? ' invalid' : ''}`}>
-      <label for={id}>{label}</label>
+    <Labelled id={id} label={label} hint={hint} error={error}>
       <textarea
         id={id}
         name={name}
@@ -177,19 +193,16 @@ export function TextArea({ name, label, value, onValue, hint, rows = 8 }: TextAr
         value={value}
         spellcheck={false}
         readOnly={busy}
-        aria-invalid={error ? 'true' : undefined}
+        aria-invalid={invalid}
         aria-describedby={described}
         onInput={(e) => onValue((e.target as HTMLTextAreaElement).value)}
       />
-      <HintAndError id={id} hint={hint} error={error} />
-    </div>
+    </Labelled>
   );
 }
 
 export function Checkbox({ name, label, checked, onChecked, hint }: { name: string; label: string; checked: boolean; onChecked: (v: boolean) => void; hint?: string }) {
-  const { errors, busy } = useContext(FormContext);
-  const id = `field-${name}`;
-  const error = errors[name];
+  const { id, error, busy, invalid, described } = useControl(name, hint);
   return (
     <div class={`field checkbox${error ? ' invalid' : ''}`}>
       <input
@@ -198,8 +211,8 @@ export function Checkbox({ name, label, checked, onChecked, hint }: { name: stri
         type="checkbox"
         checked={checked}
         disabled={busy}
-        aria-invalid={error ? 'true' : undefined}
-        aria-describedby={describedBy(id, hint, error)}
+        aria-invalid={invalid}
+        aria-describedby={described}
         onChange={(e) => onChecked((e.target as HTMLInputElement).checked)}
       />
       <label for={id}>{label}</label>
@@ -209,29 +222,17 @@ export function Checkbox({ name, label, checked, onChecked, hint }: { name: stri
 }
 
 export function Select({ name, label, value, onValue, options, hint }: { name: string; label: string; value: string; onValue: (v: string) => void; options: Array<[string, string]>; hint?: string }) {
-  const { errors, busy } = useContext(FormContext);
-  const id = `field-${name}`;
-  const error = errors[name];
+  const { id, error, busy, invalid, described } = useControl(name, hint);
   return (
-    <div class={`field${error ? ' invalid' : ''}`}>
-      <label for={id}>{label}</label>
-      <select
-        id={id}
-        name={name}
-        value={value}
-        disabled={busy}
-        aria-invalid={error ? 'true' : undefined}
-        aria-describedby={describedBy(id, hint, error)}
-        onChange={(e) => onValue((e.target as HTMLSelectElement).value)}
-      >
+    <Labelled id={id} label={label} hint={hint} error={error}>
+      <select id={id} name={name} value={value} disabled={busy} aria-invalid={invalid} aria-describedby={described} onChange={(e) => onValue((e.target as HTMLSelectElement).value)}>
         {options.map(([v, text]) => (
           <option key={v} value={v}>
             {text}
           </option>
         ))}
       </select>
-      <HintAndError id={id} hint={hint} error={error} />
-    </div>
+    </Labelled>
   );
 }
 
@@ -368,6 +369,38 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): { data
     };
   }, deps);
   return { ...state, reload };
+}
+
+/**
+ * A table's scrolling region: a narrow window scrolls the table sideways rather than break its
+ * words, and the region is named and reachable by keyboard, so it can be scrolled without a mouse.
+ */
+export function TableRegion({ label, labelledBy, busy, class: className, children }: { label?: string; labelledBy?: string; busy?: boolean; class?: string; children: ComponentChildren }) {
+  return (
+    <div class={`table-wrap${className ? ` ${className}` : ''}`} role="region" aria-label={label} aria-labelledby={labelledBy} tabIndex={0} aria-busy={busy}>
+      {children}
+    </div>
+  );
+}
+
+/** A table's column headings; `actions`: a last column of buttons, its heading read out but not shown. */
+export function TableHead({ columns, actions }: { columns: string[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c) => (
+          <th key={c} scope="col">
+            {c}
+          </th>
+        ))}
+        {actions && (
+          <th scope="col">
+            <span class="visually-hidden">Actions</span>
+          </th>
+        )}
+      </tr>
+    </thead>
+  );
 }
 
 /** Placeholder rows of the size of what is coming, so the page does not move when it arrives. */

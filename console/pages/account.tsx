@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, ApiError, ok, type Schemas } from '../api';
 import { useSession } from '../session';
-import { ActionButton, Checkbox, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad } from '../ui';
+import { TokenTable } from '../token-table';
+import { ActionButton, Checkbox, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad, TableRegion, TableHead } from '../ui';
 
 /**
  * The signed-in person's own pages: password, API tokens, sessions and settings (Keycloak's
@@ -175,77 +176,26 @@ export function Tokens(_props: { id?: string }) {
       <h2>Your tokens</h2>
       <ErrorNote error={list.error} />
       {tokens === undefined ? (
-        !list.error && <Placeholder rows={3} />
+        !list.error && <Placeholder rows={1} />
       ) : tokens.length === 0 ? (
         <p class="muted">You have no API tokens.</p>
       ) : (
         <>
-          <div class="table-wrap" role="region" aria-label="Your API tokens" tabIndex={0}>
-            <table class="account-table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Scopes</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Last IP address</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">
-                    <span class="acct-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {tokens.map((t) => (
-                  <tr key={t.name}>
-                    <th scope="row" class="token-name">
-                      {t.name}
-                    </th>
-                    <td>
-                      <span class="tags">
-                        {t.scopes.map((s) => (
-                          <span key={s} class="tag">
-                            {s}
-                          </span>
-                        ))}
-                      </span>
-                    </td>
-                    <td>
-                      <Time value={t.created} />
-                    </td>
-                    <td>
-                      <Time value={t.last_used} />
-                    </td>
-                    <td>{t.last_ipaddr ?? <span class="muted">none</span>}</td>
-                    <td>
-                      <Time value={t.expires} />
-                    </td>
-                    <td class="row-actions">
-                      <ActionButton
-                        danger
-                        label={`Delete token ${t.name}`}
-                        busy="Deleting…"
-                        confirm={`Delete the token “${t.name}”? Programs using it will be refused from their next request.`}
-                        confirmLabel="Delete token"
-                        onClick={async () => {
-                          try {
-                            await ok(api.DELETE('/user/me/token/{name}', { params: { path: { name: t.name } } }));
-                          } catch (e) {
-                            // Already gone (deleted elsewhere, or expired): the list will say so.
-                            if (!(e instanceof ApiError && e.status === 404)) throw e;
-                          }
-                          if (created?.name === t.name) setCreated(null);
-                          await list.reload();
-                        }}
-                      >
-                        Delete
-                      </ActionButton>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <TokenTable
+            tokens={tokens}
+            label="Your API tokens"
+            question={(t) => `Delete the token “${t.name}”? Programs using it will be refused from their next request.`}
+            onDelete={async (t) => {
+              try {
+                await ok(api.DELETE('/user/me/token/{name}', { params: { path: { name: t.name } } }));
+              } catch (e) {
+                // Already gone (deleted elsewhere, or expired): the list will say so.
+                if (!(e instanceof ApiError && e.status === 404)) throw e;
+              }
+              if (created?.name === t.name) setCreated(null);
+              await list.reload();
+            }}
+          />
           <ActionButton
             danger
             busy="Revoking…"
@@ -417,20 +367,9 @@ export function Sessions(_props: { id?: string }) {
         !list.error && <Placeholder rows={3} />
       ) : (
         <>
-          <div class="table-wrap" role="region" aria-label="Your sessions" tabIndex={0}>
+          <TableRegion label="Your sessions">
             <table class="account-table">
-              <thead>
-                <tr>
-                  <th scope="col">Device</th>
-                  <th scope="col">IP address</th>
-                  <th scope="col">Signed in</th>
-                  <th scope="col">Last active</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">
-                    <span class="acct-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['Device', 'IP address', 'Signed in', 'Last active', 'Expires']} actions />
               <tbody>
                 {sessions.map((s) => (
                   <tr key={s.id} class={s.current ? 'current' : undefined}>
@@ -474,7 +413,7 @@ export function Sessions(_props: { id?: string }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableRegion>
           {others.length > 0 ? (
             <ActionButton
               danger
@@ -545,17 +484,9 @@ export function Settings(_props: { id?: string }) {
       ) : keys.length === 0 ? (
         <p class="muted">You have no settings.</p>
       ) : (
-        <div class="table-wrap" role="region" aria-label="Your settings" tabIndex={0}>
+        <TableRegion label="Your settings">
           <table class="account-table">
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">Value</th>
-                <th scope="col">
-                  <span class="acct-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Key', 'Value']} actions />
             <tbody>
               {keys.map((k) => (
                 <tr key={k}>
@@ -601,7 +532,7 @@ export function Settings(_props: { id?: string }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableRegion>
       )}
 
       <h2>Add or change one setting</h2>

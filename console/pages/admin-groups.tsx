@@ -3,7 +3,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, ok, page, type Schemas } from '../api';
-import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad, usePager } from '../ui';
+import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad, usePager, TableRegion, TableHead } from '../ui';
 
 type Group = Schemas['UserGroupDetailed'];
 type Permission = Schemas['GroupPermission'];
@@ -41,18 +41,10 @@ export function AdminGroups(_props: { id?: string }) {
       ) : data.items.length === 0 && pager.pageNumber === 1 ? (
         <p class="notice">There are no groups yet. Create the first one below.</p>
       ) : (
-        <div class="table-wrap" role="region" aria-label="Groups" tabIndex={0}>
+        <TableRegion label="Groups">
           <table class="g-table">
             <caption class="visually-hidden">Groups, by name</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Description</th>
-                <th scope="col">Owner</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Description', 'Owner', 'Status', 'Created']} />
             <tbody>
               {data.items.map((g) => (
                 <tr key={g.id}>
@@ -73,7 +65,7 @@ export function AdminGroups(_props: { id?: string }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableRegion>
       )}
       {data !== undefined && pager.controls(data.next, loading)}
       <h2 id="create-group">Create a group</h2>
@@ -230,28 +222,40 @@ function GroupSettings({ group, saved }: { group: Group; saved: (g: Group) => Pr
   );
 }
 
+/** As many members as the group's own answer holds; the rest a page of this size at a time. */
+const MEMBERS_PAGE = 100;
+
+/**
+ * The group's members, a page at a time: the group's answer holds the first 100, which is all
+ * there is for most groups (no further request); a larger group's pages come from
+ * `GET /user_group/{group}/member`, the first one too, for the cursor of the next.
+ */
 function Members({ group, reload }: { group: Group; reload: () => Promise<void> }) {
   const [member, setMember] = useState('');
+  const pager = usePager([group.id]);
+  const cursor = pager.cursor;
+  const paged = group.members_count > group.members.length || pager.pageNumber > 1;
+  const list = useLoad(
+    async () =>
+      paged
+        ? page(api.GET('/user_group/{group}/member', { params: { path: { group: group.id }, query: { limit: MEMBERS_PAGE, ...(cursor ? { cursor } : {}) } } }))
+        : { items: group.members, next: undefined },
+    [group.id, cursor, group.members_count, group.members],
+  );
+  const members = list.data?.items ?? (pager.pageNumber === 1 ? group.members : []);
   return (
     <>
       <h2>Members ({group.members_count})</h2>
-      {group.members.length === 0 ? (
+      <ErrorNote error={list.error} />
+      {members.length === 0 ? (
         <p class="muted">No members yet.</p>
       ) : (
-        <div class="table-wrap" role="region" aria-label="Members" tabIndex={0}>
+        <TableRegion label="Members" busy={list.loading}>
           <table class="g-table">
             <caption class="visually-hidden">Members of {group.name}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Email</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Email']} actions />
             <tbody>
-              {group.members.map((m) => (
+              {members.map((m) => (
                 <tr key={m.id}>
                   <td>
                     <a href={userPath(m.id)}>{m.name}</a>
@@ -278,13 +282,9 @@ function Members({ group, reload }: { group: Group; reload: () => Promise<void> 
               ))}
             </tbody>
           </table>
-        </div>
+        </TableRegion>
       )}
-      {group.members_count > group.members.length && (
-        <p class="muted">
-          Showing the first {group.members.length} of {group.members_count} members, by name.
-        </p>
-      )}
+      {paged && pager.controls(list.data?.next, list.loading)}
       <Form
         label="Add a member"
         submit="Add member"
@@ -317,19 +317,10 @@ function Grants({ group, reload }: { group: Group; reload: () => Promise<void> }
         Who holds what on {group.name}. A grant to a group is held by each of its members (one level deep); membership alone gives usergroup.read; the
         highest grant wins.
       </p>
-      <div class="table-wrap" role="region" aria-label="Grants" tabIndex={0}>
+      <TableRegion label="Grants">
         <table class="g-table">
           <caption class="visually-hidden">Grants on {group.name}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Held by</th>
-              <th scope="col">Permission</th>
-              <th scope="col">Origin</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['Held by', 'Permission', 'Origin']} actions />
           <tbody>
             {group.grants.map((g) => (
               <tr key={`${g.type}:${g.id}:${g.origin}`}>
@@ -365,7 +356,7 @@ function Grants({ group, reload }: { group: Group; reload: () => Promise<void> }
             ))}
           </tbody>
         </table>
-      </div>
+      </TableRegion>
       <div class="grant-forms">
         <Form
           label="Grant to a user"
@@ -578,16 +569,10 @@ function Explanation({ group, result }: { group: Group; result: Explained }) {
           {others.every((o) => rank(o.permission) < rank(winner.permission)) ? 'each gives less.' : 'none gives more (on a tie the first route listed counts).'}
         </p>
       )}
-      <div class="table-wrap" role="region" aria-label="Every route to this group" tabIndex={0}>
+      <TableRegion label="Every route to this group">
         <table class="g-table">
           <caption class="visually-hidden">Every route by which {user.name} gets something on {group.name}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Route</th>
-              <th scope="col">Gives</th>
-              <th scope="col">Result</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Route', 'Gives', 'Result']} />
           <tbody>
             {(routes.length ? routes : [winner]).map((r, i) => (
               <tr key={i} class={r === winner ? 'winner' : undefined}>
@@ -600,7 +585,7 @@ function Explanation({ group, result }: { group: Group; result: Explained }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableRegion>
     </div>
   );
 }

@@ -2,9 +2,10 @@ import './admin-users.css';
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, ok, page, type Schemas, type UserDetailed } from '../api';
+import { TokenTable } from '../token-table';
 import { useSession } from '../session';
 import { FactorTable } from './security';
-import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager } from '../ui';
+import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager, TableRegion, TableHead } from '../ui';
 
 /**
  * The system administrators' user pages: the list (search as you type, filters, keyset paging,
@@ -110,18 +111,10 @@ export function AdminUsers(_props: { id?: string }) {
         !list.error && <Placeholder rows={8} />
       ) : (
         <>
-          <div class="table-wrap users-table" role="region" aria-label="Users" tabIndex={0} aria-busy={list.loading}>
+          <TableRegion class="users-table" label="Users" busy={list.loading}>
             <table>
-              <caption class="users-sr-only">Users{q ? ` whose name or email starts with “${q}”` : ''}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Email</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Last sign-in</th>
-                  <th scope="col">Created</th>
-                </tr>
-              </thead>
+              <caption class="visually-hidden">Users{q ? ` whose name or email starts with “${q}”` : ''}</caption>
+              <TableHead columns={['Name', 'Email', 'Role', 'Last sign-in', 'Created']} />
               <tbody>
                 {list.data.items.length === 0 && (
                   <tr>
@@ -154,7 +147,7 @@ export function AdminUsers(_props: { id?: string }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableRegion>
           {(list.data.next || pager.pageNumber > 1) && pager.controls(list.data.next, list.loading)}
         </>
       )}
@@ -440,56 +433,16 @@ function ActiveUser({
       ) : tokens.data.length === 0 ? (
         <p class="muted">No API tokens.</p>
       ) : (
-        <div class="table-wrap users-table" role="region" aria-label="Their API tokens" tabIndex={0} aria-busy={tokens.loading}>
-          <table aria-labelledby="user-tokens">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Last IP</th>
-                <th scope="col">Expires</th>
-                <th scope="col">
-                  <span class="users-sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {tokens.data.map((t) => (
-                <tr key={t.name}>
-                  <td>{t.name}</td>
-                  <td>{t.scopes.join(', ')}</td>
-                  <td>
-                    <Time value={t.created} />
-                  </td>
-                  <td>
-                    <Time value={t.last_used} />
-                  </td>
-                  <td>{t.last_ipaddr ?? <span class="muted">none</span>}</td>
-                  <td>
-                    <Time value={t.expires} />
-                  </td>
-                  <td>
-                    <ActionButton
-                      danger
-                      label={`Delete token ${t.name}`}
-                      busy="Deleting…"
-                      confirm={`Delete ${user.name}'s API token “${t.name}”? Programs using it are refused from their next request.`}
-                      confirmLabel="Delete token"
-                      onClick={async () => {
-                        await ok(api.DELETE('/user/{user}/token/{name}', { params: { path: { user: user.id, name: t.name } } }));
-                        await tokens.reload();
-                      }}
-                    >
-                      Delete
-                    </ActionButton>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <TokenTable
+          tokens={tokens.data}
+          label="Their API tokens"
+          busy={tokens.loading}
+          question={(t) => `Delete ${user.name}'s API token “${t.name}”? Programs using it are refused from their next request.`}
+          onDelete={async (t) => {
+            await ok(api.DELETE('/user/{user}/token/{name}', { params: { path: { user: user.id, name: t.name } } }));
+            await tokens.reload();
+          }}
+        />
       )}
     </Page>
   );

@@ -61,32 +61,46 @@ function Invalid({ title, children }: { title: string; children: ComponentChildr
   );
 }
 
-type Outcome = { state: 'working' } | { state: 'done' } | { state: 'invalid' } | { state: 'failed'; error: ApiError };
+type Outcome = { state: 'ask' } | { state: 'working' } | { state: 'done' } | { state: 'invalid' } | { state: 'failed'; error: ApiError };
 
-/** Runs a link's call once the page opens (and again on "Try again"). */
-function useLinkCall(token: string | undefined, call: (token: string) => Promise<unknown>, after?: () => Promise<unknown>): [Outcome, () => void] {
-  const [outcome, setOutcome] = useState<Outcome>({ state: 'working' });
+/**
+ * The link's token and its call (verify, confirm, revert): posted as the page opens, or with
+ * `onOpen: false` only when `run` is called (a click: undoing an email change asks first; a
+ * refusal other than the link's is thrown to the button then, which says it). `after` runs once
+ * the call went through, before the page says so. An `invalid_token` answer is the link's "no
+ * longer works".
+ */
+function useLinkPost(
+  call: (token: string) => Promise<unknown>,
+  { after, onOpen = true }: { after?: () => Promise<unknown>; onOpen?: boolean } = {},
+): { token: string | undefined; outcome: Outcome; run: () => Promise<void> } {
+  const token = useLinkToken();
+  const [outcome, setOutcome] = useState<Outcome>({ state: onOpen ? 'working' : 'ask' });
   const alive = useRef(true);
-  async function go() {
-    if (!token) return;
-    setOutcome({ state: 'working' });
+  async function post(): Promise<Outcome> {
     try {
-      await call(token);
+      await call(token!);
       await after?.().catch(() => undefined);
-      if (alive.current) setOutcome({ state: 'done' });
+      return { state: 'done' };
     } catch (e) {
-      if (!alive.current) return;
       const error = e instanceof ApiError ? e : new ApiError(0, { error: String(e), code: 'internal_error', request_id: '' });
-      setOutcome(error.code === 'invalid_token' ? { state: 'invalid' } : { state: 'failed', error });
+      return error.code === 'invalid_token' ? { state: 'invalid' } : { state: 'failed', error };
     }
   }
+  async function run() {
+    if (!token) return;
+    if (onOpen) setOutcome({ state: 'working' });
+    const result = await post();
+    if (!onOpen && result.state === 'failed') throw result.error;
+    if (alive.current) setOutcome(result);
+  }
   useEffect(() => {
-    void go();
+    if (onOpen) void run();
     return () => {
       alive.current = false;
     };
   }, []);
-  return [outcome, () => void go()];
+  return { token, outcome, run };
 }
 
 function Working({ title, label }: { title: string; label: string }) {
@@ -182,7 +196,7 @@ export function ResetPassword() {
   if (state === 'done') {
     return (
       <Page title="Your password is set">
-        <p class="notice" role="status">
+        <p class="notice success" role="status">
           Your password is set. Sign in with it.
         </p>
         <p class="muted">For your safety, every place where this account was signed in has been signed out.</p>
@@ -294,8 +308,7 @@ export function SignUp() {
 }
 
 export function VerifyEmail() {
-  const token = useLinkToken();
-  const [outcome, retry] = useLinkCall(token, (t) => ok(api.POST('/register/verify', { body: { token: t } })));
+  const { token, outcome, run: retry } = useLinkPost((t) => ok(api.POST('/register/verify', { body: { token: t } })));
 
   if (!token) {
     return (
@@ -316,7 +329,7 @@ export function VerifyEmail() {
   }
   return (
     <Page title="Address confirmed">
-      <p class="notice" role="status">
+      <p class="notice success" role="status">
         Your address is confirmed. You can sign in now.
       </p>
       <p class="links">
@@ -329,14 +342,11 @@ export function VerifyEmail() {
 }
 
 export function ConfirmEmail() {
-  const token = useLinkToken();
   const { me, refresh } = useSession();
   // Signed in (or not known yet): fetch the profile again, so it shows the new address.
-  const [outcome, retry] = useLinkCall(
-    token,
-    (t) => ok(api.POST('/user/me/email/confirm', { body: { token: t } })),
-    async () => (me !== null ? refresh() : undefined),
-  );
+  const { token, outcome, run: retry } = useLinkPost((t) => ok(api.POST('/user/me/email/confirm', { body: { token: t } })), {
+    after: async () => (me !== null ? refresh() : undefined),
+  });
 
   if (!token) {
     return (
@@ -357,7 +367,7 @@ export function ConfirmEmail() {
   }
   return (
     <Page title="New address confirmed">
-      <p class="notice" role="status">
+      <p class="notice success" role="status">
         Your new address is confirmed; sign in with it from now on.
       </p>
       <p class="links">
@@ -376,9 +386,12 @@ export function ConfirmEmail() {
 }
 
 export function RevertEmail() {
-  const token = useLinkToken();
   const { me, signOut } = useSession();
-  const [state, setState] = useState<'ask' | 'done' | 'invalid'>('ask');
+  // This browser's session ends too: forget it here (logout answers 204 either way).
+  const { token, outcome, run } = useLinkPost((t) => ok(api.POST('/user/me/email/revert', { body: { token: t } })), {
+    onOpen: false,
+    after: async () => (me !== null ? signOut() : undefined),
+  });
 
   if (!token) {
     return (
@@ -388,7 +401,7 @@ export function RevertEmail() {
       </Incomplete>
     );
   }
-  if (state === 'invalid') {
+  if (outcome.state === 'invalid') {
     return (
       <Invalid title="This link no longer works">
         A link to undo an email change works once, for 7 days. If the address was changed without you, <a href="/forgot-password">set a new password</a>{' '}
@@ -396,10 +409,10 @@ export function RevertEmail() {
       </Invalid>
     );
   }
-  if (state === 'done') {
+  if (outcome.state === 'done') {
     return (
       <Page title="Your old address is back">
-        <p class="notice" role="status">
+        <p class="notice success" role="status">
           Your old address is back and every session has ended. The password no longer works: we have mailed a link to set a new one to your old
           address.
         </p>
@@ -428,20 +441,7 @@ export function RevertEmail() {
         <ActionButton
           danger
           busy="Putting your old address back…"
-          onClick={async () => {
-            try {
-              await ok(api.POST('/user/me/email/revert', { body: { token } }));
-            } catch (e) {
-              if (e instanceof ApiError && e.code === 'invalid_token') {
-                setState('invalid');
-                return;
-              }
-              throw e;
-            }
-            // This browser's session ended too: forget it here (logout answers 204 either way).
-            if (me !== null) await signOut().catch(() => undefined);
-            setState('done');
-          }}
+          onClick={run}
         >
           Put my old address back and sign out everywhere
         </ActionButton>

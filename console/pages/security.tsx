@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, ok, type Schemas } from '../api';
 import { addPasskey, CeremonyError, deviceName, passkeysSupported, renameFactor } from '../passkeys';
 import { useSession } from '../session';
-import { ActionButton, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad } from '../ui';
+import { ActionButton, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad, TableRegion, TableHead } from '../ui';
 import { fieldError } from './account';
 import { TOTP_SHAPE } from './sign-in';
 
@@ -50,22 +50,9 @@ export function svgDataUrl(svg: string): string {
  */
 export function FactorTable({ factors, labelledBy, busy, action }: { factors: Factor[]; labelledBy: string; busy?: boolean; action?: (f: Factor) => ComponentChildren }) {
   return (
-    <div class="table-wrap" role="region" aria-labelledby={labelledBy} tabIndex={0} aria-busy={busy}>
+    <TableRegion labelledBy={labelledBy} busy={busy}>
       <table class="account-table">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Type</th>
-            <th scope="col">Added</th>
-            <th scope="col">Last used</th>
-            <th scope="col">Status</th>
-            {action && (
-              <th scope="col">
-                <span class="acct-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
+        <TableHead columns={['Name', 'Type', 'Added', 'Last used', 'Status']} actions={!!action} />
         <tbody>
           {factors.map((f) => (
             <tr key={f.id}>
@@ -85,7 +72,7 @@ export function FactorTable({ factors, labelledBy, busy, action }: { factors: Fa
           ))}
         </tbody>
       </table>
-    </div>
+    </TableRegion>
   );
 }
 
@@ -262,6 +249,7 @@ function AddPasskey({ taken, onAdded }: { taken: string[]; onAdded: (recovery?: 
   const shown = name ?? deviceName(taken);
   return (
     <Form
+      id="passkey"
       submit="Add passkey"
       busy="Waiting for the passkey…"
       label="Add a passkey"
@@ -292,7 +280,6 @@ function AddPasskey({ taken, onAdded }: { taken: string[]; onAdded: (recovery?: 
     >
       <Field
         name="name"
-        id="field-passkey-name"
         label="Passkey name"
         required
         maxLength={100}
@@ -300,7 +287,7 @@ function AddPasskey({ taken, onAdded }: { taken: string[]; onAdded: (recovery?: 
         onValue={setName}
         hint="Which device or password manager keeps it, such as “Laptop” or “iPhone”."
       />
-      <CurrentPassword id="field-passkey-password" value={current} onValue={setCurrent} />
+      <CurrentPassword value={current} onValue={setCurrent} />
     </Form>
   );
 }
@@ -314,7 +301,6 @@ function Rename({ factor, taken, onRenamed }: { factor: Factor; taken: string[];
     dialog.current?.close();
     setOpen(false);
   };
-  const fieldId = `field-rename-${factor.id}`;
   return (
     <span class="action">
       <button
@@ -331,6 +317,7 @@ function Rename({ factor, taken, onRenamed }: { factor: Factor; taken: string[];
       <dialog ref={dialog} class="confirm mfa-rename" aria-label={`Rename ${factor.name}`} onClose={() => setOpen(false)}>
         {open && (
           <Form
+            id={`rename-${factor.id}`}
             submit="Save"
             busy="Saving…"
             quiet
@@ -351,7 +338,7 @@ function Rename({ factor, taken, onRenamed }: { factor: Factor; taken: string[];
               await onRenamed();
             }}
           >
-            <Field id={fieldId} name="name" label="Name" required maxLength={100} value={name} onValue={setName} />
+            <Field name="name" label="Name" required maxLength={100} value={name} onValue={setName} />
           </Form>
         )}
       </dialog>
@@ -457,6 +444,7 @@ function Regenerate({ onMade }: { onMade: (codes: string[]) => void }) {
     <details class="mfa-regenerate">
       <summary>Make new recovery codes</summary>
       <Form
+        id="regenerate"
         submit="Make new codes"
         busy="Making codes…"
         label="Make new recovery codes"
@@ -469,7 +457,7 @@ function Regenerate({ onMade }: { onMade: (codes: string[]) => void }) {
         }}
       >
         <p class="hint">Ten new codes replace the ones you have: the old ones stop working at once, used or not.</p>
-        <CurrentPassword id="field-regenerate-password" value={current} onValue={setCurrent} />
+        <CurrentPassword value={current} onValue={setCurrent} />
       </Form>
     </details>
   );

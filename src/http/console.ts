@@ -3,37 +3,22 @@ import path from 'node:path';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { parse as parseCookies } from 'cookie';
 import { apiSpecPath } from '../api-spec';
+import { CONSOLE_PAGES, CONSOLE_PATH } from '../console-paths';
 import { SESSION_COOKIE } from './authenticate';
 
 /**
- * The web console's paths: every page of it answers with the same document (the page routes
- * itself), and its scripts and style sheets live under `/assets/`. No path of the API starts with
- * one of these (test/http/console.test.ts checks against openapi.yaml); `/` is the console's too.
- * The mailed links (`/reset-password`, `/verify-email`, `/confirm-email`, `/revert-email`) are
- * among them, so they land here.
+ * The web console's pages (src/console-paths.ts, which the page's router reads too): every page of
+ * it answers with the same document (the page routes itself), and its scripts and style sheets
+ * live under `/assets/`. No path of the API starts with one of these (test/http/console.test.ts
+ * checks against openapi.yaml).
  */
-export const CONSOLE_PAGES = [
-  '/account',
-  '/admin',
-  '/sign-in',
-  '/sign-up',
-  '/forgot-password',
-  '/reset-password',
-  '/verify-email',
-  '/confirm-email',
-  '/revert-email',
-] as const;
+export { CONSOLE_PAGES };
 export const CONSOLE_ASSETS = '/assets';
 const ASSET_NAME = /^\/[A-Za-z0-9_-]+\.[a-z0-9]+$/;
 
 /** Where `npm run build` puts the console (console/build.mjs). */
 export function consoleDir(): string {
   return path.join(path.dirname(apiSpecPath()), 'dist', 'console');
-}
-
-function isPage(pathname: string): boolean {
-  if (pathname === '/') return true;
-  return CONSOLE_PAGES.some((p) => pathname === p || pathname.startsWith(`${p}/`));
 }
 
 /**
@@ -66,7 +51,7 @@ export function consolePages(options: { dir?: string; registration: boolean }): 
         next(err);
       });
     }
-    if (!isPage(pathname)) return next();
+    if (!CONSOLE_PATH.test(pathname)) return next();
     const cookie = req.headers.cookie ? parseCookies(req.headers.cookie)[SESSION_COOKIE] : undefined;
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
     res.setHeader('Cache-Control', 'no-cache');

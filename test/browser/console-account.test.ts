@@ -36,6 +36,22 @@ describe('the console: your account', () => {
     await dialog.getByRole('button', { name: button, exact: true }).click();
   }
 
+  /** Whether the open dialog's question stands whole inside it (its text's box within the dialog's) and nothing in it scrolls sideways. */
+  async function questionFits(tab: ConsoleTab) {
+    const dialog = tab.page.getByRole('dialog');
+    await dialog.waitFor();
+    return tab.page.evaluate<{ textInside: boolean; clipped: boolean }>(`(() => {
+      const d = document.querySelector('dialog[open]');
+      const text = document.createRange();
+      text.selectNodeContents(d.querySelector('p'));
+      const t = text.getBoundingClientRect();
+      const box = d.getBoundingClientRect();
+      const textInside = t.left >= box.left && t.right <= box.right && t.top >= box.top && t.bottom <= box.bottom;
+      const clipped = [d, ...d.querySelectorAll('*')].some((e) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible') || d.scrollWidth > d.clientWidth + 1;
+      return { textInside, clipped };
+    })()`);
+  }
+
   it('a forced password change: explained, the password signed in with asked for, nothing else reachable until done, then the account opens', async () => {
     const u = await run.t.factory.user({ password: 'old password 1', forcePasswordChange: true });
     const tab = await run.open();
@@ -178,6 +194,11 @@ describe('the console: your account', () => {
     await run.check(tab, 'account-tokens-list');
 
     await tab.page.getByRole('button', { name: `Delete token ${name}`, exact: true }).click();
+    // The question is read whole, at either width: its text wraps inside the dialog, nothing cut at its edge.
+    for (const width of [1440, 375]) {
+      await tab.page.setViewportSize({ width, height: 900 });
+      expect({ width, ...(await questionFits(tab)) }).toEqual({ width, textInside: true, clipped: false });
+    }
     await confirm(tab, 'Delete token');
     await tab.page.getByText('You have no API tokens.').waitFor();
     expect((await call('GET', '/user/me', { bearer: secret })).status).toBe(401);

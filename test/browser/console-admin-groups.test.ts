@@ -73,6 +73,36 @@ describe('the console: the administrators’ groups pages', () => {
     expectNoTrouble(tab.trouble);
   }, 120_000);
 
+  it('pages the members of a group beyond the first 100: member 101 and on show after "Next"', async () => {
+    expect((await as().post('/user_group', { name: 'crowd', description: 'A large group' })).status).toBe(201);
+    // 102 members, named so that their order by name is their number.
+    const names = Array.from({ length: 102 }, (_, i) => `crowd-${String(i + 1).padStart(3, '0')}`);
+    for (const name of names) {
+      const u = await run.t.factory.user({ name, password: null });
+      expect((await as().put(`/user_group/crowd/member/${u.user.id}`)).status).toBe(201);
+    }
+    const id = (await as().get('/user_group/crowd')).body.id as string;
+    const tab = await run.open();
+    const { page } = tab;
+    await run.signIn(tab, admin);
+    await page.goto(`/admin/groups/${id}`);
+    await page.getByRole('heading', { name: 'Members (102)' }).waitFor();
+    const members = page.getByRole('table', { name: 'Members of crowd' });
+    await members.getByRole('link', { name: 'crowd-100' }).waitFor();
+    expect(await members.getByRole('link', { name: 'crowd-101' }).count()).toBe(0);
+    await run.check(tab, 'admin-group-members-paged');
+
+    const pages = page.getByRole('navigation', { name: 'Pages' });
+    await pages.getByRole('button', { name: 'Next' }).click();
+    await members.getByRole('link', { name: 'crowd-102' }).waitFor();
+    await members.getByRole('link', { name: 'crowd-101' }).waitFor();
+    expect(await members.getByRole('link', { name: 'crowd-100' }).count()).toBe(0);
+    expect(await pages.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+    await pages.getByRole('button', { name: 'Previous' }).click();
+    await members.getByRole('link', { name: 'crowd-001' }).waitFor();
+    expectNoTrouble(tab.trouble);
+  }, 120_000);
+
   it('creates a group, adds and removes a member, grants and revokes, through the pages', async () => {
     const bob = await run.t.factory.user({ name: 'bob' });
     const tab = await run.open();

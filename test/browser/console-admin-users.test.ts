@@ -198,7 +198,7 @@ describe('the console: system administrators manage users', () => {
 
     await page.goto(`/admin/users/${u.user.id}`);
     await page.getByRole('heading', { name: u.user.name, level: 1 }).waitFor();
-    await page.getByRole('cell', { name: firstName, exact: true }).waitFor();
+    await page.getByRole('rowheader', { name: firstName, exact: true }).waitFor();
     await run.check(tab, 'admin-user');
 
     // Edit: only the changed field is sent, and the API has it.
@@ -225,7 +225,7 @@ describe('the console: system administrators manage users', () => {
     // Delete one API token: it is refused, the other still works.
     await page.getByRole('button', { name: `Delete token ${firstName}` }).click();
     await page.getByRole('dialog', { name: `Delete token ${firstName}` }).getByRole('button', { name: 'Delete token' }).click();
-    await page.getByRole('cell', { name: firstName, exact: true }).waitFor({ state: 'detached' });
+    await page.getByRole('rowheader', { name: firstName, exact: true }).waitFor({ state: 'detached' });
     expect((await run.t.http().get('/user/me').set('Authorization', `Bearer ${firstToken}`)).status).toBe(401);
     expect((await run.t.http().get('/user/me').set('Authorization', `Bearer ${secondToken}`)).status).toBe(200);
 

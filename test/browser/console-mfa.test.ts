@@ -437,7 +437,7 @@ describe('the console: two-factor sign-in', () => {
     const password = form.getByLabel('Current password');
     await password.fill('not my password');
     await form.getByRole('button', { name: 'Make new codes' }).click();
-    await form.locator('#field-regenerate-password-error').filter({ hasText: /password/i }).waitFor();
+    await form.locator('#regenerate-current_password-error').filter({ hasText: /password/i }).waitFor();
     expect(await password.getAttribute('aria-invalid')).toBe('true');
     await password.fill(u.password);
     await form.getByRole('button', { name: 'Make new codes' }).click();

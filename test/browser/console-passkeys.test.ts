@@ -159,7 +159,7 @@ describe('the console: passkeys', () => {
     // The password is checked before the browser is asked for anything.
     await form.getByLabel('Current password').fill('not my password');
     await form.getByRole('button', { name: 'Add passkey' }).click();
-    await page.locator('#field-passkey-password-error').filter({ hasText: /password/i }).waitFor();
+    await page.locator('#passkey-current_password-error').filter({ hasText: /password/i }).waitFor();
     expect(await key.credentials()).toEqual([]);
 
     await form.getByLabel('Passkey name').fill('Work laptop');

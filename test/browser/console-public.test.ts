@@ -119,7 +119,21 @@ describe('the console: signed-out pages and mailed links', () => {
 
     const mail = await mailTo(email, 'verify-email');
     await follow(tab, mail.text, 'verify-email');
-    await page.getByRole('status').filter({ hasText: 'Your address is confirmed. You can sign in now.' }).waitFor();
+    const confirmed = page.getByRole('status').filter({ hasText: 'Your address is confirmed. You can sign in now.' });
+    await confirmed.waitFor();
+    // Good news does not wear the warning's colour (a plain notice's, the forced password change's).
+    const colours = await page.evaluate<Record<'success' | 'warning', { background: string; border: string }>>(`(() => {
+      const done = [...document.querySelectorAll('[role=status]')].find((e) => e.textContent.includes('Your address is confirmed'));
+      const warning = document.createElement('p');
+      warning.className = 'notice';
+      done.after(warning);
+      const of = (e) => ({ background: getComputedStyle(e).backgroundColor, border: getComputedStyle(e).borderTopColor });
+      const both = { success: of(done), warning: of(warning) };
+      warning.remove();
+      return both;
+    })()`);
+    expect(colours.success.background).not.toBe(colours.warning.background);
+    expect(colours.success.border).not.toBe(colours.warning.border);
     await run.check(tab, 'verify-email');
     expect((await run.t.knex('users').where({ email }).first()).email_verified).toBe(true);
     await page.getByRole('link', { name: 'Sign in' }).click();

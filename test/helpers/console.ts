@@ -39,7 +39,7 @@ export interface ConsoleRun {
   /**
    * What a reviewer looks at on the page now showing: nothing moved when its data arrived (the
    * page's cumulative layout shift since it was opened or last checked is under 0.1, the "good"
-   * bound of Chrome's Web Vitals), axe finds no serious or critical violation at either width,
+   * bound of Chrome's Web Vitals), no id stands twice on it, axe finds no serious or critical violation at either width,
    * nothing is wider than the window, and a full-page screenshot of each width is written to
    * SCREENSHOTS/<name>-<width>.png. The page is left at 1440 px.
    */
@@ -102,6 +102,11 @@ export async function startConsole(options: TestAppOptions & { localhost?: boole
     async check({ page }, name) {
       const shift = await page.evaluate<number>('(() => { const s = window.__layoutShift ?? 0; window.__layoutShift = 0; return Math.round(s * 1000) / 1000; })()');
       expect({ page: name, layoutShift: shift < 0.1 ? 'under 0.1' : shift }).toEqual({ page: name, layoutShift: 'under 0.1' });
+      // Every id once on the page, when two forms of it have a field of one name too (each form prefixes its fields' ids).
+      const duplicateIds = await page.evaluate<string[]>(
+        '(() => { const n = new Map(); for (const e of document.querySelectorAll("[id]")) n.set(e.id, (n.get(e.id) ?? 0) + 1); return [...n].filter(([, c]) => c > 1).map(([id]) => id); })()',
+      );
+      expect({ page: name, duplicateIds }).toEqual({ page: name, duplicateIds: [] });
       for (const width of WIDTHS) {
         await page.setViewportSize({ width, height: 900 });
         await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');

@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import express from 'express';
 import supertest from 'supertest';
 import { loadApiSpec } from '../../src/api-spec';
+import { CONSOLE_PATH, CONSOLE_ROUTES } from '../../src/console-paths';
 import { CONSOLE_ASSETS, CONSOLE_PAGES, consolePages } from '../../src/http/console';
 import { createTestApp, type TestApp } from '../helpers/test-app';
 
@@ -149,6 +150,20 @@ describe("the console's paths and the API's", () => {
     const res = await t.http().get(`${link.pathname}${link.search}`);
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+  });
+
+  // The page routes what src/console-paths.ts lists (console/main.tsx has a component for each, or does not compile).
+  it.each(CONSOLE_ROUTES.map((r) => [r]))('serves %s, a route of the page, with the console', async (route) => {
+    const p = route.replace(':id', '0b9d0f3a-6c43-4b8e-9d1e-2f1a3c4b5d6e');
+    expect(CONSOLE_PATH.test(p)).toBe(true);
+    const res = await t.http().get(p);
+    expect({ status: res.status, type: res.headers['content-type'] }).toEqual({ status: 200, type: 'text/html; charset=utf-8' });
+    expect(res.text).toContain(script);
+  });
+
+  it('tells its paths from others the same way on both sides', () => {
+    for (const p of ['/', '/account', '/account/', '/account/nothing?x=1', '/admin/users/1', '/sign-in?next=1']) expect([p, CONSOLE_PATH.test(p)]).toEqual([p, true]);
+    for (const p of ['/docs', '/accounts', '/user/me', '/assets/x.js', '/sign-inx', '']) expect([p, CONSOLE_PATH.test(p)]).toEqual([p, false]);
   });
 
   it.each(['reset-password', 'verify-email', 'confirm-email', 'revert-email'])('includes /%s, a path the mails link to', (p) => {
