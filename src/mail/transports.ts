@@ -90,8 +90,14 @@ export class EmlFileTransport implements MailTransport {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}.eml`;
     const tmp = path.join(this.dir, `.${name}.tmp`);
-    await fs.writeFile(tmp, message, { mode: 0o600 });
-    await fs.rename(tmp, path.join(this.dir, name));
+    try {
+      await fs.writeFile(tmp, message, { mode: 0o600 });
+      await fs.rename(tmp, path.join(this.dir, name));
+    } catch (err) {
+      // A full disk: no half-written file left behind (the message stays in the outbox and is retried).
+      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
+    }
   }
 
   close(): void {}
