@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
+import { openEmbedded } from './embedded';
 
 export interface Database {
   knex: Knex;
@@ -191,7 +192,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (!pglite) {
     const dir = options.dataDir ?? 'memory://';
     if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
-    pglite = await PGlite.create(dir);
+    pglite = await openEmbedded(dir);
   }
   const instance = pglite;
   // PGlite's session time zone is UTC.
