@@ -21,6 +21,8 @@
  *                        bodies, gzip bombs, slow senders (bench/hostile-input.js)
  *   mfa_login            POST /login/mfa (the second step of a login, an authenticator app's code):
  *                        req/s, p50/p99, CPU per request, beside POST /refresh_token (bench/mfa-login.js)
+ *   embedded_memory      the service's RSS on the embedded default: idle after the first start and after a
+ *                        restart, after two minutes of mixed load; Postgres mode's beside (bench/embedded-memory.js)
  *
  * `node bench/run.js` runs it (`npm run bench` builds first); requiring this file runs nothing.
  *
@@ -59,6 +61,7 @@ const listAtScale = require('./list-at-scale');
 const consoleLoad = require('./console-load');
 const hostileInput = require('./hostile-input');
 const mfaLogin = require('./mfa-login');
+const embeddedMemory = require('./embedded-memory');
 
 const {
   ROOT,
@@ -82,7 +85,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login', 'embedded_memory'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -131,6 +134,7 @@ const TARGETS = {
   metrics_cost: { cpuRatioMax: 1.03 }, // counting a request in the metrics adds at most 3% to its CPU (the service's)
   audit_cost: { cpuRatioMax: 1.1 }, // the audit entry adds at most 10% to a request's CPU (service + its Postgres backends)
   list_at_scale: listAtScale.TARGETS,
+  embedded_memory: embeddedMemory.TARGETS,
 };
 const SETUP_CONCURRENCY = 16;
 const ratio = (a, b) => (a === null || b === null || b === 0 ? null : round3(a / b));
@@ -845,6 +849,7 @@ async function main() {
   }
 
   if (want('console_load')) results.console_load = await consoleLoad.scenario();
+  if (want('embedded_memory')) results.embedded_memory = await embeddedMemory.scenario({ dbName: `acct_bench_mem_${process.pid}` });
 
   const totalSeconds = round2((Date.now() - started) / 1000);
   console.log(`\n== summary (${totalSeconds} s)`);
@@ -887,6 +892,7 @@ async function main() {
   if (r.mfa_login) summary.push(...mfaLogin.summaryRows(r.mfa_login));
   if (r.list_at_scale) summary.push(...listAtScale.summaryRows(r.list_at_scale));
   if (r.console_load) summary.push(...consoleLoad.summaryRows(r.console_load));
+  if (r.embedded_memory) summary.push(...embeddedMemory.summaryRows(r.embedded_memory));
   table(summary);
 
   const report = {
@@ -921,7 +927,8 @@ if (require.main === module) {
       (CFG.scenarios.has('audit_cost') ? (CFG.auditRounds + 1) * 2 * (2 * runSeconds + 30) + 120 : 0) +
       (CFG.scenarios.has('hostile_input') ? 2 * runSeconds + 120 : 0) +
       (CFG.scenarios.has('mfa_login') ? mfaLogin.budgetSeconds() : 0) +
-      (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
+      (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0) +
+      (CFG.scenarios.has('embedded_memory') ? embeddedMemory.budgetSeconds() : 0)) *
     1000;
   const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);
 
