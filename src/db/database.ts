@@ -192,7 +192,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (!pglite) {
     const dir = options.dataDir ?? 'memory://';
     if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
-    pglite = await openEmbedded(dir);
+    pglite = await openEmbedded(dir, { log: options.log });
   }
   const instance = pglite;
   // PGlite's session time zone is UTC.
