@@ -39,7 +39,7 @@ export class EmbeddedInitError extends Error {
   override readonly name = 'EmbeddedInitError';
 }
 
-/** How long the child making the database may take (about 3 s on an idle machine). */
+/** How long the child making the database may take (it needs about 2 s of CPU; measured 20-30 s on a busy 2-core machine). */
 const INIT_TIMEOUT_MS = 5 * 60_000;
 
 /**
@@ -116,7 +116,7 @@ async function createEmbedded(dir: string, timeoutMs: number): Promise<void> {
     throw fail(
       timedOut
         ? `the child process making it did not finish within ${Math.round(timeoutMs / 1000)} s`
-        : `the child process making it was killed (${ended.signal}${ended.signal === 'SIGKILL' ? ': out of memory? the first start needs about 1 GB for a few seconds' : ''})`,
+        : `the child process making it was killed (${ended.signal}${ended.signal === 'SIGKILL' ? ': out of memory? the first start needs about 1 GB while it makes the database' : ''})`,
     );
   }
   if (ended.code !== 0) throw fail(lastLine(stderr) || `the child process making it exited with ${ended.code}`);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,6 +60,12 @@ function spawnServer(env: NodeJS.ProcessEnv) {
   return { child, output: () => output, exited };
 }
 
+/** SIGTERM, and a clean exit. */
+async function stop(server: { child: ChildProcess; exited: Promise<number | null> }): Promise<void> {
+  server.child.kill('SIGTERM');
+  expect(await server.exited).toBe(0);
+}
+
 async function adminLogin(port: number): Promise<Response> {
   return fetch(`http://127.0.0.1:${port}/login`, {
     method: 'POST',
@@ -92,8 +98,7 @@ describe('the embedded database, first start', () => {
       });
       expect(created.status).toBe(201);
     } finally {
-      server.child.kill('SIGTERM');
-      expect(await server.exited).toBe(0);
+      await stop(server);
     }
     // A restart opens what is there: no second initdb, the user made before is there.
     const again = await startServer(env);
@@ -104,8 +109,7 @@ describe('the embedded database, first start', () => {
       const users = (await (await fetch(`http://127.0.0.1:${again.port}/user?q=ada`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { email: string }[];
       expect(users.map((u) => u.email)).toEqual(['ada@example.test']);
     } finally {
-      again.child.kill('SIGTERM');
-      expect(await again.exited).toBe(0);
+      await stop(again);
     }
   }, 180_000);
 
@@ -128,8 +132,7 @@ describe('the embedded database, first start', () => {
     try {
       expect((await adminLogin(again.port)).status).toBe(200);
     } finally {
-      again.child.kill('SIGTERM');
-      expect(await again.exited).toBe(0);
+      await stop(again);
     }
   }, 180_000);
 
