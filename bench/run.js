@@ -26,6 +26,8 @@
  *   db_cost              statements and database time per request of each hot operation, from
  *                        pg_stat_statements on a throwaway cluster of its own; bytes per row of
  *                        each table (bench/db-cost.js)
+ *   embedded_memory      the service's RSS on the embedded default: idle after the first start and after a
+ *                        restart, after two minutes of mixed load; Postgres mode's beside (bench/embedded-memory.js)
  *
  * `node bench/run.js` runs it (`npm run bench` builds first); requiring this file runs nothing.
  *
@@ -66,6 +68,7 @@ const hostileInput = require('./hostile-input');
 const mfaLogin = require('./mfa-login');
 const mailThroughput = require('./mail-throughput');
 const dbCost = require('./db-cost');
+const embeddedMemory = require('./embedded-memory');
 
 const {
   ROOT,
@@ -89,7 +92,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login', 'mail_throughput', 'db_cost'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login', 'mail_throughput', 'db_cost', 'embedded_memory'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -138,6 +141,7 @@ const TARGETS = {
   metrics_cost: { cpuRatioMax: 1.03 }, // counting a request in the metrics adds at most 3% to its CPU (the service's)
   audit_cost: { cpuRatioMax: 1.1 }, // the audit entry adds at most 10% to a request's CPU (service + its Postgres backends)
   list_at_scale: listAtScale.TARGETS,
+  embedded_memory: embeddedMemory.TARGETS,
 };
 const SETUP_CONCURRENCY = 16;
 const ratio = (a, b) => (a === null || b === null || b === 0 ? null : round3(a / b));
@@ -863,6 +867,7 @@ async function main() {
       serviceNodeArgs: ctx.serviceNodeArgs,
     });
   }
+  if (want('embedded_memory')) results.embedded_memory = await embeddedMemory.scenario({ dbName: `acct_bench_mem_${process.pid}` });
 
   const totalSeconds = round2((Date.now() - started) / 1000);
   console.log(`\n== summary (${totalSeconds} s)`);
@@ -907,6 +912,7 @@ async function main() {
   if (r.console_load) summary.push(...consoleLoad.summaryRows(r.console_load));
   if (r.mail_throughput) summary.push(...mailThroughput.summaryRows(r.mail_throughput));
   if (r.db_cost) summary.push(...dbCost.summaryRows(r.db_cost));
+  if (r.embedded_memory) summary.push(...embeddedMemory.summaryRows(r.embedded_memory));
   table(summary);
 
   const report = {
@@ -943,7 +949,8 @@ if (require.main === module) {
       (CFG.scenarios.has('mfa_login') ? mfaLogin.budgetSeconds() : 0) +
       (CFG.scenarios.has('mail_throughput') ? mailThroughput.budgetSeconds() : 0) +
       (CFG.scenarios.has('db_cost') ? dbCost.budgetSeconds() : 0) +
-      (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0)) *
+      (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0) +
+      (CFG.scenarios.has('embedded_memory') ? embeddedMemory.budgetSeconds() : 0)) *
     1000;
   const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { exportAudit, readCheckpointFile, verifyAuditFile } from './cli/audit-file';
 import { ConfigError, loadConfig, type Config } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
+import { EmbeddedInitError } from './db/embedded';
 import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
 import { backupEmbedded, BackupError, restoreEmbedded } from './db/embedded-backup';
 import { migrateDownTo, migrateLatest, MigrationError, migrationStatus } from './db/migrate';
@@ -77,7 +78,7 @@ async function runAdmin(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n\n${USAGE}\n`);
       return 2;
     }
-    if (err instanceof ConfigError || err instanceof AppError || err instanceof MigrationError || err instanceof BackupError || err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError) {
+    if (err instanceof ConfigError || err instanceof AppError || err instanceof MigrationError || err instanceof BackupError || err instanceof DataDirLockedError || err instanceof EmbeddedInitError || err instanceof DataDirNotPrivateError || err instanceof KeyError) {
       io.stderr.write(`accounts: ${oneLine(err.message)}\n`);
       return 1;
     }

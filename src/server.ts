@@ -2,6 +2,7 @@ import { loadApiSpec } from './api-spec';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
+import { EmbeddedInitError } from './db/embedded';
 import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
 import { createDrainingServer } from './http/draining-server';
 import { countAnswers } from './http/handlers/metrics';
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   // A known refusal is said in one line; anything else with its stack.
-  const told = err instanceof DataDirLockedError || err instanceof DataDirNotPrivateError || err instanceof KeyError ? err.message : err instanceof Error ? err.stack : String(err);
+  const told = err instanceof DataDirLockedError || err instanceof EmbeddedInitError || err instanceof DataDirNotPrivateError || err instanceof KeyError ? err.message : err instanceof Error ? err.stack : String(err);
   process.stderr.write(`start-up failed: ${told}\n`);
   process.exit(1);
 });

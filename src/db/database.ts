@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { DiskFullLog } from './disk-full';
+import { openEmbedded } from './embedded';
 import { guardedPgConfig } from './embedded-guard';
 import { onQueryOutcome } from './query-outcomes';
 
@@ -173,7 +174,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let pglite = options.pglite;
   const owned = !pglite;
   const dir = options.dataDir ?? 'memory://';
-  const create = () => PGlite.create(dir);
+  // The first open (the database made in a short-lived process when there is none: embedded.ts) and every reopen after a PANIC.
+  const create = () => openEmbedded(dir, { log: options.log });
   if (!pglite) {
     if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
     pglite = await create();

@@ -31,6 +31,8 @@ export function startServer(env: NodeJS.ProcessEnv): Promise<StartedServer> {
     });
     child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
     void exited.then((code) => reject(new Error(`server exited with ${code}: ${output}`)));
-    setTimeout(() => reject(new Error(`server did not start: ${output}`)), 40_000).unref();
+    // Generous: a first start on the embedded default runs initdb (a child process) and the
+    // migrations, which take half a minute when the shared machine is busy.
+    setTimeout(() => reject(new Error(`server did not start: ${output}`)), 90_000).unref();
   });
 }
