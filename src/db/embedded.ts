@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 
 /**
  * How the embedded database (PGlite) is created and opened, kept small (issue 21, item 8;
- * docs/operations-memory.md has the figures).
+ * docs/operations.md, "Memory" has the figures).
  *
  * - Its first start (initdb) runs in a short-lived child process: PGlite makes the database in a
  *   second instance of its own, with initdb's wasm module, and the serving process would keep
@@ -86,7 +86,7 @@ export async function openEmbedded(dir: string, options: { log?: Logger; initTim
 async function createEmbedded(dir: string, timeoutMs: number): Promise<void> {
   if (fs.existsSync(dir)) {
     if (fs.readdirSync(dir).length > 0) {
-      throw new EmbeddedInitError(`${dir} holds files but no database (no PG_VERSION): move it aside, or restore a backup into its place (see docs/operations-memory.md)`);
+      throw new EmbeddedInitError(`${dir} holds files but no database (no PG_VERSION): move it aside, or restore a backup into its place (see docs/operations.md, "Memory")`);
     }
     fs.rmdirSync(dir);
   }
