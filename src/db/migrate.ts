@@ -72,19 +72,28 @@ async function ensureKnexTables(db: Knex): Promise<void> {
     await db.raw('insert into knex_migrations_lock ("index", is_locked) values (1, 0) on conflict do nothing');
     return;
   }
-  await db.raw('create table if not exists knex_migrations (id serial primary key, name varchar(255), batch integer, migration_time timestamptz)');
-  await db.raw('create table if not exists knex_migrations_lock ("index" serial primary key, is_locked integer)');
-  await db.raw('insert into knex_migrations_lock ("index", is_locked) values (1, 0) on conflict do nothing');
+  // One instance at a time: concurrent `create table if not exists` of one table can still fail
+  // (`type "knex_migrations" already exists`), so the creates wait for each other's commit.
+  await db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(?)', [KNEX_TABLES_LOCK]);
+    await trx.raw('create table if not exists knex_migrations (id serial primary key, name varchar(255), batch integer, migration_time timestamptz)');
+    await trx.raw('create table if not exists knex_migrations_lock ("index" serial primary key, is_locked integer)');
+    await trx.raw('insert into knex_migrations_lock ("index", is_locked) values (1, 0) on conflict do nothing');
+  });
 }
+
+/** The advisory lock the creation of Knex's tables takes (any fixed number no other lock of ours uses). */
+const KNEX_TABLES_LOCK = 727_021_001;
 
 /**
  * Another instance is migrating: Knex's lock is taken (`MigrationLocked`), or a create of Knex's
- * tables lost the race with one (`42P07` the relation exists, `23505` its type's name is taken).
+ * tables lost the race with one of an older build, which takes no lock for it (`42P07` the
+ * relation exists, `42710` its type exists, `23505` its type's name is taken).
  */
 function anotherInstanceMigrating(err: unknown): boolean {
   const e = err as { name?: string; code?: string; message?: string };
   if (e.name === 'MigrationLocked') return true;
-  return (e.code === '42P07' || e.code === '23505') && /knex_migrations/.test(e.message ?? '');
+  return (e.code === '42P07' || e.code === '42710' || e.code === '23505') && /knex_migrations/.test(e.message ?? '');
 }
 
 async function migrateOnce(db: Knex, onNewer: (names: string[]) => void): Promise<string[]> {
