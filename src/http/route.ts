@@ -1,5 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { NotFoundError, ValidationError } from '../domain/errors';
+import { chain } from './mount';
 import type { RouteTable } from './route-table';
 
 declare module 'express-serve-static-core' {
@@ -17,6 +18,7 @@ declare module 'express-serve-static-core' {
  * there to `404 Route Not Found`; so an API request never waits on their path checks.
  */
 export function route(table: RouteTable, miss: RequestHandler[]): RequestHandler {
+  const missed = chain([...miss, (_req, _res, next) => next(new NotFoundError('Route Not Found'))]);
   return (req: Request, res: Response, next: NextFunction) => {
     const head = req.method === 'HEAD';
     let matched;
@@ -25,7 +27,7 @@ export function route(table: RouteTable, miss: RequestHandler[]): RequestHandler
     } catch {
       return next(new ValidationError('the path has a malformed percent-encoding', [{ path: '/path', message: 'is not valid percent-encoding' }]));
     }
-    if (!matched) return runMiss(miss, req, res, next);
+    if (!matched) return missed(req, res, next);
     if (head) {
       req.method = 'GET';
       req.isHead = true;
@@ -34,21 +36,4 @@ export function route(table: RouteTable, miss: RequestHandler[]): RequestHandler
     req.pathParams = matched.params;
     next();
   };
-}
-
-/** The miss handlers in turn, each passing on to the next; after the last, 404. */
-function runMiss(miss: RequestHandler[], req: Request, res: Response, next: NextFunction): void {
-  let i = 0;
-  const step = (err?: unknown): void => {
-    if (err !== undefined && err !== null && err !== 'route' && err !== 'router') return next(err);
-    const handler = miss[i++];
-    if (!handler) return next(new NotFoundError('Route Not Found'));
-    try {
-      const result = handler(req, res, step) as unknown;
-      if (result instanceof Promise) result.catch(step);
-    } catch (e) {
-      step(e);
-    }
-  };
-  step();
 }
