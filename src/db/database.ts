@@ -174,15 +174,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let pglite = options.pglite;
   const owned = !pglite;
   const dir = options.dataDir ?? 'memory://';
-  // The first open (the database made in a short-lived process when there is none: embedded.ts) and every reopen after a PANIC.
+  // The first open (the database made in a short-lived process when there is none: embedded.ts);
+  // a reopen after a PANIC never makes one (a database deleted meanwhile stays an error).
   const create = () => openEmbedded(dir, { log: options.log });
+  const reopen = () => openEmbedded(dir, { log: options.log, existing: true });
   if (!pglite) {
     if (!dir.startsWith('memory://')) fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
     pglite = await create();
   }
   const instance = pglite;
   // A PANIC (the disk full) stops an instance for good: the guard then answers for it and opens a new one, as this one was.
-  const { config, guard } = owned ? guardedPgConfig(instance, dir, create, options.log) : { config: createPgConfig(instance) as unknown as pg.PoolConfig };
+  const { config, guard } = owned ? guardedPgConfig(instance, dir, reopen, options.log) : { config: createPgConfig(instance) as unknown as pg.PoolConfig };
   // PGlite's session time zone is UTC.
   const pool = new pg.Pool({ ...config, max: 1, idleTimeoutMillis: 0, types });
   const db = knexOver(pool, options.log);

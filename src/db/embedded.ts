@@ -62,14 +62,16 @@ PGlite.create({ dataDir: process.argv[2] })
 
 /**
  * The embedded database in `dir` (or in memory, 'memory://'), made first if the directory holds
- * none (in a child process), opened with EMBEDDED_SETTINGS.
+ * none (in a child process), opened with EMBEDDED_SETTINGS. `existing`: never made (a reopen of a
+ * database that was open: one gone from under the service is an error, not a new empty one).
  */
-export async function openEmbedded(dir: string, options: { log?: Logger; initTimeoutMs?: number } = {}): Promise<PGlite> {
+export async function openEmbedded(dir: string, options: { log?: Logger; initTimeoutMs?: number; existing?: boolean } = {}): Promise<PGlite> {
   // Its wasm compiled by Liftoff only, V8's baseline compiler, never tiered up by TurboFan, whose
   // code for PGlite stays resident: about 65 MB (a restarted service idle: 286 MB with it, 224 MB
   // without). Wasm flags are read when a module is compiled: this applies to the PGlite made here.
   v8.setFlagsFromString('--liftoff-only');
   if (!dir.startsWith('memory://') && !fs.existsSync(path.join(dir, 'PG_VERSION'))) {
+    if (options.existing) throw new EmbeddedInitError(`${dir} holds no database any more (no PG_VERSION)`);
     const started = Date.now();
     options.log?.info({ dir }, 'creating the embedded database (its first start, in a child process)');
     await createEmbedded(dir, options.initTimeoutMs ?? INIT_TIMEOUT_MS);

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { openEmbedded } from '../../src/db/embedded';
 import { startServer } from '../helpers/server-process';
 
 /**
@@ -147,4 +148,12 @@ describe('the embedded database, first start', () => {
     expect(server.output()).not.toContain('    at ');
     expect(fs.readdirSync(pgdata)).toEqual(['notes.txt']);
   }, 120_000);
+
+  it('is never made by a reopen (after a PANIC): a database gone from under the service is an error, nothing is created', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-reopen-'));
+    dirs.push(dir);
+    const pgdata = path.join(dir, 'pgdata');
+    await expect(openEmbedded(pgdata, { existing: true })).rejects.toThrow(`${pgdata} holds no database any more (no PG_VERSION)`);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
 });
