@@ -5,26 +5,35 @@ import path from 'node:path';
 import { startServer } from './helpers/server-process';
 
 /**
- * The README's curl session and JSON-RPC example, as written: the sh blocks after
- * `<!-- run by test/readme.test.ts -->`, run top to bottom as one script by bash against a fresh server (the embedded database, mail as .eml files in
- * ./data/outbox of the directory the session runs in). Every `curl` fails on an error status
- * (`--fail-with-body`), and the script stops at the first failure (`set -euo pipefail`).
+ * The README's curl session, then the two-factor example (docs/two-factor.md) and the JSON-RPC
+ * example (docs/json-rpc.md), as written: the sh blocks after `<!-- run by test/readme.test.ts -->`
+ * in those pages, in that order, run top to bottom as one script by bash against a fresh server
+ * (the embedded database, mail as .eml files in ./data/outbox of the directory the session runs
+ * in). Every `curl` fails on an error status (`--fail-with-body`), and the script stops at the
+ * first failure (`set -euo pipefail`).
  */
 const root = path.join(__dirname, '..');
 
-/** Every sh block marked for this test, in the README's order, as one script. */
-function session(): { script: string; blocks: number } {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const blocks = readme.split('<!-- run by test/readme.test.ts -->').slice(1).map((after) => {
+/** The pages whose marked blocks make the session, in the order they run, and how many each has. */
+const PAGES: ReadonlyArray<[page: string, blocks: number]> = [
+  ['README.md', 1], // the curl session
+  ['docs/two-factor.md', 1], // two-factor sign-in, as grace who registered in the session
+  ['docs/json-rpc.md', 1], // RhodeCode's JSON-RPC: ada out of the session's group and back in
+];
+
+const read = (page: string) => fs.readFileSync(path.join(root, page), 'utf8');
+
+/** Every sh block marked for this test in one page, in its order. */
+function blocksOf(page: string): string[] {
+  return read(page).split('<!-- run by test/readme.test.ts -->').slice(1).map((after) => {
     const block = /^\s*```sh\n([\s\S]*?)```/.exec(after);
-    if (!block) throw new Error('a marker of this test is not followed by an sh block');
+    if (!block) throw new Error(`a marker of this test in ${page} is not followed by an sh block`);
     return block[1];
   });
-  return { script: blocks.join('\n'), blocks: blocks.length };
 }
 
 describe('the README', () => {
-  it('runs its curl session top to bottom against a fresh server', async () => {
+  it('runs its curl session, then the two-factor and JSON-RPC examples of docs/, against a fresh server', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-readme-'));
     const server = await startServer({
       DATA_DIR: path.join(dir, 'data'),
@@ -36,9 +45,12 @@ describe('the README', () => {
       MAIL_POLL_INTERVAL_MS: '100',
     });
     try {
-      const { script: written, blocks } = session();
-      expect(blocks).toBe(3); // the curl session, two-factor sign-in and the JSON-RPC example
-      const script = written.replaceAll('localhost:3000', `localhost:${server.port}`);
+      const blocks = PAGES.map(([page, count]) => {
+        const found = blocksOf(page);
+        expect([page, found.length]).toEqual([page, count]);
+        return found.join('\n');
+      });
+      const script = blocks.join('\n').replaceAll('localhost:3000', `localhost:${server.port}`);
       const prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error "$@"; }\n';
       // The two-factor block computes an app's code with otpauth from the checkout, as a reader there would.
       const env = { ...process.env, NODE_PATH: path.join(root, 'node_modules') };
@@ -55,8 +67,8 @@ describe('the README', () => {
       expect(run.stdout).toMatch(/\{"mfa_required":true,"factors":\[\{"id":"[0-9a-f-]{36}","type":"totp","name":"phone"\}\]\}/);
       expect(run.stdout).toContain('{"remaining":9}');
       expect(run.stdout).toContain('{"mfa_required":null}');
-      // The JSON-RPC example's answers, as the README shows them.
-      const shown = [...fs.readFileSync(path.join(root, 'README.md'), 'utf8').matchAll(/^# (\{"id":\d+,"result".*)$/gm)].map((m) => m[1]);
+      // The JSON-RPC example's answers, as its page shows them.
+      const shown = [...read('docs/json-rpc.md').matchAll(/^# (\{"id":\d+,"result".*)$/gm)].map((m) => m[1]);
       expect(shown).toHaveLength(2);
       for (const answer of shown) expect(run.stdout).toContain(answer);
     } finally {
