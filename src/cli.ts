@@ -179,7 +179,7 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
 /** The embedded database's backup and restore (the service stopped); a server's is pg_dump's. */
 async function backupOrRestore(command: { kind: 'backup' | 'restore'; file: string }, config: Config, io: CliIo): Promise<number> {
   if (config.databaseUrl) {
-    io.stderr.write(`accounts: ${command.kind} is for the embedded database; with DATABASE_URL use ${command.kind === 'backup' ? 'pg_dump' : 'pg_restore'} (README, "Upgrades and rollbacks")\n`);
+    io.stderr.write(`accounts: ${command.kind} is for the embedded database; with DATABASE_URL use ${command.kind === 'backup' ? 'pg_dump' : 'pg_restore'} (docs/operations.md, "Upgrades, rollbacks, backups")\n`);
     return 1;
   }
   if (command.kind === 'backup') {

@@ -33,8 +33,8 @@ Admin commands:
       List the migrations this build knows, applied or not, and any applied by a newer build.
   migrate down --to NAME
       Roll back every migration applied after NAME, newest first: before going back to the
-      build whose newest migration NAME is, when a schema change is not additive (see the
-      README's "Upgrades and rollbacks"). Stop every instance first.
+      build whose newest migration NAME is, when a schema change is not additive (see
+      docs/operations.md, "Upgrades, rollbacks, backups"). Stop every instance first.
   backup FILE
       The embedded database (no DATABASE_URL) to FILE, a gzipped dump, while the service is
       stopped. The keys in DATA_DIR are not in it: back them up apart. With DATABASE_URL: pg_dump.

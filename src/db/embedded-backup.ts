@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { lockDataDir } from './data-dir-lock';
 
 /**
- * Backup and restore of the embedded database (README, "Upgrades and rollbacks"): PGlite's own
+ * Backup and restore of the embedded database (docs/operations.md, "Upgrades, rollbacks, backups"): PGlite's own
  * dump of its data directory (a gzipped tar), made and restored while the service is stopped (the
  * data directory's lock says whether it is: DataDirLockedError otherwise). The keys in DATA_DIR
  * (jwt-secret, mfa-key, audit-key) are not in it: they are kept apart from the database's

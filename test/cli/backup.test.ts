@@ -83,7 +83,7 @@ describe('accounts admin backup and restore (embedded database)', () => {
     expect(await fixture.run(['admin', 'backup', 'f'], '', env)).toEqual({
       code: 1,
       out: '',
-      err: 'accounts: backup is for the embedded database; with DATABASE_URL use pg_dump (README, "Upgrades and rollbacks")\n',
+      err: 'accounts: backup is for the embedded database; with DATABASE_URL use pg_dump (docs/operations.md, "Upgrades, rollbacks, backups")\n',
     });
     expect((await fixture.run(['admin', 'restore', 'f'], '', env)).err).toContain('use pg_restore');
   }, 60_000);

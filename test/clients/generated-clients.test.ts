@@ -65,7 +65,7 @@ beforeAll(async () => {
     }),
   );
   const spec = path.join(root, 'openapi.yaml');
-  // The generators' commands, as the README gives them.
+  // The generators' commands, as docs/api.md ("Generated clients") gives them.
   await Promise.all([
     sh(bin('openapi-typescript'), [spec, '--default-non-nullable', 'false', '-o', path.join(dir, 'openapi-typescript/schema.d.ts')], dir),
     sh(bin('openapi-ts'), ['-i', spec, '-o', path.join(dir, 'hey-api'), '-c', '@hey-api/client-fetch', '--no-log-file', '-s'], dir),

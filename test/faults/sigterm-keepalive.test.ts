@@ -4,8 +4,8 @@ import { startCluster, type Cluster } from '../helpers/pg-cluster';
 import { baseEnv, call, describeOutcome, killAllServices, login, sleep, startService, stopService, tempDir, type Exit, type Outcome, type Service } from './harness';
 
 /**
- * SIGTERM across back-to-back requests on kept-alive connections (README, "Outages, shutdown and
- * hostile input"; issue 21 item 5): each client sends its next request on its own keep-alive
+ * SIGTERM across back-to-back requests on kept-alive connections (docs/operations.md, "Shutdown
+ * and deploys"; issue 21 item 5): each client sends its next request on its own keep-alive
  * connection the moment the previous answer ends, before, across and after SIGTERM. Every
  * request gets an answer, never a reset: a normal one, or `503 unavailable` with
  * `Connection: close`. A client stops after an answer that says `Connection: close` (its next

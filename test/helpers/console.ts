@@ -12,7 +12,7 @@ import { createTestApp, type TestApp, type TestAppOptions, type TestUser } from 
  * the test app's in-process SMTP server; the links in it are followed on this app's origin.
  */
 
-/** Where every page's screenshots go, at both widths (README: "The web console"). */
+/** Where every page's screenshots go, at both widths (docs/console.md, "Screenshots and tests"). */
 export const SCREENSHOTS = path.resolve(__dirname, '../../screenshots/console');
 
 /** The widths the console must be readable at. */
