@@ -39,6 +39,7 @@ const ENDPOINTS = 5;
 function config() {
   return {
     changes: lib.int('BENCH_WEBHOOK_CHANGES', 1000),
+    endpoints: lib.int('BENCH_WEBHOOK_ENDPOINTS', 1),
     connections: lib.int('BENCH_WEBHOOK_CONNECTIONS', 16),
     rate: lib.int('BENCH_WEBHOOK_RATE', 100),
     rounds: lib.int('BENCH_WEBHOOK_ROUNDS', 3),
@@ -146,34 +147,37 @@ function checkOnce(receiver, what) {
 }
 
 async function throughput(service, receiver, cfg) {
-  heading('webhook_throughput', `events of ${cfg.changes} changes (POST /user by an admin) to one endpoint on loopback`);
-  await createEndpoint(service, receiver, '/hook/throughput');
+  heading('webhook_throughput', `events of ${cfg.changes} changes (POST /user by an admin) to ${cfg.endpoints} endpoint(s) on loopback`);
+  const paths = range(cfg.endpoints).map((i) => `/hook/throughput-${i}`);
+  for (const p of paths) await createEndpoint(service, receiver, p);
   const names = range(cfg.changes).map((i) => `hook${i}`);
   const t0 = Date.now();
   await mapLimit(names, cfg.connections, (name) => expectStatus(201, http(service.base, 'POST', '/user?send_mail=0', { token: service.adminJwt, body: { name, email: `${name}@bench.example.com` } }), `create ${name}`));
   const changedAt = Date.now();
-  const events = () => receiver.received.filter((r) => r.path === '/hook/throughput' && r.type === 'user.created');
-  const backlogAtChanged = cfg.changes - events().length;
-  await until(`webhook_throughput: ${cfg.changes} events received`, () => events().length >= cfg.changes, 300_000);
+  // Every endpoint gets every event: an event has arrived when the last endpoint got it.
+  const expected = cfg.changes * cfg.endpoints;
+  const events = () => receiver.received.filter((r) => paths.includes(r.path) && r.type === 'user.created');
+  const backlogAtChanged = expected - events().length;
+  await until(`webhook_throughput: ${expected} deliveries received`, () => events().length >= expected, 300_000);
   const lastAt = Math.max(...events().map((r) => r.at));
   await lib.sleep(2000); // an event sent twice would show by now
   checkOnce(receiver, 'webhook_throughput');
-  if (events().length !== cfg.changes) throw new Error(`webhook_throughput: ${events().length} user.created events for ${cfg.changes} changes`);
+  if (events().length !== expected) throw new Error(`webhook_throughput: ${events().length} user.created deliveries for ${cfg.changes} changes to ${cfg.endpoints} endpoint(s)`);
 
   const seconds = (lastAt - t0) / 1000;
   const eventsPerSecond = round2(cfg.changes / seconds);
   const changesPerSecond = round2(cfg.changes / ((changedAt - t0) / 1000));
   const drainMs = Math.max(0, lastAt - changedAt);
-  const drainPerSecond = drainMs > 0 ? round2(backlogAtChanged / (drainMs / 1000)) : null;
+  const drainPerSecond = drainMs > 0 ? round2(backlogAtChanged / (drainMs / 1000)) : null; // deliveries/s
   const pass = eventsPerSecond >= TARGETS.webhook_throughput.eventsPerSecondMin;
   table([
     ['', 'events', 'seconds', 'per second'],
     ['changes (POST /user)', cfg.changes, round2((changedAt - t0) / 1000), changesPerSecond],
     ['received (first request to last event)', cfg.changes, round2(seconds), eventsPerSecond],
   ]);
-  console.log(`\n${backlogAtChanged} events not yet received when the last change was answered, received within ${drainMs} ms (${drainPerSecond ?? '-'}/s with nothing else to do); each once, every signature good`);
+  console.log(`\n${backlogAtChanged} deliveries (of ${expected}: ${cfg.endpoints} endpoint(s)) not yet received when the last change was answered, received within ${drainMs} ms (${drainPerSecond ?? '-'}/s with nothing else to do); each once, every signature good`);
   console.log(`webhook_throughput: ${eventsPerSecond} events/s (target >= ${TARGETS.webhook_throughput.eventsPerSecondMin}): ${verdict(pass)}`);
-  return { changes: cfg.changes, connections: cfg.connections, seconds: round2(seconds), eventsPerSecond, changesPerSecond, backlogAtChanged, drainMs, drainPerSecond, target: TARGETS.webhook_throughput.eventsPerSecondMin, pass };
+  return { changes: cfg.changes, endpoints: cfg.endpoints, connections: cfg.connections, seconds: round2(seconds), eventsPerSecond, changesPerSecond, backlogAtChanged, drainMs, drainPerSecond, target: TARGETS.webhook_throughput.eventsPerSecondMin, pass };
 }
 
 async function overhead(service, receiver, cfg, dbName) {
@@ -201,7 +205,7 @@ async function overhead(service, receiver, cfg, dbName) {
   const switchTo = async (count) => {
     for (const id of ids) await expectStatus(200, http(service.base, 'POST', `/webhook/${id}`, { token: service.adminJwt, body: { enabled: count > 0 } }), `switch ${id}`);
   };
-  const toEndpoints = () => receiver.received.filter((r) => r.path.startsWith('/hook/') && r.path !== '/hook/throughput').length;
+  const toEndpoints = () => receiver.received.filter((r) => paths.includes(r.path)).length;
   const vacuum = () => db.query('vacuum analyze users, audit_log, webhook_deliveries');
 
   const runs = { fixed: { 0: [], [ENDPOINTS]: [] }, flat: { 0: [], [ENDPOINTS]: [] } };
@@ -213,9 +217,10 @@ async function overhead(service, receiver, cfg, dbName) {
     for (const kind of ['fixed', 'flat']) {
       for (let round = 0; round < cfg.rounds; round++) {
         for (const count of round % 2 === 0 ? [0, ENDPOINTS] : [ENDPOINTS, 0]) {
-          await switchTo(count);
-          // The fixed rate's deliveries happen during its run: start each with nothing queued.
+          // The fixed rate's deliveries happen during its run: start each with nothing queued (drained
+          // before the endpoints are switched off: a disabled endpoint's deliveries wait).
           if (kind === 'fixed') await until('webhook_overhead: the queue drained between runs', async () => (await pending()) === 0, 300_000);
+          await switchTo(count);
           await vacuum();
           const before = toEndpoints();
           const r = await load(service.target, { requests, warmupSeconds: cfg.warmupSeconds, seconds: cfg.seconds, connections: n, setupClient: perConnectionSlot(), ...(kind === 'fixed' ? { overallRate: cfg.rate } : {}) });

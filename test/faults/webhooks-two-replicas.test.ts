@@ -163,5 +163,7 @@ describe('webhooks from two replicas on one database', () => {
     expect(rows.rows).toEqual(expectedRows);
     const counted = await Promise.all(replicas.map(deliveredMetric));
     expect(counted[0]! + counted[1]!).toBe(sink.copies.length);
+    // Both senders took part (else this would be one sender's test).
+    expect(counted.map((n) => n > 0)).toEqual([true, true]);
   });
 });
