@@ -3,15 +3,17 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Webhook } from 'standardwebhooks';
+import { bearer, testAppWithAdmin } from '../helpers/test-app';
+import { WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
 
 /**
  * docs/webhooks.md's "How to verify a signature in a receiver", as written: each code block after
  * `<!-- run by test/webhooks/docs-snippets.test.ts: <name> -->` is run (JavaScript by node,
- * Python by python3) with a small driver appended, against deliveries signed the way the service
- * signs them: it must accept a good one and a rotation's two signatures, and reject a tampered
- * body, another endpoint's secret, an old timestamp and a missing signature. The Go snippet is
- * not run (no Go on these machines).
+ * Python by python3) with a small driver appended, against deliveries the service made and signed
+ * (its sender, to a receiver in this process): it must accept a change's event and a rotation's
+ * two signatures (with either secret), and reject a tampered body or id, another endpoint's
+ * secret, a timestamp signed ten minutes ago (the test clock set back) and a missing signature.
+ * The Go snippet is not run (no Go on these machines).
  */
 const root = path.join(__dirname, '..', '..');
 const page = fs.readFileSync(path.join(root, 'docs/webhooks.md'), 'utf8');
@@ -63,39 +65,60 @@ interface Case {
   headers: Record<string, string>;
   /** base64 of the raw body. */
   body: string;
-  accept: boolean;
+  /** The event's type when the snippet must accept it; undefined: it must reject it. */
+  accept?: string;
 }
 
-const newSecret = () => `whsec_${crypto.randomBytes(32).toString('base64')}`;
+const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+const receiver = new WebhookReceiver();
+let input: Case[] = [];
 
-/** A delivery as the service sends it: webhook-id, webhook-timestamp, webhook-signature over the body's bytes. */
-function signed(secrets: string[], body: string, at = new Date(), id = `msg_${crypto.randomUUID()}`) {
-  const signature = secrets.map((s) => new Webhook(s).sign(id, at, body)).join(' ');
-  return { headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature }, body };
+/** What a receiver is handed: the headers the service sent, the body's bytes. */
+function delivery(r: ReceivedWebhook): { headers: Record<string, string>; body: string; type: string } {
+  const headers: Record<string, string> = {};
+  for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type']) headers[name] = String(r.headers[name] ?? '');
+  return { headers, body: Buffer.from(r.raw, 'utf8').toString('base64'), type: (r.json as { type: string }).type };
 }
 
-function cases(): Case[] {
-  const secret = newSecret();
-  const old = newSecret();
-  // Non-ASCII in the body: the signature covers bytes, not characters.
-  const body = JSON.stringify({ type: 'user.updated', timestamp: new Date().toISOString(), data: { user: { id: crypto.randomUUID(), name: 'zoë' }, actor: null, changes: ['first_name'] } });
-  const good = signed([secret], body);
+/** Deliveries the service made and signed: a change's event, one signed ten minutes ago, and one during a rotation. */
+beforeAll(async () => {
+  await receiver.start();
+  const made = await t.http().post('/webhook').set(bearer(admin.jwt)).send({ url: receiver.url('/docs'), events: ['*'] }).expect(201);
+  const { id, secret: old } = made.body as { id: string; secret: string };
+  const next = async (trigger: () => Promise<unknown>) => {
+    const before = receiver.to('/docs').length;
+    await trigger();
+    return (await receiver.waitFor(before + 1, { filter: (r) => r.path === '/docs' }))[before]!;
+  };
+  // A change with non-ASCII in it: the signature covers bytes, not characters.
+  const changed = await next(() => t.http().post('/user/me').set(bearer(admin.jwt)).send({ first_name: 'Zoë' }).expect(200));
+  t.clock.advance(-10 * 60_000);
+  const stale = await next(() => t.http().post(`/webhook/${id}/test`).set(bearer(admin.jwt)).expect(202));
+  t.clock.advance(10 * 60_000);
+  const secret = ((await t.http().post(`/webhook/${id}/secret`).set(bearer(admin.jwt)).expect(200)).body as { secret: string }).secret;
+  const rotating = await next(() => t.http().post(`/webhook/${id}/test`).set(bearer(admin.jwt)).expect(202));
+
+  const good = delivery(changed);
+  expect([good.type, JSON.parse(changed.raw).data.user.name]).toEqual(['user.updated', admin.user.name]);
+  expect(changed.raw).toContain('Zoë');
+  const rotation = delivery(rotating);
+  expect(rotation.headers['webhook-signature']).toMatch(/^v1,\S+ v1,\S+$/);
+  const otherSecret = `whsec_${crypto.randomBytes(32).toString('base64')}`;
   const b64 = (s: string) => Buffer.from(s).toString('base64');
-  const rotation = signed([secret, old], body);
-  const stale = signed([secret], body, new Date(Date.now() - 10 * 60_000));
-  return [
-    { name: 'a good delivery', secret, ...good, body: b64(good.body), accept: true },
-    { name: 'a tampered body', secret, headers: good.headers, body: b64(good.body.replace('zoë', 'eve')), accept: false },
-    { name: 'a tampered webhook-id', secret, headers: { ...good.headers, 'webhook-id': 'msg_other' }, body: b64(good.body), accept: false },
-    { name: "another endpoint's secret", secret: newSecret(), ...good, body: b64(good.body), accept: false },
-    { name: 'a timestamp ten minutes old (signed then)', secret, ...stale, body: b64(stale.body), accept: false },
-    { name: 'no signature', secret, headers: { ...good.headers, 'webhook-signature': '' }, body: b64(good.body), accept: false },
-    { name: "a rotation's two signatures, receiver with the new secret", secret, ...rotation, body: b64(rotation.body), accept: true },
-    { name: "a rotation's two signatures, receiver with the old secret", secret: old, ...rotation, body: b64(rotation.body), accept: true },
+  input = [
+    { name: 'a good delivery', secret: old, ...good, accept: 'user.updated' },
+    { name: 'a tampered body', secret: old, headers: good.headers, body: b64(changed.raw.replace('Zoë', 'Eve')) },
+    { name: 'a tampered webhook-id', secret: old, headers: { ...good.headers, 'webhook-id': 'msg_other' }, body: good.body },
+    { name: "another endpoint's secret", secret: otherSecret, ...good },
+    { name: 'a timestamp ten minutes old (signed then)', secret: old, ...delivery(stale) },
+    { name: 'no signature', secret: old, headers: { ...good.headers, 'webhook-signature': '' }, body: good.body },
+    { name: "a rotation's two signatures, receiver with the new secret", secret, ...rotation, accept: 'webhook.test' },
+    { name: "a rotation's two signatures, receiver with the old secret", secret: old, ...rotation, accept: 'webhook.test' },
   ];
-}
+});
+afterAll(() => receiver.stop());
 
-function run(name: string, input: Case[]): { ok: boolean; type?: string; error?: string }[] {
+function run(name: string): { ok: boolean; type?: string; error?: string }[] {
   const snippet = snippets().get(name);
   if (!snippet) throw new Error(`docs/webhooks.md has no snippet marked ${name}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'accounts-docs-webhooks-'));
@@ -121,10 +144,7 @@ describe('docs/webhooks.md: verifying a signature in a receiver', () => {
   });
 
   it.each(['js-standardwebhooks', 'js-node-crypto', 'python'])('%s accepts good deliveries and rejects bad ones', (name) => {
-    const input = cases();
-    const outcomes = run(name, input);
-    expect(input.map((c, i) => ({ case: c.name, accepted: outcomes[i]!.ok, ...(outcomes[i]!.ok ? { type: outcomes[i]!.type } : {}) }))).toEqual(
-      input.map((c) => ({ case: c.name, accepted: c.accept, ...(c.accept ? { type: 'user.updated' } : {}) })),
-    );
+    const outcomes = run(name);
+    expect(input.map((c, i) => ({ case: c.name, accepted: outcomes[i]!.ok ? outcomes[i]!.type : false }))).toEqual(input.map((c) => ({ case: c.name, accepted: c.accept ?? false })));
   });
 });
