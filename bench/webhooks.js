@@ -151,15 +151,21 @@ async function throughput(service, receiver, cfg) {
   const paths = range(cfg.endpoints).map((i) => `/hook/throughput-${i}`);
   for (const p of paths) await createEndpoint(service, receiver, p);
   const names = range(cfg.changes).map((i) => `hook${i}`);
+  // CPU (service, all threads, + its Postgres backends) from /proc: the figure the machine's load moves least.
+  const pgPids = await lib.backendPids(service.target);
+  const cpuNow = () => (lib.cpuSeconds(service.target.pid) ?? NaN) + pgPids.reduce((n, pid) => n + (lib.cpuSeconds(pid) ?? 0), 0);
+  const cpu0 = cpuNow();
   const t0 = Date.now();
   await mapLimit(names, cfg.connections, (name) => expectStatus(201, http(service.base, 'POST', '/user?send_mail=0', { token: service.adminJwt, body: { name, email: `${name}@bench.example.com` } }), `create ${name}`));
   const changedAt = Date.now();
+  const cpuChanged = cpuNow();
   // Every endpoint gets every event: an event has arrived when the last endpoint got it.
   const expected = cfg.changes * cfg.endpoints;
   const events = () => receiver.received.filter((r) => paths.includes(r.path) && r.type === 'user.created');
   const backlogAtChanged = expected - events().length;
   await until(`webhook_throughput: ${expected} deliveries received`, () => events().length >= expected, 300_000);
   const lastAt = Math.max(...events().map((r) => r.at));
+  const cpuLast = cpuNow();
   await lib.sleep(2000); // an event sent twice would show by now
   checkOnce(receiver, 'webhook_throughput');
   if (events().length !== expected) throw new Error(`webhook_throughput: ${events().length} user.created deliveries for ${cfg.changes} changes to ${cfg.endpoints} endpoint(s)`);
@@ -170,14 +176,18 @@ async function throughput(service, receiver, cfg) {
   const drainMs = Math.max(0, lastAt - changedAt);
   const drainPerSecond = drainMs > 0 ? round2(backlogAtChanged / (drainMs / 1000)) : null; // deliveries/s
   const pass = eventsPerSecond >= TARGETS.webhook_throughput.eventsPerSecondMin;
+  // Per change with its event(s), all in; and per delivery while the backlog drained (the sender alone).
+  const cpuUsPerChange = Math.round(((cpuLast - cpu0) / cfg.changes) * 1e6);
+  const drainCpuUsPerDelivery = backlogAtChanged > 0 ? Math.round(((cpuLast - cpuChanged) / backlogAtChanged) * 1e6) : null;
   table([
     ['', 'events', 'seconds', 'per second'],
     ['changes (POST /user)', cfg.changes, round2((changedAt - t0) / 1000), changesPerSecond],
     ['received (first request to last event)', cfg.changes, round2(seconds), eventsPerSecond],
   ]);
   console.log(`\n${backlogAtChanged} deliveries (of ${expected}: ${cfg.endpoints} endpoint(s)) not yet received when the last change was answered, received within ${drainMs} ms (${drainPerSecond ?? '-'}/s with nothing else to do); each once, every signature good`);
+  console.log(`CPU (service + its Postgres backends): ${cpuUsPerChange} µs per change with its event(s) end to end; ${drainCpuUsPerDelivery ?? '-'} µs per delivery while the backlog drained (the sender alone: ${drainCpuUsPerDelivery ? Math.round(1e6 / drainCpuUsPerDelivery) : '-'} deliveries per CPU second)`);
   console.log(`webhook_throughput: ${eventsPerSecond} events/s (target >= ${TARGETS.webhook_throughput.eventsPerSecondMin}): ${verdict(pass)}`);
-  return { changes: cfg.changes, endpoints: cfg.endpoints, connections: cfg.connections, seconds: round2(seconds), eventsPerSecond, changesPerSecond, backlogAtChanged, drainMs, drainPerSecond, target: TARGETS.webhook_throughput.eventsPerSecondMin, pass };
+  return { changes: cfg.changes, endpoints: cfg.endpoints, connections: cfg.connections, seconds: round2(seconds), eventsPerSecond, changesPerSecond, backlogAtChanged, drainMs, drainPerSecond, cpuUsPerChange, drainCpuUsPerDelivery, target: TARGETS.webhook_throughput.eventsPerSecondMin, pass };
 }
 
 async function overhead(service, receiver, cfg, dbName) {
