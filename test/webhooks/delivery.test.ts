@@ -37,7 +37,7 @@ async function deliveriesOf(e: Endpoint): Promise<{ status: string; attempts: nu
 }
 
 /** Polls until `probe` is truthy (a background effect), or fails after `timeoutMs`. */
-async function until<T>(probe: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+async function until<T>(probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -233,6 +233,78 @@ describe('deliveries', () => {
     for (const body of bodies) {
       for (const secret of secrets) expect(body).not.toContain(secret);
       expect(body).not.toMatch(/whsec_|eyJ[A-Za-z0-9_-]{10,}|https?:\/\/|\$2[aby]\$/);
+    }
+  });
+});
+
+/** A sample's value from the /metrics text (0 when absent). */
+async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = (await t.http().get('/metrics').expect(200)).text;
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = text.split('\n').find((l) => (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) && wanted.every((w) => l.includes(w)));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('metrics and the 5-day rule', () => {
+  it('counts deliveries by result and disables, and shows the queue and its oldest delivery per endpoint', async () => {
+    const before = { delivered: await metric('webhook_deliveries_total', { result: 'delivered' }), retried: await metric('webhook_deliveries_total', { result: 'retried' }) };
+    const e = await endpoint({ events: ['webhook.test'] });
+    let calls = 0;
+    receiver.reply = (r) => (r.path === e.path && calls++ === 0 ? { status: 503 } : { status: 200 });
+    try {
+      await t.http().post(`/webhook/${e.id}/test`).set(bearer(admin.jwt)).expect(202);
+      await until(async () => (await deliveriesOf(e))[0]?.last_status === 503);
+      // The retry waits: pending, and its age shows under its endpoint's id.
+      await t.container.databaseGauges.refresh();
+      expect(await metric('webhook_queue_depth')).toBeGreaterThanOrEqual(1);
+      expect(await metric('webhook_oldest_pending_seconds', { webhook: e.id })).toBeGreaterThanOrEqual(0);
+      expect((await t.http().get('/metrics').expect(200)).text).toContain(`webhook_oldest_pending_seconds{webhook="${e.id}"}`);
+      t.clock.advance(7_000);
+      t.container.webhookSender.kick();
+      await until(async () => (await deliveriesOf(e))[0].status === 'delivered');
+      t.clock.advance(-7_000);
+    } finally {
+      receiver.reply = { status: 200 };
+    }
+    expect(await metric('webhook_deliveries_total', { result: 'retried' })).toBe(before.retried + 1);
+    expect(await metric('webhook_deliveries_total', { result: 'delivered' })).toBeGreaterThanOrEqual(before.delivered + 1);
+    await t.container.databaseGauges.refresh();
+    expect((await t.http().get('/metrics').expect(200)).text).not.toContain(`webhook_oldest_pending_seconds{webhook="${e.id}"}`);
+  });
+
+  it('disables an endpoint failing for 5 days at its next failure, mails the active system admins (no secret), and counts it', async () => {
+    const disabledBefore = await metric('webhook_disabled_total');
+    const e = await endpoint({ events: ['webhook.test'] });
+    receiver.reply = (r) => (r.path === e.path ? { status: 500 } : { status: 200 });
+    const skipped = 5 * 24 * 3600_000 + 3600_000;
+    try {
+      await t.http().post(`/webhook/${e.id}/test`).set(bearer(admin.jwt)).expect(202);
+      await until(async () => (await deliveriesOf(e))[0]?.attempts === 1 && (await deliveriesOf(e))[0].last_status === 500);
+      // Failing, not yet 5 days: still enabled, no mail.
+      expect((await t.http().get(`/webhook/${e.id}`).set(bearer(admin.jwt)).expect(200)).body.enabled).toBe(true);
+      t.clock.advance(skipped);
+      t.container.webhookSender.kick();
+      const w = await until(async () => {
+        const got = (await t.http().get(`/webhook/${e.id}`).set(bearer(admin.jwt)).expect(200)).body;
+        return got.enabled ? undefined : got;
+      });
+      expect(w.disabled_reason).toBe('nothing was delivered to it for 5 days of failures');
+      const mails = (await queuedMail(t.knex, admin.email)).filter((m) => m.subject === 'A webhook of Accounts has been disabled');
+      expect(mails).toHaveLength(1);
+      const sent = await until(async () => t.mail.mails.find((m) => m.to.includes(admin.email) && m.subject === 'A webhook of Accounts has been disabled'));
+      expect(sent.text).toContain(`http://127.0.0.1:${receiver.port}`);
+      expect(sent.text).toContain('5 days');
+      expect(sent.text).not.toContain(e.path);
+      expect(sent.text).not.toContain(e.secret.slice(6));
+      expect(await metric('webhook_disabled_total')).toBe(disabledBefore + 1);
+      // Disabled: a test waits, unsent.
+      const attempts = (await deliveriesOf(e))[0].attempts;
+      await t.http().post(`/webhook/${e.id}/test`).set(bearer(admin.jwt)).expect(202);
+      await t.container.webhookSender.runOnce();
+      expect((await deliveriesOf(e)).map((d) => d.attempts)).toEqual([0, attempts]);
+    } finally {
+      receiver.reply = { status: 200 };
+      t.clock.advance(-skipped);
     }
   });
 });
