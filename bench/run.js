@@ -28,6 +28,9 @@
  *                        each table (bench/db-cost.js)
  *   embedded_memory      the service's RSS on the embedded default: idle after the first start and after a
  *                        restart, after two minutes of mixed load; Postgres mode's beside (bench/embedded-memory.js)
+ *   webhook_throughput   events/s from the first of 1000 changes to the last event received by a local
+ *                        receiver (bench/webhooks.js)
+ *   webhook_overhead     POST /user/me with 0 and with 5 webhook endpoints subscribed to * (bench/webhooks.js)
  *
  * `node bench/run.js` runs it (`npm run bench` builds first); requiring this file runs nothing.
  *
@@ -69,6 +72,7 @@ const mfaLogin = require('./mfa-login');
 const mailThroughput = require('./mail-throughput');
 const dbCost = require('./db-cost');
 const embeddedMemory = require('./embedded-memory');
+const webhooks = require('./webhooks');
 
 const {
   ROOT,
@@ -92,7 +96,7 @@ const {
   login,
 } = lib;
 
-const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login', 'mail_throughput', 'db_cost', 'embedded_memory'];
+const SCENARIOS = ['user_me', 'user_list', 'refresh', 'login', 'user_me_under_login', 'groups', 'metrics_cost', 'audit_cost', 'list_at_scale', 'console_load', 'hostile_input', 'mfa_login', 'mail_throughput', 'db_cost', 'embedded_memory', 'webhook_throughput', 'webhook_overhead'];
 const { num, int } = lib;
 function selectedScenarios() {
   const raw = (process.env.BENCH_SCENARIOS || '').trim();
@@ -868,6 +872,10 @@ async function main() {
     });
   }
   if (want('embedded_memory')) results.embedded_memory = await embeddedMemory.scenario({ dbName: `acct_bench_mem_${process.pid}` });
+  if (want('webhook_throughput') || want('webhook_overhead')) {
+    const hooks = { secret: ctx.secret, mfaKey: ctx.mfaKey, auditKey: ctx.auditKey, serviceNodeArgs: ctx.serviceNodeArgs, serverCpu: pinning ? CFG.serverCpu : undefined, pgCpu: pinning ? CFG.loadCpu : undefined };
+    Object.assign(results, await webhooks.scenario(hooks, { throughput: want('webhook_throughput'), overhead: want('webhook_overhead') }));
+  }
 
   const totalSeconds = round2((Date.now() - started) / 1000);
   console.log(`\n== summary (${totalSeconds} s)`);
@@ -913,6 +921,7 @@ async function main() {
   if (r.mail_throughput) summary.push(...mailThroughput.summaryRows(r.mail_throughput));
   if (r.db_cost) summary.push(...dbCost.summaryRows(r.db_cost));
   if (r.embedded_memory) summary.push(...embeddedMemory.summaryRows(r.embedded_memory));
+  summary.push(...webhooks.summaryRows(r));
   table(summary);
 
   const report = {
@@ -950,7 +959,8 @@ if (require.main === module) {
       (CFG.scenarios.has('mail_throughput') ? mailThroughput.budgetSeconds() : 0) +
       (CFG.scenarios.has('db_cost') ? dbCost.budgetSeconds() : 0) +
       (CFG.scenarios.has('list_at_scale') ? listAtScale.budgetSeconds(CFG.scale) : 0) +
-      (CFG.scenarios.has('embedded_memory') ? embeddedMemory.budgetSeconds() : 0)) *
+      (CFG.scenarios.has('embedded_memory') ? embeddedMemory.budgetSeconds() : 0) +
+      (CFG.scenarios.has('webhook_throughput') || CFG.scenarios.has('webhook_overhead') ? webhooks.budgetSeconds() : 0)) *
     1000;
   const watchdog = setTimeout(() => fail(new Error(`benchmark still running after ${budgetMs / 1000} s`)), budgetMs);
 
