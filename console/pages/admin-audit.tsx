@@ -2,7 +2,7 @@ import './admin-groups.css';
 import { Fragment, type ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, ApiError, ok, page, type Schemas } from '../api';
-import { ActionButton, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad, usePager } from '../ui';
+import { ActionButton, ChoiceGroups, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad, usePager } from '../ui';
 
 type Entry = Schemas['AuditEntry'];
 type Action = Schemas['AuditAction'];
@@ -68,13 +68,6 @@ export function AdminAudit(_props: { id?: string }) {
   const key = JSON.stringify(filters);
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-  function toggle(a: Action, on: boolean) {
-    const next = new Set(actions);
-    if (on) next.add(a);
-    else next.delete(a);
-    setActions(next);
-  }
-
   return (
     <Page title="Audit log" wide>
       <p class="muted">Every change to users, passwords, tokens, settings and groups, and every sign-in, newest first. Secrets are never recorded.</p>
@@ -117,19 +110,7 @@ export function AdminAudit(_props: { id?: string }) {
           <legend>Actions</legend>
           <details class="actions">
             <summary>{actions.size === 0 ? 'All actions (choose some to narrow)' : `${actions.size} chosen`}</summary>
-            <div class="action-groups">
-              {ACTIONS.map(([title, list]) => (
-                <fieldset key={title}>
-                  <legend>{title}</legend>
-                  {list.map((a) => (
-                    <label key={a}>
-                      <input type="checkbox" name="action" value={a} checked={actions.has(a)} onChange={(e) => toggle(a, (e.target as HTMLInputElement).checked)} />
-                      <code>{a}</code>
-                    </label>
-                  ))}
-                </fieldset>
-              ))}
-            </div>
+            <ChoiceGroups name="action" groups={ACTIONS} chosen={actions} onChange={setActions} />
           </details>
         </fieldset>
       </Form>
