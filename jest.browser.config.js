@@ -6,7 +6,9 @@
 module.exports = {
   rootDir: __dirname,
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['@swc/jest'] },
+  // request-filtering-agent is ESM only: compiled like the tests (Jest on Node 20 cannot require ESM).
+  transform: { '^.+\\.ts$': ['@swc/jest'], '/node_modules/request-filtering-agent/.+\\.js$': ['@swc/jest'] },
+  transformIgnorePatterns: ['/node_modules/(?!request-filtering-agent/)'],
   testMatch: ['<rootDir>/test/browser/**/*.test.ts'],
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',

@@ -7,7 +7,9 @@
 module.exports = {
   rootDir: __dirname,
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['@swc/jest'] },
+  // request-filtering-agent is ESM only: compiled like the tests (Jest on Node 20 cannot require ESM).
+  transform: { '^.+\\.ts$': ['@swc/jest'], '/node_modules/request-filtering-agent/.+\\.js$': ['@swc/jest'] },
+  transformIgnorePatterns: ['/node_modules/(?!request-filtering-agent/)'],
   testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
   maxWorkers: 1,
   verbose: true,

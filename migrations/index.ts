@@ -16,6 +16,7 @@ import * as addNameSkeletons from './20261207100000_add_name_skeletons';
 import * as keyAuditChain from './20261207120000_key_audit_chain';
 import * as addMfa from './20261207130000_add_mfa';
 import * as addPasskeys from './20261207140000_add_passkeys';
+import * as addWebhooks from './20261208090000_add_webhooks';
 
 /**
  * Every migration, in order. A test checks that each file in this folder is listed here.
@@ -42,4 +43,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261207120000_key_audit_chain', migration: keyAuditChain },
   { name: '20261207130000_add_mfa', migration: addMfa },
   { name: '20261207140000_add_passkeys', migration: addPasskeys },
+  { name: '20261208090000_add_webhooks', migration: addWebhooks },
 ];

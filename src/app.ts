@@ -23,6 +23,7 @@ import { sessionHandlers } from './http/handlers/session';
 import { settingsHandlers } from './http/handlers/settings';
 import { tokenHandlers } from './http/handlers/tokens';
 import { userHandlers } from './http/handlers/users';
+import { webhookHandlers } from './http/handlers/webhooks';
 import { chain, dispatch } from './http/mount';
 import { enforcePolicy } from './http/policy';
 import { parseLimit, readBody } from './http/read-body';
@@ -83,6 +84,7 @@ export function createApp({ config, services, maintenance, log, apiSpec, availab
     settingsHandlers(services.settings, services.users),
     groupHandlers(services.groups),
     auditHandlers(services.audit),
+    webhookHandlers(services.webhooks),
     registrationHandlers(services.registration, config.allowRegistration, ipThrottle('register', config.throttleIpPerMinute, rateLimits, clock)),
     healthHandlers(maintenance, availability),
     specHandlers(apiSpec, config.appUrl, config.docs),

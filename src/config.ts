@@ -91,6 +91,13 @@ export interface Config {
   metrics: boolean;
   /** Where the built web console is (`npm run build` puts it in dist/console); undefined: there. */
   consoleDir: string | undefined;
+  /**
+   * Webhooks (API.md §2.9): `allowHttp` (WEBHOOK_ALLOW_HTTP) takes `http://` endpoints,
+   * `allowPrivate` (WEBHOOK_ALLOW_PRIVATE) endpoints on loopback, private and other internal
+   * addresses, at registration and at delivery (both for local development and tests only: the
+   * start-up log warns); `concurrency` (WEBHOOK_CONCURRENCY) deliveries in flight per instance.
+   */
+  webhooks: { allowHttp: boolean; allowPrivate: boolean; concurrency: number };
 }
 
 export class ConfigError extends Error {}
@@ -221,6 +228,9 @@ const schema = z
     DOCS: flag('1'),
     METRICS: flag('1'),
     CONSOLE_DIR: z.string().min(1).optional(),
+    WEBHOOK_ALLOW_HTTP: flag('0'),
+    WEBHOOK_ALLOW_PRIVATE: flag('0'),
+    WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
   })
   .superRefine((env, ctx) => {
     if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {
@@ -385,5 +395,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     docs: e.DOCS,
     metrics: e.METRICS,
     consoleDir: e.CONSOLE_DIR,
+    webhooks: Object.freeze({ allowHttp: e.WEBHOOK_ALLOW_HTTP, allowPrivate: e.WEBHOOK_ALLOW_PRIVATE, concurrency: e.WEBHOOK_CONCURRENCY }),
   });
+}
+
+/** The start-up warnings a configuration calls for: the relaxing webhook flags (local development and tests only). */
+export function configWarnings(config: Pick<Config, 'webhooks'>): string[] {
+  const warnings: string[] = [];
+  if (config.webhooks.allowHttp) warnings.push('WEBHOOK_ALLOW_HTTP=1: webhook endpoints may be plain http (events and signatures travel unencrypted); for local development only');
+  if (config.webhooks.allowPrivate) warnings.push('WEBHOOK_ALLOW_PRIVATE=1: webhook endpoints may be on loopback, private and internal addresses (no SSRF protection); for local development only');
+  return warnings;
 }

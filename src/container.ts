@@ -32,6 +32,10 @@ import { TokenSigner } from './services/token-signer';
 import { UserService } from './services/user-service';
 import { createStores, createTransactor, type Stores, type Transactor } from './stores';
 import { AUDIT_KEY, KeyRing, MFA_KEY } from './keys';
+import { WebhookSecrets } from './services/webhook-secrets';
+import { WebhookService } from './services/webhook-service';
+import { WebhookFanOut } from './webhooks/fan-out';
+import { WebhookSender } from './webhooks/sender';
 
 export interface Services {
   auth: AuthService;
@@ -44,6 +48,7 @@ export interface Services {
   emailChanges: EmailChanges;
   audit: AuditService;
   mfa: MfaService;
+  webhooks: WebhookService;
 }
 
 export interface Container {
@@ -56,6 +61,10 @@ export interface Container {
   jobs: JobRunner;
   housekeeping: Housekeeping;
   auditChainer: AuditChainer;
+  /** Turns chained audit entries into webhook deliveries. */
+  webhookFanOut: WebhookFanOut;
+  /** Sends the webhook deliveries. */
+  webhookSender: WebhookSender;
   /** The keys of the audit chain's links and checkpoints (from AUDIT_KEY). */
   chainKeys: ChainKeys;
   /** The audit chain's signed checkpoints (memory, file, log). */
@@ -88,6 +97,8 @@ export interface ContainerOptions {
   auditChainPollMs?: number;
   /** How often the metrics read from the database are read again (default 5 s). */
   databaseGaugesIntervalMs?: number;
+  /** How often the webhook sender and fan-out look for work another process queued (default 1 s and 5 s; tests shorten it). */
+  webhookPollMs?: number;
 }
 
 export type ContainerConfig = Pick<
@@ -119,6 +130,7 @@ export type ContainerConfig = Pick<
   | 'mailConcurrency'
   | 'throttleAccountFailures'
   | 'metrics'
+  | 'webhooks'
 >;
 
 /**
@@ -128,6 +140,8 @@ export type ContainerConfig = Pick<
  */
 const AUDIT_CHAIN_DELAY_MS = 100;
 const AUDIT_CHAIN_POLL_MS = 5_000;
+/** How often the webhook sender looks for deliveries another process queued or that came due. */
+const WEBHOOK_POLL_MS = 1_000;
 /** How often the metrics read from the database (the outbox's depth) are read again. */
 const DATABASE_GAUGES_INTERVAL_MS = 5_000;
 
@@ -140,7 +154,11 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
   const chainKeys = KeyRing.of(AUDIT_KEY.variable, config.auditKeys).derive(CHAIN_KEY_PURPOSE);
   const auditCheckpoints = new AuditCheckpoints(chainKeys, stores.audit, clock, log, { file: config.auditCheckpointFile, intervalMs: config.auditCheckpointIntervalMs });
   auditCheckpoints.load();
-  const databaseGauges = new DatabaseGauges(() => stores.outbox.backlog(clock.now()), clock, log, { intervalMs: options.databaseGaugesIntervalMs ?? DATABASE_GAUGES_INTERVAL_MS, availability });
+  const databaseGauges = new DatabaseGauges(() => stores.outbox.backlog(clock.now()), clock, log, {
+    intervalMs: options.databaseGaugesIntervalMs ?? DATABASE_GAUGES_INTERVAL_MS,
+    availability,
+    readWebhooks: () => stores.webhooks.backlog(clock.now()),
+  });
   const metrics = new Metrics(
     {
       pool: options.pool,
@@ -161,12 +179,32 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     onFailure: () => metrics.mailFailed(),
   });
   let jobRunner: JobRunner | undefined; // made below, from the services it runs jobs for
-  const auditChainer = new AuditChainer(stores.audit, chainKeys, auditCheckpoints, log, { intervalMs: options.auditChainPollMs ?? AUDIT_CHAIN_POLL_MS, kickDelayMs: AUDIT_CHAIN_DELAY_MS, availability });
+  const auditChainer = new AuditChainer(stores.audit, chainKeys, auditCheckpoints, log, {
+    intervalMs: options.auditChainPollMs ?? AUDIT_CHAIN_POLL_MS,
+    kickDelayMs: AUDIT_CHAIN_DELAY_MS,
+    availability,
+    chained: () => webhookFanOut.kick(),
+  });
   const onCommit = { mailQueued: () => outbox.kick(), jobQueued: () => jobRunner?.kick(), audited: () => auditChainer.kick() };
   const transact = createTransactor(db, onCommit, clock, { audit: config.auditLog });
   const hasher = new PasswordHasher(config.bcryptCost);
   const signer = new TokenSigner(config.jwtSecrets);
   const mail = { appName: config.appName, appUrl: config.appUrl };
+  const webhookSecrets = new WebhookSecrets(KeyRing.of(MFA_KEY.variable, config.mfaKeys));
+  const webhookSender = new WebhookSender(stores.webhooks, transact, webhookSecrets, clock, log, {
+    concurrency: config.webhooks.concurrency,
+    allowPrivate: config.webhooks.allowPrivate,
+    pollIntervalMs: options.webhookPollMs ?? WEBHOOK_POLL_MS,
+    mail,
+    availability,
+    metrics: {
+      delivered: () => metrics.webhookDelivery('delivered'),
+      retried: () => metrics.webhookDelivery('retried'),
+      failed: () => metrics.webhookDelivery('failed'),
+      disabled: () => metrics.webhookDisabled(),
+    },
+  });
+  const webhookFanOut = new WebhookFanOut(stores.webhooks, clock, log, { intervalMs: options.webhookPollMs ?? AUDIT_CHAIN_POLL_MS, availability, queued: () => webhookSender.kick() });
   const links = new PasswordLinks(clock, mail, { welcomeMs: config.welcomeLinkTtlMs, resetMs: config.resetLinkTtlMs });
   const emailChanges = new EmailChanges(transact, clock, mail, links);
   // Failures in a row, then a delay doubling from 1 s up to 15 min (API.md §2.4b, §2.8).
@@ -203,6 +241,7 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     groups,
     registration: new RegistrationService(stores, transact, hasher, clock, mail, config.registrationTtlMs),
     emailChanges,
+    webhooks: new WebhookService(stores, transact, webhookSecrets, clock, config.webhooks, () => webhookSender.kick()),
     audit: new AuditService(stores.audit, () => auditChainer.runOnce(), {
       keys: chainKeys,
       checkpoint: () => auditCheckpoints.latest,
@@ -244,6 +283,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
     jobs,
     housekeeping,
     auditChainer,
+    webhookFanOut,
+    webhookSender,
     auditCheckpoints,
     chainKeys,
     availability,
@@ -253,6 +294,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       jobs.start();
       housekeeping.start();
       auditChainer.start();
+      webhookFanOut.start();
+      webhookSender.start();
       databaseGauges.start();
     },
     stop: async () => {
@@ -260,6 +303,8 @@ export function createContainer(db: Knex, config: ContainerConfig, log: Logger, 
       await housekeeping.stop();
       await jobs.stop(); // its last jobs may queue mail and write audit entries: the outbox and the chain go last
       await auditChainer.stop();
+      await webhookFanOut.stop();
+      await webhookSender.stop(); // a disable's mail goes in the outbox: the outbox goes last
       await outbox.stop();
       availability.stop();
     },

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { OutboxBacklog } from './background/database-gauges';
+import type { OutboxBacklog, WebhookBacklog } from './background/database-gauges';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What the metrics read when scraped: all of it in memory (a scrape never waits for the database). */
@@ -10,7 +10,7 @@ export interface MetricsSources {
    * The values read from the database in the background (see DatabaseGauges): mail waiting in the
    * outbox (how many, and the oldest one's age in seconds, 0 when none), and how old the read is.
    */
-  database: { readonly outbox: OutboxBacklog; readonly ageSeconds: number };
+  database: { readonly outbox: OutboxBacklog; readonly ageSeconds: number; readonly webhooks?: WebhookBacklog };
   /** The audit chain's head as last seen, and its newest signed checkpoint. */
   auditChain?(): { head?: number; checkpoint?: { position: number; time: Date } };
 }
@@ -47,6 +47,13 @@ export class Metrics {
   private readonly throttled = new Counter({ name: 'rate_limited_total', help: 'Requests refused with 429, by operationId.', labelNames: ['operation'], registers: [this.registry] });
   private readonly tokenChecks = new Counter({ name: 'token_checks_total', help: 'Presented tokens checked against the database, by result (valid, refused).', labelNames: ['result'], registers: [this.registry] });
   private readonly mailFailures = new Counter({ name: 'mail_send_failures_total', help: 'Mail deliveries that failed (each is retried).', registers: [this.registry] });
+  private readonly webhookDeliveries = new Counter({
+    name: 'webhook_deliveries_total',
+    help: 'Webhook delivery attempts by result: delivered (a 2xx), retried (failed, tried again later), failed (the last attempt failed).',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  private readonly webhooksDisabled = new Counter({ name: 'webhook_disabled_total', help: 'Webhook endpoints the service disabled (410 Gone, or 5 days of failures).', registers: [this.registry] });
   private readonly children = new Map<string, RequestChildren>();
   private readonly validTokens = this.tokenChecks.labels('valid');
   private readonly refusedTokens = this.tokenChecks.labels('refused');
@@ -90,6 +97,24 @@ export class Metrics {
         this.set(database.ageSeconds);
       },
     });
+    new Gauge({
+      name: 'webhook_queue_depth',
+      help: 'Webhook deliveries waiting to be sent (pending), as last read from the database.',
+      registers: [this.registry],
+      collect() {
+        this.set(database.webhooks?.depth ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'webhook_oldest_pending_seconds',
+      help: 'Age of the oldest pending webhook delivery, by endpoint id (endpoints with none pending are not shown), as last read from the database and counted on since.',
+      labelNames: ['webhook'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [webhook, age] of Object.entries(database.webhooks?.oldestByWebhook ?? {})) this.set({ webhook }, age);
+      },
+    });
     const { auditChain } = sources;
     if (auditChain) {
       new Gauge({
@@ -117,6 +142,7 @@ export class Metrics {
         },
       });
     }
+    for (const result of ['delivered', 'retried', 'failed']) this.webhookDeliveries.inc({ result }, 0);
     if (options.process) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -141,6 +167,14 @@ export class Metrics {
 
   mailFailed(): void {
     this.mailFailures.inc();
+  }
+
+  webhookDelivery(result: 'delivered' | 'retried' | 'failed'): void {
+    this.webhookDeliveries.inc({ result });
+  }
+
+  webhookDisabled(): void {
+    this.webhooksDisabled.inc();
   }
 
   /** The text a scrape gets, and its content type. */

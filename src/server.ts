@@ -1,6 +1,6 @@
 import { loadApiSpec } from './api-spec';
 import { createApp } from './app';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, configWarnings, loadConfig } from './config';
 import { DataDirLockedError } from './db/data-dir-lock';
 import { EmbeddedInitError } from './db/embedded';
 import { DataDirNotPrivateError, PRIVATE_UMASK } from './db/private-files';
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
+  for (const warning of configWarnings(config)) log.warn(warning);
   const { database, container } = await openRuntime(config, log, { processMetrics: true });
   await container.hasher.dummy(); // so the first unknown-user login costs what the others do
   if (config.admin) await bootstrapAdmin(container.transact, container.hasher, log, config.admin);

@@ -22,7 +22,13 @@ export class AuditChainer extends PollingWorker {
     private readonly keys: ChainKeys,
     private readonly checkpoints: AuditCheckpoints,
     log: Logger,
-    options: { intervalMs: number; kickDelayMs: number; availability?: DatabaseAvailability },
+    private readonly options: {
+      intervalMs: number;
+      kickDelayMs: number;
+      availability?: DatabaseAvailability;
+      /** Told after a pass that chained entries (the webhook fan-out follows the chain). */
+      chained?: () => void;
+    },
   ) {
     super(log, 'audit chain', options.intervalMs, options.availability, options.kickDelayMs);
   }
@@ -36,6 +42,7 @@ export class AuditChainer extends PollingWorker {
       n = pass.chained;
     }
     await this.checkpoints.persist();
+    if (total > 0) this.options.chained?.();
     return total;
   }
 

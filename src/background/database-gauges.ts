@@ -9,6 +9,12 @@ export interface OutboxBacklog {
   oldestAgeSeconds: number;
 }
 
+/** The webhook deliveries waiting, as one read found them: how many, and the oldest one's age in seconds by endpoint. */
+export interface WebhookBacklog {
+  depth: number;
+  oldestByWebhook: Record<string, number>;
+}
+
 /**
  * The metrics that come from the database (the outbox's depth and oldest mail), read in the
  * background every `intervalMs` and soon after a kick, never on a scrape: `GET /metrics` shows
@@ -19,15 +25,19 @@ export interface OutboxBacklog {
 export class DatabaseGauges {
   private readonly poller: Poller;
   private last: (OutboxBacklog & { at: Date }) | undefined;
+  private lastWebhooks: { backlog: WebhookBacklog; at: Date } | undefined;
   private readonly since: Date;
+
+  private readonly readWebhooks: (() => Promise<WebhookBacklog>) | undefined;
 
   constructor(
     private readonly readOutbox: () => Promise<OutboxBacklog>,
     private readonly clock: Clock,
     private readonly log: Logger,
-    options: { intervalMs: number; availability?: DatabaseAvailability },
+    options: { intervalMs: number; availability?: DatabaseAvailability; readWebhooks?: () => Promise<WebhookBacklog> },
   ) {
     this.since = clock.now();
+    this.readWebhooks = options.readWebhooks;
     this.poller = new Poller(
       () =>
         this.refresh().catch((err) => {
@@ -41,6 +51,15 @@ export class DatabaseGauges {
   async refresh(): Promise<void> {
     const outbox = await this.readOutbox();
     this.last = { ...outbox, at: this.clock.now() };
+    if (this.readWebhooks) this.lastWebhooks = { backlog: await this.readWebhooks(), at: this.clock.now() };
+  }
+
+  /** The webhook deliveries waiting as last read, ages counted on to now (as the outbox's). Zeros before the first read. */
+  get webhooks(): WebhookBacklog {
+    const last = this.lastWebhooks;
+    if (!last) return { depth: 0, oldestByWebhook: {} };
+    const since = Math.max(0, (this.clock.now().getTime() - last.at.getTime()) / 1000);
+    return { depth: last.backlog.depth, oldestByWebhook: Object.fromEntries(Object.entries(last.backlog.oldestByWebhook).map(([id, age]) => [id, age + since])) };
   }
 
   /**

@@ -61,6 +61,10 @@ export const AUDIT_ACTIONS = [
   'mfa.recovery_code_used',
   'mfa.factor_renamed',
   'mfa.passkey_counter_rejected',
+  'webhook.created',
+  'webhook.updated',
+  'webhook.deleted',
+  'webhook.secret_rotated',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -263,3 +263,12 @@ export function passkeyCounterMail(s: MailSettings, to: Recipient, factorName: s
     'contact your administrator.',
   ]);
 }
+
+/** To the system admins: the service disabled a webhook endpoint (API.md §2.9). Names its origin and why; never a secret. */
+export function webhookDisabledMail(s: MailSettings, to: string[], origin: string, reason: string): OutgoingMail {
+  return letter(s, to, null, `A webhook of ${s.appName} has been disabled`, [
+    `The webhook endpoint at ${origin} has been disabled: ${reason}.`,
+    '',
+    'No events are sent to it until a system admin enables it again; the events meanwhile wait in its delivery log.',
+  ]);
+}

@@ -33,3 +33,33 @@ export function decodeCursor(raw: string): NameCursor {
   }
   throw new ValidationError('invalid cursor', [{ path: '/query/cursor', message: 'is not a cursor this service issued' }]);
 }
+
+/** A keyset position in a list ordered by (time, id): a webhook's `created`, a delivery's. */
+export interface TimeCursor {
+  time: Date;
+  id: string;
+}
+
+export function encodeTimeCursor(c: TimeCursor): string {
+  return Buffer.from(JSON.stringify([c.time.toISOString(), c.id]), 'utf8').toString('base64url');
+}
+
+export function decodeTimeCursor(raw: string): TimeCursor {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && isUuid(value[1])) {
+      const time = new Date(value[0]);
+      if (!Number.isNaN(time.getTime())) return { time, id: value[1].toLowerCase() };
+    }
+  } catch {
+    // fall through
+  }
+  throw new ValidationError('invalid cursor', [{ path: '/query/cursor', message: 'is not a cursor this service issued' }]);
+}
+
+/** A page from `limit + 1` rows read in (time, id) order (see pageOf). */
+export function timePageOf<T>(rows: T[], limit: number, key: (row: T) => TimeCursor): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, next: rows.length > limit && last ? encodeTimeCursor(key(last)) : null };
+}

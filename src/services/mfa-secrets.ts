@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { CROCKFORD, formatRecoveryCode, RECOVERY_CODE_COUNT, RECOVERY_CODE_LENGTH } from '../domain/mfa';
 import type { DerivedKeys, KeyRing } from '../keys';
+import { openSecret, sealSecret } from './sealed-secret';
 
 /** What each key derived from MFA_KEY is for (HKDF info): never reused for anything else. */
 const TOTP_SECRET_PURPOSE = 'mfa totp secret';
@@ -29,29 +30,12 @@ export class MfaSecrets {
   }
 
   encryptTotpSecret(secret: Buffer, userId: string, factorId: string): string {
-    const { id, key } = this.totpKeys.current;
-    const iv = crypto.randomBytes(12);
-    const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
-    cipher.setAAD(Buffer.from(`${userId}:${factorId}`));
-    const sealed = Buffer.concat([cipher.update(secret), cipher.final(), cipher.getAuthTag()]);
-    return `${id}:${iv.toString('base64url')}:${sealed.toString('base64url')}`;
+    return sealSecret(this.totpKeys, secret, `${userId}:${factorId}`);
   }
 
   /** The secret, or undefined when no configured key made it or it is not this row's (altered, moved). */
   decryptTotpSecret(stored: string, userId: string, factorId: string): Buffer | undefined {
-    const [keyId, iv, sealed, ...rest] = stored.split(':');
-    const key = this.totpKeys.get(keyId);
-    if (!key || !iv || !sealed || rest.length) return undefined;
-    const bytes = Buffer.from(sealed, 'base64url');
-    if (bytes.length < 16) return undefined;
-    try {
-      const decipher = crypto.createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
-      decipher.setAAD(Buffer.from(`${userId}:${factorId}`));
-      decipher.setAuthTag(bytes.subarray(bytes.length - 16));
-      return Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - 16)), decipher.final()]);
-    } catch {
-      return undefined;
-    }
+    return openSecret(this.totpKeys, stored, `${userId}:${factorId}`);
   }
 
   /** Ten new recovery codes (`xxxx-xxxx-xxxx`) and their hashes under the current key. */

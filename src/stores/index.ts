@@ -15,6 +15,7 @@ import { KnexSettingsStore, type SettingsStore } from './settings-store';
 import { KnexTokenStore, type TokenStore } from './token-store';
 import { KnexUserStore, type UserStore } from './user-store';
 import { KnexWebauthnChallengeStore, type WebauthnChallengeStore } from './webauthn-challenge-store';
+import { KnexWebhookStore, type WebhookStore } from './webhook-store';
 
 export interface Stores {
   users: UserStore;
@@ -31,6 +32,7 @@ export interface Stores {
   audit: AuditStore;
   mfa: MfaStore;
   challenges: WebauthnChallengeStore;
+  webhooks: WebhookStore;
 }
 
 /**
@@ -53,6 +55,7 @@ export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, 
     audit: new KnexAuditStore(db, clock, inTransaction, audit),
     mfa: new KnexMfaStore(db),
     challenges: new KnexWebauthnChallengeStore(db),
+    webhooks: new KnexWebhookStore(db),
   };
 }
 

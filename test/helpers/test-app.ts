@@ -128,7 +128,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const log = createLogger(config.logLevel, options.logDestination);
   const clock = new TestClock();
-  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool, auditChainPollMs: options.auditChainPollMs });
+  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool, auditChainPollMs: options.auditChainPollMs, webhookPollMs: 50 });
   container.start();
   const app = createApp({ config, services: container.services, maintenance: container.stores.maintenance, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a
