@@ -35,7 +35,8 @@ import { fieldError } from './account';
  */
 
 type Webhook = Schemas['Webhook'];
-type Delivery = Schemas['WebhookDelivery'];
+type Delivery = Schemas['Delivery'];
+type Events = Schemas['WebhookEvents'];
 type DeliveryStatus = Delivery['status'];
 
 const PAGE_SIZE = 50;
@@ -101,7 +102,7 @@ function draftOf(w?: Webhook): Draft {
 }
 
 /** The `events` of a request body: `["*"]`, or the chosen types in the list's order; refused when empty. */
-function eventsOf(d: Draft): string[] {
+function eventsOf(d: Draft): Events {
   if (d.all) return ['*'];
   const events = WEBHOOK_EVENT_TYPES.filter((t) => d.chosen.has(t));
   if (events.length === 0) throw fieldError('events', 'Choose at least one event, or every event.');
@@ -217,7 +218,7 @@ export function AdminWebhooks(_props: { id?: string }) {
       ) : (
         <TableRegion label="Webhooks" busy={list.loading}>
           <table class="g-table webhooks-table">
-            <caption class="visually-hidden">Webhooks, newest first</caption>
+            <caption class="visually-hidden">Webhooks, oldest first</caption>
             <TableHead columns={['URL', 'Events', 'Status', 'Description', 'Created']} />
             <tbody>
               {data.items.map((w) => (
@@ -273,7 +274,7 @@ export function AdminWebhooks(_props: { id?: string }) {
 export function AdminWebhook({ id }: { id?: string }) {
   const webhookId = id ?? '';
   const { route } = useLocation();
-  const loaded = useLoad(() => ok(api.GET('/webhook/{webhook}', { params: { path: { webhook: webhookId } } })), [webhookId]);
+  const loaded = useLoad(() => ok(api.GET('/webhook/{id}', { params: { path: { id: webhookId } } })), [webhookId]);
   const [secret, setSecret] = useState<string | null>(null);
   const [done, setDone] = useState('');
   /** Bumped when something is queued, so the delivery log loads again. */
@@ -293,7 +294,7 @@ export function AdminWebhook({ id }: { id?: string }) {
       </Page>
     );
   }
-  const path = { webhook: w.id };
+  const path = { id: w.id };
   let host = w.url;
   try {
     host = new URL(w.url).host;
@@ -332,7 +333,7 @@ export function AdminWebhook({ id }: { id?: string }) {
         <ActionButton
           busy={w.enabled ? 'Disabling…' : 'Enabling…'}
           onClick={async () => {
-            await ok(api.POST('/webhook/{webhook}', { params: { path }, body: { enabled: !w.enabled } }));
+            await ok(api.POST('/webhook/{id}', { params: { path }, body: { enabled: !w.enabled } }));
             setDone(w.enabled ? 'Disabled: nothing is sent to it until it is enabled again.' : 'Enabled.');
             await loaded.reload();
           }}
@@ -342,8 +343,8 @@ export function AdminWebhook({ id }: { id?: string }) {
         <ActionButton
           busy="Queueing…"
           onClick={async () => {
-            await ok(api.POST('/webhook/{webhook}/test', { params: { path } }));
-            setDone(`A webhook.test event was queued for this endpoint${w.enabled ? '' : ' (sent although it is disabled)'}; see the delivery log below.`);
+            await ok(api.POST('/webhook/{id}/test', { params: { path } }));
+            setDone(`A webhook.test event was queued for this endpoint${w.enabled ? '' : ': it is sent once the endpoint is enabled again'}; see the delivery log below.`);
             setQueued((n) => n + 1);
           }}
         >
@@ -354,7 +355,7 @@ export function AdminWebhook({ id }: { id?: string }) {
           confirm="Make a new signing secret? For the next 24 hours every delivery carries signatures by the old and the new secret, so the receiver can switch over; then only the new one signs."
           confirmLabel="Rotate the secret"
           onClick={async () => {
-            const made = await ok(api.POST('/webhook/{webhook}/secret', { params: { path } }));
+            const made = await ok(api.POST('/webhook/{id}/secret', { params: { path } }));
             setDone('');
             setSecret(made.secret);
           }}
@@ -367,7 +368,7 @@ export function AdminWebhook({ id }: { id?: string }) {
           confirm={`Delete the webhook to ${w.url}? Nothing more is sent to it, and its delivery log and pending deliveries go with it. This cannot be undone.`}
           confirmLabel="Delete webhook"
           onClick={async () => {
-            await ok(api.DELETE('/webhook/{webhook}', { params: { path } }));
+            await ok(api.DELETE('/webhook/{id}', { params: { path } }));
             route('/admin/webhooks');
           }}
         >
@@ -403,7 +404,7 @@ function EditWebhook({ webhook, saved }: { webhook: Webhook; saved: () => Promis
         if (events.join(',') !== webhook.events.join(',')) body.events = events;
         if (draft.enabled !== webhook.enabled) body.enabled = draft.enabled;
         if (Object.keys(body).length === 0) return 'Nothing changed.';
-        const updated = await ok(api.POST('/webhook/{webhook}', { params: { path: { webhook: webhook.id } }, body }));
+        const updated = await ok(api.POST('/webhook/{id}', { params: { path: { id: webhook.id } }, body }));
         reset(updated);
         await saved();
         return 'Saved.';
@@ -440,8 +441,8 @@ function Deliveries({ webhook, queued }: { webhook: Webhook; queued: number }) {
   const list = useLoad(
     () =>
       page(
-        api.GET('/webhook/{webhook}/delivery', {
-          params: { path: { webhook: webhook.id }, query: { limit: PAGE_SIZE, ...(cursor ? { cursor } : {}), ...(status === 'any' ? {} : { status }) } },
+        api.GET('/webhook/{id}/delivery', {
+          params: { path: { id: webhook.id }, query: { limit: PAGE_SIZE, ...(cursor ? { cursor } : {}), ...(status === 'any' ? {} : { status }) } },
         }),
       ),
     [webhook.id, status, cursor, queued],
@@ -502,7 +503,7 @@ function Deliveries({ webhook, queued }: { webhook: Webhook; queued: number }) {
                       label={`Send ${d.type} of ${new Date(d.created).toISOString()} again`}
                       busy="Queueing…"
                       onClick={async () => {
-                        await ok(api.POST('/webhook/{webhook}/delivery/{delivery}/retry', { params: { path: { webhook: webhook.id, delivery: d.id } } }));
+                        await ok(api.POST('/webhook/{id}/delivery/{delivery}/retry', { params: { path: { id: webhook.id, delivery: d.id } } }));
                         await list.reload();
                       }}
                     >

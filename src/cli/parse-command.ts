@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { isUuid, parseUserRef } from '../domain/identifiers';
-import { isEmail, isName, NAME_RULE, tokenNameProblem } from '../domain/rules';
+import { isEmail, isName, NAME_RULE, tokenNameProblem, WEBHOOK_DESCRIPTION_MAX, WEBHOOK_URL_MAX } from '../domain/rules';
 import { isText } from '../domain/text';
 import { parseRfc3339 } from '../domain/timestamps';
 import { SCOPES, type Scope } from '../domain/types';
@@ -54,8 +54,8 @@ Admin commands:
   webhook remove ID
       Delete an endpoint, its delivery log and what is still pending for it.
   webhook test ID
-      Queue a webhook.test event for that endpoint alone (also when it is disabled); the
-      service's sender delivers it.
+      Queue a webhook.test event for that endpoint alone; a running service sends it (to a
+      disabled endpoint once it is enabled again).
   audit verify FILE [--checkpoint CHECKPOINT]
       Check an export without a database, with AUDIT_KEY (or the key in DATA_DIR): every link, the
       positions, the start (AUDIT_RETENTION_DAYS), the export's checkpoint and, with
@@ -222,7 +222,9 @@ function webhookCommand(args: string[], v: Values): Command {
   if (extra !== undefined) throw new UsageError(`${name}: unexpected argument ${JSON.stringify(extra)}`);
   if (task === 'add') {
     if (arg === undefined) throw new UsageError('webhook add needs the URL to post the events to');
+    if ([...arg].length > WEBHOOK_URL_MAX) throw new UsageError(`${name}: the URL is longer than ${WEBHOOK_URL_MAX} characters`);
     const description = typeof v.description === 'string' ? v.description : undefined;
+    if (description !== undefined && [...description].length > WEBHOOK_DESCRIPTION_MAX) throw new UsageError(`${name}: --description is longer than ${WEBHOOK_DESCRIPTION_MAX} characters`);
     return { kind: 'webhook', task, url: arg, events: webhookEvents(name, required(name, v, 'events')), ...(description !== undefined ? { description } : {}) };
   }
   if (arg === undefined) throw new UsageError(`${name} needs the ID of a webhook (webhook list shows them)`);
