@@ -1,7 +1,7 @@
 import './admin-groups.css';
 import './admin-webhooks.css';
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '../../src/domain/webhook-events';
 import { api, ok, page, type Schemas } from '../api';
@@ -158,29 +158,45 @@ function useDraft(w?: Webhook) {
   return { draft, set: (d: Partial<Draft>) => setDraft((old) => ({ ...old, ...d })), reset: (next?: Webhook) => setDraft(draftOf(next)) };
 }
 
-/** A new signing secret, shown this once. */
+/**
+ * A new signing secret, shown this once, in a modal dialog (so nothing on the page moves when it
+ * comes): it closes only by "I have copied it", not by Escape, so a stray key does not lose it.
+ */
 function NewSecret({ secret, heading, children, onDone }: { secret: string; heading: string; children?: ComponentChildren; onDone: () => void }) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    if (!dialog.current?.open) dialog.current?.showModal();
+  }, [secret]);
   return (
-    <ShownOnce
-      value={secret}
-      headingId="new-secret-heading"
-      heading={heading}
-      actions={
-        <>
-          <CopyButton text={secret} label="Copy secret" />
-          {children}
-          <button type="button" class="primary" onClick={onDone}>
-            I have copied it
-          </button>
-        </>
-      }
-    >
-      <p>
-        <strong>Copy it now: it will not be shown again.</strong> The receiver checks each delivery's <code class="inline">webhook-signature</code> with
-        it (Standard Webhooks). If you lose it, rotate the secret.
-      </p>
-      <code class="webhook-secret">{secret}</code>
-    </ShownOnce>
+    <dialog ref={dialog} class="confirm webhook-secret-dialog" aria-labelledby="new-secret-heading" onCancel={(e) => e.preventDefault()}>
+      <ShownOnce
+        value={secret}
+        headingId="new-secret-heading"
+        heading={heading}
+        actions={
+          <>
+            <CopyButton text={secret} label="Copy secret" />
+            {children}
+            <button
+              type="button"
+              class="primary"
+              onClick={() => {
+                dialog.current?.close();
+                onDone();
+              }}
+            >
+              I have copied it
+            </button>
+          </>
+        }
+      >
+        <p>
+          <strong>Copy it now: it will not be shown again.</strong> The receiver checks each delivery's <code class="inline">webhook-signature</code> with
+          it (Standard Webhooks). If you lose it, rotate the secret.
+        </p>
+        <code class="webhook-secret">{secret}</code>
+      </ShownOnce>
+    </dialog>
   );
 }
 
@@ -200,7 +216,7 @@ export function AdminWebhooks(_props: { id?: string }) {
     <Page title="Webhooks" wide>
       <p class="muted">
         Other systems learn what happens to accounts and groups without asking: each endpoint here is sent the events it chose, signed with its
-        secret, and retried for up to three days when it does not answer.
+        secret, and retried for about a day (7 more tries) when it does not answer.
       </p>
       {created && (
         <NewSecret secret={created.secret} heading="Signing secret of the new webhook" onDone={() => setCreated(null)}>
@@ -379,10 +395,11 @@ export function AdminWebhook({ id }: { id?: string }) {
         {done}
       </p>
 
-      <Deliveries webhook={w} queued={queued} />
-
       <h2>Settings</h2>
       <EditWebhook key={w.id} webhook={w} saved={loaded.reload} />
+
+      {/* Last: the log grows and shrinks as it loads and filters, and nothing below it moves. */}
+      <Deliveries webhook={w} queued={queued} />
     </Page>
   );
 }
@@ -481,7 +498,7 @@ function Deliveries({ webhook, queued }: { webhook: Webhook; queued: number }) {
                 <tr key={d.id}>
                   <td>
                     <code>{d.type}</code>
-                    <div class="muted webhook-small mono">msg_{d.event_id}</div>
+                    <div class="muted webhook-small mono delivery-id">msg_{d.event_id}</div>
                   </td>
                   <td>
                     <DeliveryTag status={d.status} />
@@ -500,7 +517,7 @@ function Deliveries({ webhook, queued }: { webhook: Webhook; queued: number }) {
                   </td>
                   <td class="row-actions">
                     <ActionButton
-                      label={`Send ${d.type} of ${new Date(d.created).toISOString()} again`}
+                      label={`${d.status === 'pending' ? 'Send now' : 'Send again'}: ${d.type} of ${new Date(d.created).toISOString()}`}
                       busy="Queueing…"
                       onClick={async () => {
                         await ok(api.POST('/webhook/{id}/delivery/{delivery}/retry', { params: { path: { id: webhook.id, delivery: d.id } } }));
