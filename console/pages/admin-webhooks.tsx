@@ -115,7 +115,7 @@ function EventsField({ draft, set }: { draft: Draft; set: (d: Partial<Draft>) =>
   return (
     <fieldset class="events-field" aria-describedby={error ? 'events-error' : undefined}>
       <legend>Events</legend>
-      <Checkbox name="all_events" label="Every event (*), also types added later" checked={draft.all} onChecked={(all) => set({ all })} />
+      <Checkbox name="all_events" label="Every event (*)" hint="Also the types a later version adds." checked={draft.all} onChecked={(all) => set({ all })} />
       <details class="actions" open={!draft.all}>
         <summary>{draft.all ? 'Or choose some' : draft.chosen.size === 0 ? 'Choose the events to send' : `${draft.chosen.size} chosen`}</summary>
         <ChoiceGroups name="events" groups={EVENT_GROUPS} chosen={draft.chosen} disabled={draft.all} onChange={(chosen) => set({ chosen })} />
