@@ -67,7 +67,8 @@ type Outcome = { ok: true; status: number } | { ok: false; status: number | null
 export class WebhookSender extends PollingWorker {
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly perEndpoint = new Map<string, number>();
-  private wake: (() => void) | undefined;
+  /** Passes waiting for a delivery to end or a kick (one, unless a test runs a pass beside the poller's). */
+  private waiting: (() => void)[] = [];
   private closing = false;
   private readonly agents: Promise<{ http: http.Agent; https: https.Agent }>;
   private readonly userAgent: string;
@@ -90,13 +91,17 @@ export class WebhookSender extends PollingWorker {
 
   override kick(): void {
     super.kick();
-    this.wake?.();
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const resolve of this.waiting.splice(0)) resolve();
   }
 
   /** Stops claiming; waits for the deliveries in flight. */
   override async stop(): Promise<void> {
     this.closing = true;
-    this.wake?.();
+    this.wake();
     await super.stop();
     const agents = await this.agents.catch(() => undefined);
     agents?.http.destroy();
@@ -121,10 +126,7 @@ export class WebhookSender extends PollingWorker {
         if (claimed.length > 0) continue;
       }
       if (this.inFlight.size === 0) return started;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-      this.wake = undefined;
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
   }
 
@@ -139,7 +141,7 @@ export class WebhookSender extends PollingWorker {
         const n = (this.perEndpoint.get(d.webhookId) ?? 1) - 1;
         if (n > 0) this.perEndpoint.set(d.webhookId, n);
         else this.perEndpoint.delete(d.webhookId);
-        this.wake?.();
+        this.wake();
       });
     this.inFlight.set(d.id, done);
   }

@@ -298,8 +298,8 @@ export async function countRows(knex: Knex, table: string): Promise<number> {
   return Number(row?.count ?? 0);
 }
 
-/** The background workers' polls (mail, jobs, housekeeping), which may fall in the same moment as a request. */
-const BACKGROUND = /^update "mail_outbox"|^select .* from "mail_outbox"|^update "background_jobs"|^delete from "(rate_limits|login_throttle)" where "key" in/;
+/** The background workers' polls (mail, jobs, housekeeping, the webhook sender's claim and gauges), which may fall in the same moment as a request. */
+const BACKGROUND = /^update "mail_outbox"|^select .* from "mail_outbox"|^update "background_jobs"|^delete from "(rate_limits|login_throttle)" where "key" in|^with candidates as|^select .* from "webhook_deliveries"|^update "webhook_deliveries"/;
 /** A statement of the audit chainer's pass: its whole transaction is the chainer's. */
 const CHAINER = /pg_advisory_xact_lock|audit_chain|pg_snapshot_xmin/;
 
