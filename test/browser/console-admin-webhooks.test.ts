@@ -124,6 +124,15 @@ describe('the console: the administrators’ webhooks pages', () => {
     for (const s of [secret, second]) expect(new Verifier(s).verify(third.raw, headers(third))).toMatchObject({ type: 'webhook.test' });
     await log.getByRole('row').nth(1).getByText('delivered', { exact: true }).waitFor({ timeout: 30_000 });
 
+    // Edit: every event, another description.
+    const settings = page.getByRole('form', { name: 'Webhook settings' });
+    await settings.getByLabel('Every event (*)').check();
+    await settings.getByLabel('Description').fill('Billing, every event');
+    await settings.getByRole('button', { name: 'Save changes' }).click();
+    await settings.getByText('Saved.').waitFor();
+    await page.locator('dl.facts').getByText('every event', { exact: true }).waitFor();
+    expect((await api().get(`/webhook/${id}`)).body).toMatchObject({ events: ['*'], description: 'Billing, every event' });
+
     // Disable, then delete.
     await page.getByRole('button', { name: 'Disable', exact: true }).click();
     await page.getByText('Disabled: nothing is sent to it until it is enabled again.').waitFor();
