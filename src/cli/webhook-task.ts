@@ -69,7 +69,7 @@ export async function runWebhookTask(command: WebhookCommand, webhooks: WebhookS
       const webhook = await webhooks.get(command.id);
       const delivery = await webhooks.test(command.id);
       out.write(
-        `queued a webhook.test event for ${webhook.url} (delivery ${delivery})${webhook.enabled ? '' : '; the endpoint is disabled: it is sent once it is enabled again'}; a running service sends it\n`,
+        `queued a webhook.test event for ${webhook.url} (delivery ${delivery}); ${webhook.enabled ? 'a running service sends it' : 'the endpoint is disabled: it is sent once it is enabled again'}\n`,
       );
       return 0;
     }

@@ -78,6 +78,13 @@ describe('accounts admin webhook', () => {
     expect(deliveries).toEqual([{ id: expect.any(String), webhook_id: billing.id, type: 'webhook.test', status: 'pending', attempts: 0, body: expect.any(String) }]);
     expect(JSON.parse(deliveries[0].body)).toMatchObject({ type: 'webhook.test', data: { webhook: { id: billing.id } } });
     expect(res.out).toBe(`queued a webhook.test event for ${PUBLIC} (delivery ${deliveries[0].id}); a running service sends it\n`);
+
+    // A disabled endpoint (the list's second) gets it too, sent once it is enabled again.
+    const disabled = (await rows())[1];
+    const queued = await cli(['test', disabled.id]);
+    const [waiting] = await withDb((k) => k('webhook_deliveries').where({ webhook_id: disabled.id }).select('id', 'type', 'status'));
+    expect(waiting).toMatchObject({ type: 'webhook.test', status: 'pending' });
+    expect(queued).toEqual({ code: 0, err: '', out: `queued a webhook.test event for https://93.184.215.14/all (delivery ${waiting.id}); the endpoint is disabled: it is sent once it is enabled again\n` });
   }, 60_000);
 
   it('remove deletes the endpoint and its deliveries, audited', async () => {
