@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, configWarnings, loadConfig } from '../src/config';
 
 describe('loadConfig', () => {
   it('runs with no configuration at all', () => {
@@ -204,5 +204,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...admin, ADMIN_NAME: 'root ' })).toThrow(/ADMIN_NAME/);
     expect(loadConfig({ ...admin, ADMIN_NAME: '\uff52\uff4f\uff4f\uff54' }).admin?.name).toBe('root');
   });
-});
 
+  it('reads the webhook settings (API.md §2.9): strict by default, each relaxing flag a start-up warning', () => {
+    const strict = loadConfig({});
+    expect(strict.webhooks).toEqual({ allowHttp: false, allowPrivate: false, concurrency: 16 });
+    expect(configWarnings(strict)).toEqual([]);
+    const relaxed = loadConfig({ WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_CONCURRENCY: '4' });
+    expect(relaxed.webhooks).toEqual({ allowHttp: true, allowPrivate: true, concurrency: 4 });
+    expect(configWarnings(relaxed)).toEqual([expect.stringMatching(/^WEBHOOK_ALLOW_HTTP=1: /), expect.stringMatching(/^WEBHOOK_ALLOW_PRIVATE=1: /)]);
+    expect(() => loadConfig({ WEBHOOK_CONCURRENCY: '0' })).toThrow(/WEBHOOK_CONCURRENCY/);
+    expect(() => loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'maybe' })).toThrow(/WEBHOOK_ALLOW_PRIVATE/);
+  });
+});

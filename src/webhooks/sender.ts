@@ -82,7 +82,7 @@ export class WebhookSender extends PollingWorker {
     private readonly options: WebhookSenderOptions,
   ) {
     super(log, 'webhook sender', options.pollIntervalMs, options.availability);
-    const filter = { allowPrivateIPAddress: options.allowPrivate, allowMetaIPAddress: options.allowPrivate, keepAlive: true, maxSockets: PER_ENDPOINT };
+    const filter = { allowPrivateIPAddress: options.allowPrivate, allowMetaIPAddress: options.allowPrivate, keepAlive: true }; // the claim holds each endpoint to PER_ENDPOINT; two endpoints on one host share the pool
     // request-filtering-agent is an ES module: imported, not required (this build is CommonJS).
     this.agents = import('request-filtering-agent').then((m) => ({ http: new m.RequestFilteringHttpAgent(filter), https: new m.RequestFilteringHttpsAgent(filter) }));
     this.agents.catch(() => undefined); // reported by the first send

@@ -120,3 +120,17 @@ export class WebhookReceiver {
     });
   }
 }
+
+/**
+ * Polls `probe` until it gives a value (a background effect: a delivery recorded, an endpoint
+ * disabled), or fails after `timeoutMs`: tests assert state, not time.
+ */
+export async function until<T>(probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`not so within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,5 +1,5 @@
 import { bearer, testAppWithAdmin, unique } from '../helpers/test-app';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { until, WebhookReceiver } from '../helpers/webhook-receiver';
 
 const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
 const receiver = new WebhookReceiver();
@@ -104,7 +104,7 @@ describe('webhook endpoints', () => {
     await t.http().post(`/webhook/${w.id}/test`).set(bearer(admin.jwt)).expect(202);
     const [got] = await receiver.waitFor(1, { filter: (r) => r.path === new URL(w.url).pathname });
     expect(got.json).toEqual({ type: 'webhook.test', timestamp: expect.any(String), data: { webhook: { id: w.id } } });
-    const log = await eventually(async () => {
+    const log = await until(async () => {
       const res = await t.http().get(`/webhook/${w.id}/delivery`).query({ status: 'delivered' }).set(bearer(admin.jwt)).expect(200);
       return res.body.length === 1 ? res.body : undefined;
     });
@@ -127,13 +127,3 @@ describe('webhook endpoints', () => {
   });
 });
 
-/** Polls `probe` until it gives a value (a background effect), or fails after `timeoutMs`. */
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

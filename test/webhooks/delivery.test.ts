@@ -1,6 +1,6 @@
 import { Webhook } from 'standardwebhooks';
 import { bearer, queuedMail, testAppWithAdmin, unique } from '../helpers/test-app';
-import { WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
+import { until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
 
 // Local receivers: the relaxing flags on here (the SSRF refusals are in ssrf.test.ts, with them off).
 const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
@@ -36,16 +36,6 @@ async function deliveriesOf(e: Endpoint): Promise<{ status: string; attempts: nu
   return (await t.http().get(`/webhook/${e.id}/delivery`).set(bearer(admin.jwt)).expect(200)).body;
 }
 
-/** Polls until `probe` is truthy (a background effect), or fails after `timeoutMs`. */
-async function until<T>(probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('deliveries', () => {
   it('posts each event signed per Standard Webhooks: verified by the standardwebhooks package, the event id as webhook-id', async () => {

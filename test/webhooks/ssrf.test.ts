@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { KeyRing } from '../../src/keys';
 import { WebhookSecrets } from '../../src/services/webhook-secrets';
 import { bearer, MFA_KEY, testAppWithAdmin } from '../helpers/test-app';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { until, WebhookReceiver } from '../helpers/webhook-receiver';
 
 // The relaxing flags off, as in production: WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE unset.
 const { t, admin } = testAppWithAdmin();
@@ -10,15 +10,6 @@ const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
 afterAll(() => receiver.stop());
 
-async function until<T>(probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('the URL rule at registration', () => {
   it.each([

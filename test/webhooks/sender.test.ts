@@ -1,0 +1,59 @@
+import { bearer, createTestApp, testAppWithAdmin, unique, type TestApp } from '../helpers/test-app';
+import { until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
+
+const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+const receiver = new WebhookReceiver();
+beforeAll(() => receiver.start());
+afterAll(() => receiver.stop());
+
+async function endpoint(): Promise<{ id: string; path: string }> {
+  const path = `/${unique('hook')}`;
+  const res = await t.http().post('/webhook').set(bearer(admin.jwt)).send({ url: receiver.url(path), events: ['webhook.test'] }).expect(201);
+  return { id: res.body.id, path };
+}
+
+
+const at = (path: string) => (r: ReceivedWebhook) => r.path === path;
+
+describe('the sender', () => {
+  it('keeps a slow endpoint from holding up the others, and gives up on an answer after 15 s', async () => {
+    const slow = await endpoint();
+    const fast = await endpoint();
+    receiver.reply = (r) => (r.path === slow.path ? { status: 200, delayMs: 17_000 } : { status: 200 });
+    try {
+      // More than one endpoint's share of slots (4) in flight to the slow one.
+      for (let i = 0; i < 6; i++) await t.http().post(`/webhook/${slow.id}/test`).set(bearer(admin.jwt)).expect(202);
+      await until(async () => Number((await t.knex('webhook_deliveries').where({ webhook_id: slow.id }).where('attempts', '>', 0).count('* as n'))[0].n) >= 4);
+      const started = Date.now();
+      for (let i = 0; i < 3; i++) await t.http().post(`/webhook/${fast.id}/test`).set(bearer(admin.jwt)).expect(202);
+      await receiver.waitFor(3, { filter: at(fast.path), timeoutMs: 10_000 });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      // At most 4 at once to one endpoint: 2 of the slow one's wait their turn.
+      expect(Number((await t.knex('webhook_deliveries').where({ webhook_id: slow.id, attempts: 0 }).count('* as n'))[0].n)).toBe(2);
+      const timedOut = await until(async () => {
+        const rows = await t.knex('webhook_deliveries').where({ webhook_id: slow.id }).whereNotNull('last_error');
+        return rows.length > 0 ? rows : undefined;
+      }, 30_000);
+      expect(timedOut[0]).toMatchObject({ status: 'pending', last_status: null, last_error: 'no answer within 15 s' });
+    } finally {
+      receiver.reply = { status: 200 };
+    }
+  }, 60_000);
+
+  it('delivers each event once with two instances sending from one database', async () => {
+    const other: TestApp = await createTestApp({ sameDatabaseAs: t, env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+    try {
+      const e = await endpoint();
+      const n = 30;
+      await Promise.all(Array.from({ length: n }, (_, i) => (i % 2 ? other : t).http().post(`/webhook/${e.id}/test`).set(bearer(admin.jwt)).expect(202)));
+      await receiver.waitFor(n, { filter: at(e.path) });
+      await until(async () => Number((await t.knex('webhook_deliveries').where({ webhook_id: e.id, status: 'delivered' }).count('* as n'))[0].n) === n);
+      const got = receiver.to(e.path);
+      expect(got).toHaveLength(n);
+      expect(new Set(got.map((r) => r.headers['webhook-id'])).size).toBe(n);
+      expect((await t.knex('webhook_deliveries').where({ webhook_id: e.id }).select('attempts')).every((r: { attempts: number }) => r.attempts === 1)).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+});
