@@ -16,6 +16,7 @@ const ACTIONS: Array<[string, Action[]]> = [
   ['Settings', ['settings.changed']],
   ['Groups', ['group.created', 'group.updated', 'group.deleted', 'group.member_added', 'group.member_removed', 'group.grant_set', 'group.grant_removed']],
   ['Sign-ins', ['login.succeeded', 'login.failed', 'login.throttled']],
+  ['Webhooks', ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.secret_rotated']],
 ];
 
 const PAGE_SIZE = 50;
@@ -242,6 +243,12 @@ function changeList(changes: unknown): ComponentChildren {
   return parts.length ? joined(parts) : 'nothing';
 }
 
+/** The webhook a summary names (`webhook`: its id; `url` when the entry has it), linked to its page. */
+function webhook(s: Summary): ComponentChildren {
+  const id = String(s.webhook ?? '');
+  return <a href={`/admin/webhooks/${encodeURIComponent(id)}`}>{typeof s.url === 'string' ? s.url : <code>{id}</code>}</a>;
+}
+
 function sentence(e: Entry): ComponentChildren {
   const s = (e.summary ?? {}) as Summary;
   const self = e.actor && e.target && e.actor.id === e.target.id;
@@ -423,6 +430,31 @@ function sentence(e: Entry): ComponentChildren {
       return (
         <>
           {actor} revoked the grant of {grantee} on group {name}.
+        </>
+      );
+    case 'webhook.created':
+      return (
+        <>
+          {actor} added the webhook {webhook(s)} for {s.events && (s.events as string[]).includes('*') ? 'every event' : joined(((s.events as string[]) ?? []).map((t) => <code key={t}>{t}</code>))}
+          {s.enabled === false ? ', disabled' : ''}.
+        </>
+      );
+    case 'webhook.updated':
+      return (
+        <>
+          {actor} changed the webhook {webhook(s)}’s {changeList(s.changes)}.
+        </>
+      );
+    case 'webhook.deleted':
+      return (
+        <>
+          {actor} deleted the webhook to {q(s.url)}.
+        </>
+      );
+    case 'webhook.secret_rotated':
+      return (
+        <>
+          {actor} made a new signing secret for the webhook {webhook(s)} (the old one signs too for 24 hours).
         </>
       );
     case 'login.succeeded':

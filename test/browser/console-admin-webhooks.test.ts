@@ -19,7 +19,11 @@ describe('the console: the administrators’ webhooks pages', () => {
   const api = () => {
     const agent = supertest(run.t.baseUrl);
     const auth = `Bearer ${admin.jwt}`;
-    return { get: (path: string) => agent.get(path).set('Authorization', auth) };
+    return {
+      get: (path: string) => agent.get(path).set('Authorization', auth),
+      post: (path: string, body?: object) => agent.post(path).set('Authorization', auth).send(body),
+      delete: (path: string) => agent.delete(path).set('Authorization', auth),
+    };
   };
 
   beforeAll(async () => {
@@ -143,8 +147,32 @@ describe('the console: the administrators’ webhooks pages', () => {
     await page.getByRole('dialog').getByRole('button', { name: 'Delete webhook' }).click();
     await page.getByText('No webhooks yet.').waitFor();
     expect((await api().get(`/webhook/${id}`)).status).toBe(404);
+
     expectNoTrouble(tab.trouble, ['POST /webhook 400']);
-  }, 180_000);
+  }, 240_000);
+
+  it('the audit log says each change of a webhook as a sentence, never its secret', async () => {
+    const url = receiver.url('/audited');
+    const made = await api().post('/webhook', { url, events: ['user.created', 'group.deleted'] });
+    expect(made.status).toBe(201);
+    const id = made.body.id as string;
+    expect((await api().post(`/webhook/${id}`, { enabled: false })).status).toBe(200);
+    expect((await api().post(`/webhook/${id}/secret`)).status).toBe(200);
+    expect((await api().delete(`/webhook/${id}`)).status).toBe(204);
+
+    const tab = await run.open();
+    const { page } = tab;
+    await run.signIn(tab, admin);
+    await page.goto('/admin/audit');
+    const entries = page.getByRole('list', { name: 'Audit entries' });
+    await entries.getByText(`root added the webhook ${url} for user.created and group.deleted.`).waitFor();
+    await entries.getByText(`root changed the webhook ${id}’s enabled from “yes” to “no”.`).waitFor();
+    await entries.getByText(`root made a new signing secret for the webhook ${id} (the old one signs too for 24 hours).`).waitFor();
+    await entries.getByText(`root deleted the webhook to “${url}”.`).waitFor();
+    expect(await entries.textContent()).not.toContain(made.body.secret.slice('whsec_'.length));
+    await run.check(tab, 'admin-audit-webhooks');
+    expectNoTrouble(tab.trouble);
+  }, 120_000);
 
   it('tells a non-admin the webhooks pages are not theirs, without asking the API', async () => {
     const someone = await run.t.factory.user({ password: 'plain password 1' });
