@@ -20,6 +20,8 @@ export const PER_ENDPOINT = 4;
 export const RETRY_SCHEDULE_MS = [5_000, 5 * 60_000, 30 * 60_000, 2 * 3600_000, 5 * 3600_000, 10 * 3600_000, 10 * 3600_000];
 /** An endpoint with nothing delivered for this long of failures is disabled, and the admins mailed. */
 export const FAILING_DISABLE_MS = 5 * 24 * 3600_000;
+/** At shutdown, how long the deliveries in flight have to end before they are cut (within SHUTDOWN_TIMEOUT's 10 s). */
+export const STOP_GRACE_MS = 5_000;
 /** How much of an answer is read (and a little of it kept in `last_error`). */
 const ANSWER_BYTES = 4096;
 
@@ -70,6 +72,9 @@ export class WebhookSender extends PollingWorker {
   /** Passes waiting for a delivery to end or a kick (one, unless a test runs a pass beside the poller's). */
   private waiting: (() => void)[] = [];
   private closing = false;
+  /** Shutting down past the grace: attempts in flight are cut and record nothing (sent again after their lease). */
+  private cutting = false;
+  private readonly requests = new Set<http.ClientRequest>();
   private readonly agents: Promise<{ http: http.Agent; https: https.Agent }>;
   private readonly userAgent: string;
 
@@ -98,11 +103,23 @@ export class WebhookSender extends PollingWorker {
     for (const resolve of this.waiting.splice(0)) resolve();
   }
 
-  /** Stops claiming; waits for the deliveries in flight. */
+  /**
+   * Stops claiming and waits for the deliveries in flight, STOP_GRACE_MS at most: then they are
+   * cut, record nothing, and are sent again (with the same webhook-id) after their lease, by
+   * whichever instance claims them.
+   */
   override async stop(): Promise<void> {
     this.closing = true;
     this.wake();
-    await super.stop();
+    const stopped = super.stop();
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([stopped.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), STOP_GRACE_MS)))]);
+    clearTimeout(timer);
+    if (!inTime) {
+      this.cutting = true;
+      for (const req of this.requests) req.destroy(new Error('cut at shutdown'));
+      await stopped;
+    }
     const agents = await this.agents.catch(() => undefined);
     agents?.http.destroy();
     agents?.https.destroy();
@@ -149,6 +166,7 @@ export class WebhookSender extends PollingWorker {
   private async deliver(d: ClaimedDelivery): Promise<void> {
     const now = this.clock.now();
     const outcome = await this.send(d, now);
+    if (this.cutting && !outcome.ok) return; // cut at shutdown: its lease runs out, and it is sent again
     const at = this.clock.now();
     if (outcome.ok) {
       if (await this.store.markDelivered(d.id, d.attempts, outcome.status, at)) this.options.metrics?.delivered();
@@ -215,7 +233,7 @@ export class WebhookSender extends PollingWorker {
         clearTimeout(timer);
         resolve(o);
       };
-      const req = (secure ? https : http).request(
+      const req: http.ClientRequest = (secure ? https : http).request(
         url,
         {
           method: 'POST',
@@ -254,6 +272,8 @@ export class WebhookSender extends PollingWorker {
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${(this.options.timeoutMs ?? WEBHOOK_TIMEOUT_MS) / 1000} s`)), this.options.timeoutMs ?? WEBHOOK_TIMEOUT_MS);
       timer.unref();
       req.on('error', (err) => finish({ ok: false, status: null, error: describe(err) }));
+      this.requests.add(req);
+      req.on('close', () => this.requests.delete(req));
       req.end(body);
     });
   }

@@ -34,6 +34,7 @@ export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
   reply: Reply | ((req: Omit<ReceivedWebhook, 'status'>, index: number) => Reply) = { status: 200 };
   private server: http.Server | undefined;
+  private readonly delays = new Set<NodeJS.Timeout>();
   private waiters: { n: number; filter?: (r: ReceivedWebhook) => boolean; resolve: () => void }[] = [];
   port = 0;
 
@@ -61,8 +62,12 @@ export class WebhookReceiver {
           res.writeHead(status, { 'Content-Type': 'text/plain', ...reply.headers });
           res.end(reply.body ?? '');
         };
-        if (reply.delayMs) setTimeout(answer, reply.delayMs);
-        else answer();
+        if (!reply.delayMs) return answer();
+        const timer = setTimeout(() => {
+          this.delays.delete(timer);
+          answer();
+        }, reply.delayMs);
+        this.delays.add(timer);
       });
     });
     this.server.listen(port, '127.0.0.1');
@@ -114,6 +119,8 @@ export class WebhookReceiver {
     if (!this.server) return;
     const server = this.server;
     this.server = undefined;
+    for (const timer of this.delays) clearTimeout(timer);
+    this.delays.clear();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();

@@ -56,4 +56,22 @@ describe('the sender', () => {
       await other.close();
     }
   });
+
+  // Last: it stops this app's sender.
+  it('cuts an attempt still in flight 5 s into a shutdown: nothing recorded, the delivery left to its lease (sent again with its webhook-id)', async () => {
+    const slow = await endpoint();
+    receiver.reply = (r) => (r.path === slow.path ? { status: 200, delayMs: 20_000 } : { status: 200 });
+    try {
+      await t.http().post(`/webhook/${slow.id}/test`).set(bearer(admin.jwt)).expect(202);
+      await until(async () => (await t.knex('webhook_deliveries').where({ webhook_id: slow.id }).first())?.attempts === 1);
+      const started = Date.now();
+      await t.container.webhookSender.stop();
+      expect(Date.now() - started).toBeLessThan(9_000);
+      const row = await t.knex('webhook_deliveries').where({ webhook_id: slow.id }).first();
+      expect(row).toMatchObject({ status: 'pending', attempts: 1, last_status: null, last_error: null });
+      expect(row.locked_until.getTime()).toBeGreaterThan(Date.now());
+    } finally {
+      receiver.reply = { status: 200 };
+    }
+  });
 });
