@@ -6,6 +6,7 @@ import { CONSOLE_PATH, CONSOLE_ROUTES, type ConsoleRoute } from '../src/console-
 import { AdminAudit } from './pages/admin-audit';
 import { AdminGroup, AdminGroups } from './pages/admin-groups';
 import { AdminUser, AdminUsers } from './pages/admin-users';
+import { AdminWebhook, AdminWebhooks } from './pages/admin-webhooks';
 import { Password, Sessions, Settings, Tokens } from './pages/account';
 import { Profile } from './pages/profile';
 import { Security } from './pages/security';
@@ -44,6 +45,7 @@ function Header() {
             {me.is_admin && link('/admin/users', 'Users')}
             {me.is_admin && link('/admin/groups', 'Groups')}
             {me.is_admin && link('/admin/audit', 'Audit log')}
+            {me.is_admin && link('/admin/webhooks', 'Webhooks')}
           </ul>
         </nav>
       )}
@@ -116,6 +118,8 @@ const PAGES: Record<ConsoleRoute, ComponentType<Props>> = {
   '/admin/groups': admin(AdminGroups),
   '/admin/groups/:id': admin(AdminGroup),
   '/admin/audit': admin(AdminAudit),
+  '/admin/webhooks': admin(AdminWebhooks),
+  '/admin/webhooks/:id': admin(AdminWebhook),
 };
 
 function App() {

@@ -450,6 +450,89 @@ export function Time({ value, empty = 'never', seconds }: { value?: string | nul
   );
 }
 
+/**
+ * A region that has just appeared (a secret, a next step) takes the focus and scrolls into view,
+ * so a keyboard or screen reader user lands on it: whenever `key` changes. Give it to the region's ref.
+ */
+export function useRevealed<T extends HTMLElement>(key: unknown) {
+  const box = useRef<T>(null);
+  useEffect(() => {
+    box.current?.focus({ preventScroll: true });
+    box.current?.scrollIntoView({ block: 'nearest' });
+  }, [key]);
+  return box;
+}
+
+/**
+ * Something shown this once (a new API token, recovery codes, a webhook's signing secret): a region
+ * that takes the focus when it appears (and again when `value` changes), its heading, what the
+ * caller says, and its buttons (a copy button, "I have copied it").
+ */
+export function ShownOnce({
+  value,
+  headingId,
+  heading,
+  class: className,
+  children,
+  actions,
+}: {
+  value: unknown;
+  headingId: string;
+  heading: ComponentChildren;
+  class?: string;
+  children: ComponentChildren;
+  actions: ComponentChildren;
+}) {
+  const box = useRevealed<HTMLDivElement>(value);
+  return (
+    <div class={`secret${className ? ` ${className}` : ''}`} ref={box} tabIndex={-1} role="region" aria-labelledby={headingId}>
+      <h2 id={headingId}>{heading}</h2>
+      {children}
+      <div class="form-actions">{actions}</div>
+    </div>
+  );
+}
+
+/**
+ * Checkboxes in titled groups (`[title, values]`), one `<fieldset>` each, a value shown as code:
+ * the audit log's action filter and a webhook's events. `name` is every checkbox's name.
+ */
+export function ChoiceGroups<T extends string>({
+  name,
+  groups,
+  chosen,
+  onChange,
+  disabled,
+}: {
+  name: string;
+  groups: Array<[string, readonly T[]]>;
+  chosen: ReadonlySet<T>;
+  onChange: (next: Set<T>) => void;
+  disabled?: boolean;
+}) {
+  function toggle(value: T, on: boolean) {
+    const next = new Set(chosen);
+    if (on) next.add(value);
+    else next.delete(value);
+    onChange(next);
+  }
+  return (
+    <div class="action-groups">
+      {groups.map(([title, list]) => (
+        <fieldset key={title}>
+          <legend>{title}</legend>
+          {list.map((v) => (
+            <label key={v}>
+              <input type="checkbox" name={name} value={v} checked={chosen.has(v)} disabled={disabled} onChange={(e) => toggle(v, (e.target as HTMLInputElement).checked)} />
+              <code>{v}</code>
+            </label>
+          ))}
+        </fieldset>
+      ))}
+    </div>
+  );
+}
+
 /** Copies `text` to the clipboard and says so. */
 export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
   const [copied, setCopied] = useState<'no' | 'yes' | 'failed'>('no');

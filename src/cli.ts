@@ -18,6 +18,7 @@ import { openRuntime } from './runtime';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/parse-command';
 import { runUserCli } from './cli/user/run-user-task';
 import type { TerminalIo } from './cli/user/terminal';
+import { runWebhookTask } from './cli/webhook-task';
 
 /** What the operator's commands leave in the audit log: no actor, and this client. */
 const CLI: AuditContext = { ...SYSTEM, userAgent: 'accounts CLI' };
@@ -155,6 +156,8 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, io: CliIo
         );
         return 0;
       }
+      case 'webhook':
+        return await runWebhookTask(command, container.services.webhooks, CLI, io.stdout);
       case 'audit': {
         await container.auditChainer.runOnce(); // what is committed, chained first
         const out = command.file ? fs.createWriteStream(command.file, { mode: 0o600 }) : io.stdout;

@@ -29,6 +29,8 @@ export const CONSOLE_ROUTES = [
   '/admin/groups',
   '/admin/groups/:id',
   '/admin/audit',
+  '/admin/webhooks',
+  '/admin/webhooks/:id',
 ] as const;
 
 export type ConsoleRoute = (typeof CONSOLE_ROUTES)[number];

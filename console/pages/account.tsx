@@ -4,7 +4,7 @@ import { useLocation } from 'preact-iso';
 import { api, ApiError, ok, type Schemas } from '../api';
 import { useSession } from '../session';
 import { TokenTable } from '../token-table';
-import { ActionButton, Checkbox, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Select, TextArea, Time, useLoad, TableRegion, TableHead } from '../ui';
+import { ActionButton, Checkbox, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Select, ShownOnce, TextArea, Time, useLoad, TableRegion, TableHead } from '../ui';
 
 /**
  * The signed-in person's own pages: password, API tokens, sessions and settings (Keycloak's
@@ -139,15 +139,7 @@ export function Tokens(_props: { id?: string }) {
   const [scopeError, setScopeError] = useState<string | null>(null);
   const [expiry, setExpiry] = useState('90');
   const [date, setDate] = useState(localDate(30));
-  const secretBox = useRef<HTMLDivElement>(null);
   const firstScope = useRef<HTMLFieldSetElement>(null);
-
-  useEffect(() => {
-    if (created) {
-      secretBox.current?.focus({ preventScroll: true });
-      secretBox.current?.scrollIntoView({ block: 'nearest' });
-    }
-  }, [created]);
 
   const tokens = list.data;
   return (
@@ -158,19 +150,24 @@ export function Tokens(_props: { id?: string }) {
       </p>
 
       {created && (
-        <div class="secret" ref={secretBox} tabIndex={-1} role="region" aria-labelledby="new-token-heading">
-          <h2 id="new-token-heading">Your new token “{created.name}”</h2>
+        <ShownOnce
+          value={created}
+          headingId="new-token-heading"
+          heading={<>Your new token “{created.name}”</>}
+          actions={
+            <>
+              <CopyButton text={created.token} label="Copy token" />
+              <button type="button" class="primary" onClick={() => setCreated(null)}>
+                I have copied it
+              </button>
+            </>
+          }
+        >
           <p>
             <strong>Copy it now: it will not be shown again.</strong> If you lose it, delete it and create another.
           </p>
           <code class="token-secret">{created.token}</code>
-          <div class="form-actions">
-            <CopyButton text={created.token} label="Copy token" />
-            <button type="button" class="primary" onClick={() => setCreated(null)}>
-              I have copied it
-            </button>
-          </div>
-        </div>
+        </ShownOnce>
       )}
 
       <h2>Your tokens</h2>

@@ -2,7 +2,7 @@ import './admin-groups.css';
 import { Fragment, type ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, ApiError, ok, page, type Schemas } from '../api';
-import { ActionButton, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad, usePager } from '../ui';
+import { ActionButton, ChoiceGroups, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad, usePager } from '../ui';
 
 type Entry = Schemas['AuditEntry'];
 type Action = Schemas['AuditAction'];
@@ -16,6 +16,7 @@ const ACTIONS: Array<[string, Action[]]> = [
   ['Settings', ['settings.changed']],
   ['Groups', ['group.created', 'group.updated', 'group.deleted', 'group.member_added', 'group.member_removed', 'group.grant_set', 'group.grant_removed']],
   ['Sign-ins', ['login.succeeded', 'login.failed', 'login.throttled']],
+  ['Webhooks', ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.secret_rotated']],
 ];
 
 const PAGE_SIZE = 50;
@@ -68,13 +69,6 @@ export function AdminAudit(_props: { id?: string }) {
   const key = JSON.stringify(filters);
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-  function toggle(a: Action, on: boolean) {
-    const next = new Set(actions);
-    if (on) next.add(a);
-    else next.delete(a);
-    setActions(next);
-  }
-
   return (
     <Page title="Audit log" wide>
       <p class="muted">Every change to users, passwords, tokens, settings and groups, and every sign-in, newest first. Secrets are never recorded.</p>
@@ -117,19 +111,7 @@ export function AdminAudit(_props: { id?: string }) {
           <legend>Actions</legend>
           <details class="actions">
             <summary>{actions.size === 0 ? 'All actions (choose some to narrow)' : `${actions.size} chosen`}</summary>
-            <div class="action-groups">
-              {ACTIONS.map(([title, list]) => (
-                <fieldset key={title}>
-                  <legend>{title}</legend>
-                  {list.map((a) => (
-                    <label key={a}>
-                      <input type="checkbox" name="action" value={a} checked={actions.has(a)} onChange={(e) => toggle(a, (e.target as HTMLInputElement).checked)} />
-                      <code>{a}</code>
-                    </label>
-                  ))}
-                </fieldset>
-              ))}
-            </div>
+            <ChoiceGroups name="action" groups={ACTIONS} chosen={actions} onChange={setActions} />
           </details>
         </fieldset>
       </Form>
@@ -259,6 +241,12 @@ function changeList(changes: unknown): ComponentChildren {
     </>
   ));
   return parts.length ? joined(parts) : 'nothing';
+}
+
+/** The webhook a summary names (`webhook`: its id; `url` when the entry has it), linked to its page. */
+function webhook(s: Summary): ComponentChildren {
+  const id = String(s.webhook ?? '');
+  return <a href={`/admin/webhooks/${encodeURIComponent(id)}`}>{typeof s.url === 'string' ? s.url : <code>{id}</code>}</a>;
 }
 
 function sentence(e: Entry): ComponentChildren {
@@ -442,6 +430,31 @@ function sentence(e: Entry): ComponentChildren {
       return (
         <>
           {actor} revoked the grant of {grantee} on group {name}.
+        </>
+      );
+    case 'webhook.created':
+      return (
+        <>
+          {actor} added the webhook {webhook(s)} for {s.events && (s.events as string[]).includes('*') ? 'every event' : joined(((s.events as string[]) ?? []).map((t) => <code key={t}>{t}</code>))}
+          {s.enabled === false ? ', disabled' : ''}.
+        </>
+      );
+    case 'webhook.updated':
+      return (
+        <>
+          {actor} changed the webhook {webhook(s)}’s {changeList(s.changes)}.
+        </>
+      );
+    case 'webhook.deleted':
+      return (
+        <>
+          {actor} deleted the webhook to {q(s.url)}.
+        </>
+      );
+    case 'webhook.secret_rotated':
+      return (
+        <>
+          {actor} made a new signing secret for the webhook {webhook(s)} (the old one signs too for 24 hours).
         </>
       );
     case 'login.succeeded':

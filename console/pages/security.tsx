@@ -1,10 +1,10 @@
 import './security.css';
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api, ApiError, ok, type Schemas } from '../api';
 import { addPasskey, CeremonyError, deviceName, passkeysSupported, renameFactor } from '../passkeys';
 import { useSession } from '../session';
-import { ActionButton, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, Time, useLoad, TableRegion, TableHead } from '../ui';
+import { ActionButton, CopyButton, CurrentPassword, ErrorNote, Field, Form, Page, Placeholder, ShownOnce, Time, useLoad, useRevealed, TableRegion, TableHead } from '../ui';
 import { fieldError } from './account';
 import { TOTP_SHAPE } from './sign-in';
 
@@ -388,11 +388,7 @@ function AddApp({ unconfirmed, onAdded }: { unconfirmed: string[]; onAdded: (mad
 /** The QR code and the secret of a new app, and the code that confirms it. */
 function ConfirmApp({ adding, onCancel, onConfirmed }: { adding: NewTotp; onCancel: () => Promise<void>; onConfirmed: (recovery?: string[]) => Promise<void> }) {
   const [code, setCode] = useState('');
-  const box = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    box.current?.focus({ preventScroll: true });
-    box.current?.scrollIntoView({ block: 'nearest' });
-  }, [adding.id]);
+  const box = useRevealed<HTMLDivElement>(adding.id);
 
   return (
     <div class="mfa-enrol" ref={box} tabIndex={-1} role="region" aria-labelledby="enrol-heading">
@@ -490,14 +486,24 @@ function download(name: string, text: string) {
 
 /** The recovery codes, shown once: copy, download, and "I have saved them". */
 function RecoveryCodes({ codes, first, email, onDone }: { codes: string[]; first: boolean; email: string; onDone: () => Promise<void> }) {
-  const box = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    box.current?.focus({ preventScroll: true });
-    box.current?.scrollIntoView({ block: 'nearest' });
-  }, [codes]);
   return (
-    <div class="secret mfa-codes" ref={box} tabIndex={-1} role="region" aria-labelledby="codes-heading">
-      <h2 id="codes-heading">{first ? 'Two-factor sign-in is on. Save your recovery codes' : 'Your new recovery codes'}</h2>
+    <ShownOnce
+      value={codes}
+      class="mfa-codes"
+      headingId="codes-heading"
+      heading={first ? 'Two-factor sign-in is on. Save your recovery codes' : 'Your new recovery codes'}
+      actions={
+        <>
+          <CopyButton text={codes.join('\n')} label="Copy codes" />
+          <button type="button" onClick={() => download('recovery-codes.txt', recoveryFile(codes, email))}>
+            Download as a text file
+          </button>
+          <button type="button" class="primary" onClick={() => void onDone()}>
+            I have saved them
+          </button>
+        </>
+      }
+    >
       <p>
         <strong>Save them now: they will not be shown again.</strong> If you lose your phone or your passkey, each code signs you in once instead.
         {!first && ' The old codes no longer work.'}
@@ -509,15 +515,6 @@ function RecoveryCodes({ codes, first, email, onDone }: { codes: string[]; first
           </li>
         ))}
       </ul>
-      <div class="form-actions">
-        <CopyButton text={codes.join('\n')} label="Copy codes" />
-        <button type="button" onClick={() => download('recovery-codes.txt', recoveryFile(codes, email))}>
-          Download as a text file
-        </button>
-        <button type="button" class="primary" onClick={() => void onDone()}>
-          I have saved them
-        </button>
-      </div>
-    </div>
+    </ShownOnce>
   );
 }

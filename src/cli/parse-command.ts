@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
-import { parseUserRef } from '../domain/identifiers';
-import { isEmail, isName, NAME_RULE, tokenNameProblem } from '../domain/rules';
+import { isUuid, parseUserRef } from '../domain/identifiers';
+import { isEmail, isName, NAME_RULE, tokenNameProblem, WEBHOOK_DESCRIPTION_MAX, WEBHOOK_URL_MAX } from '../domain/rules';
 import { isText } from '../domain/text';
 import { parseRfc3339 } from '../domain/timestamps';
 import { SCOPES, type Scope } from '../domain/types';
+import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-events';
 
 export const USAGE = `Usage: accounts <command> [options]      (from a checkout: npx accounts ...)
 
@@ -44,6 +45,17 @@ Admin commands:
   audit export [FILE]
       Chain what is committed, then write the audit log's chain as JSON lines (each entry with
       its link, last a signed checkpoint of the head) to FILE, or to standard output.
+  webhook list
+      The webhooks (API.md 2.9), a table: id, url, events, enabled, disabled_reason.
+  webhook add URL --events TYPE,TYPE|* [--description TEXT]
+      Add an endpoint for those event types (or every one: --events '*'); prints its id and
+      its signing secret, the only time the secret is shown. The URL follows the API's rule:
+      https on a public host (WEBHOOK_ALLOW_HTTP=1, WEBHOOK_ALLOW_PRIVATE=1 relax it).
+  webhook remove ID
+      Delete an endpoint, its delivery log and what is still pending for it.
+  webhook test ID
+      Queue a webhook.test event for that endpoint alone; a running service sends it (to a
+      disabled endpoint once it is enabled again).
   audit verify FILE [--checkpoint CHECKPOINT]
       Check an export without a database, with AUDIT_KEY (or the key in DATA_DIR): every link, the
       positions, the start (AUDIT_RETENTION_DAYS), the export's checkpoint and, with
@@ -71,7 +83,10 @@ export type Command =
   | { kind: 'backup'; file: string }
   | { kind: 'restore'; file: string }
   | { kind: 'audit'; task: 'export'; file?: string }
-  | { kind: 'audit'; task: 'verify'; file: string; checkpoint?: string };
+  | { kind: 'audit'; task: 'verify'; file: string; checkpoint?: string }
+  | { kind: 'webhook'; task: 'list' }
+  | { kind: 'webhook'; task: 'add'; url: string; events: string[]; description?: string }
+  | { kind: 'webhook'; task: 'remove' | 'test'; id: string };
 
 type OptionSpec = { type: 'string' | 'boolean' };
 const STRING: OptionSpec = { type: 'string' };
@@ -87,6 +102,7 @@ const OPTIONS: Record<Exclude<Command['kind'], 'help'>, Record<string, OptionSpe
   'force-password-change': { user: STRING },
   'reset-mfa': { user: STRING },
   audit: { checkpoint: STRING },
+  webhook: { events: STRING, description: STRING },
   backup: {},
   restore: {},
 };
@@ -114,6 +130,7 @@ export function parseCommand(argv: string[]): Command {
   }
   if (command === 'audit') return auditCommand(parsed.positionals.slice(1), parsed.values);
   if (command === 'migrate') return migrateCommand(parsed.positionals.slice(1), parsed.values);
+  if (command === 'webhook') return webhookCommand(parsed.positionals.slice(1), parsed.values);
   if (command === 'backup' || command === 'restore') {
     const [file, extra] = parsed.positionals.slice(1);
     if (file === undefined) throw new UsageError(`${command} needs the FILE ${command === 'backup' ? 'to write' : 'to read'}`);
@@ -179,6 +196,53 @@ function auditCommand(args: string[], v: Values): Command {
   }
   if (file === undefined) throw new UsageError('audit verify needs the FILE an export wrote');
   return { kind: 'audit', task, file, checkpoint: typeof v.checkpoint === 'string' ? v.checkpoint : undefined };
+}
+
+const WEBHOOK_TASKS = ['list', 'add', 'remove', 'test'] as const;
+
+/**
+ * `webhook list`, `webhook add URL --events a,b|* [--description TEXT]`, `webhook remove ID`,
+ * `webhook test ID`. What the command line alone can tell is checked here (the event types, an id);
+ * the URL's rule (its scheme, its host's addresses) is the service's, as for the API.
+ */
+function webhookCommand(args: string[], v: Values): Command {
+  const [task, arg, extra] = args;
+  if (!(WEBHOOK_TASKS as readonly (string | undefined)[]).includes(task)) {
+    throw new UsageError(task === undefined ? 'webhook needs list, add, remove or test' : `webhook: unknown task ${JSON.stringify(task)} (list, add, remove or test)`);
+  }
+  const name = `webhook ${task}`;
+  if (task !== 'add') {
+    const given = Object.keys(v).find((k) => v[k] !== undefined);
+    if (given) throw new UsageError(`${name}: --${given} goes with webhook add`);
+  }
+  if (task === 'list') {
+    if (arg !== undefined) throw new UsageError(`${name}: unexpected argument ${JSON.stringify(arg)}`);
+    return { kind: 'webhook', task };
+  }
+  if (extra !== undefined) throw new UsageError(`${name}: unexpected argument ${JSON.stringify(extra)}`);
+  if (task === 'add') {
+    if (arg === undefined) throw new UsageError('webhook add needs the URL to post the events to');
+    if ([...arg].length > WEBHOOK_URL_MAX) throw new UsageError(`${name}: the URL is longer than ${WEBHOOK_URL_MAX} characters`);
+    const description = typeof v.description === 'string' ? v.description : undefined;
+    if (description !== undefined && [...description].length > WEBHOOK_DESCRIPTION_MAX) throw new UsageError(`${name}: --description is longer than ${WEBHOOK_DESCRIPTION_MAX} characters`);
+    return { kind: 'webhook', task, url: arg, events: webhookEvents(name, required(name, v, 'events')), ...(description !== undefined ? { description } : {}) };
+  }
+  if (arg === undefined) throw new UsageError(`${name} needs the ID of a webhook (webhook list shows them)`);
+  if (!isUuid(arg)) throw new UsageError(`${name}: ${JSON.stringify(arg)} is not a webhook id (webhook list shows them)`);
+  return { kind: 'webhook', task: task as 'remove' | 'test', id: arg.toLowerCase() };
+}
+
+/** `--events`: `*`, or a comma-separated list of the event types (src/domain/webhook-events.ts). */
+function webhookEvents(command: string, value: string): string[] {
+  const list = value.split(',').map((s) => s.trim());
+  if (list.length === 1 && list[0] === '*') return ['*'];
+  const wrong = list.find((s) => !(WEBHOOK_EVENT_TYPES as readonly string[]).includes(s));
+  if (wrong !== undefined) {
+    throw new UsageError(
+      `${command}: --events takes * or a comma-separated list of event types (not ${JSON.stringify(wrong)}): ${WEBHOOK_EVENT_TYPES.join(', ')}`,
+    );
+  }
+  return [...new Set(list)];
 }
 
 /** node:util's parseArgs errors, as one line naming the option (its own messages span lines). */

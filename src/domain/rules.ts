@@ -53,6 +53,10 @@ export function tokenNameProblem(value: string, kind = 'token'): string | undefi
   return undefined;
 }
 
+/** A webhook's URL and description, at most (the spec's WebhookUrl and NewWebhook's description): for the CLI, which checks before it opens the database. */
+export const WEBHOOK_URL_MAX = 2048;
+export const WEBHOOK_DESCRIPTION_MAX = 1000;
+
 /** Keyset pages: `limit` is 1 to 1000, 100 by default. */
 export const PAGE_LIMIT = { default: 100, max: 1000 } as const;
 

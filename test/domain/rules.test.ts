@@ -1,6 +1,6 @@
 import { fastFormats } from 'ajv-formats/dist/formats';
 import { loadApiSpec } from '../../src/api-spec';
-import { EMAIL, EMAIL_MAX, isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX, NAME_PATTERN, normalizeName, PAGE_LIMIT, TOKEN_NAME_MAX, TOKEN_NAME_PATTERN, tokenNameProblem, UUID_PATTERN } from '../../src/domain/rules';
+import { EMAIL, EMAIL_MAX, isEmail, isName, LOGIN_TOKEN_PREFIX, NAME_MAX, NAME_PATTERN, normalizeName, PAGE_LIMIT, TOKEN_NAME_MAX, TOKEN_NAME_PATTERN, tokenNameProblem, UUID_PATTERN, WEBHOOK_DESCRIPTION_MAX, WEBHOOK_URL_MAX } from '../../src/domain/rules';
 
 type Schema = Record<string, unknown>;
 const spec = loadApiSpec() as { components: { schemas: Record<string, Schema>; parameters: Record<string, Schema & { schema: Schema }> } };
@@ -83,6 +83,14 @@ describe('names are handles (issue 18): visible characters only, stored in NFKC 
   it('on page sizes', () => {
     const limit = spec.components.parameters.Limit.schema;
     expect([limit.minimum, limit.maximum, limit.default]).toEqual([1, PAGE_LIMIT.max, PAGE_LIMIT.default]);
+  });
+
+  it('on the lengths of a webhook\'s URL and description (the CLI checks them before it opens the database)', () => {
+    expect([schemas.WebhookUrl.maxLength, (schemas.NewWebhook.properties as Record<string, Schema>).description.maxLength, (schemas.UpdateWebhook.properties as Record<string, Schema>).description.maxLength]).toEqual([
+      WEBHOOK_URL_MAX,
+      WEBHOOK_DESCRIPTION_MAX,
+      WEBHOOK_DESCRIPTION_MAX,
+    ]);
   });
 
   it('on token names, and the reserved prefix (one rule for the API and both CLIs)', () => {
