@@ -3,7 +3,7 @@
  * `npm run bench`: load scenarios against the real service (dist/src/server.js) on fresh Postgres
  * databases, on loopback only. See bench/README.md for what each one measures.
  *
- *   user_me              GET /user/me with 1000 users' tokens, service vs the floor (/work/shared/bench/floor-server.mjs)
+ *   user_me              GET /user/me with 1000 users' tokens, service vs the floor (bench/floor-server.mjs)
  *   user_list            GET /user?limit=100 by an admin, service vs the floor
  *   refresh              POST /refresh_token, each connection chaining the token it gets back
  *   login                POST /login at the configured bcrypt cost, against the bcrypt bound
@@ -47,7 +47,7 @@
  * BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50), BENCH_USERS (users and tokens on each server,
  * 1000), BENCH_ROUNDS (user_me and user_list runs per server, alternating, 5), BENCH_LIST_LIMIT
  * (100), BENCH_PIN (1; 0 turns pinning off), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
- * BENCH_FLOOR (the floor's source, default /work/shared/bench/floor-server.mjs),
+ * BENCH_FLOOR (another floor to run instead of bench/floor-server.mjs; its imports must resolve),
  * BENCH_BCRYPT_COST (12), BENCH_REFRESH_CONNECTIONS (= BENCH_CONNECTIONS),
  * BENCH_LOGIN_CONNECTIONS (8), BENCH_LOGIN_USERS (20), BENCH_LIGHT_CONNECTIONS (4),
  * BENCH_LIGHT_RATE (requests/s, 100), BENCH_HASH_SAMPLES (8), BENCH_GROUP_MEMBERS (1000),
@@ -837,7 +837,7 @@ async function main() {
         nodeArgs: (process.env.BENCH_FLOOR_NODE_ARGS || '').split(' ').filter(Boolean),
       });
       ctx.floorTokens = [...ctx.floor.tokens.admin_tokens, ...ctx.floor.tokens.tokens];
-      console.log(`floor: ${ctx.floor.source} (sha256 ${ctx.floor.sha256.slice(0, 16)}…) run as is from a temp copy, ${CFG.users} users seeded in its own database`);
+      console.log(`floor: ${ctx.floor.source} (sha256 ${ctx.floor.sha256.slice(0, 16)}…) run as it is, ${CFG.users} users seeded in its own database`);
     }
 
     // First run of the service: cheap hashes, so that set-up is quick; pinned like the floor.
