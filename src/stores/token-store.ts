@@ -156,7 +156,7 @@ export function findLiveRow(values: readonly unknown[]): FindLiveRow {
  * The row is one JSON array rather than 20 columns: pg's driver does work per column on every
  * execution (a parser looked up and a row object built for each), which cost more than the whole
  * array's `JSON.parse`.
- * Measured 2026-12-07: 8.0 µs a row as columns, 3.1 as the array (2.4% of GET /user/me's 210 µs); bench at load 16: 1.29x the floor's CPU without, 1.14x with.
+ * Measured 2026-12-07: 8.0 µs a row as columns, 3.1 as the array (2.4% of GET /user/me's 210 µs); bench at load 18: 1.80x the floor's CPU without, 1.38x with.
  */
 export const FIND_LIVE: PreparedStatement = {
   name: 'token_find_live',
