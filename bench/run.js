@@ -53,7 +53,8 @@
  * BENCH_LIGHT_RATE (requests/s, 100), BENCH_HASH_SAMPLES (8), BENCH_GROUP_MEMBERS (1000),
  * BENCH_GRANTING_GROUPS (50), BENCH_GROUP_CALLERS (10), BENCH_SCALE_* (see list-at-scale.js),
  * BENCH_SERVICE_NODE_ARGS (extra node flags for the service, e.g. `--cpu-prof
- * --cpu-prof-dir=/tmp/prof`), BENCH_FLOOR_NODE_ARGS (the same for the floor).
+ * --cpu-prof-dir=/tmp/prof`), BENCH_FLOOR_NODE_ARGS (the same for the floor), BENCH_VARIANTS (other builds
+ * of the service beside it in user_me and user_list, `label=dir,...`: see bench/README.md).
  */
 const crypto = require('node:crypto');
 const fs = require('node:fs');
