@@ -1,31 +1,31 @@
 'use strict';
 /**
- * The floor (/work/shared/bench/floor-server.mjs): what a DB-checked token service costs at least
- * on this machine. It is run as it is, never rewritten: copied at bench time, byte for byte, into
- * a temp dir whose `node_modules` is a symlink to the project's (it needs express, jsonwebtoken,
- * pg and bcrypt). It gets a database of its own, which it creates and seeds itself
- * (SEED_USERS users, one API token each, written to TOKENS_FILE); the bench drops it at the end.
+ * The floor (bench/floor-server.mjs, the team's floor kept byte for byte as
+ * /work/shared/bench/floor-server.mjs has it): what a DB-checked token service costs at least on
+ * this machine. It is run as it is, never rewritten, from where it lies (it needs express,
+ * jsonwebtoken, pg and bcrypt: the project's). It gets a database of its own, which it creates
+ * and seeds itself (SEED_USERS users, one API token each, written to TOKENS_FILE); the bench drops
+ * it at the end.
  */
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const lib = require('./lib');
 
-const DEFAULT_SOURCE = '/work/shared/bench/floor-server.mjs';
+const VENDORED = path.join(__dirname, 'floor-server.mjs');
+/** The team's copy, beside the repository where it has one; a vendored copy that differs from it is pointed out. */
+const TEAM_COPY = path.resolve(lib.ROOT, '../shared/bench/floor-server.mjs');
 
 const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 async function startFloor({ users, cpu, pgCpu, nodeArgs = [] }) {
-  const source = process.env.BENCH_FLOOR || DEFAULT_SOURCE;
-  if (!fs.existsSync(source)) {
-    throw new Error(`the floor server ${source} is missing: user_me and user_list compare the service against it (BENCH_FLOOR names another copy)`);
+  const script = path.resolve(process.env.BENCH_FLOOR || VENDORED);
+  if (!fs.existsSync(script)) throw new Error(`the floor server ${script} is missing: user_me and user_list compare the service against it`);
+  const digest = sha256(script);
+  if (script === VENDORED && fs.existsSync(TEAM_COPY) && sha256(TEAM_COPY) !== digest) {
+    console.log(`warning: ${TEAM_COPY} differs from bench/floor-server.mjs (run here); copy it over to measure against the team's current floor`);
   }
   const dir = lib.tmpDir('acct-bench-floor-');
-  const script = path.join(dir, 'floor-server.mjs');
-  fs.copyFileSync(source, script);
-  const digest = sha256(source);
-  if (sha256(script) !== digest) throw new Error(`the copy of ${source} in ${dir} differs from it`);
-  fs.symlinkSync(path.join(lib.ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
 
   const dbName = `acct_bench_floor_${process.pid}`;
   lib.registerDatabase(dbName); // the floor creates it; we drop it
@@ -45,7 +45,7 @@ async function startFloor({ users, cpu, pgCpu, nodeArgs = [] }) {
       FLOOR_TOUCH: '0',
       FLOOR_RESEED: '',
     },
-    { nodeArgs, cpu, cwd: dir },
+    { nodeArgs, cpu },
   );
   const base = `http://${lib.HOST}:${port}`;
   // It has no readiness route; it writes the tokens file, then listens. Unauthenticated: 401.
@@ -54,7 +54,7 @@ async function startFloor({ users, cpu, pgCpu, nodeArgs = [] }) {
   if (tokens.tokens.length + tokens.admin_tokens.length !== users || tokens.admin_tokens.length < 1) {
     throw new Error(`the floor wrote ${tokens.tokens.length} user and ${tokens.admin_tokens.length} admin tokens, expected ${users} in all`);
   }
-  return { name: 'floor', child, base, pid: child.proc.pid, appName, dbName, pgCpu, tokens, source, sha256: digest };
+  return { name: 'floor', child, base, pid: child.proc.pid, appName, dbName, pgCpu, tokens, source: path.relative(lib.ROOT, script), sha256: digest };
 }
 
 /** The user id a JWT names (its `sub`), read without checking it. */

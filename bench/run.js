@@ -3,7 +3,7 @@
  * `npm run bench`: load scenarios against the real service (dist/src/server.js) on fresh Postgres
  * databases, on loopback only. See bench/README.md for what each one measures.
  *
- *   user_me              GET /user/me with 1000 users' tokens, service vs the floor (/work/shared/bench/floor-server.mjs)
+ *   user_me              GET /user/me with 1000 users' tokens, service vs the floor (bench/floor-server.mjs)
  *   user_list            GET /user?limit=100 by an admin, service vs the floor
  *   refresh              POST /refresh_token, each connection chaining the token it gets back
  *   login                POST /login at the configured bcrypt cost, against the bcrypt bound
@@ -50,13 +50,14 @@
  * BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50), BENCH_USERS (users and tokens on each server,
  * 1000), BENCH_ROUNDS (user_me and user_list runs per server, alternating, 5), BENCH_LIST_LIMIT
  * (100), BENCH_PIN (1; 0 turns pinning off), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
- * BENCH_FLOOR (the floor's source, default /work/shared/bench/floor-server.mjs),
+ * BENCH_FLOOR (another floor to run instead of bench/floor-server.mjs; its imports must resolve),
  * BENCH_BCRYPT_COST (12), BENCH_REFRESH_CONNECTIONS (= BENCH_CONNECTIONS),
  * BENCH_LOGIN_CONNECTIONS (8), BENCH_LOGIN_USERS (20), BENCH_LIGHT_CONNECTIONS (4),
  * BENCH_LIGHT_RATE (requests/s, 100), BENCH_HASH_SAMPLES (8), BENCH_GROUP_MEMBERS (1000),
  * BENCH_GRANTING_GROUPS (50), BENCH_GROUP_CALLERS (10), BENCH_SCALE_* (see list-at-scale.js),
  * BENCH_SERVICE_NODE_ARGS (extra node flags for the service, e.g. `--cpu-prof
- * --cpu-prof-dir=/tmp/prof`), BENCH_FLOOR_NODE_ARGS (the same for the floor).
+ * --cpu-prof-dir=/tmp/prof`), BENCH_FLOOR_NODE_ARGS (the same for the floor), BENCH_VARIANTS (other builds
+ * of the service beside it in user_me and user_list, `label=dir,...`: see bench/README.md).
  */
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -134,6 +135,14 @@ const CFG = {
   auditConnections: int('BENCH_AUDIT_CONNECTIONS', 16),
   threadPoolSize: int('UV_THREADPOOL_SIZE', 4), // libuv's default; the service inherits this environment
   scale: listAtScale.config(),
+  variants: (process.env.BENCH_VARIANTS || '')
+    .split(',')
+    .filter(Boolean)
+    .map((v) => {
+      const [label, dir] = v.split('=');
+      if (!/^[a-z0-9_-]+$/i.test(label ?? '') || !dir || ['service', 'floor'].includes(label)) throw new Error(`BENCH_VARIANTS: ${v} is not label=dir`);
+      return [label, path.resolve(dir)];
+    }),
 };
 const TARGETS = {
   user_me: { throughputRatioMin: 0.9, p99RatioMax: 1.2 },
@@ -162,19 +171,24 @@ function serverTable(rows) {
 }
 
 /**
- * Rounds of the same load on the service and the floor, alternating which goes first (the
- * machine's speed drifts; alternation cancels more of it); each run after a warm-up run of its own.
+ * Rounds of the same load on the service and the floor (and any BENCH_VARIANTS), rotating which
+ * goes first (the machine's speed drifts; rotation cancels more of it; for two it alternates);
+ * each run after a warm-up run of its own.
  */
 async function alternatingRounds(targets, requestsOf, label) {
   const runs = Object.fromEntries(targets.map((t) => [t.name, []]));
+  // A variant starts cold, where the service has served the set-up: with variants, each build is
+  // first loaded for BENCH_SECONDS, so that none is measured before its code is optimized.
+  if (targets.length > 2) for (const target of targets) await load(target, { requests: requestsOf[target.name], seconds: CFG.seconds, connections: CFG.connections });
   for (let round = 0; round < CFG.rounds; round++) {
-    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    const k = round % targets.length;
+    const order = [...targets.slice(k), ...targets.slice(0, k)];
     for (const target of order) {
       const requests = requestsOf[target.name];
       await load(target, { requests, seconds: CFG.warmupSeconds, connections: CFG.connections });
       const run = await load(target, { requests, seconds: CFG.seconds, connections: CFG.connections });
       runs[target.name].push(run);
-      console.log(`  ${label} round ${round + 1} ${target.name.padEnd(8)} ${Math.round(run.requests / run.seconds)} req/s, p99 ${p99Of(run.latencies).toFixed(2)} ms`);
+      console.log(`  ${label} round ${round + 1} ${target.name.padEnd(12)} ${Math.round(run.requests / run.seconds)} req/s, p99 ${p99Of(run.latencies).toFixed(2)} ms`);
     }
   }
   return runs;
@@ -215,7 +229,9 @@ async function scenarioUserMe(ctx) {
       `${CFG.rounds} round(s) of ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured per server, alternating; ${ctx.pinningNote}`,
   );
   const requests = { service: userMeRequests(ctx.tokens), floor: userMeRequests(ctx.floorTokens) };
-  const runs = await alternatingRounds([service, floor], requests, 'user_me');
+  const variants = ctx.variants.map((v) => v.target);
+  for (const v of variants) requests[v.name] = requests.service;
+  const runs = await alternatingRounds([service, floor, ...variants], requests, 'user_me');
   const s = summarize(runs.service);
   const f = summarize(runs.floor);
   const t = TARGETS.user_me;
@@ -228,7 +244,51 @@ async function scenarioUserMe(ctx) {
   console.log(`throughput  service/floor ${ratios.throughput.toFixed(3)}x  (target >= ${t.throughputRatioMin}x)  ${verdict(pass.throughput)}   per round: ${perRound.join(', ')}`);
   console.log(`p99         service/floor ${ratios.p99.toFixed(3)}x  (target <= ${t.p99RatioMax}x)  ${verdict(pass.p99)}`);
   printCpuComparison(ratios.cpu);
-  return { service: s, floor: f, ratios, targets: t, pass };
+  const builds = variants.length ? compareBuilds(runs, ['service', ...variants.map((v) => v.name)]) : undefined;
+  return { service: s, floor: f, ratios, targets: t, pass, builds };
+}
+
+/**
+ * BENCH_VARIANTS: other builds of the service (`label=dir,...`, each dir holding a `src/server.js`
+ * compiled from another version of src/, e.g. `npx tsc -p tsconfig.build.json --outDir dir`, with
+ * `node_modules` and `openapi.yaml` reachable from it), to see what a change buys: each runs on the
+ * service's database beside it, pinned like it, and takes its turn in user_me's rounds.
+ */
+async function startVariants(ctx) {
+  const variants = [];
+  for (const [label, build] of CFG.variants) {
+    if (!fs.existsSync(path.join(build, 'src/server.js'))) throw new Error(`BENCH_VARIANTS: ${build}/src/server.js is missing`);
+    const v = await launchService(ctx, CFG.setupBcryptCost, { pinned: ctx.service.pgCpu !== undefined, appName: `bench-variant-${label}`, build, name: label });
+    variants.push(v);
+    const me = await expectStatus(200, http(v.target.base, 'GET', '/user/me', { token: ctx.users[1].jwt }), `GET /user/me (${label})`);
+    if (me.id !== ctx.users[1].id) throw new Error(`${label} answered GET /user/me with user ${me.id}, expected ${ctx.users[1].id}`);
+    console.log(`variant ${label}: ${build}, beside the service in user_me and user_list`);
+  }
+  return variants;
+}
+
+/** Each build's requests/s and CPU per request against the floor's, in total and per round. */
+function compareBuilds(runs, names) {
+  const f = summarize(runs.floor);
+  const rate = (r) => r.requests / r.seconds;
+  const out = {};
+  for (const name of names) {
+    const b = summarize(runs[name]);
+    out[name] = {
+      rps: b.rps,
+      cpuUsPerRequest: b.cpuUsPerRequest,
+      throughput: ratio(b.rps, f.rps),
+      throughputPerRound: runs[name].map((r, i) => round3(rate(r) / rate(runs.floor[i]))),
+      cpu: ratio(b.cpuUsPerRequest, f.cpuUsPerRequest),
+      cpuPerRound: runs[name].map((r, i) => round3(r.cpu / r.requests / (runs.floor[i].cpu / runs.floor[i].requests))),
+    };
+  }
+  console.log();
+  table([
+    ['build', 'req/s', 'x floor', 'per round', 'CPU µs/req', 'x floor', 'per round'],
+    ...names.map((n) => [n, out[n].rps, out[n].throughput, out[n].throughputPerRound.join(' '), out[n].cpuUsPerRequest, out[n].cpu, out[n].cpuPerRound.join(' ')]),
+  ]);
+  return out;
 }
 
 const userMeRequests = (tokens) => tokens.map((t) => ({ method: 'GET', path: '/user/me', headers: { authorization: `Bearer ${t}` } }));
@@ -259,7 +319,8 @@ async function scenarioUserList(ctx) {
   );
   console.log(`${CFG.connections} connections; ${CFG.rounds} round(s) of ${CFG.warmupSeconds} s warm-up + ${CFG.seconds} s measured per server, alternating`);
   const req = (token) => [{ method: 'GET', path: listPath, headers: { authorization: `Bearer ${token}` } }];
-  const runs = await alternatingRounds([service, floor], { service: req(serviceToken), floor: req(floorToken) }, 'user_list');
+  const variants = ctx.variants.map((v) => v.target);
+  const runs = await alternatingRounds([service, floor, ...variants], { service: req(serviceToken), floor: req(floorToken), ...Object.fromEntries(variants.map((v) => [v.name, req(serviceToken)])) }, 'user_list');
   const s = summarize(runs.service);
   const f = summarize(runs.floor);
   const t = TARGETS.user_list;
@@ -272,7 +333,8 @@ async function scenarioUserList(ctx) {
   console.log(`throughput  service/floor ${ratios.throughput.toFixed(3)}x  (target >= ${t.throughputRatioMin}x)  ${verdict(pass.throughput)}   per round: ${perRound.join(', ')}`);
   console.log(`p99         service/floor ${ratios.p99.toFixed(3)}x  (no target: reported)`);
   printCpuComparison(ratios.cpu);
-  return { path: listPath, responseBytes: bytes, differingFields: differing, service: s, floor: f, ratios, targets: t, pass };
+  const builds = variants.length ? compareBuilds(runs, ['service', ...variants.map((v) => v.name)]) : undefined;
+  return { path: listPath, responseBytes: bytes, differingFields: differing, service: s, floor: f, ratios, targets: t, pass, builds };
 }
 
 // ---- scenario: POST /refresh_token, a chain of tokens per connection ----
@@ -705,11 +767,19 @@ async function scenarioGroups(ctx, results) {
 
 // ---- the benchmark ----
 
-async function startService(ctx, bcryptCost, { pinned, env = {}, appName = 'bench-service' }) {
+async function startService(ctx, bcryptCost, options) {
+  const { target, child } = await launchService(ctx, bcryptCost, options);
+  ctx.serviceChild = child;
+  ctx.service = target;
+  ctx.base = target.base;
+}
+
+/** The service built in `build` (a directory holding `src/server.js`; default dist/) on ctx's database. */
+async function launchService(ctx, bcryptCost, { pinned, env = {}, appName = 'bench-service', build = path.join(ROOT, 'dist'), name = 'service' }) {
   const port = await lib.freePort();
   const service = lib.startChild(
-    `service (bcrypt cost ${bcryptCost})`,
-    path.join(ROOT, 'dist/src/server.js'),
+    `${name} (bcrypt cost ${bcryptCost})`,
+    path.join(build, 'src/server.js'),
     {
       DATABASE_URL: lib.databaseUrl(ctx.dbName, appName),
       PORT: String(port),
@@ -733,9 +803,7 @@ async function startService(ctx, bcryptCost, { pinned, env = {}, appName = 'benc
   );
   const base = `http://${HOST}:${port}`;
   await lib.waitReady(service, base); // the service migrates the database before it listens
-  ctx.serviceChild = service;
-  ctx.service = { name: 'service', base, pid: service.proc.pid, appName, dbName: ctx.dbName, pgCpu: pinned ? CFG.loadCpu : undefined };
-  ctx.base = base;
+  return { child: service, target: { name, base, pid: service.proc.pid, appName, dbName: ctx.dbName, pgCpu: pinned ? CFG.loadCpu : undefined } };
 }
 
 async function main() {
@@ -777,7 +845,7 @@ async function main() {
         nodeArgs: (process.env.BENCH_FLOOR_NODE_ARGS || '').split(' ').filter(Boolean),
       });
       ctx.floorTokens = [...ctx.floor.tokens.admin_tokens, ...ctx.floor.tokens.tokens];
-      console.log(`floor: ${ctx.floor.source} (sha256 ${ctx.floor.sha256.slice(0, 16)}…) run as is from a temp copy, ${CFG.users} users seeded in its own database`);
+      console.log(`floor: ${ctx.floor.source} (sha256 ${ctx.floor.sha256.slice(0, 16)}…) run as it is, ${CFG.users} users seeded in its own database`);
     }
 
     // First run of the service: cheap hashes, so that set-up is quick; pinned like the floor.
@@ -813,8 +881,10 @@ async function main() {
     await vacuum.query('vacuum analyze');
     await vacuum.end();
 
+    ctx.variants = want('user_me') || want('user_list') ? await startVariants(ctx) : [];
     if (want('user_me')) results.user_me = await scenarioUserMe(ctx);
     if (want('user_list')) results.user_list = await scenarioUserList(ctx);
+    for (const v of ctx.variants) await lib.stopChild(v.child);
     if (ctx.floor) await lib.stopChild(ctx.floor.child); // done with it
     if (want('refresh')) results.refresh = await scenarioRefresh(ctx);
     if (want('groups')) results.groups = await scenarioGroups(ctx, results);
@@ -946,8 +1016,8 @@ if (require.main === module) {
   const runSeconds = CFG.warmupSeconds + CFG.seconds;
   const budgetMs =
     (300 +
-      (CFG.scenarios.has('user_me') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
-      (CFG.scenarios.has('user_list') ? CFG.rounds * 2 * (2 * runSeconds + 15) : 0) +
+      (CFG.scenarios.has('user_me') ? (CFG.rounds + 1) * (2 + CFG.variants.length) * (2 * runSeconds + 15) : 0) +
+      (CFG.scenarios.has('user_list') ? (CFG.rounds + 1) * (2 + CFG.variants.length) * (2 * runSeconds + 15) : 0) +
       (CFG.scenarios.has('refresh') ? runSeconds + 60 : 0) +
       (CFG.scenarios.has('login') ? runSeconds + 60 : 0) +
       (CFG.scenarios.has('user_me_under_login') ? 2 * runSeconds + 60 : 0) +

@@ -46,6 +46,7 @@ const parseTimestamptzSlowly = pg.types.getTypeParser(TIMESTAMPTZ, 'text') as (v
  * A timestamp read from the database that keeps the ISO text it was read as: presenting it (and
  * JSON) costs nothing, where `Date#toISOString` costs a formatting each time, and a page of 100
  * users presents 300 of them. It is never mutated (no one sets a Date's time in place here).
+ * Measured 2026-12-07: 0.5 against 1.5 µs a timestamp made and presented, 300 µs of a user_list page's 2700 (11%; the bench, at load 17: 3.44x the floor's CPU without, 3.21x with).
  */
 class DbTimestamp extends Date {
   readonly #iso: string;

@@ -168,7 +168,6 @@ interface ListShape {
 /** Stand-ins for a list query's values while its shape is rendered. */
 const LIST_VALUE = { isAdmin: '\u0000isAdmin', pattern: '\u0000pattern', afterName: '\u0000afterName', afterId: '\u0000afterId' } as const;
 const LIST_LIMIT = 987_654_321;
-const listShapes = new Map<string, ListShape>();
 
 /** The least LIMIT a prefix search is planned with (see KnexUserStore.list). */
 export const PREFIX_PLAN_LIMIT = 100;
@@ -420,27 +419,27 @@ export class KnexUserStore implements UserStore {
     return (rows.length > query.limit ? rows.slice(0, query.limit) : rows).map(toUser);
   }
 
+  /**
+   * The statement of a query's shape, named by it (the same text each time). Rendered afresh each
+   * time: keeping them cost a module-level map and saved Knex's 13 µs, under 2% of a page's 800 µs
+   * (2026-12-07).
+   */
   private listShape(query: UserListQuery): ListShape {
     const key = `${query.includeDeactivated ? 'all' : 'active'}_${query.isAdmin === undefined ? 'any' : 'admin'}${query.prefix ? '_q' : ''}${query.after ? '_after' : ''}`;
-    let shape = listShapes.get(key);
-    if (!shape) {
-      // Rendered with each value's name in its place, then mapped back to the names.
-      const q = this.db('users').select(USER_COLUMNS);
-      if (!query.includeDeactivated) q.whereNull('deactivated');
-      if (query.isAdmin !== undefined) q.where('is_admin', LIST_VALUE.isAdmin);
-      if (query.prefix) {
-        q.where((w) => w.whereRaw('lower(name) like ?', [LIST_VALUE.pattern]).orWhereRaw('lower(email) like ?', [LIST_VALUE.pattern]));
-      }
-      if (query.after) {
-        q.whereRaw('(name collate "C", id) > (? collate "C", ?::uuid)', [LIST_VALUE.afterName, LIST_VALUE.afterId]);
-      }
-      const native = q.orderByRaw('name collate "C", id').limit(LIST_LIMIT).toSQL().toNative();
-      const names = native.bindings.map((b) => (b === LIST_LIMIT ? 'limit' : (Object.keys(LIST_VALUE) as (keyof typeof LIST_VALUE)[]).find((k) => LIST_VALUE[k] === b)));
-      if (names.some((n) => n === undefined)) throw new Error(`user list ${key}: unexpected bindings ${native.bindings.join()}`);
-      shape = { statement: { name: `user_list_${key}`, text: native.sql }, values: names as ListValue[] };
-      listShapes.set(key, shape);
+    // Rendered with each value's name in its place, then mapped back to the names.
+    const q = this.db('users').select(USER_COLUMNS);
+    if (!query.includeDeactivated) q.whereNull('deactivated');
+    if (query.isAdmin !== undefined) q.where('is_admin', LIST_VALUE.isAdmin);
+    if (query.prefix) {
+      q.where((w) => w.whereRaw('lower(name) like ?', [LIST_VALUE.pattern]).orWhereRaw('lower(email) like ?', [LIST_VALUE.pattern]));
     }
-    return shape;
+    if (query.after) {
+      q.whereRaw('(name collate "C", id) > (? collate "C", ?::uuid)', [LIST_VALUE.afterName, LIST_VALUE.afterId]);
+    }
+    const native = q.orderByRaw('name collate "C", id').limit(LIST_LIMIT).toSQL().toNative();
+    const names = native.bindings.map((b) => (b === LIST_LIMIT ? 'limit' : (Object.keys(LIST_VALUE) as (keyof typeof LIST_VALUE)[]).find((k) => LIST_VALUE[k] === b)));
+    if (names.some((n) => n === undefined)) throw new Error(`user list ${key}: unexpected bindings ${native.bindings.join()}`);
+    return { statement: { name: `user_list_${key}`, text: native.sql }, values: names as ListValue[] };
   }
 
 }
