@@ -1,4 +1,4 @@
-import { createContext, type ComponentChildren } from 'preact';
+import { createContext, Fragment, type ComponentChildren } from 'preact';
 import { useContext, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api';
 
@@ -400,6 +400,25 @@ export function TableHead({ columns, actions }: { columns: string[]; actions?: b
         )}
       </tr>
     </thead>
+  );
+}
+
+/** One fact on a page: its label, its value, and the value's class (`mono` for an id). */
+export type Fact = [label: string, value: ComponentChildren, className?: string];
+
+/** Facts as label and value, one a row; a row that is `false` is left out, so a row can stand on a condition. */
+export function Facts({ rows }: { rows: Array<Fact | false> }) {
+  return (
+    <dl class="facts">
+      {rows
+        .filter((row): row is Fact => row !== false)
+        .map(([label, value, className]) => (
+          <Fragment key={label}>
+            <dt>{label}</dt>
+            <dd class={className}>{value}</dd>
+          </Fragment>
+        ))}
+    </dl>
   );
 }
 

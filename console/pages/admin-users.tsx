@@ -5,7 +5,7 @@ import { api, ApiError, ok, page, type Schemas, type UserDetailed } from '../api
 import { TokenTable } from '../token-table';
 import { useSession } from '../session';
 import { FactorTable } from './security';
-import { ActionButton, Checkbox, ErrorNote, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager, TableRegion, TableHead } from '../ui';
+import { ActionButton, Checkbox, ErrorNote, Facts, Field, Form, Page, Placeholder, Select, Time, useLoad, usePager, TableRegion, TableHead, type Fact } from '../ui';
 
 /**
  * The system administrators' user pages: the list (search as you type, filters, keyset paging,
@@ -257,6 +257,13 @@ export function AdminUser({ id }: { id?: string }) {
   return <ActiveUser key={loaded.data.active.id} user={loaded.data.active} reload={loaded.reload} back={back} error={loaded.error} />;
 }
 
+/** The facts a user's page starts with, active or deactivated. */
+const identity = (user: { id: string; name: string; email: string }): Fact[] => [
+  ['Id', user.id, 'mono'],
+  ['Name', user.name],
+  ['Email', user.email],
+];
+
 function DeactivatedUser({ user, reload, back }: { user: ConflictUser; reload: () => Promise<void>; back: ComponentChildren }) {
   return (
     <Page title={user.name} wide>
@@ -267,18 +274,7 @@ function DeactivatedUser({ user, reload, back }: { user: ConflictUser; reload: (
         </strong>{' '}
         This user cannot sign in; their sessions, API tokens and group memberships were removed.
       </p>
-      <dl class="facts">
-        <dt>Id</dt>
-        <dd class="mono">{user.id}</dd>
-        <dt>Name</dt>
-        <dd>{user.name}</dd>
-        <dt>Email</dt>
-        <dd>{user.email}</dd>
-        <dt>Created</dt>
-        <dd>
-          <Time value={user.created} />
-        </dd>
-      </dl>
+      <Facts rows={[...identity(user), ['Created', <Time value={user.created} />]]} />
       <div class="users-actions">
         <ActionButton
           busy="Reactivating…"
@@ -320,56 +316,34 @@ function ActiveUser({
       {user.force_password_change && (
         <p class="notice">{user.name} must set a new password before they can use the account (with a mailed link, or at their next sign-in).</p>
       )}
-      <dl class="facts">
-        <dt>Id</dt>
-        <dd class="mono">{user.id}</dd>
-        <dt>Name</dt>
-        <dd>{user.name}</dd>
-        <dt>Email</dt>
-        <dd>{user.email}</dd>
-        {user.pending_email && (
-          <>
-            <dt>Pending email</dt>
-            <dd>{user.pending_email} (waiting for confirmation)</dd>
-          </>
-        )}
-        <dt>First name</dt>
-        <dd>{user.first_name ?? <span class="muted">not set</span>}</dd>
-        <dt>Last name</dt>
-        <dd>{user.last_name ?? <span class="muted">not set</span>}</dd>
-        <dt>Role</dt>
-        <dd>{user.is_admin ? 'System administrator' : 'User'}</dd>
-        <dt>Created</dt>
-        <dd>
-          <Time value={user.created} />
-        </dd>
-        <dt>Last sign-in</dt>
-        <dd>
-          <Time value={user.last_login} />
-        </dd>
-        <dt>Last seen</dt>
-        <dd>
-          <Time value={user.last_seen} />
-        </dd>
-        <dt>Must change password</dt>
-        <dd>{user.force_password_change ? 'Yes' : 'No'}</dd>
-        <dt>Two-factor sign-in</dt>
-        <dd>{user.mfa_enabled ? 'On' : 'Off'}</dd>
-        <dt>Groups</dt>
-        <dd>
-          {user.groups.length === 0 ? (
-            <span class="muted">none</span>
-          ) : (
-            <ul class="users-inline">
-              {user.groups.map((g) => (
-                <li key={g.id}>
-                  <a href={`/admin/groups/${encodeURIComponent(g.id)}`}>{g.name}</a> <span class="muted">({g.permission.replace('usergroup.', '')})</span>
-                </li>
-              ))}
-            </ul>
-          )}
-        </dd>
-      </dl>
+      <Facts
+        rows={[
+          ...identity(user),
+          !!user.pending_email && ['Pending email', `${user.pending_email} (waiting for confirmation)`],
+          ['First name', user.first_name ?? <span class="muted">not set</span>],
+          ['Last name', user.last_name ?? <span class="muted">not set</span>],
+          ['Role', user.is_admin ? 'System administrator' : 'User'],
+          ['Created', <Time value={user.created} />],
+          ['Last sign-in', <Time value={user.last_login} />],
+          ['Last seen', <Time value={user.last_seen} />],
+          ['Must change password', user.force_password_change ? 'Yes' : 'No'],
+          ['Two-factor sign-in', user.mfa_enabled ? 'On' : 'Off'],
+          [
+            'Groups',
+            user.groups.length === 0 ? (
+              <span class="muted">none</span>
+            ) : (
+              <ul class="users-inline">
+                {user.groups.map((g) => (
+                  <li key={g.id}>
+                    <a href={`/admin/groups/${encodeURIComponent(g.id)}`}>{g.name}</a> <span class="muted">({g.permission.replace('usergroup.', '')})</span>
+                  </li>
+                ))}
+              </ul>
+            ),
+          ],
+        ]}
+      />
 
       <h2>Edit</h2>
       <EditUser

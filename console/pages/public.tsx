@@ -50,9 +50,9 @@ function Incomplete({ children }: { children: ComponentChildren }) {
 }
 
 /** Says that a link no longer works, and what to do instead. */
-function Invalid({ title, children }: { title: string; children: ComponentChildren }) {
+function Invalid({ children }: { children: ComponentChildren }) {
   return (
-    <Page title={title}>
+    <Page title="This link no longer works">
       <p class="banner error" role="alert">
         This link does not work any more: it has been used already, it has expired, or it was copied incompletely.
       </p>
@@ -128,6 +128,39 @@ function Failed({ title, error, retry }: { title: string; error: ApiError; retry
   );
 }
 
+/** A link page's last word: what was done (a success notice) and where to go next. */
+function Done({ title, next: [href, label], children }: { title: string; next: [href: string, label: string]; children: ComponentChildren }) {
+  return (
+    <Page title={title}>
+      <p class="notice success" role="status">
+        {children}
+      </p>
+      <p class="links">
+        <a class="button primary" href={href}>
+          {label}
+        </a>
+      </p>
+    </Page>
+  );
+}
+
+/**
+ * What a link page (verify, confirm, revert) shows until its call has gone through: the link
+ * without its token (`incomplete`: what to do instead), the call under way (`working`: its title),
+ * its failure with a retry, a link that no longer works (`invalid`: what to do instead); null
+ * once it is done, or while the page asks first.
+ */
+function linkState(
+  { token, outcome, run }: ReturnType<typeof useLinkPost>,
+  { working, incomplete, invalid }: { working: string; incomplete: ComponentChildren; invalid: ComponentChildren },
+) {
+  if (!token) return <Incomplete>{incomplete}</Incomplete>;
+  if (outcome.state === 'working') return <Working title={working} label={`${working}…`} />;
+  if (outcome.state === 'failed') return <Failed title={working} error={outcome.error} retry={run} />;
+  if (outcome.state === 'invalid') return <Invalid>{invalid}</Invalid>;
+  return null;
+}
+
 export function ForgotPassword() {
   const [email, setEmail] = useState('');
   const [sent, setSent] = useState(false);
@@ -187,7 +220,7 @@ export function ResetPassword() {
   }
   if (state === 'invalid') {
     return (
-      <Invalid title="This link no longer works">
+      <Invalid>
         Links to set a password work once, for a limited time, and a newer link replaces an older one. <a href="/forgot-password">Ask for a new link</a>
         .
       </Invalid>
@@ -308,108 +341,53 @@ export function SignUp() {
 }
 
 export function VerifyEmail() {
-  const { token, outcome, run: retry } = useLinkPost((t) => ok(api.POST('/register/verify', { body: { token: t } })));
-
-  if (!token) {
-    return (
-      <Incomplete>
-        Or <a href="/sign-up">register again</a> to get a new link.
-      </Incomplete>
-    );
-  }
-  if (outcome.state === 'working') return <Working title="Confirming your address" label="Confirming your address…" />;
-  if (outcome.state === 'failed') return <Failed title="Confirming your address" error={outcome.error} retry={retry} />;
-  if (outcome.state === 'invalid') {
-    return (
-      <Invalid title="This link no longer works">
-        If you used it already, your address is confirmed: <a href="/sign-in">sign in</a>. If it expired, your registration was removed:{' '}
-        <a href="/sign-up">register again</a> and we will send a new link.
-      </Invalid>
-    );
-  }
+  const link = useLinkPost((t) => ok(api.POST('/register/verify', { body: { token: t } })));
+  const unfinished = linkState(link, {
+    working: 'Confirming your address',
+    incomplete: <>Or <a href="/sign-up">register again</a> to get a new link.</>,
+    invalid: <>If you used it already, your address is confirmed: <a href="/sign-in">sign in</a>. If it expired, your registration was removed: <a href="/sign-up">register again</a> and we will send a new link.</>,
+  });
+  if (unfinished) return unfinished;
   return (
-    <Page title="Address confirmed">
-      <p class="notice success" role="status">
-        Your address is confirmed. You can sign in now.
-      </p>
-      <p class="links">
-        <a class="button primary" href="/sign-in">
-          Sign in
-        </a>
-      </p>
-    </Page>
+    <Done title="Address confirmed" next={['/sign-in', 'Sign in']}>
+      Your address is confirmed. You can sign in now.
+    </Done>
   );
 }
 
 export function ConfirmEmail() {
   const { me, refresh } = useSession();
   // Signed in (or not known yet): fetch the profile again, so it shows the new address.
-  const { token, outcome, run: retry } = useLinkPost((t) => ok(api.POST('/user/me/email/confirm', { body: { token: t } })), {
+  const link = useLinkPost((t) => ok(api.POST('/user/me/email/confirm', { body: { token: t } })), {
     after: async () => (me !== null ? refresh() : undefined),
   });
-
-  if (!token) {
-    return (
-      <Incomplete>
-        Or change the address again on your <a href="/account">profile</a> to get a new link.
-      </Incomplete>
-    );
-  }
-  if (outcome.state === 'working') return <Working title="Confirming your new address" label="Confirming your new address…" />;
-  if (outcome.state === 'failed') return <Failed title="Confirming your new address" error={outcome.error} retry={retry} />;
-  if (outcome.state === 'invalid') {
-    return (
-      <Invalid title="This link no longer works">
-        A confirmation link works once, for 24 hours, and a newer change replaces it. Your address has not changed: sign in with the old one and
-        change it again on your <a href="/account">profile</a> to get a new link.
-      </Invalid>
-    );
-  }
+  const unfinished = linkState(link, {
+    working: 'Confirming your new address',
+    incomplete: <>Or change the address again on your <a href="/account">profile</a> to get a new link.</>,
+    invalid: <>A confirmation link works once, for 24 hours, and a newer change replaces it. Your address has not changed: sign in with the old one and change it again on your <a href="/account">profile</a> to get a new link.</>,
+  });
+  if (unfinished) return unfinished;
   return (
-    <Page title="New address confirmed">
-      <p class="notice success" role="status">
-        Your new address is confirmed; sign in with it from now on.
-      </p>
-      <p class="links">
-        {me ? (
-          <a class="button primary" href="/account">
-            Go to your profile
-          </a>
-        ) : (
-          <a class="button primary" href="/sign-in">
-            Sign in
-          </a>
-        )}
-      </p>
-    </Page>
+    <Done title="New address confirmed" next={me ? ['/account', 'Go to your profile'] : ['/sign-in', 'Sign in']}>
+      Your new address is confirmed; sign in with it from now on.
+    </Done>
   );
 }
 
 export function RevertEmail() {
   const { me, signOut } = useSession();
   // This browser's session ends too: forget it here (logout answers 204 either way).
-  const { token, outcome, run } = useLinkPost((t) => ok(api.POST('/user/me/email/revert', { body: { token: t } })), {
+  const link = useLinkPost((t) => ok(api.POST('/user/me/email/revert', { body: { token: t } })), {
     onOpen: false,
     after: async () => (me !== null ? signOut() : undefined),
   });
-
-  if (!token) {
-    return (
-      <Incomplete>
-        The link is in the mail we sent to your old address about the change. If you cannot open it,{' '}
-        <a href="/forgot-password">set a new password</a> as soon as you can.
-      </Incomplete>
-    );
-  }
-  if (outcome.state === 'invalid') {
-    return (
-      <Invalid title="This link no longer works">
-        A link to undo an email change works once, for 7 days. If the address was changed without you, <a href="/forgot-password">set a new password</a>{' '}
-        (if you still receive mail at the account's address) or ask an administrator for help.
-      </Invalid>
-    );
-  }
-  if (outcome.state === 'done') {
+  const unfinished = linkState(link, {
+    working: 'Undoing the email change',
+    incomplete: <>The link is in the mail we sent to your old address about the change. If you cannot open it, <a href="/forgot-password">set a new password</a> as soon as you can.</>,
+    invalid: <>A link to undo an email change works once, for 7 days. If the address was changed without you, <a href="/forgot-password">set a new password</a> (if you still receive mail at the account's address) or ask an administrator for help.</>,
+  });
+  if (unfinished) return unfinished;
+  if (link.outcome.state === 'done') {
     return (
       <Page title="Your old address is back">
         <p class="notice success" role="status">
@@ -441,7 +419,7 @@ export function RevertEmail() {
         <ActionButton
           danger
           busy="Putting your old address back…"
-          onClick={run}
+          onClick={link.run}
         >
           Put my old address back and sign out everywhere
         </ActionButton>

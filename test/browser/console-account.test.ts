@@ -1,4 +1,4 @@
-import { expectNoTrouble, startConsole, type ConsoleRun, type ConsoleTab } from '../helpers/console';
+import { confirm, expectNoTrouble, requireSessionCookie, startConsole, type ConsoleRun, type ConsoleTab } from '../helpers/console';
 
 /** The signed-in person's own pages: password, API tokens, sessions, settings. */
 describe('the console: your account', () => {
@@ -9,32 +9,6 @@ describe('the console: your account', () => {
   afterAll(async () => {
     await run?.close();
   });
-
-  /** A call to the API from outside the browser (Node's fetch), as a script would make it. */
-  async function call(method: string, path: string, auth: { bearer?: string; cookie?: string } = {}, body?: unknown) {
-    const headers: Record<string, string> = {};
-    if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
-    if (auth.cookie) headers.Cookie = `account_session=${auth.cookie}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await fetch(`${run.t.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
-
-  const login = (email: string, password: string) => call('POST', '/login', {}, { email, password });
-
-  async function sessionCookie(tab: ConsoleTab): Promise<string> {
-    const cookie = (await tab.context.cookies()).find((c) => c.name === 'account_session');
-    if (!cookie) throw new Error('no session cookie');
-    return cookie.value;
-  }
-
-  /** Confirms the modal dialog an ActionButton opened. */
-  async function confirm(tab: ConsoleTab, button: string) {
-    const dialog = tab.page.getByRole('dialog');
-    await dialog.waitFor();
-    await dialog.getByRole('button', { name: button, exact: true }).click();
-  }
 
   /** Whether the open dialog's question stands whole inside it (its text's box within the dialog's) and nothing in it scrolls sideways. */
   async function questionFits(tab: ConsoleTab) {
@@ -75,21 +49,21 @@ describe('the console: your account', () => {
     await tab.page.getByLabel('Current password').fill('not the password');
     await tab.page.getByRole('button', { name: 'Change password' }).click();
     await tab.page.getByText('current password is wrong').waitFor();
-    expect((await login(u.email, 'old password 1')).status).toBe(200);
+    expect((await run.login(u.email, 'old password 1')).status).toBe(200);
     await tab.page.getByLabel('Current password').fill('old password 1');
     await tab.page.getByRole('button', { name: 'Change password' }).click();
     await tab.page.waitForURL((url) => url.pathname === '/account');
     await tab.page.getByRole('heading', { name: 'Profile' }).waitFor();
     await tab.page.getByRole('navigation', { name: 'Main' }).waitFor();
 
-    expect((await login(u.email, 'old password 1')).status).toBe(401);
-    const fresh = await login(u.email, 'new password 2');
+    expect((await run.login(u.email, 'old password 1')).status).toBe(401);
+    const fresh = await run.login(u.email, 'new password 2');
     expect(fresh.status).toBe(200);
     expect(fresh.body.password_change_required).toBeFalsy();
-    const me = await call('GET', '/user/me', { bearer: fresh.body.jwt_token });
+    const me = await run.call('GET', '/user/me', { bearer: fresh.body.jwt_token });
     expect(me).toMatchObject({ status: 200, body: { id: u.user.id, force_password_change: false } });
     // Still signed in in the browser, with a session that works.
-    expect((await call('GET', '/user/me', { cookie: await sessionCookie(tab) })).status).toBe(200);
+    expect((await run.call('GET', '/user/me', { cookie: await requireSessionCookie(tab) })).status).toBe(200);
     expectNoTrouble(tab.trouble, ['POST /user/me/password 403']);
   });
 
@@ -99,7 +73,7 @@ describe('the console: your account', () => {
     const other = await run.open();
     await run.signIn(tab, u);
     await run.signIn(other, u);
-    const otherCookie = await sessionCookie(other);
+    const otherCookie = await requireSessionCookie(other);
 
     await tab.page.goto('/account/password');
     await tab.page.getByRole('heading', { name: 'Password' }).waitFor();
@@ -123,7 +97,7 @@ describe('the console: your account', () => {
     await submit.click();
     await tab.page.locator('#field-current_password-error').filter({ hasText: 'current password is wrong' }).waitFor();
     expect(await current.getAttribute('aria-invalid')).toBe('true');
-    expect((await login(u.email, 'first password 1')).status).toBe(200);
+    expect((await run.login(u.email, 'first password 1')).status).toBe(200);
 
     await current.fill('first password 1');
     await submit.click();
@@ -137,12 +111,12 @@ describe('the console: your account', () => {
     expect(await tab.page.locator('tbody tr').count()).toBe(1);
 
     // The other browser's session is refused.
-    expect((await call('GET', '/user/me', { cookie: otherCookie })).status).toBe(401);
+    expect((await run.call('GET', '/user/me', { cookie: otherCookie })).status).toBe(401);
     await other.page.reload();
     await other.page.waitForURL((url) => url.pathname === '/sign-in');
 
-    expect((await login(u.email, 'first password 1')).status).toBe(401);
-    expect((await login(u.email, 'second password 2')).status).toBe(200);
+    expect((await run.login(u.email, 'first password 1')).status).toBe(401);
+    expect((await run.login(u.email, 'second password 2')).status).toBe(200);
     expectNoTrouble(tab.trouble, ['POST /user/me/password 403']);
     expectNoTrouble(other.trouble, ['GET /user/me 401']);
   });
@@ -176,10 +150,10 @@ describe('the console: your account', () => {
     await run.check(tab, 'account-tokens');
 
     // The secret works from a script: read-only, as chosen.
-    const me = await call('GET', '/user/me', { bearer: secret });
+    const me = await run.call('GET', '/user/me', { bearer: secret });
     expect(me).toMatchObject({ status: 200, body: { id: u.user.id } });
-    expect((await call('POST', '/user/me', { bearer: secret }, { first_name: 'Nope' })).status).toBe(403);
-    const listed = await call('GET', '/user/me/token', { bearer: secret });
+    expect((await run.call('POST', '/user/me', { bearer: secret }, { first_name: 'Nope' })).status).toBe(403);
+    const listed = await run.call('GET', '/user/me/token', { bearer: secret });
     expect(listed.body).toEqual([expect.objectContaining({ name, scopes: ['api:read'] })]);
     const days = (Date.parse(listed.body[0].expires) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(29.9);
@@ -201,7 +175,7 @@ describe('the console: your account', () => {
     }
     await confirm(tab, 'Delete token');
     await tab.page.getByText('You have no API tokens.').waitFor();
-    expect((await call('GET', '/user/me', { bearer: secret })).status).toBe(401);
+    expect((await run.call('GET', '/user/me', { bearer: secret })).status).toBe(401);
     expectNoTrouble(tab.trouble);
   });
 
@@ -216,10 +190,10 @@ describe('the console: your account', () => {
     await tab.page.getByRole('button', { name: 'Revoke all API tokens' }).click();
     await confirm(tab, 'Revoke all API tokens');
     await tab.page.getByText('You have no API tokens.').waitFor();
-    expect((await call('GET', '/user/me', { bearer: first })).status).toBe(401);
-    expect((await call('GET', '/user/me', { bearer: second })).status).toBe(401);
+    expect((await run.call('GET', '/user/me', { bearer: first })).status).toBe(401);
+    expect((await run.call('GET', '/user/me', { bearer: second })).status).toBe(401);
     // The browser session is a login token: it stays.
-    expect((await call('GET', '/user/me', { cookie: await sessionCookie(tab) })).status).toBe(200);
+    expect((await run.call('GET', '/user/me', { cookie: await requireSessionCookie(tab) })).status).toBe(200);
     expectNoTrouble(tab.trouble);
   });
 
@@ -229,8 +203,8 @@ describe('the console: your account', () => {
     const other = await run.open();
     await run.signIn(tab, u);
     await run.signIn(other, u);
-    const otherCookie = await sessionCookie(other);
-    expect((await call('GET', '/user/me', { cookie: otherCookie })).status).toBe(200);
+    const otherCookie = await requireSessionCookie(other);
+    expect((await run.call('GET', '/user/me', { cookie: otherCookie })).status).toBe(200);
 
     await tab.page.goto('/account/sessions');
     await tab.page.getByText('This session').waitFor();
@@ -247,18 +221,18 @@ describe('the console: your account', () => {
     await tab.page.getByText('You are signed in nowhere else.').waitFor();
     expect(await rows.count()).toBe(1);
 
-    expect((await call('GET', '/user/me', { cookie: otherCookie })).status).toBe(401);
+    expect((await run.call('GET', '/user/me', { cookie: otherCookie })).status).toBe(401);
     await other.page.goto('/account');
     await other.page.waitForURL((url) => url.pathname === '/sign-in');
     // This one still works.
-    expect((await call('GET', '/user/me', { cookie: await sessionCookie(tab) })).status).toBe(200);
+    expect((await run.call('GET', '/user/me', { cookie: await requireSessionCookie(tab) })).status).toBe(200);
     expectNoTrouble(tab.trouble);
     expectNoTrouble(other.trouble, ['GET /user/me 401']);
   });
 
   it('adds, replaces and deletes settings, refusing what is not JSON in the page', async () => {
     const u = await run.t.factory.loggedIn({ password: 'settings password 1' });
-    const stored = async () => (await call('GET', '/user/me/settings', { bearer: u.jwt })).body;
+    const stored = async () => (await run.call('GET', '/user/me/settings', { bearer: u.jwt })).body;
     const tab = await run.open();
     await run.signIn(tab, u);
     await tab.page.goto('/account/settings');

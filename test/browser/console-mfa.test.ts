@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import * as OTPAuth from 'otpauth';
-import { expectNoTrouble, startConsole, type ConsoleRun, type ConsoleTab } from '../helpers/console';
+import { confirm, expectNoTrouble, requireSessionCookie, startConsole, type ConsoleRun, type ConsoleTab } from '../helpers/console';
 import type { TestUser } from '../helpers/test-app';
 
 /**
@@ -66,42 +66,29 @@ describe('the console: two-factor sign-in', () => {
 
   const now = () => run.t.clock.now().getTime();
 
-  /** A call to the API from outside the browser (Node's fetch), as a script would make it. */
-  async function call(method: string, path: string, auth: { bearer?: string; cookie?: string } = {}, body?: unknown) {
-    const headers: Record<string, string> = {};
-    if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
-    if (auth.cookie) headers.Cookie = `account_session=${auth.cookie}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await fetch(`${run.t.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
-
-  const login = (email: string, password: string) => call('POST', '/login', {}, { email, password });
-
   /** A user who turned two-factor sign-in on through the API, and their app. */
   async function mfaUser(options: { admin?: boolean } = {}): Promise<MfaUser> {
     const u = await run.t.factory.user({ admin: options.admin, password: `mfa password ${Math.random()}` });
-    const jwt = (await login(u.email, u.password)).body.jwt_token;
-    const made = await call('POST', '/user/me/factor', { bearer: jwt }, { type: 'totp', name: 'Phone', current_password: u.password });
+    const jwt = (await run.login(u.email, u.password)).body.jwt_token;
+    const made = await run.call('POST', '/user/me/factor', { bearer: jwt }, { type: 'totp', name: 'Phone', current_password: u.password });
     expect(made.status).toBe(201);
     const app = new App(made.body.secret, now);
-    const verified = await call('POST', `/user/me/factor/${made.body.id}/verify`, { bearer: jwt }, { code: await app.code() });
+    const verified = await run.call('POST', `/user/me/factor/${made.body.id}/verify`, { bearer: jwt }, { code: await app.code() });
     expect(verified.status).toBe(200);
     return { ...u, app, recovery: verified.body.recovery_codes, factorId: made.body.id };
   }
 
   /** Whether the password alone still signs `u` in fully (no second step asked). */
   async function asksForCode(u: TestUser): Promise<boolean> {
-    const res = await login(u.email, u.password);
+    const res = await run.login(u.email, u.password);
     expect(res.status).toBe(200);
     return res.body.mfa_required === true;
   }
 
   /** A recovery code tried through the API, on a fresh first step: the status of `POST /login/mfa`. */
   async function tryRecovery(u: TestUser, code: string): Promise<number> {
-    const first = await login(u.email, u.password);
-    return (await call('POST', '/login/mfa', { bearer: first.body.jwt_token }, { code })).status;
+    const first = await run.login(u.email, u.password);
+    return (await run.call('POST', '/login/mfa', { bearer: first.body.jwt_token }, { code })).status;
   }
 
   /** The password step of the sign-in page. */
@@ -121,18 +108,6 @@ describe('the console: two-factor sign-in', () => {
     await tab.page.waitForURL((url) => url.pathname.startsWith('/account'));
   }
 
-  async function sessionCookie(tab: ConsoleTab): Promise<string> {
-    const cookie = (await tab.context.cookies()).find((c) => c.name === 'account_session');
-    if (!cookie) throw new Error('no session cookie');
-    return cookie.value;
-  }
-
-  async function confirm(tab: ConsoleTab, button: string) {
-    const dialog = tab.page.getByRole('dialog');
-    await dialog.waitFor();
-    await dialog.getByRole('button', { name: button, exact: true }).click();
-  }
-
   /** The ten codes of the box that shows them once. */
   async function shownCodes(tab: ConsoleTab): Promise<string[]> {
     const codes = (await tab.page.locator('.mfa-code-list code').allTextContents()).map((c) => c.trim());
@@ -147,7 +122,7 @@ describe('the console: two-factor sign-in', () => {
     const other = await run.open();
     await run.signIn(tab, u);
     await run.signIn(other, u);
-    const otherCookie = await sessionCookie(other);
+    const otherCookie = await requireSessionCookie(other);
     const { page } = tab;
 
     // In the account's navigation.
@@ -228,8 +203,8 @@ describe('the console: two-factor sign-in', () => {
 
     // On for the API: the password alone no longer signs in; this session stayed (now aal2), the other ended.
     expect(await asksForCode(u)).toBe(true);
-    expect((await call('GET', '/user/me', { cookie: await sessionCookie(tab) })).body).toMatchObject({ id: u.user.id, mfa_enabled: true });
-    expect((await call('GET', '/user/me', { cookie: otherCookie })).status).toBe(401);
+    expect((await run.call('GET', '/user/me', { cookie: await requireSessionCookie(tab) })).body).toMatchObject({ id: u.user.id, mfa_enabled: true });
+    expect((await run.call('GET', '/user/me', { cookie: otherCookie })).status).toBe(401);
     expect(await tryRecovery(u, codes[3].toUpperCase())).toBe(200);
 
     // Shown once: after a reload, neither the key nor a code is anywhere in the page.
@@ -273,19 +248,19 @@ describe('the console: two-factor sign-in', () => {
     await run.check(tab, 'sign-in-mfa-wrong');
 
     // The page's session is the first step's: the API refuses it anything but the second step.
-    const pending = await sessionCookie(tab);
-    expect((await call('GET', '/user/me', { cookie: pending })).body).toMatchObject({ code: 'mfa_required' });
+    const pending = await requireSessionCookie(tab);
+    expect((await run.call('GET', '/user/me', { cookie: pending })).body).toMatchObject({ code: 'mfa_required' });
 
     await field.fill(await u.app.code());
     await tab.page.getByRole('button', { name: 'Verify' }).click();
     await tab.page.waitForURL('**/account/settings');
     await tab.page.getByRole('heading', { name: 'Settings' }).waitFor();
     // A new session cookie, at aal2; the first step's is over.
-    const full = await sessionCookie(tab);
+    const full = await requireSessionCookie(tab);
     expect(full).not.toBe(pending);
-    expect((await call('GET', '/user/me', { cookie: full })).status).toBe(200);
-    expect((await call('GET', '/user/me', { cookie: pending })).status).toBe(401);
-    expect((await call('GET', '/user/me/session', { cookie: full })).body).toEqual(expect.arrayContaining([expect.objectContaining({ current: true, aal: 'aal2' })]));
+    expect((await run.call('GET', '/user/me', { cookie: full })).status).toBe(200);
+    expect((await run.call('GET', '/user/me', { cookie: pending })).status).toBe(401);
+    expect((await run.call('GET', '/user/me/session', { cookie: full })).body).toEqual(expect.arrayContaining([expect.objectContaining({ current: true, aal: 'aal2' })]));
 
     // The factor was used.
     await tab.page.goto('/account/security');
@@ -376,7 +351,7 @@ describe('the console: two-factor sign-in', () => {
     const tab = await run.open();
     await run.signIn(tab, u);
     const { page } = tab;
-    const listed = async () => (await call('GET', '/user/me/factor', { cookie: await sessionCookie(tab) })).body.map((f: { name: string }) => f.name);
+    const listed = async () => (await run.call('GET', '/user/me/factor', { cookie: await requireSessionCookie(tab) })).body.map((f: { name: string }) => f.name);
     const add = async () => {
       await page.getByLabel('Name', { exact: true }).fill('Tablet');
       await page.getByRole('form', { name: 'Add an authenticator app' }).getByLabel('Current password').fill(u.password);

@@ -1,6 +1,6 @@
 import type { CDPSession } from 'playwright-core';
 import * as OTPAuth from 'otpauth';
-import { expectNoTrouble, startConsole, type ConsoleRun, type ConsoleTab } from '../helpers/console';
+import { confirm, expectNoTrouble, sessionCookie, startConsole, type ConsoleRun, type ConsoleTab } from '../helpers/console';
 import type { TestUser } from '../helpers/test-app';
 
 /**
@@ -73,38 +73,17 @@ describe('the console: passkeys', () => {
     await run?.close();
   });
 
-  /** A call to the API from outside the browser (Node's fetch). */
-  async function call(method: string, path: string, auth: { bearer?: string; cookie?: string } = {}, body?: unknown) {
-    const headers: Record<string, string> = {};
-    if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
-    if (auth.cookie) headers.Cookie = `account_session=${auth.cookie}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await fetch(`${run.t.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
-
-  async function sessionCookie(tab: ConsoleTab): Promise<string | undefined> {
-    return (await tab.context.cookies()).find((c) => c.name === 'account_session')?.value;
-  }
-
   /** The level of the tab's session, as the API says it. */
   async function aal(tab: ConsoleTab): Promise<string | undefined> {
     const cookie = await sessionCookie(tab);
     if (!cookie) return undefined;
-    const sessions = await call('GET', '/user/me/session', { cookie });
+    const sessions = await run.call('GET', '/user/me/session', { cookie });
     return sessions.status === 200 ? sessions.body.find((s: { current: boolean }) => s.current)?.aal : undefined;
   }
 
   async function signOut(tab: ConsoleTab) {
     await tab.page.getByRole('button', { name: 'Sign out' }).click();
     await tab.page.getByRole('heading', { name: 'Sign in' }).waitFor();
-  }
-
-  async function confirm(tab: ConsoleTab, button: string) {
-    const dialog = tab.page.getByRole('dialog');
-    await dialog.waitFor();
-    await dialog.getByRole('button', { name: button, exact: true }).click();
   }
 
   /** Adds a passkey on the security page (signed in); resolves once it is listed, the codes put away if shown. */
@@ -185,7 +164,7 @@ describe('the console: passkeys', () => {
     expect(stored).toEqual([{ type: 'webauthn', name: 'Work laptop', verified: true, webauthn_credential_id: held[0].id }]);
     expect(await aal(tab)).toBe('aal2');
     // The password alone no longer signs in.
-    expect((await call('POST', '/login', {}, { email: u.email, password: u.password })).body).toMatchObject({ mfa_required: true, factors: [{ type: 'webauthn', name: 'Work laptop' }] });
+    expect((await run.call('POST', '/login', {}, { email: u.email, password: u.password })).body).toMatchObject({ mfa_required: true, factors: [{ type: 'webauthn', name: 'Work laptop' }] });
 
     await signOut(tab);
     expect(await sessionCookie(tab)).toBeUndefined();
@@ -309,11 +288,11 @@ describe('the console: passkeys', () => {
     await addPasskey(tab, u, 'Laptop');
     // An authenticator app too, through the API with this session (aal2 now).
     const cookie = (await sessionCookie(tab))!;
-    const made = await call('POST', '/user/me/factor', { cookie }, { type: 'totp', name: 'Phone', current_password: u.password });
+    const made = await run.call('POST', '/user/me/factor', { cookie }, { type: 'totp', name: 'Phone', current_password: u.password });
     expect(made.status).toBe(201);
     const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(made.body.secret), algorithm: 'SHA1', digits: 6, period: 30 });
     const step = Math.floor(run.t.clock.now().getTime() / 30_000);
-    expect((await call('POST', `/user/me/factor/${made.body.id}/verify`, { cookie }, { code: totp.generate({ timestamp: step * 30_000 }) })).status).toBe(200);
+    expect((await run.call('POST', `/user/me/factor/${made.body.id}/verify`, { cookie }, { code: totp.generate({ timestamp: step * 30_000 }) })).status).toBe(200);
     await page.reload();
     await page.getByRole('rowheader', { name: 'Phone', exact: true }).waitFor();
 
@@ -333,7 +312,7 @@ describe('the console: passkeys', () => {
     await page.getByRole('dialog', { name: 'Rename Phone' }).getByLabel('Name', { exact: true }).fill('Pixel');
     await page.getByRole('dialog', { name: 'Rename Phone' }).getByRole('button', { name: 'Save' }).click();
     await page.getByRole('rowheader', { name: 'Pixel', exact: true }).waitFor();
-    const listed = await call('GET', '/user/me/factor', { cookie });
+    const listed = await run.call('GET', '/user/me/factor', { cookie });
     expect(listed.body.map((f: { name: string; type: string }) => [f.type, f.name]).sort()).toEqual([
       ['totp', 'Pixel'],
       ['webauthn', 'Old laptop'],
@@ -346,7 +325,7 @@ describe('the console: passkeys', () => {
     await form.getByLabel('Current password').fill(u.password);
     await form.getByRole('button', { name: 'Add passkey' }).click();
     await form.getByRole('alert').filter({ hasText: 'This device already holds a passkey for your account. It is in the list above.' }).waitFor();
-    expect((await call('GET', '/user/me/factor', { cookie })).body.map((f: { name: string }) => f.name).sort()).toEqual(['Old laptop', 'Pixel']);
+    expect((await run.call('GET', '/user/me/factor', { cookie })).body.map((f: { name: string }) => f.name).sort()).toEqual(['Old laptop', 'Pixel']);
     expect(await key.credentials()).toHaveLength(1);
 
     // The laptop is lost: its passkey is gone from the device.
@@ -370,7 +349,7 @@ describe('the console: passkeys', () => {
     await confirm(tab, 'Remove');
     await page.getByRole('rowheader', { name: 'Old laptop', exact: true }).waitFor({ state: 'detached' });
     await page.getByText('Two-factor sign-in is on.', { exact: true }).waitFor();
-    expect((await call('GET', '/user/me/factor', { cookie: (await sessionCookie(tab))! })).body.map((f: { name: string }) => f.name)).toEqual(['Pixel']);
+    expect((await run.call('GET', '/user/me/factor', { cookie: (await sessionCookie(tab))! })).body.map((f: { name: string }) => f.name)).toEqual(['Pixel']);
     await run.t.mail.waitFor((m) => m.to.includes(u.email) && /removed/i.test(m.subject));
     expectNoTrouble(tab.trouble);
   });

@@ -70,6 +70,7 @@ beforeAll(async () => {
     sh(bin('openapi-typescript'), [spec, '--default-non-nullable', 'false', '-o', path.join(dir, 'openapi-typescript/schema.d.ts')], dir),
     sh(bin('openapi-ts'), ['-i', spec, '-o', path.join(dir, 'hey-api'), '-c', '@hey-api/client-fetch', '--no-log-file', '-s'], dir),
   ]);
+  fs.copyFileSync(path.join(__dirname, 'scenario-env.ts'), path.join(dir, 'scenario-env.ts'));
   for (const name of SCENARIOS) {
     const source = fs.readFileSync(path.join(__dirname, name), 'utf8');
     const checked = source.replace(/^\/\/ @ts-nocheck:.*\n/, '');

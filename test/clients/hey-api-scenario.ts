@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createClient } from './hey-api/client/index.js';
 import { createMyToken, createUser, deleteMyToken, getMe, getMyToken, listUsers, login } from './hey-api/sdk.gen.js';
 import type { ErrorBody, Login, NewToken, NewUser, NewUserCreated, NewUserGroup, Scope, UserListItem } from './hey-api/types.gen.js';
+import { adminEmail, baseUrl, env, nextLink, run } from './scenario-env.js';
 
 // Optional stays optional: defaults may be left out of a request body.
 export const plainUser: NewUser = { name: 'ada', email: 'ada@example.com' };
@@ -16,22 +17,6 @@ export const plainLogin: Login = { user: 'ada@example.com', password: 'secret' }
 // The login body is a union: a password alone names nobody.
 // @ts-expect-error exactly one of email, user_id or user
 export const nobody: Login = { password: 'secret' };
-
-const env = (name: string): string => {
-  const value = process.env[name];
-  // The global Error: no generated type shadows it.
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const baseUrl = env('BASE_URL');
-const run = env('RUN');
-const adminEmail = env('ADMIN_EMAIL');
-
-/** The target of `rel="next"` in a Link header, if any. */
-function nextLink(link: string | null): URL | undefined {
-  const match = link?.match(/<([^>]*)>\s*;\s*rel="?next"?/);
-  return match ? new URL(match[1], baseUrl) : undefined;
-}
 
 /** A client that presents `token` as a bearer token (and not also as the session cookie). */
 const bearer = (token: string) => createClient({ baseUrl, auth: (scheme) => (scheme.scheme === 'bearer' ? token : undefined) });

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import createClient from 'openapi-fetch';
 import type { components, paths } from './openapi-typescript/schema.js';
+import { adminEmail, baseUrl, env, nextLink, run } from './scenario-env.js';
 
 type Schemas = components['schemas'];
 
@@ -17,21 +18,6 @@ export const plainLogin: Schemas['Login'] = { user: 'ada@example.com', password:
 // The login body is a union: a password alone names nobody.
 // @ts-expect-error exactly one of email, user_id or user
 export const nobody: Schemas['Login'] = { password: 'secret' };
-
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const baseUrl = env('BASE_URL');
-const run = env('RUN');
-const adminEmail = env('ADMIN_EMAIL');
-
-/** The target of `rel="next"` in a Link header, if any. */
-function nextLink(link: string | null): URL | undefined {
-  const match = link?.match(/<([^>]*)>\s*;\s*rel="?next"?/);
-  return match ? new URL(match[1], baseUrl) : undefined;
-}
 
 const anonymous = createClient<paths>({ baseUrl });
 

@@ -46,6 +46,10 @@ export interface ConsoleRun {
   check(tab: ConsoleTab, name: string): Promise<void>;
   /** A mailed link (to APP_URL) as a path on this app, e.g. `/reset-password?token=...`. */
   linkIn(text: string, pathname: string): string;
+  /** A call to the API from outside the browser (Node's fetch), as a script would make it. */
+  call(method: string, path: string, auth?: { bearer?: string; cookie?: string }, body?: unknown): Promise<{ status: number; body: any }>;
+  /** POST /login from outside the browser. */
+  login(email: string, password: string): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
 
@@ -70,6 +74,15 @@ export async function startConsole(options: TestAppOptions & { localhost?: boole
   const origin = new URL(t.baseUrl).origin;
   const contexts: BrowserContext[] = [];
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const call: ConsoleRun['call'] = async (method, path, auth = {}, body) => {
+    const headers: Record<string, string> = {};
+    if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
+    if (auth.cookie) headers.Cookie = `account_session=${auth.cookie}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await fetch(`${t.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
 
   return {
     t,
@@ -128,12 +141,33 @@ export async function startConsole(options: TestAppOptions & { localhost?: boole
       const url = new URL(match[0]);
       return `${url.pathname}${url.search}`;
     },
+    call,
+    login: (email, password) => call('POST', '/login', {}, { email, password }),
     async close() {
       for (const c of contexts) await c.close().catch(() => undefined);
       await browser.close();
       await t.close();
     },
   };
+}
+
+/** The tab's session cookie, if it has one. */
+export async function sessionCookie(tab: ConsoleTab): Promise<string | undefined> {
+  return (await tab.context.cookies()).find((c) => c.name === 'account_session')?.value;
+}
+
+/** The tab's session cookie, which it must have (a test that a session ended needs one that began). */
+export async function requireSessionCookie(tab: ConsoleTab): Promise<string> {
+  const cookie = await sessionCookie(tab);
+  if (!cookie) throw new Error('no session cookie');
+  return cookie;
+}
+
+/** Confirms the modal dialog an ActionButton opened, with its button named `button`. */
+export async function confirm(tab: ConsoleTab, button: string): Promise<void> {
+  const dialog = tab.page.getByRole('dialog');
+  await dialog.waitFor();
+  await dialog.getByRole('button', { name: button, exact: true }).click();
 }
 
 /**

@@ -262,13 +262,14 @@ function madeLater<T extends object>(get: () => T | undefined, what: string): T 
 export function testAppWithAdmin(options: TestAppOptions = {}): { t: TestApp; admin: TestUser & { jwt: string } } {
   let app: TestApp | undefined;
   let admin: (TestUser & { jwt: string }) | undefined;
+  // Generous: a database of its own and a bcrypt login take a while on a loaded machine.
   beforeAll(async () => {
     app = await createTestApp(options);
     admin = await app.factory.loggedIn({ admin: true });
-  });
+  }, 120_000);
   afterAll(async () => {
     await app?.close();
-  });
+  }, 60_000);
   return { t: madeLater(() => app, 'the test app'), admin: madeLater(() => admin, 'the admin') };
 }
 

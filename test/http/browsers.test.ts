@@ -1,5 +1,5 @@
 import { loadConfig } from '../../src/config';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { bearer, createTestApp, testAppWithAdmin, type TestApp } from '../helpers/test-app';
 
 const ALLOWED = 'https://app.example.test';
 
@@ -11,7 +11,7 @@ describe('security headers', () => {
   afterAll(() => t.close());
 
   it.each([
-    ['an authenticated answer', 200, async () => t.http().get('/user/me').set('Authorization', `Bearer ${(await t.factory.loggedIn()).jwt}`)],
+    ['an authenticated answer', 200, async () => t.http().get('/user/me').set(bearer((await t.factory.loggedIn()).jwt))],
     ['an error', 404, async () => t.http().get('/no/such/route')],
     ['a public answer', 200, async () => t.http().get('/healthz')],
   ])('are on %s: a strict CSP (no inline script or style, no frames) and helmet’s others', async (_what, status, send) => {
@@ -45,11 +45,7 @@ describe('security headers', () => {
 });
 
 describe('CORS with CORS_ORIGINS', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ env: { CORS_ORIGINS: `${ALLOWED}, http://localhost:5173` } });
-  });
-  afterAll(() => t.close());
+  const { t, admin } = testAppWithAdmin({ env: { CORS_ORIGINS: `${ALLOWED}, http://localhost:5173` } });
 
   it('answers a preflight from an allowed origin with its origin, credentials, methods and headers', async () => {
     const res = await t.http().options('/user/me').set('Origin', ALLOWED).set('Access-Control-Request-Method', 'POST').set('Access-Control-Request-Headers', 'content-type, authorization');
@@ -72,14 +68,13 @@ describe('CORS with CORS_ORIGINS', () => {
   });
 
   it('lets an allowed origin read an answer and its Link and X-Request-Id headers; another origin gets no CORS header', async () => {
-    const admin = await t.factory.loggedIn({ admin: true });
     await t.factory.user();
     await t.factory.user();
-    const res = await t.http().get('/user?limit=1').set('Origin', ALLOWED).set('Authorization', `Bearer ${admin.jwt}`).expect(200);
+    const res = await t.http().get('/user?limit=1').set('Origin', ALLOWED).set(bearer(admin.jwt)).expect(200);
     expect(res.headers['access-control-allow-origin']).toBe(ALLOWED);
     expect(String(res.headers['access-control-expose-headers']).split(',')).toEqual(expect.arrayContaining(['Link', 'X-Request-Id']));
     expect(res.headers.link).toBeDefined();
-    const other = await t.http().get('/user?limit=1').set('Origin', 'https://evil.example.test').set('Authorization', `Bearer ${admin.jwt}`).expect(200);
+    const other = await t.http().get('/user?limit=1').set('Origin', 'https://evil.example.test').set(bearer(admin.jwt)).expect(200);
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
 
@@ -124,6 +119,6 @@ describe('the session cookie and cross-site forms', () => {
 
   it('leaves bearer tokens alone: no browser sends one by itself', async () => {
     const u = await t.factory.loggedIn();
-    await t.http().post('/logout').set('Authorization', `Bearer ${u.jwt}`).expect(204);
+    await t.http().post('/logout').set(bearer(u.jwt)).expect(204);
   });
 });

@@ -1,18 +1,8 @@
 import crypto from 'node:crypto';
 import { loadApiSpec } from '../../src/api-spec';
-import { countRows, createTestApp, rawRequest, type TestApp } from '../helpers/test-app';
+import { bearer, countRows, createTestApp, rawRequest, testAppWithAdmin } from '../helpers/test-app';
 
-let t: TestApp;
-let admin: { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
-
-const auth = () => ({ Authorization: `Bearer ${admin.jwt}` });
+const { t, admin } = testAppWithAdmin();
 
 describe('openapi.yaml', () => {
   type Operation = { security?: unknown[]; [key: string]: unknown };
@@ -40,7 +30,7 @@ describe('openapi.yaml', () => {
 
 describe('errors and bad input', () => {
   it('answers an unknown route, or a known path with an unknown method, with 404 Route Not Found', async () => {
-    for (const res of [await t.http().get('/nope'), await t.http().put('/user/me').set(auth()).send({})]) {
+    for (const res of [await t.http().get('/nope'), await t.http().put('/user/me').set(bearer(admin.jwt)).send({})]) {
       expect(res.status).toBe(404);
       expect(res.body).toEqual({ error: 'Route Not Found', code: 'not_found', request_id: expect.any(String) });
     }
@@ -48,30 +38,30 @@ describe('errors and bad input', () => {
 
   it('answers a body that is not JSON with 415 and changes nothing', async () => {
     const before = await countRows(t.knex, 'users');
-    const res = await t.http().post('/user').set(auth()).set('Content-Type', 'text/plain').send('name=x');
+    const res = await t.http().post('/user').set(bearer(admin.jwt)).set('Content-Type', 'text/plain').send('name=x');
     expect(res.status).toBe(415);
     expect(res.body.code).toBe('unsupported_media_type');
-    const form = await t.http().post('/user').set(auth()).type('form').send({ name: 'x', email: 'x@example.test' });
+    const form = await t.http().post('/user').set(bearer(admin.jwt)).type('form').send({ name: 'x', email: 'x@example.test' });
     expect(form.status).toBe(415);
     expect(await countRows(t.knex, 'users')).toBe(before);
   });
 
   it('answers malformed JSON with 400 validation_failed', async () => {
-    const res = await t.http().post('/user').set(auth()).set('Content-Type', 'application/json').send('{"name": ');
+    const res = await t.http().post('/user').set(bearer(admin.jwt)).set('Content-Type', 'application/json').send('{"name": ');
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'validation_failed', details: [{ path: '/body', message: expect.any(String) }] });
   });
 
   it('answers unknown query parameters with 400', async () => {
-    const res = await t.http().get('/user?bogus=1').set(auth());
+    const res = await t.http().get('/user?bogus=1').set(bearer(admin.jwt));
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'validation_failed', details: [{ path: '/query/bogus' }] });
-    expect((await t.http().get('/user/me?x=1').set(auth())).status).toBe(400);
+    expect((await t.http().get('/user/me?x=1').set(bearer(admin.jwt))).status).toBe(400);
   });
 
   it('answers flags other than 0 and 1 with 400', async () => {
     const before = await countRows(t.knex, 'users');
-    const res = await t.http().post('/user?send_mail=yes').set(auth()).send({ name: 'flaggy', email: 'flaggy@example.test' });
+    const res = await t.http().post('/user?send_mail=yes').set(bearer(admin.jwt)).send({ name: 'flaggy', email: 'flaggy@example.test' });
     expect(res.status).toBe(400);
     expect(await countRows(t.knex, 'users')).toBe(before);
   });
@@ -87,22 +77,22 @@ describe('errors and bad input', () => {
       [{ name: 'a', email: 'a@example.test', is_admin: 'yes' }, '/body/is_admin'],
     ];
     for (const [body, path] of cases) {
-      const res = await t.http().post('/user').set(auth()).send(body as object);
+      const res = await t.http().post('/user').set(bearer(admin.jwt)).send(body as object);
       expect(res.status).toBe(400);
       expect(res.body.code).toBe('validation_failed');
       expect(res.body.details.map((d: { path: string }) => d.path)).toContain(path);
     }
-    const array = await t.http().post('/user').set(auth()).send([1, 2]);
+    const array = await t.http().post('/user').set(bearer(admin.jwt)).send([1, 2]);
     expect(array.status).toBe(400);
     expect(await countRows(t.knex, 'users')).toBe(before);
   });
 
   it('answers a body on a route that takes none with 400', async () => {
-    const res = await t.http().post('/refresh_token').set(auth()).send({ anything: 1 });
+    const res = await t.http().post('/refresh_token').set(bearer(admin.jwt)).send({ anything: 1 });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('validation_failed');
     const tokens = await countRows(t.knex, 'user_tokens');
-    expect((await t.http().delete('/user/someone@example.test').set(auth()).send({ x: 1 })).status).toBe(400);
+    expect((await t.http().delete('/user/someone@example.test').set(bearer(admin.jwt)).send({ x: 1 })).status).toBe(400);
     expect(await countRows(t.knex, 'user_tokens')).toBe(tokens);
   });
 
@@ -110,7 +100,7 @@ describe('errors and bad input', () => {
     const small = await createTestApp({ env: { BODY_LIMIT: '1kb' } });
     try {
       const a = await small.factory.loggedIn({ admin: true });
-      const res = await small.http().post('/user').set('Authorization', `Bearer ${a.jwt}`).send({ name: 'x'.repeat(2000), email: 'big@example.test' });
+      const res = await small.http().post('/user').set(bearer(a.jwt)).send({ name: 'x'.repeat(2000), email: 'big@example.test' });
       expect(res.status).toBe(413);
       expect(res.body.code).toBe('payload_too_large');
       expect(await small.knex('users').where({ email: 'big@example.test' })).toHaveLength(0);
@@ -121,18 +111,18 @@ describe('errors and bad input', () => {
 
   it('answers malformed and urn:uuid identifiers with 400 naming them, never 500', async () => {
     for (const raw of ['urn:uuid:6f1c2a1e-3b4d-4c5e-8f70-9a1b2c3d4e5f', 'not-a-user', '6f1c2a1e3b4d4c5e8f709a1b2c3d4e5f', 'email=nope']) {
-      const res = await t.http().get(`/user/${encodeURIComponent(raw)}`).set(auth());
+      const res = await t.http().get(`/user/${encodeURIComponent(raw)}`).set(bearer(admin.jwt));
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ error: `invalid identifier format for ${raw}`, code: 'validation_failed' });
     }
   });
 
   it('answers a path segment that is not valid percent-encoding with 400, and matches path parameters by route', async () => {
-    const bad = await t.http().get('/user/%E0%A4%A').set(auth());
+    const bad = await t.http().get('/user/%E0%A4%A').set(bearer(admin.jwt));
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ code: 'validation_failed', request_id: expect.any(String) });
     // The same route table serves every request: a later lookup of another route still matches.
-    const token = await t.http().get(`/user/me/token/${encodeURIComponent('a/b 🚀')}`).set(auth());
+    const token = await t.http().get(`/user/me/token/${encodeURIComponent('a/b 🚀')}`).set(bearer(admin.jwt));
     expect(token.status).toBe(404);
     expect(token.body.code).toBe('not_found');
     expect(token.body.error).not.toBe('Route Not Found');
@@ -140,7 +130,7 @@ describe('errors and bad input', () => {
 
   it('never answers 500 to a bad cursor or odd pagination', async () => {
     for (const q of ['cursor=xyz', `cursor=${Buffer.from('["a","b"]').toString('base64url')}`, 'limit=0', 'limit=1001', 'limit=abc', 'is_admin=2']) {
-      const res = await t.http().get(`/user?${q}`).set(auth());
+      const res = await t.http().get(`/user?${q}`).set(bearer(admin.jwt));
       expect(res.status).toBe(400);
       expect(res.body.code).toBe('validation_failed');
     }
@@ -189,7 +179,7 @@ describe('500s', () => {
     try {
       const a = await broken.factory.loggedIn({ admin: true });
       await broken.knex.raw('alter table users rename column first_name to given_name');
-      const res = await broken.http().get(`/user/${crypto.randomUUID()}`).set('Authorization', `Bearer ${a.jwt}`);
+      const res = await broken.http().get(`/user/${crypto.randomUUID()}`).set(bearer(a.jwt));
       expect(res.status).toBe(500);
       expect(res.body).toEqual({ error: 'Internal Server Error', code: 'internal_error', request_id: res.headers['x-request-id'] });
     } finally {
@@ -200,7 +190,7 @@ describe('500s', () => {
 
 describe('the text rule (API.md §0)', () => {
   const json = (path: string, body: string | Buffer, method = 'POST') =>
-    rawRequest(t.app, { method, path, headers: { 'Content-Type': 'application/json', ...auth() }, body });
+    rawRequest(t.app, { method, path, headers: { 'Content-Type': 'application/json', ...bearer(admin.jwt) }, body });
 
   it('answers NUL, lone surrogates and bytes that are not UTF-8, anywhere, with 400 validation_failed and changes nothing', async () => {
     const tables = ['users', 'user_settings', 'user_groups', 'user_tokens'];
@@ -212,10 +202,10 @@ describe('the text rule (API.md §0)', () => {
       ['a lone surrogate in a settings key', json('/user/me/settings', '{"th\\udc00eme": "dark"}')],
       ['NUL in a token name', json('/user/me/token', JSON.stringify({ name: 'ci\u0000' }))],
       ['bytes that are not UTF-8', json('/user/me', Buffer.concat([Buffer.from('{"first_name": "'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]))],
-      ['NUL in a path segment', rawRequest(t.app, { method: 'GET', path: '/user/me/settings/a%00b', headers: auth() })],
-      ['NUL in a :user', rawRequest(t.app, { method: 'GET', path: '/user/a%00@example.test', headers: auth() })],
-      ['NUL in a query value', rawRequest(t.app, { method: 'GET', path: '/user?q=a%00', headers: auth() })],
-      ['a percent-encoding that is not UTF-8', rawRequest(t.app, { method: 'GET', path: '/user?q=a%c3%28', headers: auth() })],
+      ['NUL in a path segment', rawRequest(t.app, { method: 'GET', path: '/user/me/settings/a%00b', headers: bearer(admin.jwt) })],
+      ['NUL in a :user', rawRequest(t.app, { method: 'GET', path: '/user/a%00@example.test', headers: bearer(admin.jwt) })],
+      ['NUL in a query value', rawRequest(t.app, { method: 'GET', path: '/user?q=a%00', headers: bearer(admin.jwt) })],
+      ['a percent-encoding that is not UTF-8', rawRequest(t.app, { method: 'GET', path: '/user?q=a%c3%28', headers: bearer(admin.jwt) })],
     ];
     for (const [label, pending] of cases) {
       const res = await pending;
@@ -238,13 +228,13 @@ describe('the text rule (API.md §0)', () => {
   it('answers impossible dates with 400 (month 13, 30 February, hour 24, a leap second) and takes offsets', async () => {
     const year = new Date().getUTCFullYear() + 1;
     for (const expires of [`${year}-13-01T00:00:00Z`, `${year}-02-30T00:00:00Z`, `${year}-01-01T24:00:00Z`, `${year - 1}-12-31T23:59:60Z`, `${year}-01-01T00:00:00+24:00`]) {
-      const res = await t.http().post('/user/me/token').set(auth()).send({ name: crypto.randomUUID(), expires });
+      const res = await t.http().post('/user/me/token').set(bearer(admin.jwt)).send({ name: crypto.randomUUID(), expires });
       expect([expires, res.status, res.body.code]).toEqual([expires, 400, 'validation_failed']);
     }
     const soon = new Date(Date.now() + 10 * 86_400_000);
     soon.setUTCHours(0, 0, 0, 0);
     const local = `${soon.toISOString().slice(0, 10)}T02:00:00+02:00`;
-    const res = await t.http().post('/user/me/token').set(auth()).send({ name: crypto.randomUUID(), expires: local });
+    const res = await t.http().post('/user/me/token').set(bearer(admin.jwt)).send({ name: crypto.randomUUID(), expires: local });
     expect([res.status, res.body.expires]).toEqual([201, soon.toISOString()]);
   });
 });
@@ -254,21 +244,21 @@ describe('HEAD', () => {
     const owner = await t.factory.loggedIn();
     const reader = await t.factory.apiToken(owner.user, ['api:read']);
     for (const path of ['/user/me', '/user/me/settings', '/user/me/token', '/healthz']) {
-      const get = await rawRequest(t.app, { method: 'GET', path, headers: { Authorization: `Bearer ${reader}` } });
-      const head = await rawRequest(t.app, { method: 'HEAD', path, headers: { Authorization: `Bearer ${reader}` } });
+      const get = await rawRequest(t.app, { method: 'GET', path, headers: bearer(reader) });
+      const head = await rawRequest(t.app, { method: 'HEAD', path, headers: bearer(reader) });
       expect([path, head.status, head.body]).toEqual([path, get.status, undefined]);
       expect(head.headers['content-type']).toBe(get.headers['content-type']);
       expect(head.headers['content-length']).toBe(get.headers['content-length']);
     }
     expect((await rawRequest(t.app, { method: 'HEAD', path: '/user/me' })).status).toBe(401);
     expect((await rawRequest(t.app, { method: 'HEAD', path: '/login' })).status).toBe(404);
-    expect((await rawRequest(t.app, { method: 'HEAD', path: '/user', headers: { Authorization: `Bearer ${reader}` } })).status).toBe(403);
+    expect((await rawRequest(t.app, { method: 'HEAD', path: '/user', headers: bearer(reader) })).status).toBe(403);
   });
 });
 
 describe('Cache-Control', () => {
   it('is no-store on every answer to an authenticated caller, a 400 and a 404 too', async () => {
-    for (const res of [await t.http().get('/user?limit=0').set(auth()), await t.http().get('/user/me/settings/nothing-here').set(auth())]) {
+    for (const res of [await t.http().get('/user?limit=0').set(bearer(admin.jwt)), await t.http().get('/user/me/settings/nothing-here').set(bearer(admin.jwt))]) {
       expect([res.status >= 400, res.headers['cache-control']]).toEqual([true, 'no-store']);
     }
   });

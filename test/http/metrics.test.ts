@@ -1,6 +1,6 @@
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const parsePrometheusTextFormat = require('parse-prometheus-text-format') as (text: string) => MetricFamily[];
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { bearer, testAppWithAdmin, type TestApp } from '../helpers/test-app';
 
 interface MetricFamily {
   name: string;
@@ -34,18 +34,12 @@ function value(families: Scrape, name: string, labels: Record<string, string> = 
 }
 
 describe('GET /metrics', () => {
-  let t: TestApp;
-  let admin: { jwt: string };
-  beforeAll(async () => {
-    t = await createTestApp({ env: { THROTTLE_IP_PER_MINUTE: '3' } });
-    admin = await t.factory.loggedIn({ admin: true });
-  });
-  afterAll(() => t.close());
+  const { t, admin } = testAppWithAdmin({ env: { THROTTLE_IP_PER_MINUTE: '3' } });
 
   it('counts and times requests by operation and status, token checks and login outcomes, as traffic comes', async () => {
     const u = { ...(await t.factory.user()), jwt: admin.jwt };
     const before = await scrape(t);
-    for (let i = 0; i < 3; i++) await t.http().get('/user/me').set('Authorization', `Bearer ${u.jwt}`).expect(200);
+    for (let i = 0; i < 3; i++) await t.http().get('/user/me').set(bearer(u.jwt)).expect(200);
     await t.http().get('/user/me').set('Authorization', 'Bearer not-a-token').expect(401);
     await t.http().get('/no/such/route').expect(404);
     await t.http().post('/login').send({ email: u.email, password: 'wrong password!' }).expect(401);
@@ -79,7 +73,7 @@ describe('GET /metrics', () => {
   it('shows the outbox: mail waiting and the oldest one’s age', async () => {
     await t.container.outbox.stop(); // nothing is delivered from now on
     const before = value(await scrape(t), 'mail_outbox_depth');
-    await t.http().post('/user').set('Authorization', `Bearer ${admin.jwt}`).send({ name: 'metrics-welcome', email: 'metrics-welcome@example.test' }).expect(201);
+    await t.http().post('/user').set(bearer(admin.jwt)).send({ name: 'metrics-welcome', email: 'metrics-welcome@example.test' }).expect(201);
     await new Promise((r) => setTimeout(r, 1100));
     await t.container.databaseGauges.refresh(); // as the background does every 5 s
     const waiting = await scrape(t);
@@ -90,78 +84,63 @@ describe('GET /metrics', () => {
 });
 
 describe('without the database', () => {
+  const { t, admin } = testAppWithAdmin();
   it('answers at once with the values last read from it, and their age growing', async () => {
-    const t = await createTestApp();
+    await t.container.outbox.stop(); // the welcome mail stays in the outbox
+    await t.http().post('/user').set(bearer(admin.jwt)).send({ name: 'metrics-frozen', email: 'metrics-frozen@example.test' }).expect(201);
+    await t.container.databaseGauges.refresh();
+    const depth = value(await scrape(t), 'mail_outbox_depth');
+    expect(depth).toBeGreaterThanOrEqual(1);
+    // The outbox cannot be read until this transaction ends (on PGlite, nothing can): the
+    // database is frozen for whatever reads it, as Postgres is when it stops answering.
+    const frozen = await t.knex.transaction();
+    let reading: Promise<void> | undefined;
     try {
-      await t.container.outbox.stop(); // the welcome mail stays in the outbox
-      const admin = await t.factory.loggedIn({ admin: true });
-      await t.http().post('/user').set('Authorization', `Bearer ${admin.jwt}`).send({ name: 'metrics-frozen', email: 'metrics-frozen@example.test' }).expect(201);
-      await t.container.databaseGauges.refresh();
-      const depth = value(await scrape(t), 'mail_outbox_depth');
-      expect(depth).toBeGreaterThanOrEqual(1);
-      // The outbox cannot be read until this transaction ends (on PGlite, nothing can): the
-      // database is frozen for whatever reads it, as Postgres is when it stops answering.
-      const frozen = await t.knex.transaction();
-      let reading: Promise<void> | undefined;
-      try {
-        await frozen.raw('lock table mail_outbox in access exclusive mode');
-        reading = t.container.databaseGauges.refresh(); // waits for the lock, as the background's read would
-        t.clock.advance(60_000);
-        const first = await scrape(t);
-        expect(value(first, 'mail_outbox_depth')).toBe(depth);
-        expect(value(first, 'mail_outbox_oldest_age_seconds')).toBeGreaterThanOrEqual(60);
-        expect(value(first, 'db_gauges_age_seconds')).toBeGreaterThanOrEqual(60);
-        t.clock.advance(60_000);
-        const second = await scrape(t);
-        expect(value(second, 'mail_outbox_depth')).toBe(depth);
-        expect(value(second, 'db_gauges_age_seconds')).toBeGreaterThanOrEqual(value(first, 'db_gauges_age_seconds') + 60);
-        expect(value(second, 'http_requests_total', { operation: 'getMetrics', status: '200' })).toBeGreaterThanOrEqual(2);
-      } finally {
-        await frozen.rollback();
-        await reading;
-      }
-      // Read again once the database answers: the age starts over.
-      await t.container.databaseGauges.refresh();
-      expect(value(await scrape(t), 'db_gauges_age_seconds')).toBeLessThan(60);
+      await frozen.raw('lock table mail_outbox in access exclusive mode');
+      reading = t.container.databaseGauges.refresh(); // waits for the lock, as the background's read would
+      t.clock.advance(60_000);
+      const first = await scrape(t);
+      expect(value(first, 'mail_outbox_depth')).toBe(depth);
+      expect(value(first, 'mail_outbox_oldest_age_seconds')).toBeGreaterThanOrEqual(60);
+      expect(value(first, 'db_gauges_age_seconds')).toBeGreaterThanOrEqual(60);
+      t.clock.advance(60_000);
+      const second = await scrape(t);
+      expect(value(second, 'mail_outbox_depth')).toBe(depth);
+      expect(value(second, 'db_gauges_age_seconds')).toBeGreaterThanOrEqual(value(first, 'db_gauges_age_seconds') + 60);
+      expect(value(second, 'http_requests_total', { operation: 'getMetrics', status: '200' })).toBeGreaterThanOrEqual(2);
     } finally {
-      await t.close();
+      await frozen.rollback();
+      await reading;
     }
+    // Read again once the database answers: the age starts over.
+    await t.container.databaseGauges.refresh();
+    expect(value(await scrape(t), 'db_gauges_age_seconds')).toBeLessThan(60);
   }, 60_000);
 });
 
 describe('mail failures', () => {
+  const { t, admin } = testAppWithAdmin();
   it('are counted as they happen', async () => {
-    const t = await createTestApp();
-    try {
-      await t.mail.stop(); // the SMTP server is gone
-      const admin = await t.factory.loggedIn({ admin: true });
-      await t.http().post('/user').set('Authorization', `Bearer ${admin.jwt}`).send({ name: 'metrics-fail', email: 'metrics-fail@example.test' }).expect(201);
-      let failures = 0;
-      for (let i = 0; i < 100 && failures === 0; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        failures = value(await scrape(t), 'mail_send_failures_total');
-      }
-      expect(failures).toBeGreaterThanOrEqual(1);
-    } finally {
-      await t.close();
+    await t.mail.stop(); // the SMTP server is gone
+    await t.http().post('/user').set(bearer(admin.jwt)).send({ name: 'metrics-fail', email: 'metrics-fail@example.test' }).expect(201);
+    let failures = 0;
+    for (let i = 0; i < 100 && failures === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      failures = value(await scrape(t), 'mail_send_failures_total');
     }
+    expect(failures).toBeGreaterThanOrEqual(1);
   });
 });
 
 describe('METRICS_TOKEN', () => {
+  const token = 'metrics-token-0123456789abcdef';
+  const { t, admin } = testAppWithAdmin({ env: { METRICS_TOKEN: token } });
   it('opens /metrics to its bearer only: no token, a wrong one or a user’s token get 401', async () => {
-    const token = 'metrics-token-0123456789abcdef';
-    const t = await createTestApp({ env: { METRICS_TOKEN: token } });
-    try {
-      const user = await t.factory.loggedIn({ admin: true });
-      for (const authorization of [undefined, `Bearer ${token}x`, `Bearer ${user.jwt}`, token]) {
-        const req = t.http().get('/metrics');
-        const res = await (authorization ? req.set('Authorization', authorization) : req);
-        expect([authorization, res.status, res.body.code]).toEqual([authorization, 401, 'unauthenticated']);
-      }
-      expect(value(await scrape(t, { Authorization: `Bearer ${token}` }), 'http_requests_total', { operation: 'getMe' })).toBe(0);
-    } finally {
-      await t.close();
+    for (const authorization of [undefined, `Bearer ${token}x`, `Bearer ${admin.jwt}`, token]) {
+      const req = t.http().get('/metrics');
+      const res = await (authorization ? req.set('Authorization', authorization) : req);
+      expect([authorization, res.status, res.body.code]).toEqual([authorization, 401, 'unauthenticated']);
     }
+    expect(value(await scrape(t, bearer(token)), 'http_requests_total', { operation: 'getMe' })).toBe(0);
   });
 });

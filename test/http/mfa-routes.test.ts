@@ -1,16 +1,8 @@
 import { Secret, TOTP } from 'otpauth';
-import { createTestApp, queuedMail, type TestApp } from '../helpers/test-app';
+import { createTestApp, queuedMail, testAppWithAdmin } from '../helpers/test-app';
 import { addFactor, auditOf, bearer, codeAt, enrolled, firstStep, freshCode, fullLogin } from '../helpers/mfa';
 
-let t: TestApp;
-let admin: { jwt: string };
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
 
 describe('POST /user/me/factor (adding an authenticator app)', () => {

@@ -1,23 +1,16 @@
-import { bearer, countRows, createTestApp, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, countRows, jobsDone, testAppWithAdmin, unique } from '../helpers/test-app';
 
 // Names are handles, not messages (issue 18): every path that sets a user or group name holds it
 // to one rule (visible characters, stored in NFKC form) and refuses a name that looks like one an
 // active user (or a group) has; mails name their recipient only by a name the user or an admin
 // set, and never in a mail to an address not yet proven.
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
+const { t, admin } = testAppWithAdmin({ env: { ALLOW_REGISTRATION: '1' } });
 let adminApiToken: string;
 beforeAll(async () => {
-  t = await createTestApp({ env: { ALLOW_REGISTRATION: '1' } });
-  admin = await t.factory.loggedIn({ admin: true });
   adminApiToken = await t.factory.apiToken(admin.user);
 });
-afterAll(async () => {
-  await t.close();
-});
 
-const asAdmin = () => ({ Authorization: `Bearer ${admin.jwt}` });
 const PASSWORD = 'names are handles 1';
 
 /** A fresh name starting with `a` (its lookalikes below replace or follow that letter). */
@@ -33,15 +26,6 @@ async function expectNameRefused(res: { status: number; body: { code?: string; d
   expect(res.body.details?.map((d) => d.path)).toEqual(['/body/name']);
 }
 
-/** Waits until the background jobs queued so far have run. */
-async function jobsDone(): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while ((await countRows(t.knex, 'background_jobs')) > 0) {
-    if (Date.now() > deadline) throw new Error('background jobs did not finish');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function rpc(method: string, args: Record<string, unknown>): Promise<{ result: unknown; error: string | null }> {
   const res = await t.http().post('/_admin/api').send({ id: 1, auth_token: adminApiToken, method, args });
   expect(res.status).toBe(200);
@@ -53,10 +37,10 @@ describe('POST /user (admin)', () => {
     const holder = await t.factory.user({ name: handle() });
     const users = await countRows(t.knex, 'users');
     for (const name of invisible(holder.user.name)) {
-      await expectNameRefused(await t.http().post('/user').set(asAdmin()).send({ name, email: `${unique()}@example.test` }));
+      await expectNameRefused(await t.http().post('/user').set(bearer(admin.jwt)).send({ name, email: `${unique()}@example.test` }));
     }
     for (const name of confusable(holder.user.name)) {
-      const res = await t.http().post('/user').set(asAdmin()).send({ name, email: `${unique()}@example.test` });
+      const res = await t.http().post('/user').set(bearer(admin.jwt)).send({ name, email: `${unique()}@example.test` });
       expect([res.status, res.body.code, res.body.user?.id]).toEqual([409, 'conflict', holder.user.id]);
     }
     expect(await countRows(t.knex, 'users')).toBe(users);
@@ -64,7 +48,7 @@ describe('POST /user (admin)', () => {
 
   it('stores the NFKC form of a new name and answers it', async () => {
     const name = handle();
-    const res = await t.http().post('/user').set(asAdmin()).send({ name: fullwidth(name), email: `${unique()}@example.test` });
+    const res = await t.http().post('/user').set(bearer(admin.jwt)).send({ name: fullwidth(name), email: `${unique()}@example.test` });
     expect([res.status, res.body.name]).toEqual([201, name]);
     expect((await t.knex('users').where({ id: res.body.id }).first()).name).toBe(name);
   });
@@ -72,7 +56,7 @@ describe('POST /user (admin)', () => {
   it('makes one user of concurrent creations with confusable names: one 201, the others 409, no 5xx', async () => {
     const name = handle();
     const names = [name, `\u0430${name.slice(1)}`, fullwidth(name), `${name.slice(0, 1)}${name.slice(1).replace('m', 'rn')}`, `\u{1d41a}${name.slice(1)}`];
-    const answers = await Promise.all(names.map((n) => t.http().post('/user').set(asAdmin()).send({ name: n, email: `${unique()}@example.test` })));
+    const answers = await Promise.all(names.map((n) => t.http().post('/user').set(bearer(admin.jwt)).send({ name: n, email: `${unique()}@example.test` })));
     expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409]);
   });
 });
@@ -93,10 +77,10 @@ describe('POST /user/me and POST /user/:user', () => {
     const holder = await t.factory.user({ name: handle() });
     const other = await t.factory.user();
     for (const name of confusable(holder.user.name)) {
-      const res = await t.http().post(`/user/${other.user.id}`).set(asAdmin()).send({ name });
+      const res = await t.http().post(`/user/${other.user.id}`).set(bearer(admin.jwt)).send({ name });
       expect([res.status, res.body.user?.id]).toEqual([409, holder.user.id]);
     }
-    for (const name of invisible(holder.user.name)) await expectNameRefused(await t.http().post(`/user/${other.user.id}`).set(asAdmin()).send({ name }));
+    for (const name of invisible(holder.user.name)) await expectNameRefused(await t.http().post(`/user/${other.user.id}`).set(bearer(admin.jwt)).send({ name }));
     expect((await t.knex('users').where({ id: other.user.id }).first()).name).toBe(other.user.name);
   });
 
@@ -110,10 +94,10 @@ describe('POST /user/me and POST /user/:user', () => {
 
   it('refuses to reactivate a user whose name an active user now has a lookalike of (409)', async () => {
     const old = await t.factory.user({ name: handle() });
-    await t.http().delete(`/user/${old.user.id}`).set(asAdmin()).expect(204);
-    const lookalike = await t.http().post('/user').set(asAdmin()).send({ name: `\u0430${old.user.name.slice(1)}`, email: `${unique()}@example.test` });
+    await t.http().delete(`/user/${old.user.id}`).set(bearer(admin.jwt)).expect(204);
+    const lookalike = await t.http().post('/user').set(bearer(admin.jwt)).send({ name: `\u0430${old.user.name.slice(1)}`, email: `${unique()}@example.test` });
     expect(lookalike.status).toBe(201);
-    const res = await t.http().post(`/user/${old.user.id}/reactivate`).set(asAdmin());
+    const res = await t.http().post(`/user/${old.user.id}/reactivate`).set(bearer(admin.jwt));
     expect([res.status, res.body.code, res.body.user?.id]).toEqual([409, 'conflict', lookalike.body.id]);
     expect((await t.knex('users').where({ id: old.user.id }).first()).deactivated).not.toBeNull();
   });
@@ -138,7 +122,7 @@ describe('POST /register', () => {
     const who = [name, `\u0430${name.slice(1)}`].map((n) => ({ name: n, email: `${unique('reg')}@example.test`, password: PASSWORD }));
     const answers = await Promise.all(who.map((w) => t.http().post('/register').send(w)));
     for (const a of answers) expect([202, 409]).toContain(a.status);
-    await jobsDone();
+    await jobsDone(t.knex);
     const made = await t.knex('users').whereIn('email', who.map((w) => w.email));
     expect(made).toHaveLength(1);
   });
@@ -171,16 +155,16 @@ describe('JSON-RPC create_user and update_user', () => {
 describe('user groups', () => {
   it('hold group names to the same rule: invisible variants 400, lookalikes of a group’s name 409 (REST and JSON-RPC)', async () => {
     const name = unique('ops');
-    await t.http().post('/user_group').set(asAdmin()).send({ name }).expect(201);
+    await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name }).expect(201);
     const groups = await countRows(t.knex, 'user_groups');
-    for (const bad of [`${name}\u200b`, `${name.slice(0, 1)}\u00ad${name.slice(1)}`]) await expectNameRefused(await t.http().post('/user_group').set(asAdmin()).send({ name: bad }));
+    for (const bad of [`${name}\u200b`, `${name.slice(0, 1)}\u00ad${name.slice(1)}`]) await expectNameRefused(await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name: bad }));
     for (const look of [`\u043e${name.slice(1)}`, fullwidth(name)]) {
-      const res = await t.http().post('/user_group').set(asAdmin()).send({ name: look });
+      const res = await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name: look });
       expect([res.status, res.body.code]).toEqual([409, 'conflict']);
       expect((await rpc('create_user_group', { group_name: look })).error).toBe(`user group \`${look}\` already exist`);
     }
-    const other = await t.http().post('/user_group').set(asAdmin()).send({ name: unique('dev') }).expect(201);
-    const rename = await t.http().post(`/user_group/${other.body.id}`).set(asAdmin()).send({ name: `\u043e${name.slice(1)}` });
+    const other = await t.http().post('/user_group').set(bearer(admin.jwt)).send({ name: unique('dev') }).expect(201);
+    const rename = await t.http().post(`/user_group/${other.body.id}`).set(bearer(admin.jwt)).send({ name: `\u043e${name.slice(1)}` });
     expect(rename.status).toBe(409);
     expect(await countRows(t.knex, 'user_groups')).toBe(groups + 1);
   });
@@ -237,7 +221,7 @@ describe('mails greet by a name only when the user or an admin set it, never to 
 
     const made = unique('ada');
     const madeEmail = `${made}@example.test`;
-    await t.http().post('/user').set(asAdmin()).send({ name: made, email: madeEmail }).expect(201);
+    await t.http().post('/user').set(bearer(admin.jwt)).send({ name: made, email: madeEmail }).expect(201);
     const [welcome] = await t.mail.waitFor(withSubject(madeEmail, 'Welcome'));
     expect(welcome.text.startsWith(`Hello ${made},\n`)).toBe(true);
   });

@@ -1,20 +1,12 @@
-import { bearer, captureQueries, countRows, createTestApp, jobsDone, queuedMail, rawRequest, unique, type TestApp } from '../helpers/test-app';
+import { bearer, captureQueries, countRows, createTestApp, jobsDone, queuedMail, rawRequest, testAppWithAdmin, unique } from '../helpers/test-app';
 
-let t: TestApp;
-let adminJwt: string;
-beforeAll(async () => {
-  t = await createTestApp();
-  adminJwt = (await t.factory.loggedIn({ admin: true })).jwt;
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin();
 
 /** Creates a user through the API and returns the token of their welcome link. */
 async function invited(): Promise<{ id: string; email: string; token: string }> {
   const name = `inv${Math.random().toString(36).slice(2, 10)}`;
   const email = `${name}@example.test`;
-  const res = await t.http().post('/user').set('Authorization', `Bearer ${adminJwt}`).send({ name, email }).expect(201);
+  const res = await t.http().post('/user').set(bearer(admin.jwt)).send({ name, email }).expect(201);
   const [mail] = await t.mail.waitFor((m) => m.to.includes(email));
   return { id: res.body.id, email, token: /token=([A-Za-z0-9_-]+)/.exec(mail.text)![1] };
 }
@@ -30,8 +22,8 @@ describe('POST /password/reset/confirm', () => {
     expect(res.status).toBe(204);
     const row = await t.knex('users').where({ id: u.id }).first();
     expect(row.force_password_change).toBe(false);
-    expect((await t.http().get('/me').set('Authorization', `Bearer ${session}`)).status).toBe(401);
-    expect((await t.http().get('/me').set('Authorization', `Bearer ${api}`)).status).toBe(204);
+    expect((await t.http().get('/me').set(bearer(session))).status).toBe(401);
+    expect((await t.http().get('/me').set(bearer(api))).status).toBe(204);
     expect((await t.http().post('/login').send({ email: u.email, password: 'old password 123' })).status).toBe(401);
     expect((await t.http().post('/login').send({ email: u.email, password: 'new password 456' })).status).toBe(200);
     const again = await t.http().post('/password/reset/confirm').send({ token: u.token, password: 'third password 789' });
@@ -86,7 +78,7 @@ describe('POST /password/reset/confirm', () => {
 
   it('dies when the user is deactivated', async () => {
     const u = await invited();
-    await t.http().delete(`/user/${u.id}`).set('Authorization', `Bearer ${adminJwt}`).expect(204);
+    await t.http().delete(`/user/${u.id}`).set(bearer(admin.jwt)).expect(204);
     const res = await t.http().post('/password/reset/confirm').send({ token: u.token, password: 'some password 1' });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('invalid_token');
@@ -198,7 +190,7 @@ describe('POST /user/me/password', () => {
 
   it('waives the current password only for a confined session whose password no longer works (an admin reset that kept the sessions)', async () => {
     const u = await t.factory.loggedIn();
-    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=none&send_mail=0`).set(bearer(adminJwt)).expect(204);
+    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=none&send_mail=0`).set(bearer(admin.jwt)).expect(204);
     expect((await t.http().get('/me').set(bearer(u.jwt))).body.code).toBe('password_change_required');
     await t.http().post('/user/me/password?clear_tokens=none').set(bearer(u.jwt)).send({ password: 'chosen after reset' }).expect(204);
     const login = await t.http().post('/login').send({ email: u.email, password: 'chosen after reset' });
@@ -217,7 +209,7 @@ describe('DELETE /user/:user/password (admin reset)', () => {
   it('makes the password unusable, forces a change, ends login tokens, and mails a single-use link', async () => {
     const u = await t.factory.loggedIn();
     const api = await t.factory.apiToken(u.user);
-    const res = await t.http().delete(`/user/${u.email}/password`).set(bearer(adminJwt));
+    const res = await t.http().delete(`/user/${u.email}/password`).set(bearer(admin.jwt));
     expect(res.status).toBe(204);
     expect((await t.http().post('/login').send({ email: u.email, password: u.password })).status).toBe(401);
     expect(await works(u.jwt)).toBe(false);
@@ -238,14 +230,14 @@ describe('DELETE /user/:user/password (admin reset)', () => {
     await t.http().post('/password/reset').send({ email: u.email }).expect(202);
     const [mail] = await t.mail.waitFor((m) => m.to.includes(u.email));
     const old = /token=([A-Za-z0-9_-]+)/.exec(mail.text)![1];
-    await t.http().delete(`/user/${u.user.id}/password?send_mail=0`).set(bearer(adminJwt)).expect(204);
+    await t.http().delete(`/user/${u.user.id}/password?send_mail=0`).set(bearer(admin.jwt)).expect(204);
     const res = await t.http().post('/password/reset/confirm').send({ token: old, password: 'hijacked password' });
     expect([res.status, res.body.code]).toEqual([400, 'invalid_token']);
   });
 
   it('confines kept login tokens to the password change with clear_tokens=none', async () => {
     const u = await t.factory.loggedIn();
-    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=none&send_mail=0`).set(bearer(adminJwt)).expect(204);
+    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=none&send_mail=0`).set(bearer(admin.jwt)).expect(204);
     const res = await t.http().get('/me').set(bearer(u.jwt));
     expect([res.status, res.body.code, res.headers.location]).toEqual([401, 'password_change_required', '/user/me/password']);
     expect((await t.http().get('/user/me').set(bearer(u.jwt))).status).toBe(200);
@@ -256,13 +248,13 @@ describe('DELETE /user/:user/password (admin reset)', () => {
   it('ends all tokens with clear_tokens=all', async () => {
     const u = await t.factory.loggedIn();
     const api = await t.factory.apiToken(u.user);
-    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=all&send_mail=0`).set(bearer(adminJwt)).expect(204);
+    await t.http().delete(`/user/${u.user.id}/password?clear_tokens=all&send_mail=0`).set(bearer(admin.jwt)).expect(204);
     expect([await works(u.jwt), await works(api)]).toEqual([false, false]);
   });
 
   it.each([['send_mail=0'], ['send_password_reset_mail=0']])('sends no mail with %s', async (q) => {
     const u = await t.factory.user();
-    await t.http().delete(`/user/${u.user.id}/password?${q}`).set(bearer(adminJwt)).expect(204);
+    await t.http().delete(`/user/${u.user.id}/password?${q}`).set(bearer(admin.jwt)).expect(204);
     expect(await queuedMail(t.knex, u.email)).toEqual([]);
     expect(await t.knex('password_tokens').where({ user_id: u.user.id })).toHaveLength(0);
   });
@@ -272,8 +264,8 @@ describe('DELETE /user/:user/password (admin reset)', () => {
     const victim = await t.factory.user();
     expect((await t.http().delete(`/user/${victim.user.id}/password`).set(bearer(u.jwt))).status).toBe(403);
     expect((await t.http().post('/login').send({ email: victim.email, password: victim.password })).status).toBe(200);
-    await t.http().delete(`/user/${victim.user.id}`).set(bearer(adminJwt)).expect(204);
-    expect((await t.http().delete(`/user/${victim.user.id}/password`).set(bearer(adminJwt))).status).toBe(410);
+    await t.http().delete(`/user/${victim.user.id}`).set(bearer(admin.jwt)).expect(204);
+    expect((await t.http().delete(`/user/${victim.user.id}/password`).set(bearer(admin.jwt))).status).toBe(410);
   });
 });
 
@@ -281,7 +273,7 @@ describe('POST /password/reset', () => {
   it('always answers 202, and mails a link only to an active user with that address', async () => {
     const u = await t.factory.user();
     const gone = await t.factory.user();
-    await t.http().delete(`/user/${gone.user.id}`).set(bearer(adminJwt)).expect(204);
+    await t.http().delete(`/user/${gone.user.id}`).set(bearer(admin.jwt)).expect(204);
     for (const email of [u.email.toUpperCase(), 'nobody@example.test', gone.email]) {
       const res = await t.http().post('/password/reset').send({ email });
       expect(res.status).toBe(202);

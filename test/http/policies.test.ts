@@ -4,7 +4,7 @@ import { needsUserToken, parsePolicy } from '../../src/domain/policy';
 import { dispatch } from '../../src/http/mount';
 import { RouteTable, type Spec } from '../../src/http/route-table';
 import { RpcApi } from '../../src/rpc/api';
-import { captureQueries, createTestApp, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, captureQueries, testAppWithAdmin, type TestUser } from '../helpers/test-app';
 
 // Generated from openapi.yaml: every operation's x-policy (and every JSON-RPC method's
 // x-rpc-methods entry) is enforced before anything else, whoever wrote the handler.
@@ -19,18 +19,12 @@ const operations = Object.entries(spec.paths).flatMap(([path, item]) =>
 const rpcPolicies = spec.paths['/_admin/api'].post['x-rpc-methods'] as Record<string, unknown>;
 const rpcMethods = Object.entries(rpcPolicies).map(([name, p]) => ({ name, policy: parsePolicy(p, name) }));
 
-let t: TestApp;
-let admin: TestUser & { jwt: string };
+const { t, admin } = testAppWithAdmin();
 let plain: TestUser & { jwt: string };
 let target: TestUser;
 beforeAll(async () => {
-  t = await createTestApp();
-  admin = await t.factory.loggedIn({ admin: true });
   plain = await t.factory.loggedIn();
   target = await t.factory.user();
-});
-afterAll(async () => {
-  await t.close();
 });
 
 /** A path of the operation with its parameters filled in; `{user}` names `who`. */
@@ -39,7 +33,7 @@ function pathOf(path: string, who: string): string {
 }
 
 function send(method: string, path: string, jwt: string) {
-  const req = t.http()[method.toLowerCase() as 'get' | 'post' | 'put' | 'delete'](path).set('Authorization', `Bearer ${jwt}`);
+  const req = t.http()[method.toLowerCase() as 'get' | 'post' | 'put' | 'delete'](path).set(bearer(jwt));
   return ['POST', 'PUT'].includes(method) ? req.send({}) : req;
 }
 
@@ -59,7 +53,7 @@ describe('the policies in openapi.yaml', () => {
   it('are required: building the route table, the handlers or the JSON-RPC API fails, naming what is missing', () => {
     const withoutPolicy = structuredClone(spec) as typeof spec;
     delete withoutPolicy.paths['/user/{user}'].get['x-policy'];
-    expect(() => new RouteTable(withoutPolicy)).toThrow('GET /user/{user}: no x-policy');
+    expect(() => new RouteTable(withoutPolicy)).toThrow('GET /user/{user}: no x-policy (every operation declares who may call it)');
     const table = new RouteTable(spec);
     expect(() => dispatch(table, [{ getMe: () => undefined, nope: () => undefined }])).toThrow(/operations without a handler: .*login.*; handlers without an operation: nope/);
     const services = t.container.services;

@@ -1,14 +1,6 @@
-import { captureQueries, countRows, createTestApp, jobsDone as jobsDoneIn, queuedMail, rawRequest, unique, type TestApp } from '../helpers/test-app';
+import { bearer, captureQueries, countRows, createTestApp, jobsDone as jobsDoneIn, queuedMail, rawRequest, testAppWithAdmin, unique } from '../helpers/test-app';
 
-let t: TestApp;
-let adminJwt: string;
-beforeAll(async () => {
-  t = await createTestApp({ env: { ALLOW_REGISTRATION: '1' } });
-  adminJwt = (await t.factory.loggedIn({ admin: true })).jwt;
-});
-afterAll(async () => {
-  await t.close();
-});
+const { t, admin } = testAppWithAdmin({ env: { ALLOW_REGISTRATION: '1' } });
 
 const PASSWORD = 'registration password 1';
 const DAY = 24 * 3600_000;
@@ -61,7 +53,7 @@ describe('POST /register', () => {
     expect((await t.knex('users').where({ id: u.id }).first()).email_verified).toBe(true);
     const ok = await t.http().post('/login').send({ email: u.email, password: u.password });
     expect(ok.status).toBe(200);
-    const me = await t.http().get('/user/me').set('Authorization', `Bearer ${ok.body.jwt_token}`).expect(200);
+    const me = await t.http().get('/user/me').set(bearer(ok.body.jwt_token)).expect(200);
     expect(me.body).toMatchObject({ id: u.id, name: u.name, email: u.email, is_admin: false });
   });
 
@@ -229,7 +221,7 @@ describe('POST /register/verify', () => {
 
   it('does not take a password-reset token, nor verify a deactivated account', async () => {
     const u = await registered();
-    await t.http().delete(`/user/${u.id}`).set('Authorization', `Bearer ${adminJwt}`).expect(204);
+    await t.http().delete(`/user/${u.id}`).set(bearer(admin.jwt)).expect(204);
     expect((await t.http().post('/register/verify').send({ token: u.token })).body.code).toBe('invalid_token');
     const other = await t.factory.user();
     await t.http().post('/password/reset').send({ email: other.email }).expect(202);
@@ -280,7 +272,7 @@ describe('an address proven otherwise', () => {
 
   it('admin-created users count as verified', async () => {
     const who = newcomer();
-    await t.http().post('/user?send_mail=0').set('Authorization', `Bearer ${adminJwt}`).send(who).expect(201);
+    await t.http().post('/user?send_mail=0').set(bearer(admin.jwt)).send(who).expect(201);
     expect((await t.knex('users').where({ email: who.email }).first()).email_verified).toBe(true);
     const res = await t.http().post('/login').send({ email: who.email, password: who.password });
     expect([res.status, res.body.password_change_required]).toEqual([200, true]);

@@ -3,26 +3,19 @@ import type { AddressInfo } from 'node:net';
 import * as fc from 'fast-check';
 import { ACCESS_DENIED } from '../../src/rpc/errors';
 import { RPC_METHODS } from '../../src/rpc/methods';
-import { bearer, countRows, createTestApp, rawRequest, unique, type TestApp, type TestUser } from '../helpers/test-app';
+import { bearer, countRows, rawRequest, testAppWithAdmin, unique, type TestUser } from '../helpers/test-app';
 
 // RhodeCode's JSON-RPC at POST /_admin/api, checked against the REST view of the same data.
 
 const logLines: string[] = [];
-let t: TestApp;
-let admin: TestUser & { jwt: string };
+const { t, admin } = testAppWithAdmin({ env: { LOG_LEVEL: 'error' }, logDestination: { write: (line) => logLines.push(line) } });
 let adminToken: string;
 beforeAll(async () => {
-  t = await createTestApp({ env: { LOG_LEVEL: 'error' }, logDestination: { write: (line) => logLines.push(line) } });
-  admin = await t.factory.loggedIn({ admin: true });
   // An API token as a RhodeCode client would hold one: minted by POST /user/me/token.
   const minted = await t.http().post('/user/me/token').set(bearer(admin.jwt)).send({ name: 'rhodecode-client' });
   expect(minted.status).toBe(201);
   adminToken = minted.body.token;
 });
-afterAll(async () => {
-  await t.close();
-});
-
 
 interface Envelope {
   id: unknown;
