@@ -228,9 +228,9 @@ export class KnexWebhookStore implements WebhookStore {
   }
 
   async retry(webhookId: string, deliveryId: string, at: Date): Promise<boolean> {
-    // The lease goes too: a retry while an attempt is in flight is sent by the next claim, and
-    // the attempt in flight, its token outdated by that claim, records nothing.
-    const n = await this.db('webhook_deliveries').where({ id: deliveryId, webhook_id: webhookId }).update({ status: 'pending', next_attempt: at, locked_until: null });
+    // The lease stays: a retry asked while an attempt is in flight never puts a second one in
+    // flight (one at a time across instances); that attempt's outcome stands.
+    const n = await this.db('webhook_deliveries').where({ id: deliveryId, webhook_id: webhookId }).update({ status: 'pending', next_attempt: at });
     return n > 0;
   }
 
@@ -291,11 +291,16 @@ export class KnexWebhookStore implements WebhookStore {
          select d.id, d.webhook_id, d.next_attempt from webhook_deliveries d
           where d.status = 'pending' and d.next_attempt <= ? and (d.locked_until is null or d.locked_until <= ?)
             and exists (select 1 from webhooks w where w.id = d.webhook_id and w.enabled)
-          order by d.next_attempt limit ? for update of d skip locked),
+          order by d.next_attempt limit ?),
        ranked as (
          select id, row_number() over (partition by webhook_id order by next_attempt) + coalesce((?::jsonb ->> webhook_id::text)::int, 0) as n, next_attempt
            from candidates),
-       chosen as (select id from ranked where n <= ? order by next_attempt limit ?),
+       -- Only the rows taken are locked (a lock is a write): those another claim holds are
+       -- skipped, and one it took meanwhile is seen again with its lease and left out.
+       chosen as (
+         select d.id from webhook_deliveries d
+          where d.id in (select id from ranked where n <= ?) and d.status = 'pending' and (d.locked_until is null or d.locked_until <= ?)
+          order by d.next_attempt limit ? for update skip locked),
        claimed as (
          update webhook_deliveries d set locked_until = ?, attempts = d.attempts + 1
            from chosen where d.id = chosen.id
@@ -303,7 +308,7 @@ export class KnexWebhookStore implements WebhookStore {
        select c.id, c.webhook_id, c.event_id, c.type, c.status, c.attempts, c.last_status, c.last_error, c.next_attempt, c.created, c.delivered, c.body,
               w.url, w.secret, w.previous_secret, w.previous_secret_until
          from claimed c join webhooks w on w.id = c.webhook_id`,
-      [now, now, limit * 4, JSON.stringify(Object.fromEntries(inFlight)), perEndpoint, limit, new Date(now.getTime() + leaseMs)],
+      [now, now, limit * 4, JSON.stringify(Object.fromEntries(inFlight)), perEndpoint, now, limit, new Date(now.getTime() + leaseMs)],
     );
     return rows.map((r) => ({
       ...toDelivery(r),
@@ -316,36 +321,31 @@ export class KnexWebhookStore implements WebhookStore {
   }
 
   async markDelivered(id: string, token: number, status: number, at: Date): Promise<boolean> {
-    return this.db.transaction(async (trx) => {
-      const [row] = await trx('webhook_deliveries')
-        .where({ id, attempts: token, status: 'pending' })
-        .update({ status: 'delivered', delivered: at, last_status: status, last_error: null, locked_until: null })
-        .returning(['webhook_id']);
-      if (!row) return false;
-      await trx('webhooks').where({ id: row.webhook_id }).whereNotNull('failing_since').update({ failing_since: null });
-      return true;
-    });
+    // One statement (one round trip, its own transaction): the delivery, and its endpoint's
+    // failing_since cleared.
+    const { rows } = await this.db.raw<{ rows: { n: number }[] }>(
+      `with d as (
+         update webhook_deliveries set status = 'delivered', delivered = ?, last_status = ?, last_error = null, locked_until = null
+          where id = ? and attempts = ? and status = 'pending' returning webhook_id),
+       w as (update webhooks set failing_since = null where id in (select webhook_id from d) and failing_since is not null)
+       select count(*)::int as n from d`,
+      [at, status, id, token],
+    );
+    return rows[0].n > 0;
   }
 
   async markFailed(id: string, token: number, result: { status: number | null; error: string; nextAttempt: Date | null }, at: Date): Promise<{ failingSince: Date } | undefined> {
-    return this.db.transaction(async (trx) => {
-      const [row] = await trx('webhook_deliveries')
-        .where({ id, attempts: token, status: 'pending' })
-        .update({
-          status: result.nextAttempt ? 'pending' : 'failed',
-          next_attempt: result.nextAttempt ?? trx.ref('next_attempt'),
-          last_status: result.status,
-          last_error: result.error.slice(0, 500),
-          locked_until: null,
-        })
-        .returning(['webhook_id']);
-      if (!row) return undefined;
-      const [w] = await trx('webhooks')
-        .where({ id: row.webhook_id })
-        .update({ failing_since: trx.raw('coalesce(failing_since, ?)', [at]) })
-        .returning(['failing_since']);
-      return w ? { failingSince: new Date(w.failing_since) } : undefined;
-    });
+    // One statement, as markDelivered: the attempt recorded, and the endpoint failing since now
+    // unless it already was.
+    const { rows } = await this.db.raw<{ rows: { failing_since: Date }[] }>(
+      `with d as (
+         update webhook_deliveries
+            set status = ?, next_attempt = coalesce(?::timestamptz, next_attempt), last_status = ?::int, last_error = ?, locked_until = null
+          where id = ? and attempts = ? and status = 'pending' returning webhook_id)
+       update webhooks set failing_since = coalesce(failing_since, ?) where id in (select webhook_id from d) returning failing_since`,
+      [result.nextAttempt ? 'pending' : 'failed', result.nextAttempt, result.status, result.error.slice(0, 500), id, token, at],
+    );
+    return rows[0] ? { failingSince: new Date(rows[0].failing_since) } : undefined;
   }
 
   async disable(id: string, reason: string, at: Date): Promise<boolean> {

