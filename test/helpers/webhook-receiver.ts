@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { webhookPayloadProblem } from './webhook-schema';
 
 /** One request the receiver got: as it came over the wire. */
 export interface ReceivedWebhook {
@@ -28,10 +29,13 @@ export interface Reply {
  * A real HTTP server in the test process that records every request (method, headers, raw body)
  * and answers as a test programs it: `reply` (a fixed reply, or a function of the request, e.g. a
  * 500 the first time and 200 after), by default `200`. `waitFor(n)` awaits the n-th request.
- * Every webhook test (routes, delivery, faults, console, bench) can use it.
+ * Every webhook test (routes, delivery, faults, console, bench) can use it. Every body is checked
+ * against openapi.yaml's payload for its type; `stop()` fails with the first that does not match.
  */
 export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
+  /** Bodies that did not match their payload schema in openapi.yaml. */
+  readonly offSpec: string[] = [];
   reply: Reply | ((req: Omit<ReceivedWebhook, 'status'>, index: number) => Reply) = { status: 200 };
   private server: http.Server | undefined;
   private readonly delays = new Set<NodeJS.Timeout>();
@@ -51,6 +55,8 @@ export class WebhookReceiver {
         } catch {
           json = undefined;
         }
+        const problem = webhookPayloadProblem(json);
+        if (problem) this.offSpec.push(problem);
         const seen = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, json, at: new Date() };
         const index = this.received.length;
         const reply = typeof this.reply === 'function' ? this.reply(seen, index) : this.reply;
@@ -125,6 +131,7 @@ export class WebhookReceiver {
       server.close(() => resolve());
       server.closeAllConnections();
     });
+    if (this.offSpec.length > 0) throw new Error(`${this.offSpec.length} webhook bodies do not match openapi.yaml's webhooks section; the first: ${this.offSpec[0]}`);
   }
 }
 
