@@ -410,6 +410,31 @@ async function createActiveUser(base, adminJwt, options) {
   return user;
 }
 
+/**
+ * The environment of a service a scenario starts on a database of its own with an admin to log in
+ * as: the run's keys, bcrypt at 4, no throttle, no response validation, a fresh DATA_DIR, warn
+ * logs. `extra` adds the scenario's own.
+ */
+function serviceEnv(ctx, { dbName, appName, port, adminEmail, dataPrefix }, extra = {}) {
+  return {
+    DATABASE_URL: databaseUrl(dbName, appName),
+    PORT: String(port),
+    HOST,
+    LOG_LEVEL: 'warn',
+    BCRYPT_COST: '4',
+    THROTTLE_IP_PER_MINUTE: '0',
+    JWT_SECRET: ctx.secret,
+    MFA_KEY: ctx.mfaKey,
+    AUDIT_KEY: ctx.auditKey,
+    ADMIN_EMAIL: adminEmail,
+    ADMIN_PASSWORD: PASSWORD,
+    DATA_DIR: path.join(tmpDir(dataPrefix), 'data'),
+    DATABASE_POOL_SIZE: '',
+    VALIDATE_RESPONSES: '0',
+    ...extra,
+  };
+}
+
 module.exports = {
   num,
   int,
@@ -421,6 +446,7 @@ module.exports = {
   adminClient,
   connectAdmin,
   databaseUrl,
+  serviceEnv,
   registerDatabase,
   createDatabase,
   dropDatabase,

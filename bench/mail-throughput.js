@@ -65,25 +65,11 @@ async function scenario(ctx) {
   const service = lib.startChild(
     'service (mail_throughput)',
     path.join(ROOT, 'dist/src/server.js'),
-    {
-      DATABASE_URL: lib.databaseUrl(dbName, 'bench-mail'),
-      PORT: String(port),
-      HOST,
-      LOG_LEVEL: 'warn',
-      BCRYPT_COST: '4',
-      THROTTLE_IP_PER_MINUTE: '0',
-      JWT_SECRET: ctx.secret,
-      MFA_KEY: ctx.mfaKey,
-      AUDIT_KEY: ctx.auditKey,
-      ADMIN_EMAIL: adminEmail,
-      ADMIN_PASSWORD: PASSWORD,
-      DATA_DIR: path.join(lib.tmpDir('acct-bench-mail-'), 'data'),
-      DATABASE_POOL_SIZE: '',
+    lib.serviceEnv(ctx, { dbName, appName: 'bench-mail', port, adminEmail, dataPrefix: 'acct-bench-mail-' }, {
       SMTP_URL: sink.url,
       MAIL_FROM: 'Accounts <noreply@bench.example.com>',
       ...(cfg.concurrency ? { MAIL_CONCURRENCY: cfg.concurrency } : {}),
-      VALIDATE_RESPONSES: '0',
-    },
+    }),
     { nodeArgs: ctx.serviceNodeArgs, cpu: ctx.serverCpu },
   );
   const base = `http://${HOST}:${port}`;

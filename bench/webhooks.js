@@ -94,26 +94,12 @@ async function startService(ctx, dbName, cfg) {
   const child = lib.startChild(
     'service (webhooks)',
     path.join(ROOT, 'dist/src/server.js'),
-    {
-      DATABASE_URL: lib.databaseUrl(dbName, appName),
-      PORT: String(port),
-      HOST,
-      LOG_LEVEL: 'warn',
-      BCRYPT_COST: '4',
-      THROTTLE_IP_PER_MINUTE: '0',
-      JWT_SECRET: ctx.secret,
-      MFA_KEY: ctx.mfaKey,
-      AUDIT_KEY: ctx.auditKey,
-      ADMIN_EMAIL: adminEmail,
-      ADMIN_PASSWORD: PASSWORD,
-      DATA_DIR: path.join(lib.tmpDir('acct-bench-webhooks-'), 'data'),
-      DATABASE_POOL_SIZE: '',
+    lib.serviceEnv(ctx, { dbName, appName, port, adminEmail, dataPrefix: 'acct-bench-webhooks-' }, {
       SMTP_URL: '',
-      VALIDATE_RESPONSES: '0',
       WEBHOOK_ALLOW_HTTP: '1',
       WEBHOOK_ALLOW_PRIVATE: '1',
       ...(cfg.concurrency ? { WEBHOOK_CONCURRENCY: cfg.concurrency } : {}),
-    },
+    }),
     { nodeArgs: ctx.serviceNodeArgs, cpu: ctx.serverCpu },
   );
   const base = `http://${HOST}:${port}`;
