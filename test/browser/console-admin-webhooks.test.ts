@@ -29,7 +29,7 @@ describe('the console: the administrators’ webhooks pages', () => {
   beforeAll(async () => {
     receiver = new WebhookReceiver();
     await receiver.start();
-    run = await startConsole({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+    run = await startConsole({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' }, webhookPollMs: 50 });
     admin = await run.t.factory.loggedIn({ admin: true, name: 'root', password: 'admin password 1' });
   });
   afterAll(async () => {

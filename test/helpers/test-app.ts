@@ -85,6 +85,13 @@ export interface TestAppOptions {
   /** The audit chainer's poll (default: the service's 5 s). */
   auditChainPollMs?: number;
   /**
+   * How often the webhook fan-out and sender look for work beside their kicks (default: the
+   * service's 5 s and 1 s). The webhook tests ask for 50 ms, to see a retry come due or another
+   * instance's deliveries soon; every other test keeps the default, so that two workers polling a
+   * test's database (one connection, with PGlite) do not slow every request of it.
+   */
+  webhookPollMs?: number;
+  /**
    * Listen on this port and name the app by this host in `baseUrl` (default: a free port, and
    * 127.0.0.1). A browser takes no IP address as a WebAuthn relying party: the passkey tests use
    * `localhost`, with APP_URL to match.
@@ -128,7 +135,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const log = createLogger(config.logLevel, options.logDestination);
   const clock = new TestClock();
-  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool, auditChainPollMs: options.auditChainPollMs, webhookPollMs: 50 });
+  const container = createContainer(db.knex, config, log, { clock, mailRetryBaseMs: 100, pool: db.pool, auditChainPollMs: options.auditChainPollMs, webhookPollMs: options.webhookPollMs });
   container.start();
   const app = createApp({ config, services: container.services, maintenance: container.stores.maintenance, log, apiSpec: loadApiSpec(), availability: container.availability, rateLimits: container.stores.rateLimits, clock: container.clock, metrics: container.metrics });
   // Served as server.ts serves it (the draining server, its request and response objects), on a

@@ -3,7 +3,7 @@ import { bearer, queuedMail, testAppWithAdmin, unique } from '../helpers/test-ap
 import { until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
 
 // Local receivers: the relaxing flags on here (the SSRF refusals are in ssrf.test.ts, with them off).
-const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' }, webhookPollMs: 50 });
 const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
 afterAll(() => receiver.stop());

@@ -69,7 +69,7 @@ interface Case {
   accept?: string;
 }
 
-const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' }, webhookPollMs: 50 });
 const receiver = new WebhookReceiver();
 let input: Case[] = [];
 

@@ -1,7 +1,7 @@
 import { bearer, createTestApp, testAppWithAdmin, unique, type TestApp } from '../helpers/test-app';
 import { until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
 
-const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' }, webhookPollMs: 50 });
 const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
 afterAll(() => receiver.stop());
@@ -41,7 +41,7 @@ describe('the sender', () => {
   }, 60_000);
 
   it('delivers each event once with two instances sending from one database', async () => {
-    const other: TestApp = await createTestApp({ sameDatabaseAs: t, env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' } });
+    const other: TestApp = await createTestApp({ sameDatabaseAs: t, env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' }, webhookPollMs: 50 });
     try {
       const e = await endpoint();
       const n = 30;

@@ -5,7 +5,7 @@ import { bearer, MFA_KEY, testAppWithAdmin } from '../helpers/test-app';
 import { until, WebhookReceiver } from '../helpers/webhook-receiver';
 
 // The relaxing flags off, as in production: WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE unset.
-const { t, admin } = testAppWithAdmin();
+const { t, admin } = testAppWithAdmin({ webhookPollMs: 50 });
 const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
 afterAll(() => receiver.stop());
