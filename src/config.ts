@@ -230,7 +230,7 @@ const schema = z
     CONSOLE_DIR: z.string().min(1).optional(),
     WEBHOOK_ALLOW_HTTP: flag('0'),
     WEBHOOK_ALLOW_PRIVATE: flag('0'),
-    WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
+    WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(32),
   })
   .superRefine((env, ctx) => {
     if (env.API_TOKEN_TTL > env.API_TOKEN_MAX_TTL) {

@@ -55,7 +55,7 @@ export function createStores(db: Knex, pool?: Pool, clock: Clock = systemClock, 
     audit: new KnexAuditStore(db, clock, inTransaction, audit),
     mfa: new KnexMfaStore(db),
     challenges: new KnexWebauthnChallengeStore(db),
-    webhooks: new KnexWebhookStore(db),
+    webhooks: new KnexWebhookStore(db, pool),
   };
 }
 

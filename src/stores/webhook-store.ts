@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
+import type { Pool } from 'pg';
+import { runPrepared, type PreparedStatement } from '../db/prepared';
 import type { AuditAction } from '../domain/audit';
 import { AUDIT_EVENT_TYPES, eventPayload, wants } from '../domain/webhook-events';
 
@@ -42,6 +44,14 @@ export interface Delivery {
 export interface ClaimedDelivery extends Delivery, WebhookSecrets {
   url: string;
   body: string;
+}
+
+/** A 2xx to record: the delivery, the claim's fencing token, the answer's status and when it came. */
+export interface DeliveredOutcome {
+  id: string;
+  token: number;
+  status: number;
+  at: Date;
 }
 
 export interface WebhookChanges {
@@ -87,8 +97,11 @@ export interface WebhookStore {
    * in flight here (`inFlight`, by endpoint id).
    */
   claim(now: Date, limit: number, leaseMs: number, perEndpoint: number, inFlight: ReadonlyMap<string, number>): Promise<ClaimedDelivery[]>;
-  /** Records a 2xx, if the claim `token` still holds the delivery; the endpoint's failing_since is cleared. */
-  markDelivered(id: string, token: number, status: number, at: Date): Promise<boolean>;
+  /**
+   * Records 2xx answers, each if its claim `token` still holds the delivery, in one statement
+   * (their endpoints' failing_since cleared). Returns the ids recorded.
+   */
+  markDelivered(outcomes: readonly DeliveredOutcome[]): Promise<Set<string>>;
   /** Records a failed attempt: pending again at `nextAttempt`, or `failed` (null); the endpoint's failing_since set if unset. Returns it (undefined: the claim was lost). */
   markFailed(id: string, token: number, result: { status: number | null; error: string; nextAttempt: Date | null }, at: Date): Promise<{ failingSince: Date } | undefined>;
   /** Disables an enabled endpoint with a reason; false when it was not enabled. */
@@ -161,8 +174,60 @@ function toDelivery(r: DeliveryRow): Delivery {
   };
 }
 
+type ClaimRow = DeliveryRow & { body: string; url: string; secret: string; previous_secret: string | null; previous_secret_until: Date | null };
+
+/**
+ * The sender's claim (prepared: planning it cost more than running it). Values: now, how many,
+ * the deliveries in flight here by endpoint (jsonb), the cap per endpoint, the lease's end.
+ * Only the rows taken are locked (a lock is a write): those another claim holds are skipped, and
+ * one it took meanwhile is seen again with its lease and left out.
+ */
+const CLAIM: PreparedStatement = {
+  name: 'webhook_claim',
+  text: `with candidates as (
+      select d.id, d.webhook_id, d.next_attempt from webhook_deliveries d
+       where d.status = 'pending' and d.next_attempt <= $1::timestamptz and (d.locked_until is null or d.locked_until <= $1::timestamptz)
+         and exists (select 1 from webhooks w where w.id = d.webhook_id and w.enabled)
+       order by d.next_attempt limit $2::int * 4),
+    ranked as (
+      select id, row_number() over (partition by webhook_id order by next_attempt) + coalesce(($3::jsonb ->> webhook_id::text)::int, 0) as n
+        from candidates),
+    chosen as (
+      select d.id from webhook_deliveries d
+       where d.id = any(array(select id from ranked where n <= $4::int)) and d.status = 'pending' and (d.locked_until is null or d.locked_until <= $1::timestamptz)
+       order by d.next_attempt limit $2::int for update skip locked),
+    claimed as (
+      update webhook_deliveries d set locked_until = $5::timestamptz, attempts = d.attempts + 1
+        from chosen where d.id = chosen.id
+      returning d.*)
+    select c.id, c.webhook_id, c.event_id, c.type, c.status, c.attempts, c.last_status, c.last_error, c.next_attempt, c.created, c.delivered, c.body,
+           w.url, w.secret, w.previous_secret, w.previous_secret_until
+      from claimed c join webhooks w on w.id = c.webhook_id`,
+};
+
+/**
+ * 2xx answers recorded, all that ended meanwhile in one statement (one round trip, its own
+ * transaction); each only while its claim's token holds it. Its commit does not wait for the
+ * disk (synchronous_commit off for this transaction): a record lost with a crash of Postgres
+ * means the delivery is sent again after its lease, with the same webhook-id, which a receiver
+ * must bear anyway (at least once, API.md §2.9). Value: the outcomes as a jsonb array.
+ */
+const DELIVERED: PreparedStatement = {
+  name: 'webhook_delivered',
+  text: `with o as (select * from jsonb_to_recordset($1::jsonb) as o(id uuid, token int, status int, at timestamptz)),
+    d as (
+      update webhook_deliveries w set status = 'delivered', delivered = o.at, last_status = o.status, last_error = null, locked_until = null
+        from o where w.id = o.id and w.attempts = o.token and w.status = 'pending'
+      returning w.id, w.webhook_id),
+    ok as (update webhooks set failing_since = null where id in (select webhook_id from d) and failing_since is not null)
+    select d.id, set_config('synchronous_commit', 'off', true) from d`,
+};
+
 export class KnexWebhookStore implements WebhookStore {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly pool?: Pool,
+  ) {}
 
   async insert(row: { id: string; url: string; events: string[]; description: string | null; enabled: boolean; secret: string; createdBy: string | null; at: Date }): Promise<Webhook> {
     const [r] = await this.db('webhooks')
@@ -285,53 +350,23 @@ export class KnexWebhookStore implements WebhookStore {
     });
   }
 
-  async claim(now: Date, limit: number, leaseMs: number, perEndpoint: number, inFlight: ReadonlyMap<string, number>): Promise<ClaimedDelivery[]> {
-    const { rows } = await this.db.raw<{ rows: (DeliveryRow & { body: string; url: string; secret: string; previous_secret: string | null; previous_secret_until: Date | null })[] }>(
-      `with candidates as (
-         select d.id, d.webhook_id, d.next_attempt from webhook_deliveries d
-          where d.status = 'pending' and d.next_attempt <= ? and (d.locked_until is null or d.locked_until <= ?)
-            and exists (select 1 from webhooks w where w.id = d.webhook_id and w.enabled)
-          order by d.next_attempt limit ?),
-       ranked as (
-         select id, row_number() over (partition by webhook_id order by next_attempt) + coalesce((?::jsonb ->> webhook_id::text)::int, 0) as n, next_attempt
-           from candidates),
-       -- Only the rows taken are locked (a lock is a write): those another claim holds are
-       -- skipped, and one it took meanwhile is seen again with its lease and left out.
-       chosen as (
-         select d.id from webhook_deliveries d
-          where d.id in (select id from ranked where n <= ?) and d.status = 'pending' and (d.locked_until is null or d.locked_until <= ?)
-          order by d.next_attempt limit ? for update skip locked),
-       claimed as (
-         update webhook_deliveries d set locked_until = ?, attempts = d.attempts + 1
-           from chosen where d.id = chosen.id
-         returning d.*)
-       select c.id, c.webhook_id, c.event_id, c.type, c.status, c.attempts, c.last_status, c.last_error, c.next_attempt, c.created, c.delivered, c.body,
-              w.url, w.secret, w.previous_secret, w.previous_secret_until
-         from claimed c join webhooks w on w.id = c.webhook_id`,
-      [now, now, limit * 4, JSON.stringify(Object.fromEntries(inFlight)), perEndpoint, now, limit, new Date(now.getTime() + leaseMs)],
+  claim(now: Date, limit: number, leaseMs: number, perEndpoint: number, inFlight: ReadonlyMap<string, number>): Promise<ClaimedDelivery[]> {
+    const at = now.toISOString();
+    return runPrepared<ClaimRow>(this.db, this.pool, CLAIM, [at, limit, JSON.stringify(Object.fromEntries(inFlight)), perEndpoint, new Date(now.getTime() + leaseMs).toISOString()]).then((rows) =>
+      rows.map((r) => ({
+        ...toDelivery(r),
+        body: r.body,
+        url: r.url,
+        secret: r.secret,
+        previousSecret: r.previous_secret,
+        previousSecretUntil: r.previous_secret_until && new Date(r.previous_secret_until),
+      })),
     );
-    return rows.map((r) => ({
-      ...toDelivery(r),
-      body: r.body,
-      url: r.url,
-      secret: r.secret,
-      previousSecret: r.previous_secret,
-      previousSecretUntil: r.previous_secret_until && new Date(r.previous_secret_until),
-    }));
   }
 
-  async markDelivered(id: string, token: number, status: number, at: Date): Promise<boolean> {
-    // One statement (one round trip, its own transaction): the delivery, and its endpoint's
-    // failing_since cleared.
-    const { rows } = await this.db.raw<{ rows: { n: number }[] }>(
-      `with d as (
-         update webhook_deliveries set status = 'delivered', delivered = ?, last_status = ?, last_error = null, locked_until = null
-          where id = ? and attempts = ? and status = 'pending' returning webhook_id),
-       w as (update webhooks set failing_since = null where id in (select webhook_id from d) and failing_since is not null)
-       select count(*)::int as n from d`,
-      [at, status, id, token],
-    );
-    return rows[0].n > 0;
+  markDelivered(outcomes: readonly DeliveredOutcome[]): Promise<Set<string>> {
+    const values = JSON.stringify(outcomes.map((o) => ({ id: o.id, token: o.token, status: o.status, at: o.at.toISOString() })));
+    return runPrepared<{ id: string }>(this.db, this.pool, DELIVERED, [values]).then((rows) => new Set(rows.map((r) => r.id)));
   }
 
   async markFailed(id: string, token: number, result: { status: number | null; error: string; nextAttempt: Date | null }, at: Date): Promise<{ failingSince: Date } | undefined> {

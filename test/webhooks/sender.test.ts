@@ -1,7 +1,13 @@
+import pino from 'pino';
+import { KeyRing, MFA_KEY } from '../../src/keys';
+import { WebhookSecrets } from '../../src/services/webhook-secrets';
+import type { WebhookStore } from '../../src/stores/webhook-store';
+import { perEndpointShare, WebhookSender } from '../../src/webhooks/sender';
 import { bearer, createTestApp, testAppWithAdmin, unique, type TestApp } from '../helpers/test-app';
 import { until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
 
-const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' }, webhookPollMs: 50 });
+// 8 in flight, at most 4 of them to one endpoint.
+const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_CONCURRENCY: '8' }, webhookPollMs: 50 });
 const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
 afterAll(() => receiver.stop());
@@ -21,6 +27,7 @@ describe('the sender', () => {
     const fast = await endpoint();
     receiver.reply = (r) => (r.path === slow.path ? { status: 200, delayMs: 17_000 } : { status: 200 });
     try {
+      expect(perEndpointShare(8)).toBe(4);
       // More than one endpoint's share of slots (4) in flight to the slow one.
       for (let i = 0; i < 6; i++) await t.http().post(`/webhook/${slow.id}/test`).set(bearer(admin.jwt)).expect(202);
       await until(async () => Number((await t.knex('webhook_deliveries').where({ webhook_id: slow.id }).where('attempts', '>', 0).count('* as n'))[0].n) >= 4);
@@ -54,6 +61,49 @@ describe('the sender', () => {
       expect((await t.knex('webhook_deliveries').where({ webhook_id: e.id }).select('attempts')).every((r: { attempts: number }) => r.attempts === 1)).toBe(true);
     } finally {
       await other.close();
+    }
+  });
+
+  it('claims again at once when deliveries end while a claim is under way, rather than at the next poll', async () => {
+    const u = await createTestApp({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1' }, webhookPollMs: 3_600_000 });
+    let sender: WebhookSender | undefined;
+    try {
+      await u.container.webhookSender.stop(); // only the sender below sends
+      const uAdmin = await u.factory.loggedIn({ admin: true });
+      const path = `/${unique('hook')}`;
+      const made = await u.http().post('/webhook').set(bearer(uAdmin.jwt)).send({ url: receiver.url(path), events: ['webhook.test'] }).expect(201);
+      const share = perEndpointShare(16);
+      for (let i = 0; i <= share; i++) await u.http().post(`/webhook/${made.body.id}/test`).set(bearer(uAdmin.jwt)).expect(202);
+      // The first claim takes the endpoint's share; every later one starts (counting those in
+      // flight) and only then waits for them to be recorded: the race a busy process meets, made
+      // certain. That claim finds nothing; the one left must still go without waiting an hour.
+      const real = u.container.stores.webhooks;
+      const delivered = async () => Number((await u.knex('webhook_deliveries').where({ webhook_id: made.body.id, status: 'delivered' }).count('* as n'))[0].n);
+      let claims = 0;
+      const store: WebhookStore = Object.assign(Object.create(real) as WebhookStore, {
+        claim: async (now: Date, limit: number, leaseMs: number, perEndpoint: number, inFlight: ReadonlyMap<string, number>) => {
+          const counted = new Map(inFlight); // as the statement's values are taken when it is sent
+          if (claims++ > 0) {
+            await until(async () => (await delivered()) >= share);
+            await new Promise((r) => setTimeout(r, 200)); // the records' answers reach the sender
+          }
+          return real.claim(now, limit, leaseMs, perEndpoint, counted);
+        },
+      });
+      const secrets = new WebhookSecrets(KeyRing.of(MFA_KEY.variable, u.config.mfaKeys));
+      sender = new WebhookSender(store, u.container.transact, secrets, u.clock, pino({ level: 'silent' }), {
+        concurrency: 16,
+        allowPrivate: true,
+        pollIntervalMs: 3_600_000,
+        mail: { appName: u.config.appName, appUrl: u.config.appUrl },
+      });
+      sender.start();
+      await receiver.waitFor(share + 1, { filter: at(path), timeoutMs: 10_000 });
+      await until(async () => (await delivered()) === share + 1);
+      expect(claims).toBeGreaterThanOrEqual(3);
+    } finally {
+      await sender?.stop();
+      await u.close();
     }
   });
 
