@@ -207,7 +207,7 @@ describe('loadConfig', () => {
 
   it('reads the webhook settings (API.md §2.9): strict by default, each relaxing flag a start-up warning', () => {
     const strict = loadConfig({});
-    expect(strict.webhooks).toEqual({ allowHttp: false, allowPrivate: false, concurrency: 16 });
+    expect(strict.webhooks).toEqual({ allowHttp: false, allowPrivate: false, concurrency: 32 });
     expect(configWarnings(strict)).toEqual([]);
     const relaxed = loadConfig({ WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_CONCURRENCY: '4' });
     expect(relaxed.webhooks).toEqual({ allowHttp: true, allowPrivate: true, concurrency: 4 });
