@@ -11,14 +11,20 @@ describe('event types and their payloads in openapi.yaml', () => {
     expect(spec.components.schemas.WebhookEventType.enum).toEqual([...WEBHOOK_EVENT_TYPES]);
   });
 
-  it('gives each event type a payload schema whose type is that type and whose data names the target', () => {
+  it('gives each event type a payload schema of its own: its type is that type, its data names the target and the actor and admits nothing else', () => {
     for (const type of WEBHOOK_EVENT_TYPES) {
       const schema = spec.webhooks[type].post.requestBody.content['application/json'].schema;
-      const [base, own] = schema.allOf;
-      expect([type, own.properties.type.const]).toEqual([type, type]);
-      const family = base.$ref.split('/').pop();
-      expect([type, family]).toEqual([type, type === 'webhook.test' ? 'WebhookTestEvent' : type.startsWith('group.') ? 'GroupEvent' : 'UserEvent']);
-      expect(spec.components.schemas[family].required).toEqual(['type', 'timestamp', 'data']);
+      const name = schema.$ref.split('/').pop();
+      const own = spec.components.schemas[name];
+      expect([type, own.properties.type.const, own.required, own.additionalProperties]).toEqual([type, type, ['type', 'timestamp', 'data'], false]);
+      const data = own.properties.data;
+      expect([type, data.type, data.additionalProperties]).toEqual([type, 'object', false]);
+      if (type === 'webhook.test') continue;
+      const target = type.startsWith('group.') ? 'group' : 'user';
+      expect([type, data.required.slice(0, 2)]).toEqual([type, [target, 'actor']]);
+      expect([type, data.properties[target].$ref, data.properties.actor.$ref]).toEqual([type, `#/components/schemas/Event${target === 'group' ? 'Group' : 'User'}`, '#/components/schemas/EventActor']);
+      // Never a password, token, secret, link or setting value (API.md §2.9): no field that could hold one.
+      for (const field of Object.keys(data.properties)) expect([type, field]).not.toEqual([type, expect.stringMatching(/^(password|current_password|secret|token|jwt|url|uri|code|codes|value|settings|qr_svg)$/)]);
     }
   });
 
