@@ -34,7 +34,7 @@ const TARGETS = {
   // "the change requests' speed is unchanged by having five endpoints": their latency within 10 %
   // at a rate the service sustains with the endpoints' deliveries (100 changes/s, 500
   // deliveries/s). Flat out is reported, not judged: there the five deliveries of each change are
-  // work on the same core as the requests (each about a fifth of a change request's CPU), and
+  // work on the same core as the requests (each a tenth to a quarter of a change request's CPU), and
   // the sender does not starve them to keep the requests' rate (a backlog would grow without end).
   webhook_overhead: { ratioMax: 1.1 },
 };
