@@ -17,6 +17,7 @@ import * as keyAuditChain from './20261207120000_key_audit_chain';
 import * as addMfa from './20261207130000_add_mfa';
 import * as addPasskeys from './20261207140000_add_passkeys';
 import * as addWebhooks from './20261208090000_add_webhooks';
+import * as indexDueDeliveriesPerEndpoint from './20261208100000_index_due_deliveries_per_endpoint';
 
 /**
  * Every migration, in order. A test checks that each file in this folder is listed here.
@@ -44,4 +45,5 @@ export const migrations: { name: string; migration: Knex.Migration }[] = [
   { name: '20261207130000_add_mfa', migration: addMfa },
   { name: '20261207140000_add_passkeys', migration: addPasskeys },
   { name: '20261208090000_add_webhooks', migration: addWebhooks },
+  { name: '20261208100000_index_due_deliveries_per_endpoint', migration: indexDueDeliveriesPerEndpoint },
 ];

@@ -178,24 +178,26 @@ type ClaimRow = DeliveryRow & { body: string; url: string; secret: string; previ
 
 /**
  * The sender's claim (prepared: planning it cost more than running it). Values: now, how many,
- * the deliveries in flight here by endpoint (jsonb), the cap per endpoint, the lease's end.
- * Only the rows taken are locked (a lock is a write): those another claim holds are skipped, and
- * one it took meanwhile is seen again with its lease and left out.
+ * the deliveries in flight here by endpoint (jsonb), the share per endpoint, the lease's end.
+ * Each enabled endpoint offers its oldest due deliveries, up to its share less those in flight
+ * here (webhook_deliveries_endpoint_due_idx), and the oldest of those are taken: one endpoint's
+ * backlog, however long, never hides another endpoint's deliveries (a slow endpoint holds up
+ * only its own). Only the rows offered are locked (`skip locked`: another claim's are passed
+ * over, and one it took meanwhile is seen again with its lease and left out).
  */
 const CLAIM: PreparedStatement = {
   name: 'webhook_claim',
-  text: `with candidates as (
-      select d.id, d.webhook_id, d.next_attempt from webhook_deliveries d
-       where d.status = 'pending' and d.next_attempt <= $1::timestamptz and (d.locked_until is null or d.locked_until <= $1::timestamptz)
-         and exists (select 1 from webhooks w where w.id = d.webhook_id and w.enabled)
-       order by d.next_attempt limit $2::int * 4),
-    ranked as (
-      select id, row_number() over (partition by webhook_id order by next_attempt) + coalesce(($3::jsonb ->> webhook_id::text)::int, 0) as n
-        from candidates),
-    chosen as (
-      select d.id from webhook_deliveries d
-       where d.id = any(array(select id from ranked where n <= $4::int)) and d.status = 'pending' and (d.locked_until is null or d.locked_until <= $1::timestamptz)
-       order by d.next_attempt limit $2::int for update skip locked),
+  text: `with chosen as (
+      select d.id from webhooks w
+       cross join lateral (
+         select d.id, d.next_attempt from webhook_deliveries d
+          where d.webhook_id = w.id and d.status = 'pending' and d.next_attempt <= $1::timestamptz
+            and (d.locked_until is null or d.locked_until <= $1::timestamptz)
+          order by d.next_attempt
+          limit greatest(0, $4::int - coalesce(($3::jsonb ->> w.id::text)::int, 0))
+          for update skip locked) d
+       where w.enabled
+       order by d.next_attempt limit $2::int),
     claimed as (
       update webhook_deliveries d set locked_until = $5::timestamptz, attempts = d.attempts + 1
         from chosen where d.id = chosen.id

@@ -55,6 +55,22 @@ describe('KnexWebhookStore: claim and markDelivered', () => {
     expect(await store.markDelivered([{ id: a.id, token: a.attempts, status: 204, at }])).toEqual(new Set()); // once
   });
 
+  it("never lets one endpoint's backlog hide another's deliveries: each endpoint offers its own oldest, up to its share", async () => {
+    const store = new KnexWebhookStore(db.knex, db.pool);
+    const slow = await endpointWithDeliveries(0);
+    const earlier = new Date(now.getTime() - 3600_000);
+    await db.knex.raw(
+      `insert into webhook_deliveries (id, webhook_id, event_id, type, body, next_attempt, created)
+       select gen_random_uuid(), ?, gen_random_uuid(), 'user.created', '{}', ?, ? from generate_series(1, 300)`,
+      [slow.id, earlier, earlier],
+    ); // older than anything else, and more than any claim looks at in due order
+    const other = await endpointWithDeliveries(2);
+    const claimed = await store.claim(now, 10, 30_000, 3, new Map([[slow.id, 3]])); // the slow one's share is in flight
+    expect(claimed.map((d) => d.webhookId)).toEqual([other.id, other.id]);
+    const both = await store.claim(now, 10, 30_000, 3, new Map());
+    expect(both.map((d) => d.webhookId)).toEqual([slow.id, slow.id, slow.id]); // oldest first, the share each
+  });
+
   it("records without waiting for the disk: the statement turns synchronous_commit off for its own transaction", async () => {
     const e = await endpointWithDeliveries(1);
     await db.knex.transaction(async (trx) => {
