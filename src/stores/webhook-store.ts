@@ -185,7 +185,7 @@ type ClaimRow = DeliveryRow & { body: string; url: string; secret: string; previ
  * only its own). Only the rows offered are locked (`skip locked`: another claim's are passed
  * over, and one it took meanwhile is seen again with its lease and left out).
  */
-const CLAIM: PreparedStatement = {
+export const CLAIM: PreparedStatement = {
   name: 'webhook_claim',
   text: `with chosen as (
       select d.id from webhooks w
@@ -214,7 +214,7 @@ const CLAIM: PreparedStatement = {
  * means the delivery is sent again after its lease, with the same webhook-id, which a receiver
  * must bear anyway (at least once, API.md §2.9). Value: the outcomes as a jsonb array.
  */
-const DELIVERED: PreparedStatement = {
+export const DELIVERED: PreparedStatement = {
   name: 'webhook_delivered',
   text: `with o as (select * from jsonb_to_recordset($1::jsonb) as o(id uuid, token int, status int, at timestamptz)),
     d as (

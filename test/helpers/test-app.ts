@@ -17,6 +17,7 @@ import { countAnswers } from '../../src/http/handlers/metrics';
 import type { Clock, Scope, User } from '../../src/domain/types';
 import { openDatabase } from '../../src/db/database';
 import { createLogger } from '../../src/logger';
+import { CLAIM, DELIVERED } from '../../src/stores/webhook-store';
 import { MailCatcher } from './mail-catcher';
 import { openTestDatabase } from './test-database';
 
@@ -307,7 +308,10 @@ export async function countRows(knex: Knex, table: string): Promise<number> {
 }
 
 /** The background workers' polls (mail, jobs, housekeeping, the webhook sender's claim and gauges), which may fall in the same moment as a request. */
-const BACKGROUND = /^update "mail_outbox"|^select .* from "mail_outbox"|^update "background_jobs"|^delete from "(rate_limits|login_throttle)" where "key" in|^with candidates as|^select .* from "webhook_deliveries"|^update "webhook_deliveries"/;
+const BACKGROUND = /^update "mail_outbox"|^select .* from "mail_outbox"|^update "background_jobs"|^delete from "(rate_limits|login_throttle)" where "key" in|^select .* from "webhook_deliveries"|^update "webhook_deliveries"/;
+/** The webhook sender's own statements (prepared: their text as the store sends it). */
+const SENDER = new Set([CLAIM.text, DELIVERED.text]);
+const background = (sql: string) => BACKGROUND.test(sql) || SENDER.has(sql);
 /** A statement of the audit chainer's pass: its whole transaction is the chainer's. */
 const CHAINER = /pg_advisory_xact_lock|audit_chain|pg_snapshot_xmin/;
 
@@ -335,14 +339,14 @@ export async function captureQueries(knex: Knex, work: () => Promise<unknown>): 
     const t = txs.get(s.tx) ?? { begun: false, ended: false, background: false };
     if (/^BEGIN/.test(s.sql)) t.begun = true;
     else if (/^(COMMIT|ROLLBACK)/.test(s.sql)) t.ended = true;
-    else if (BACKGROUND.test(s.sql) || CHAINER.test(s.sql)) t.background = true;
+    else if (background(s.sql) || CHAINER.test(s.sql)) t.background = true;
     txs.set(s.tx, t);
   }
   const ours = (tx: string) => {
     const t = txs.get(tx)!;
     return t.begun && t.ended && !t.background;
   };
-  return statements.filter((s) => !BACKGROUND.test(s.sql) && (s.tx === undefined || ours(s.tx))).map((s) => s.sql);
+  return statements.filter((s) => !background(s.sql) && (s.tx === undefined || ours(s.tx))).map((s) => s.sql);
 }
 
 /**

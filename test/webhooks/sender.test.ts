@@ -1,9 +1,9 @@
 import pino from 'pino';
 import { KeyRing, MFA_KEY } from '../../src/keys';
 import { WebhookSecrets } from '../../src/services/webhook-secrets';
-import type { WebhookStore } from '../../src/stores/webhook-store';
+import { CLAIM, DELIVERED, type WebhookStore } from '../../src/stores/webhook-store';
 import { perEndpointShare, WebhookSender } from '../../src/webhooks/sender';
-import { bearer, createTestApp, testAppWithAdmin, unique, type TestApp } from '../helpers/test-app';
+import { bearer, captureQueries, createTestApp, testAppWithAdmin, unique, type TestApp } from '../helpers/test-app';
 import { until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
 
 // 8 in flight, at most 4 of them to one endpoint.
@@ -105,6 +105,24 @@ describe('the sender', () => {
       await sender?.stop();
       await u.close();
     }
+  });
+
+  it("is left out of a request's captured statements, as the other workers are (its claim and record are prepared)", async () => {
+    const e = await endpoint();
+    await t.http().post(`/webhook/${e.id}/test`).set(bearer(admin.jwt)).expect(202);
+    const seen: string[] = [];
+    const listener = (q: { sql: string }) => seen.push(q.sql);
+    t.knex.on('query', listener);
+    let statements: string[];
+    try {
+      statements = await captureQueries(t.knex, () => Promise.all([t.http().get('/user/me').set(bearer(admin.jwt)).expect(200), t.container.webhookSender.runOnce()]));
+    } finally {
+      t.knex.removeListener('query', listener);
+    }
+    const sender = (sql: string) => sql === CLAIM.text || sql === DELIVERED.text;
+    expect(seen.filter(sender).length).toBeGreaterThan(0); // the claim ran meanwhile
+    expect(statements.filter(sender)).toEqual([]);
+    expect(statements[0]).toMatch(/from user_tokens t join users/); // the request's token check
   });
 
   // Last: it stops this app's sender.
