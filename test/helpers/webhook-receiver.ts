@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { TestApp } from './test-app';
 import { webhookPayloadProblem } from './webhook-schema';
 
 /** One request the receiver got: as it came over the wire. */
@@ -147,4 +148,12 @@ export async function until<T>(probe: () => Promise<T | undefined | false | null
     if (Date.now() > deadline) throw new Error(`not so within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** An endpoint registered by an admin (`jwt`) on a path of its own at `receiver`, for `events` (by default only `webhook.test`). */
+export async function registerEndpoint(t: TestApp, jwt: string, receiver: WebhookReceiver, events: string[] = ['webhook.test']): Promise<{ id: string; path: string }> {
+  const path = `/hook${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  const res = await t.http().post('/webhook').set('Authorization', `Bearer ${jwt}`).send({ url: receiver.url(path), events });
+  if (res.status !== 201) throw new Error(`POST /webhook: ${res.status} ${JSON.stringify(res.body)}`);
+  return { id: res.body.id, path };
 }

@@ -1,6 +1,6 @@
 import { retryDelay, RETRY_SCHEDULE_MS } from '../../src/webhooks/sender';
-import { bearer, testAppWithAdmin, unique } from '../helpers/test-app';
-import { until, WebhookReceiver } from '../helpers/webhook-receiver';
+import { bearer, testAppWithAdmin } from '../helpers/test-app';
+import { registerEndpoint, until, WebhookReceiver } from '../helpers/webhook-receiver';
 
 describe('the retry schedule (API.md §2.9)', () => {
   it('waits about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, each within ±20 %, then gives up', () => {
@@ -21,11 +21,7 @@ const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
 afterAll(() => receiver.stop());
 
-async function endpoint(): Promise<{ id: string; path: string }> {
-  const path = `/${unique('hook')}`;
-  const res = await t.http().post('/webhook').set(bearer(admin.jwt)).send({ url: receiver.url(path), events: ['webhook.test'] }).expect(201);
-  return { id: res.body.id, path };
-}
+const endpoint = () => registerEndpoint(t, admin.jwt, receiver);
 
 describe('the last attempt, and a replay asked while an attempt is in flight', () => {
   it('marks a delivery failed after its eighth failed attempt, and sends it no more', async () => {

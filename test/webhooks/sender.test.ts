@@ -4,7 +4,7 @@ import { WebhookSecrets } from '../../src/services/webhook-secrets';
 import { CLAIM, DELIVERED, type WebhookStore } from '../../src/stores/webhook-store';
 import { perEndpointShare, WebhookSender } from '../../src/webhooks/sender';
 import { bearer, captureQueries, createTestApp, testAppWithAdmin, unique, type TestApp } from '../helpers/test-app';
-import { until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
+import { registerEndpoint, until, WebhookReceiver, type ReceivedWebhook } from '../helpers/webhook-receiver';
 
 // 8 in flight, at most 4 of them to one endpoint.
 const { t, admin } = testAppWithAdmin({ env: { WEBHOOK_ALLOW_HTTP: '1', WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_CONCURRENCY: '8' }, webhookPollMs: 50 });
@@ -12,11 +12,7 @@ const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
 afterAll(() => receiver.stop());
 
-async function endpoint(): Promise<{ id: string; path: string }> {
-  const path = `/${unique('hook')}`;
-  const res = await t.http().post('/webhook').set(bearer(admin.jwt)).send({ url: receiver.url(path), events: ['webhook.test'] }).expect(201);
-  return { id: res.body.id, path };
-}
+const endpoint = () => registerEndpoint(t, admin.jwt, receiver);
 
 
 const at = (path: string) => (r: ReceivedWebhook) => r.path === path;
